@@ -1,0 +1,61 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// Layers, each importing only downward:
+//   C shims → drivers (PostgreSQL, Redis, HTTP) → locking primitives → commerce core
+//   → metrics → scenario runner → the `lockproof` CLI.
+let package = Package(
+    name: "LockProof",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "lockproof", targets: ["lockproof"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+    ],
+    targets: [
+        // C shims
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(
+            name: "CMicroHTTPD", pkgConfig: "libmicrohttpd", providers: [.apt(["libmicrohttpd-dev"])]),
+
+        // Drivers
+        .target(name: "LockProofPostgres", dependencies: ["CLibPQ"]),
+        .target(name: "LockProofRedis", dependencies: ["CHiredis"]),
+        .target(name: "LockProofHTTP", dependencies: ["CMicroHTTPD"]),
+
+        // Locking primitives
+        .target(name: "LockProofLocking", dependencies: ["LockProofPostgres", "LockProofRedis"]),
+
+        // The commerce core: one file per case
+        .target(name: "LockProofCommerce", dependencies: ["LockProofLocking"]),
+
+        // Metrics
+        .target(
+            name: "LockProofMetrics",
+            dependencies: [
+                "LockProofCommerce", "LockProofHTTP",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]),
+
+        // The CLI
+        .executableTarget(
+            name: "lockproof",
+            dependencies: [
+                "LockProofMetrics",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+
+        .target(name: "LockProofTestSupport", dependencies: ["LockProofCommerce"], path: "Tests/Support"),
+        .testTarget(
+            name: "LockProofDriverTests", dependencies: ["LockProofTestSupport", "LockProofPostgres", "LockProofRedis"]),
+        .testTarget(name: "LockProofLockingTests", dependencies: ["LockProofTestSupport", "LockProofLocking"]),
+        .testTarget(name: "LockProofCommerceTests", dependencies: ["LockProofTestSupport", "LockProofCommerce"]),
+    ]
+)

@@ -1,0 +1,316 @@
+import Foundation
+import LockProofRedis
+
+/// The wait for a distributed lock ran out.
+public struct LockTimeout: Error, CustomStringConvertible, Sendable {
+    public let key: String
+    public let waitedSeconds: Double
+    public var description: String {
+        "distributed lock \(key) not acquired within \(Int(waitedSeconds * 1000)) ms"
+    }
+}
+
+/// A held distributed lock.
+public struct LockHandle: Sendable, Equatable {
+    public let key: String
+    /// Unique to this holding: only its holder may release or renew it.
+    public let token: String
+    /// Grows with every acquisition of `key`; storage can refuse writes with a stale one.
+    public let fencingToken: Int64
+    public let leaseMilliseconds: Int
+}
+
+/// Lease, wait limit and renewal of a distributed lock.
+public struct DistributedLockOptions: Sendable, Equatable {
+    public var leaseMilliseconds: Int
+    public var waitMilliseconds: Int
+    /// Renew the lease while the holder runs (Redisson's watchdog).
+    public var renewLease: Bool
+
+    public static let standard = DistributedLockOptions(leaseMilliseconds: 5_000, waitMilliseconds: 10_000, renewLease: true)
+
+    public init(leaseMilliseconds: Int, waitMilliseconds: Int, renewLease: Bool) {
+        self.leaseMilliseconds = leaseMilliseconds
+        self.waitMilliseconds = waitMilliseconds
+        self.renewLease = renewLease
+    }
+}
+
+enum LockScripts {
+    static let releaseChannel = "lockproof:lock-released"
+
+    /// KEYS: lock, fence counter. ARGV: token, lease ms. {1, fencing token} or {0, remaining ttl ms}.
+    static let acquire = RedisScript(
+        """
+        if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+          return {1, redis.call('INCR', KEYS[2])}
+        end
+        return {0, redis.call('PTTL', KEYS[1])}
+        """)
+
+    /// Compare-and-delete: a holder whose lease expired cannot delete the next holder's lock.
+    static let release = RedisScript(
+        """
+        if redis.call('GET', KEYS[1]) == ARGV[1] then
+          redis.call('DEL', KEYS[1])
+          redis.call('PUBLISH', ARGV[2], KEYS[1])
+          return 1
+        end
+        return 0
+        """)
+
+    /// Compare-and-extend.
+    static let renew = RedisScript(
+        """
+        if redis.call('GET', KEYS[1]) == ARGV[1] then
+          return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+        end
+        return 0
+        """)
+
+    static func fenceKey(_ key: String) -> String { "lockproof:fence:\(key)" }
+}
+
+/// The per-client side of the Redis lock (`SET key token NX PX lease`). Owns no connection of its
+/// own: it uses the client's, so it is as thread-bound as that connection.
+public final class DistributedLockClient {
+    public let redis: RedisConnection
+    public let notifier: LockReleaseNotifier?
+    public let renewer: LeaseRenewer?
+
+    public init(redis: RedisConnection, notifier: LockReleaseNotifier? = nil, renewer: LeaseRenewer? = nil) {
+        self.redis = redis
+        self.notifier = notifier
+        self.renewer = renewer
+    }
+
+    /// Waits for the lock up to `options.waitMilliseconds`: woken by the release notification, or
+    /// when the holder's lease runs out, never by busy polling.
+    public func acquire(_ key: String, options: DistributedLockOptions, probe: Probe) throws -> LockHandle {
+        let token = UUID().uuidString
+        let started = monotonicSeconds()
+        let deadline = started + Double(options.waitMilliseconds) / 1000
+        do {
+            while true {
+                let generation = notifier?.generation(of: key) ?? 0
+                let reply = try redis.eval(
+                    LockScripts.acquire, keys: [key, LockScripts.fenceKey(key)],
+                    arguments: [token, String(options.leaseMilliseconds)])
+                guard let items = reply.array, items.count == 2, let flag = items[0].integer,
+                    let value = items[1].integer
+                else { throw RedisError(kind: .protocolError, message: "unexpected lock reply \(reply)") }
+                if flag == 1 {
+                    probe.record(.lockWaited(.redis, seconds: monotonicSeconds() - started))
+                    let handle = LockHandle(
+                        key: key, token: token, fencingToken: value, leaseMilliseconds: options.leaseMilliseconds)
+                    if options.renewLease { renewer?.register(handle) }
+                    return handle
+                }
+                let now = monotonicSeconds()
+                if now >= deadline {
+                    probe.record(.lockAcquireFailed(.redis, .timeout))
+                    throw LockTimeout(key: key, waitedSeconds: now - started)
+                }
+                // The holder's lease bounds the wait: an expired lease sends no notification.
+                let leaseLeft = value > 0 ? Double(value) / 1000 : 0.001
+                let wakeAt = min(deadline, now + leaseLeft + 0.001)
+                if let notifier {
+                    notifier.wait(for: key, changingFrom: generation, until: wakeAt)
+                } else {
+                    sleep(seconds: min(wakeAt - now, 0.01))
+                }
+            }
+        } catch let error as RedisError {
+            probe.record(.lockAcquireFailed(.redis, .error))
+            throw error
+        }
+    }
+
+    /// Releases the lock if this holding still owns it. Returns false when the lease had expired
+    /// (someone else may hold it now): that is recorded as a lost lock.
+    @discardableResult
+    public func release(_ handle: LockHandle, probe: Probe) throws -> Bool {
+        renewer?.unregister(handle)
+        let reply = try redis.eval(
+            LockScripts.release, keys: [handle.key], arguments: [handle.token, LockScripts.releaseChannel])
+        let released = reply.integer == 1
+        if !released { probe.record(.distributedLockLost) }
+        return released
+    }
+
+    /// Holds the lock around `body`: acquired before it starts, released after it ends, whether it
+    /// returned or threw. The transaction must live entirely inside `body`.
+    public func withLock<T>(
+        _ key: String, options: DistributedLockOptions, probe: Probe, _ body: (LockHandle) throws -> T
+    ) throws -> T {
+        let handle = try acquire(key, options: options, probe: probe)
+        let value: T
+        do {
+            value = try body(handle)
+        } catch {
+            _ = try? release(handle, probe: probe)
+            throw error
+        }
+        try release(handle, probe: probe)
+        return value
+    }
+}
+
+/// One subscriber connection per process, on its own thread, that wakes the waiters of a lock when
+/// its holder releases it (as Redisson does with one pub/sub connection).
+public final class LockReleaseNotifier: @unchecked Sendable {
+    private let connection: RedisConnection
+    private let condition = NSCondition()
+    private var generations: [String: UInt64] = [:]
+    private var stopping = false
+    private var thread: Thread?
+    private let stopped = DispatchSemaphore(value: 0)
+
+    public init(endpoint: RedisEndpoint) throws {
+        // No read timeout: a timed-out read kills a hiredis context; `stop` interrupts the socket.
+        connection = try RedisConnection(endpoint: endpoint, commandTimeout: 0)
+        try connection.send(["SUBSCRIBE", LockScripts.releaseChannel])
+        _ = try connection.readReply()  // the subscribe confirmation
+        let thread = Thread { [self] in run() }
+        thread.name = "lockproof-lock-notifier"
+        self.thread = thread
+        thread.start()
+    }
+
+    private func run() {
+        defer { stopped.signal() }
+        while true {
+            do {
+                let message = try connection.readReply()
+                guard let items = message.array, items.count == 3, items[0].text == "message",
+                    let key = items[2].text
+                else { continue }
+                condition.lock()
+                generations[key, default: 0] &+= 1
+                condition.broadcast()
+                condition.unlock()
+            } catch {
+                condition.lock()
+                let done = stopping
+                condition.unlock()
+                if done { return }
+                // Lost the subscription: resubscribe; waiters meanwhile fall back to their lease bound.
+                Foundation.Thread.sleep(forTimeInterval: 0.05)
+                try? connection.send(["SUBSCRIBE", LockScripts.releaseChannel])
+            }
+        }
+    }
+
+    func generation(of key: String) -> UInt64 {
+        condition.lock()
+        defer { condition.unlock() }
+        return generations[key] ?? 0
+    }
+
+    func wait(for key: String, changingFrom generation: UInt64, until deadline: Double) {
+        condition.lock()
+        defer { condition.unlock() }
+        while (generations[key] ?? 0) == generation && !stopping {
+            let left = deadline - monotonicSeconds()
+            if left <= 0 { return }
+            _ = condition.wait(until: Date(timeIntervalSinceNow: left))
+        }
+    }
+
+    public func stop() {
+        condition.lock()
+        if stopping {
+            condition.unlock()
+            return
+        }
+        stopping = true
+        condition.broadcast()
+        condition.unlock()
+        connection.interrupt()
+        stopped.wait()
+    }
+
+}
+
+/// The watchdog: one thread per process with its own connection renews every registered lease at a
+/// third of its length, for as long as its holder has not released it.
+public final class LeaseRenewer: @unchecked Sendable {
+    private struct Lease {
+        let handle: LockHandle
+        var renewedAt: Double
+    }
+    private let connection: RedisConnection
+    private let condition = NSCondition()
+    private var leases: [String: Lease] = [:]
+    private var stopping = false
+    private let stopped = DispatchSemaphore(value: 0)
+    /// Renewals that found the lock gone (its lease had already expired).
+    public private(set) var lostCount = 0
+
+    public init(endpoint: RedisEndpoint) throws {
+        connection = try RedisConnection(endpoint: endpoint)
+        let thread = Thread { [self] in run() }
+        thread.name = "lockproof-lease-renewer"
+        thread.start()
+    }
+
+    func register(_ handle: LockHandle) {
+        condition.lock()
+        leases[handle.token] = Lease(handle: handle, renewedAt: monotonicSeconds())
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func unregister(_ handle: LockHandle) {
+        condition.lock()
+        leases[handle.token] = nil
+        condition.unlock()
+    }
+
+    private func run() {
+        defer { stopped.signal() }
+        while true {
+            condition.lock()
+            if stopping {
+                condition.unlock()
+                return
+            }
+            let now = monotonicSeconds()
+            let due = leases.values.filter { now - $0.renewedAt >= Double($0.handle.leaseMilliseconds) / 3000 }
+            let nextWake =
+                leases.values.map { $0.renewedAt + Double($0.handle.leaseMilliseconds) / 3000 }.min() ?? now + 1
+            if due.isEmpty {
+                _ = condition.wait(until: Date(timeIntervalSinceNow: max(0.001, min(nextWake - now, 1))))
+                condition.unlock()
+                continue
+            }
+            condition.unlock()
+            for lease in due {
+                let reply = try? connection.eval(
+                    LockScripts.renew, keys: [lease.handle.key],
+                    arguments: [lease.handle.token, String(lease.handle.leaseMilliseconds)])
+                condition.lock()
+                if reply?.integer == 1 {
+                    if leases[lease.handle.token] != nil { leases[lease.handle.token]?.renewedAt = monotonicSeconds() }
+                } else if reply != nil {
+                    leases[lease.handle.token] = nil
+                    lostCount += 1
+                }
+                condition.unlock()
+            }
+        }
+    }
+
+    public func stop() {
+        condition.lock()
+        if stopping {
+            condition.unlock()
+            return
+        }
+        stopping = true
+        condition.broadcast()
+        condition.unlock()
+        stopped.wait()
+    }
+
+}

@@ -1,0 +1,239 @@
+import CLibPQ
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A value bound to a statement parameter. Every SQL value travels as a bound parameter.
+public enum PostgresValue: Sendable, Equatable {
+    case null
+    case int(Int64)
+    case text(String)
+    case bool(Bool)
+    case double(Double)
+
+    var wireText: String? {
+        switch self {
+        case .null: return nil
+        case .int(let value): return String(value)
+        case .text(let value): return value
+        case .bool(let value): return value ? "t" : "f"
+        case .double(let value): return String(value)
+        }
+    }
+}
+
+public protocol PostgresBindable {
+    var postgresValue: PostgresValue { get }
+}
+extension Int: PostgresBindable { public var postgresValue: PostgresValue { .int(Int64(self)) } }
+extension Int64: PostgresBindable { public var postgresValue: PostgresValue { .int(self) } }
+extension String: PostgresBindable { public var postgresValue: PostgresValue { .text(self) } }
+extension Bool: PostgresBindable { public var postgresValue: PostgresValue { .bool(self) } }
+extension Double: PostgresBindable { public var postgresValue: PostgresValue { .double(self) } }
+extension Optional: PostgresBindable where Wrapped: PostgresBindable {
+    public var postgresValue: PostgresValue { self?.postgresValue ?? .null }
+}
+extension PostgresValue: PostgresBindable { public var postgresValue: PostgresValue { self } }
+
+public enum IsolationLevel: String, Sendable, CaseIterable {
+    case readCommitted = "READ COMMITTED"
+    case repeatableRead = "REPEATABLE READ"
+    case serializable = "SERIALIZABLE"
+}
+
+/// One PostgreSQL session over libpq. Not thread-safe: each virtual client owns its own.
+/// Every call blocks the calling thread, so call it from a dedicated thread, never from
+/// Swift concurrency's cooperative pool.
+public final class PostgresConnection {
+    private var conn: OpaquePointer?
+    private var preparedNames: [String: String] = [:]
+    private var nextStatementNumber = 0
+    public private(set) var inTransaction = false
+    public let conninfo: String
+
+    /// Opens a session from a `postgresql://` URL or a `key=value` conninfo string.
+    public init(_ conninfo: String) throws {
+        self.conninfo = conninfo
+        try connect()
+    }
+
+    deinit { PQfinish(conn) }
+
+    private func connect() throws {
+        PQfinish(conn)
+        preparedNames = [:]
+        inTransaction = false
+        conn = PQconnectdb(conninfo)
+        guard let conn, PQstatus(conn) == CONNECTION_OK else {
+            let message = conn.map { String(cString: PQerrorMessage($0)) } ?? "out of memory"
+            throw PostgresError(
+                kind: .connectionFailed, sqlState: nil,
+                message: "cannot connect to \(redactedURL(conninfo)): \(message.trimmed)")
+        }
+        // Silence NOTICE messages (e.g. "relation already exists, skipping") on stderr.
+        PQsetNoticeProcessor(conn, { _, _ in }, nil)
+    }
+
+    /// Reopens the session if the server dropped it.
+    public func reconnectIfNeeded() throws {
+        if conn == nil || PQstatus(conn) != CONNECTION_OK { try connect() }
+    }
+
+    public var isConnected: Bool { conn != nil && PQstatus(conn) == CONNECTION_OK }
+
+    /// The server process id of this session (for pg_terminate_backend / pg_cancel_backend).
+    public var backendPID: Int32 { PQbackendPID(conn) }
+
+    /// Runs a statement with bound parameters, preparing it once per session.
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [any PostgresBindable] = []) throws -> PostgresResult {
+        let values = parameters.map { $0.postgresValue.wireText }
+        let name = try preparedName(for: sql, parameterCount: values.count)
+        let result = withCStringArray(values) { pointers in
+            PQexecPrepared(conn, name, Int32(values.count), pointers, nil, nil, 0)
+        }
+        return try check(result)
+    }
+
+    /// Runs statements without parameters (DDL, SET, BEGIN/COMMIT): the simple query protocol.
+    @discardableResult
+    public func execute(_ sql: String) throws -> PostgresResult {
+        try check(PQexec(conn, sql))
+    }
+
+    /// Sets `lock_timeout` for the session (0 = wait forever).
+    public func setLockTimeout(milliseconds: Int) throws {
+        try execute("SET lock_timeout = \(max(0, milliseconds))")
+    }
+
+    /// Sets `statement_timeout` for the session (0 = no limit).
+    public func setStatementTimeout(milliseconds: Int) throws {
+        try execute("SET statement_timeout = \(max(0, milliseconds))")
+    }
+
+    /// Runs `body` in a transaction: commits when it returns, rolls back when it throws.
+    public func transaction<T>(
+        isolation: IsolationLevel = .readCommitted, _ body: (PostgresConnection) throws -> T
+    ) throws -> T {
+        try execute("BEGIN ISOLATION LEVEL \(isolation.rawValue)")
+        inTransaction = true
+        do {
+            let value = try body(self)
+            try execute("COMMIT")
+            inTransaction = false
+            return value
+        } catch {
+            rollbackQuietly()
+            throw error
+        }
+    }
+
+    /// Rolls back the open transaction, if any, ignoring errors (the session may be gone).
+    public func rollbackQuietly() {
+        inTransaction = false
+        guard isConnected else { return }
+        if let result = PQexec(conn, "ROLLBACK") { PQclear(result) }
+    }
+
+    private func preparedName(for sql: String, parameterCount: Int) throws -> String {
+        if let name = preparedNames[sql] { return name }
+        nextStatementNumber += 1
+        let name = "lp_\(nextStatementNumber)"
+        _ = try check(PQprepare(conn, name, sql, Int32(parameterCount), nil))
+        preparedNames[sql] = name
+        return name
+    }
+
+    private func check(_ result: OpaquePointer?) throws -> PostgresResult {
+        guard let result else { throw currentError(nil) }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
+            return PostgresResult(result)
+        default:
+            let error = currentError(result)
+            PQclear(result)
+            throw error
+        }
+    }
+
+    private func currentError(_ result: OpaquePointer?) -> PostgresError {
+        func field(_ code: Int32) -> String? {
+            guard let result, let value = PQresultErrorField(result, code) else { return nil }
+            return String(cString: value)
+        }
+        let sqlState = field(LOCKPROOF_PG_DIAG_SQLSTATE)
+        let message =
+            field(LOCKPROOF_PG_DIAG_MESSAGE_PRIMARY)
+            ?? conn.map { String(cString: PQerrorMessage($0)).trimmed } ?? "no connection"
+        var kind = PostgresError.kind(forSQLState: sqlState)
+        if kind == .other, conn == nil || PQstatus(conn) != CONNECTION_OK { kind = .connectionLost }
+        if kind == .connectionLost { preparedNames = [:] }
+        return PostgresError(
+            kind: kind, sqlState: sqlState, message: message,
+            constraint: field(LOCKPROOF_PG_DIAG_CONSTRAINT_NAME))
+    }
+}
+
+/// A result set in text format with typed accessors.
+public final class PostgresResult {
+    private let result: OpaquePointer
+
+    init(_ result: OpaquePointer) { self.result = result }
+    deinit { PQclear(result) }
+
+    public var rowCount: Int { Int(PQntuples(result)) }
+    /// Rows touched by INSERT/UPDATE/DELETE.
+    public var affectedRows: Int { Int(String(cString: PQcmdTuples(result))) ?? 0 }
+
+    public func isNull(_ row: Int, _ column: Int) -> Bool {
+        PQgetisnull(result, Int32(row), Int32(column)) == 1
+    }
+
+    public func string(_ row: Int, _ column: Int) -> String? {
+        guard row < rowCount, !isNull(row, column) else { return nil }
+        return String(cString: PQgetvalue(result, Int32(row), Int32(column)))
+    }
+
+    public func int(_ row: Int, _ column: Int) -> Int? {
+        string(row, column).flatMap { Int($0) }
+    }
+
+    public func double(_ row: Int, _ column: Int) -> Double? {
+        string(row, column).flatMap { Double($0) }
+    }
+
+    public func bool(_ row: Int, _ column: Int) -> Bool? {
+        string(row, column).map { $0 == "t" }
+    }
+}
+
+/// The URL or conninfo with any password replaced, safe to print.
+public func redactedURL(_ url: String) -> String {
+    // URL form: scheme://user:password@host
+    if let schemeEnd = url.range(of: "://"), let at = url[schemeEnd.upperBound...].firstIndex(of: "@") {
+        let credentials = url[schemeEnd.upperBound..<at]
+        if let colon = credentials.firstIndex(of: ":") {
+            return String(url[..<colon]) + ":***" + String(url[at...])
+        }
+        return url
+    }
+    // conninfo form: password=secret
+    return url.split(separator: " ").map { part in
+        part.hasPrefix("password=") ? "password=***" : String(part)
+    }.joined(separator: " ")
+}
+
+private func withCStringArray<R>(_ strings: [String?], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
+    let pointers: [UnsafeMutablePointer<CChar>?] = strings.map { $0.map { strdup($0) } ?? nil }
+    defer { pointers.forEach { free($0) } }
+    return body(pointers.map { UnsafePointer($0) })
+}
+
+extension String {
+    var trimmed: String {
+        var text = Substring(self)
+        while let last = text.last, last.isWhitespace { text = text.dropLast() }
+        return String(text)
+    }
+}

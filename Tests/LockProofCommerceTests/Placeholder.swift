@@ -1,0 +1,2 @@
+import XCTest
+final class PlaceholderLockProofCommerceTests: XCTestCase { func testNothing() {} }

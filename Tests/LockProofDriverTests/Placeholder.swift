@@ -1,0 +1,2 @@
+import XCTest
+final class PlaceholderLockProofDriverTests: XCTestCase { func testNothing() {} }

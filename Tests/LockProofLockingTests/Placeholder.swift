@@ -1,0 +1,2 @@
+import XCTest
+final class PlaceholderLockProofLockingTests: XCTestCase { func testNothing() {} }

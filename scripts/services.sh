@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Starts or stops the throwaway PostgreSQL and Redis that the tests and scenarios use.
+#   scripts/services.sh start   # prints the export lines for LOCKPROOF_DATABASE_URL / LOCKPROOF_REDIS_URL
+#   scripts/services.sh stop
+#   scripts/services.sh env     # prints the export lines only
+# Everything lives under .run/ in the checkout (ignored by git). PostgreSQL refuses to run as root,
+# so as root its cluster runs as the `postgres` user.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+run="$root/.run"
+pg_port=${LOCKPROOF_PG_PORT:-55432}
+redis_port=${LOCKPROOF_REDIS_PORT:-56379}
+pg_bin=$(pg_config --bindir)
+mkdir -p "$run"
+
+# The data folder must be reachable by the postgres user; a checkout under a private folder is not.
+pg_base() {
+    if [ -f "$run/pg-base" ]; then cat "$run/pg-base"; return; fi
+    local base="$run/pg"
+    if [ "$(id -u)" -eq 0 ]; then
+        mkdir -p "$base"
+        chown postgres "$base"
+        if ! runuser -u postgres -- test -w "$base" 2>/dev/null; then
+            rm -rf "$base"
+            base=$(mktemp -d /tmp/lockproof-pg.XXXXXX)
+            chown postgres "$base"
+        fi
+    fi
+    echo "$base" >"$run/pg-base"
+    echo "$base"
+}
+
+as_pg() {
+    if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+print_env() {
+    echo "export LOCKPROOF_DATABASE_URL=postgresql://lockproof@127.0.0.1:$pg_port/lockproof"
+    echo "export LOCKPROOF_REDIS_URL=redis://127.0.0.1:$redis_port/0"
+}
+
+start_pg() {
+    local base; base=$(pg_base)
+    local data="$base/data"
+    if [ ! -f "$data/PG_VERSION" ]; then
+        as_pg "$pg_bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --no-locale >"$run/initdb.log" 2>&1 \
+            || { cat "$run/initdb.log" >&2; exit 1; }
+    fi
+    if ! as_pg "$pg_bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+        mkdir -p "$base/socket"
+        [ "$(id -u)" -eq 0 ] && chown postgres "$base/socket"
+        as_pg "$pg_bin/pg_ctl" -D "$data" -l "$base/postgres.log" -w -t 60 start \
+            -o "-p $pg_port -k $base/socket -c listen_addresses=127.0.0.1 -c max_connections=400 -c shared_buffers=128MB -c fsync=off -c synchronous_commit=off -c full_page_writes=off" >/dev/null \
+            || { tail -20 "$base/postgres.log" >&2; exit 1; }
+    fi
+    local psql=("$pg_bin/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -Atq -v ON_ERROR_STOP=1)
+    if [ "$("${psql[@]}" -c "SELECT 1 FROM pg_roles WHERE rolname = 'lockproof'")" != 1 ]; then
+        "${psql[@]}" -c "CREATE ROLE lockproof LOGIN SUPERUSER"
+    fi
+    if [ "$("${psql[@]}" -c "SELECT 1 FROM pg_database WHERE datname = 'lockproof'")" != 1 ]; then
+        "${psql[@]}" -c "CREATE DATABASE lockproof OWNER lockproof"
+    fi
+}
+
+stop_pg() {
+    [ -f "$run/pg-base" ] || return 0
+    local data; data="$(cat "$run/pg-base")/data"
+    [ -d "$data" ] || return 0
+    as_pg "$pg_bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+start_redis() {
+    mkdir -p "$run/redis"
+    if [ -f "$run/redis/redis.pid" ] && kill -0 "$(cat "$run/redis/redis.pid")" 2>/dev/null; then return 0; fi
+    redis-server --port "$redis_port" --bind 127.0.0.1 --daemonize yes --dir "$run/redis" \
+        --pidfile "$run/redis/redis.pid" --logfile "$run/redis/redis.log" --save '' --appendonly no \
+        --maxclients 2000
+    for _ in $(seq 1 50); do
+        redis-cli -p "$redis_port" ping >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "services: Redis did not answer on port $redis_port" >&2
+    tail -20 "$run/redis/redis.log" >&2
+    exit 1
+}
+
+stop_redis() {
+    local pidfile="$run/redis/redis.pid"
+    [ -f "$pidfile" ] || return 0
+    local pid; pid=$(cat "$pidfile")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    rm -f "$pidfile"
+}
+
+case "${1:-}" in
+start) start_pg; start_redis; print_env ;;
+stop) stop_redis; stop_pg; echo "services: stopped" >&2 ;;
+env) print_env ;;
+*) echo "usage: scripts/services.sh start|stop|env" >&2; exit 2 ;;
+esac
