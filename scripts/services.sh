@@ -51,7 +51,7 @@ start_pg() {
         mkdir -p "$base/socket"
         [ "$(id -u)" -eq 0 ] && chown postgres "$base/socket"
         as_pg "$pg_bin/pg_ctl" -D "$data" -l "$base/postgres.log" -w -t 60 start \
-            -o "-p $pg_port -k $base/socket -c listen_addresses=127.0.0.1 -c max_connections=400 -c shared_buffers=128MB -c fsync=off -c synchronous_commit=off -c full_page_writes=off" >/dev/null \
+            -o "-p $pg_port -k $base/socket -c listen_addresses=127.0.0.1 -c max_connections=400 -c deadlock_timeout=100ms -c shared_buffers=128MB -c fsync=off -c synchronous_commit=off -c full_page_writes=off" >/dev/null \
             || { tail -20 "$base/postgres.log" >&2; exit 1; }
     fi
     local psql=("$pg_bin/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -Atq -v ON_ERROR_STOP=1)

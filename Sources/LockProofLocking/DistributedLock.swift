@@ -151,7 +151,9 @@ public final class DistributedLockClient {
             _ = try? release(handle, probe: probe)
             throw error
         }
-        try release(handle, probe: probe)
+        // The work has committed: a failed release must not turn it into a failure. The lease
+        // expires on its own.
+        _ = try? release(handle, probe: probe)
         return value
     }
 }

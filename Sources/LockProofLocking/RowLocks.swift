@@ -10,6 +10,7 @@ public enum LockableTable: String, Sendable {
 }
 
 /// Runs `body` as one transaction, recording the server conflicts it hits on the probe.
+@discardableResult
 public func transaction<T>(
     _ connection: PostgresConnection, isolation: IsolationLevel = .readCommitted, probe: Probe,
     _ body: (PostgresConnection) throws -> T

@@ -1,0 +1,148 @@
+import LockProofLocking
+import LockProofPostgres
+
+/// Case 5: cart quantity and order state changes, guarded by the version column alone.
+
+public enum OrderStatus: String, Sendable, CaseIterable, Codable {
+    case pending = "PENDING"
+    case paying = "PAYING"
+    case paid = "PAID"
+    case paymentFailed = "PAYMENT_FAILED"
+    case completed = "COMPLETED"
+    case cancelled = "CANCELLED"
+
+    /// The state machine: every transition not listed is invalid.
+    public var allowedNext: Set<OrderStatus> {
+        switch self {
+        case .pending: return [.paying, .completed, .cancelled]
+        case .paying: return [.paid, .paymentFailed]
+        case .paid: return [.completed]
+        case .paymentFailed, .completed, .cancelled: return []
+        }
+    }
+
+    public func canMove(to next: OrderStatus) -> Bool { allowedNext.contains(next) }
+}
+
+public enum StateChangeStrategy: String, Sendable, CaseIterable, Codable {
+    /// Optimistic version check, no retry: the loser of a race gets a conflict.
+    case seed
+    /// The optimistic check with the seed's retry policy (claim 10 asks whether it is needed).
+    case optimisticRetry = "optimistic-retry"
+    /// Read, check, write with no version check: last write wins. The negative control.
+    case naive
+}
+
+public struct OrderTransition: Sendable, Equatable {
+    public let orderId: Int
+    public let from: OrderStatus
+    public let to: OrderStatus
+}
+
+/// Order state changes by users and the system (complete, cancel).
+public struct OrderState {
+    public let client: CommerceClient
+    public let strategy: StateChangeStrategy
+
+    public init(client: CommerceClient, strategy: StateChangeStrategy = .seed) {
+        self.client = client
+        self.strategy = strategy
+    }
+
+    public func complete(orderId: Int) throws -> OrderTransition { try move(orderId, to: .completed) }
+    public func cancel(orderId: Int) throws -> OrderTransition { try move(orderId, to: .cancelled) }
+
+    /// Only the user-facing transitions are offered; payment moves PAYING/PAID itself.
+    public func move(_ orderId: Int, to next: OrderStatus) throws -> OrderTransition {
+        guard next == .completed || next == .cancelled else {
+            throw DomainError.invalidTransition(orderId: orderId, from: .pending, to: next)
+        }
+        let probe = client.probe(.orderState)
+        let policy = strategy == .optimisticRetry ? client.settings.retry : RetryPolicy.none
+        return try versioned(policy, probe, entity: "order", id: orderId) {
+            try transaction(client.database, probe: probe) { db in
+                let row = try db.query("SELECT status, version FROM orders WHERE id = $1", [orderId])
+                guard let statusText = row.string(0, 0), let status = OrderStatus(rawValue: statusText),
+                    let version = row.int(0, 1)
+                else { throw DomainError.notFound(entity: "order", id: orderId) }
+                guard status.canMove(to: next) else {
+                    throw DomainError.invalidTransition(orderId: orderId, from: status, to: next)
+                }
+                client.think()
+                let updated: PostgresResult
+                if strategy == .naive {
+                    updated = try db.query(
+                        "UPDATE orders SET status = $1, updated_at = now() WHERE id = $2", [next.rawValue, orderId])
+                } else {
+                    updated = try db.query(
+                        "UPDATE orders SET status = $1, version = version + 1, updated_at = now() WHERE id = $2 AND version = $3",
+                        [next.rawValue, orderId, version])
+                }
+                guard updated.affectedRows == 1 else { throw OptimisticConflict(entity: "order", id: orderId) }
+                return OrderTransition(orderId: orderId, from: status, to: next)
+            }
+        }
+    }
+}
+
+public struct CartUpdate: Sendable, Equatable {
+    public let userId: Int
+    public let productId: Int
+    public let quantity: Int
+}
+
+/// Adding to a cart: read the line, write back quantity + delta.
+public struct CartQuantity {
+    public let client: CommerceClient
+    public let strategy: StateChangeStrategy
+
+    public init(client: CommerceClient, strategy: StateChangeStrategy = .seed) {
+        self.client = client
+        self.strategy = strategy
+    }
+
+    public func add(userId: Int, productId: Int, quantity delta: Int) throws -> CartUpdate {
+        guard delta > 0 else { throw DomainError.invalidQuantity(delta) }
+        let probe = client.probe(.cartQuantity)
+        let policy = strategy == .optimisticRetry ? client.settings.retry : RetryPolicy.none
+        return try versioned(policy, probe, entity: "cart_item", id: productId) {
+            try transaction(client.database, probe: probe) { db in
+                guard try db.query("SELECT 1 FROM users WHERE id = $1", [userId]).rowCount == 1 else {
+                    throw DomainError.notFound(entity: "user", id: userId)
+                }
+                guard try db.query("SELECT 1 FROM products WHERE id = $1", [productId]).rowCount == 1 else {
+                    throw DomainError.notFound(entity: "product", id: productId)
+                }
+                // The line exists from the first add on; creating it is not the race under test.
+                try db.query(
+                    "INSERT INTO cart_items (user_id, product_id, quantity) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING",
+                    [userId, productId])
+                let row = try db.query(
+                    "SELECT id, quantity, version FROM cart_items WHERE user_id = $1 AND product_id = $2", [userId, productId])
+                let (id, quantity, version) = (row.int(0, 0)!, row.int(0, 1)!, row.int(0, 2)!)
+                client.think()
+                let updated: PostgresResult
+                if strategy == .naive {
+                    updated = try db.query("UPDATE cart_items SET quantity = $1 WHERE id = $2", [quantity + delta, id])
+                } else {
+                    updated = try db.query(
+                        "UPDATE cart_items SET quantity = $1, version = version + 1 WHERE id = $2 AND version = $3",
+                        [quantity + delta, id, version])
+                }
+                guard updated.affectedRows == 1 else { throw OptimisticConflict(entity: "cart_item", id: id) }
+                return CartUpdate(userId: userId, productId: productId, quantity: quantity + delta)
+            }
+        }
+    }
+}
+
+/// Runs an optimistic operation; without retries a lost race becomes a clear `DomainError.conflict`.
+private func versioned<T>(
+    _ policy: RetryPolicy, _ probe: Probe, entity: String, id: Int, _ body: () throws -> T
+) throws -> T {
+    do {
+        return try withOptimisticRetry(policy, probe: probe) { _ in try body() }
+    } catch let conflict as OptimisticConflict {
+        throw DomainError.conflict(entity: conflict.entity, id: conflict.id)
+    }
+}

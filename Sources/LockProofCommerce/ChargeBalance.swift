@@ -1,0 +1,128 @@
+import LockProofLocking
+import LockProofPostgres
+
+/// Case 1: charge a user's balance.
+public enum ChargeBalanceStrategy: String, Sendable, CaseIterable, Codable {
+    /// Redis lock `balance:user:{id}`, then a transaction with an optimistic version check; a
+    /// conflict retries the whole thing (at most 10 attempts, exponential backoff).
+    case seed
+    /// The same optimistic transaction and retry, without the Redis lock.
+    case optimisticRetry = "optimistic-retry"
+    /// `SELECT … FOR UPDATE` on the user, then write.
+    case pessimistic
+    /// One `UPDATE … SET balance = balance + $1`: the database does the arithmetic.
+    case atomic
+    /// Read, add, write back with no lock and no version check. The negative control: loses updates.
+    case naive
+}
+
+public struct ChargeResult: Sendable, Equatable {
+    public let userId: Int
+    public let balance: Int
+    public let attempts: Int
+    /// False when the idempotency key had already been used: the charge was not applied again.
+    public let applied: Bool
+}
+
+public struct ChargeBalance {
+    public let client: CommerceClient
+    public let strategy: ChargeBalanceStrategy
+
+    public init(client: CommerceClient, strategy: ChargeBalanceStrategy = .seed) {
+        self.client = client
+        self.strategy = strategy
+    }
+
+    public static func lockKey(userId: Int) -> String { "balance:user:\(userId)" }
+
+    /// Adds `amount` to the balance. With an idempotency key, a repeated charge applies once.
+    public func charge(userId: Int, amount: Int, idempotencyKey: String? = nil) throws -> ChargeResult {
+        guard amount > 0 else { throw DomainError.invalidAmount(amount) }
+        let probe = client.probe(.chargeBalance)
+        let db = client.database
+        switch strategy {
+        case .seed:
+            return try withOptimisticRetry(client.settings.retry, probe: probe) { attempt in
+                try client.withDistributedLock(Self.lockKey(userId: userId), probe: probe) {
+                    try optimisticCharge(userId, amount, idempotencyKey, attempt, probe)
+                }
+            }
+        case .optimisticRetry:
+            return try withOptimisticRetry(client.settings.retry, probe: probe) { attempt in
+                try optimisticCharge(userId, amount, idempotencyKey, attempt, probe)
+            }
+        case .pessimistic:
+            return try transaction(db, probe: probe) { db in
+                let rows = try lockRowsForUpdate(db, table: .users, ids: [userId], columns: "balance", probe: probe)
+                guard let row = rows[userId], let balance = row.int(0, 0) else {
+                    throw DomainError.notFound(entity: "user", id: userId)
+                }
+                if let previous = try claimIdempotencyKey(idempotencyKey, userId: userId, db: db) { return previous }
+                client.think()
+                try db.query("UPDATE users SET balance = $1, version = version + 1 WHERE id = $2", [balance + amount, userId])
+                return try record(userId, amount, balance + amount, idempotencyKey, attempts: 1, db: db)
+            }
+        case .atomic:
+            return try transaction(db, probe: probe) { db in
+                if let previous = try claimIdempotencyKey(idempotencyKey, userId: userId, db: db) { return previous }
+                let result = try db.query(
+                    "UPDATE users SET balance = balance + $1, version = version + 1 WHERE id = $2 RETURNING balance",
+                    [amount, userId])
+                guard let balance = result.int(0, 0) else { throw DomainError.notFound(entity: "user", id: userId) }
+                return try record(userId, amount, balance, idempotencyKey, attempts: 1, db: db)
+            }
+        case .naive:
+            return try transaction(db, probe: probe) { db in
+                let balance = try readBalance(userId, db: db).balance
+                if let previous = try claimIdempotencyKey(idempotencyKey, userId: userId, db: db) { return previous }
+                client.think()
+                try db.query("UPDATE users SET balance = $1 WHERE id = $2", [balance + amount, userId])
+                return try record(userId, amount, balance + amount, idempotencyKey, attempts: 1, db: db)
+            }
+        }
+    }
+
+    private func optimisticCharge(
+        _ userId: Int, _ amount: Int, _ key: String?, _ attempt: Int, _ probe: Probe
+    ) throws -> ChargeResult {
+        try transaction(client.database, probe: probe) { db in
+            let (balance, version) = try readBalance(userId, db: db)
+            if let previous = try claimIdempotencyKey(key, userId: userId, db: db) { return previous }
+            client.think()
+            let updated = try db.query(
+                "UPDATE users SET balance = $1, version = version + 1 WHERE id = $2 AND version = $3",
+                [balance + amount, userId, version])
+            guard updated.affectedRows == 1 else { throw OptimisticConflict(entity: "user", id: userId) }
+            return try record(userId, amount, balance + amount, key, attempts: attempt, db: db)
+        }
+    }
+
+    private func readBalance(_ userId: Int, db: PostgresConnection) throws -> (balance: Int, version: Int) {
+        let row = try db.query("SELECT balance, version FROM users WHERE id = $1", [userId])
+        guard let balance = row.int(0, 0), let version = row.int(0, 1) else {
+            throw DomainError.notFound(entity: "user", id: userId)
+        }
+        return (balance, version)
+    }
+
+    /// Claims the key inside the charge's own transaction: a concurrent holder of the same key
+    /// blocks on the unique index until this one commits, then sees it taken.
+    private func claimIdempotencyKey(_ key: String?, userId: Int, db: PostgresConnection) throws -> ChargeResult? {
+        guard let key else { return nil }
+        let claimed = try db.query(
+            "INSERT INTO idempotency_keys (key, operation, reference) VALUES ($1, 'charge', $2) ON CONFLICT (key) DO NOTHING",
+            [key, "user:\(userId)"])
+        if claimed.affectedRows == 1 { return nil }
+        let balance = try db.query("SELECT balance FROM users WHERE id = $1", [userId]).int(0, 0) ?? 0
+        return ChargeResult(userId: userId, balance: balance, attempts: 1, applied: false)
+    }
+
+    private func record(
+        _ userId: Int, _ amount: Int, _ balance: Int, _ key: String?, attempts: Int, db: PostgresConnection
+    ) throws -> ChargeResult {
+        try db.query(
+            "INSERT INTO balance_ledger (user_id, delta, reason, reference) VALUES ($1, $2, 'charge', $3)",
+            [userId, amount, key ?? "charge"])
+        return ChargeResult(userId: userId, balance: balance, attempts: attempts, applied: true)
+    }
+}

@@ -1,0 +1,132 @@
+import Foundation
+import LockProofLocking
+import LockProofPostgres
+import LockProofRedis
+
+/// The cases a workload can run. Case 5 (cart / order state change) has two operations.
+public enum CaseName: String, Sendable, CaseIterable, Codable {
+    case chargeBalance = "charge-balance"
+    case processPayment = "process-payment"
+    case issueCoupon = "issue-coupon"
+    case createOrder = "create-order"
+    case orderState = "order-state"
+    case cartQuantity = "cart-quantity"
+}
+
+/// Where the servers are: `LOCKPROOF_DATABASE_URL` and `LOCKPROOF_REDIS_URL`.
+public struct ServerConfiguration: Sendable, Equatable {
+    public static let defaultDatabaseURL = "postgresql://lockproof@127.0.0.1:55432/lockproof"
+    public static let defaultRedisURL = "redis://127.0.0.1:56379/0"
+
+    public var databaseURL: String
+    public var redis: RedisEndpoint
+
+    public init(databaseURL: String, redisURL: String) throws {
+        self.databaseURL = databaseURL
+        do {
+            self.redis = try RedisEndpoint(url: redisURL)
+        } catch let error as RedisError {
+            throw ConfigurationError(message: "LOCKPROOF_REDIS_URL: \(error.message)")
+        }
+    }
+
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment)
+        throws -> ServerConfiguration
+    {
+        try ServerConfiguration(
+            databaseURL: environment["LOCKPROOF_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? defaultDatabaseURL,
+            redisURL: environment["LOCKPROOF_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? defaultRedisURL)
+    }
+
+    /// Printable: no password.
+    public var description: String { "\(redactedURL(databaseURL)) and \(redis)" }
+}
+
+public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public init(message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// What a process shares between its clients: the lock release subscriber and the lease watchdog,
+/// each with its own thread and connection.
+public final class SharedServices: @unchecked Sendable {
+    public let configuration: ServerConfiguration
+    public let notifier: LockReleaseNotifier
+    public let renewer: LeaseRenewer
+
+    public init(configuration: ServerConfiguration) throws {
+        self.configuration = configuration
+        notifier = try LockReleaseNotifier(endpoint: configuration.redis)
+        renewer = try LeaseRenewer(endpoint: configuration.redis)
+    }
+
+    public func stop() {
+        notifier.stop()
+        renewer.stop()
+    }
+}
+
+/// Tunables shared by every case.
+public struct CommerceSettings: Sendable, Equatable {
+    public var lock: DistributedLockOptions = .standard
+    public var retry: RetryPolicy = .seed
+    /// `lock_timeout` for row locks (0 waits forever).
+    public var rowLockTimeoutMilliseconds: Int = 5_000
+    /// Application think time between reading a row and writing it back, as an ORM spends it. The
+    /// same for every strategy; widening it makes races that a strategy lets through show sooner.
+    public var processingDelaySeconds: Double = 0
+    public init() {}
+}
+
+/// Where injected faults strike. Empty by default; the faults issue fills these in.
+public struct FaultHooks: Sendable {
+    /// Called inside the compensation transaction, before it commits; throwing makes it fail.
+    public var beforeCompensationCommit: (@Sendable (_ orderId: Int) throws -> Void)?
+    /// Called while a distributed lock is held, before the transaction starts.
+    public var whileHoldingLock: (@Sendable (_ key: String) throws -> Void)?
+    public init() {}
+}
+
+/// One virtual client: its own PostgreSQL session and Redis connection, used from one thread.
+public final class CommerceClient {
+    public let database: PostgresConnection
+    public let redis: RedisConnection
+    public let locks: DistributedLockClient
+    public var events: any EventSink
+    public var settings: CommerceSettings
+    public var gateway: any PaymentGateway
+    public var faults: FaultHooks
+
+    public init(
+        configuration: ServerConfiguration, shared: SharedServices?, events: any EventSink = NoEventSink(),
+        settings: CommerceSettings = CommerceSettings(), gateway: any PaymentGateway = AlwaysApprovingGateway()
+    ) throws {
+        database = try PostgresConnection(configuration.databaseURL)
+        redis = try RedisConnection(endpoint: configuration.redis)
+        locks = DistributedLockClient(redis: redis, notifier: shared?.notifier, renewer: shared?.renewer)
+        self.events = events
+        self.settings = settings
+        self.gateway = gateway
+        self.faults = FaultHooks()
+        try database.setLockTimeout(milliseconds: settings.rowLockTimeoutMilliseconds)
+    }
+
+    func probe(_ caseName: CaseName) -> Probe { Probe(caseName: caseName.rawValue, sink: events) }
+
+    /// The seed's layering: the distributed lock first, around the whole transaction.
+    func withDistributedLock<T>(_ key: String, probe: Probe, _ body: () throws -> T) throws -> T {
+        try locks.withLock(key, options: settings.lock, probe: probe) { _ in
+            try faults.whileHoldingLock?(key)
+            return try body()
+        }
+    }
+
+    func think() { sleep(seconds: settings.processingDelaySeconds) }
+
+    /// Re-establishes the session after the server dropped it, so the next operation can run.
+    public func recoverConnections() {
+        try? database.reconnectIfNeeded()
+        if database.isConnected { try? database.setLockTimeout(milliseconds: settings.rowLockTimeoutMilliseconds) }
+    }
+}

@@ -1,0 +1,114 @@
+import LockProofLocking
+import LockProofPostgres
+
+/// Case 3: issue a first-come-first-served coupon, at most one per user, never more than the total.
+public enum IssueCouponStrategy: String, Sendable, CaseIterable, Codable {
+    /// Redis lock `coupon:issue:{id}`, an "already issued?" check, `FOR UPDATE` on the coupon, and
+    /// the unique constraint (user_id, coupon_id) as the last line.
+    case seed
+    /// `FOR UPDATE` on the coupon and the unique constraint only.
+    case pessimistic
+    /// `UPDATE … SET issued_quantity = issued_quantity + 1 WHERE issued_quantity < total_quantity`
+    /// and the unique constraint.
+    case atomic
+    /// Read, check, insert, write the count back, with no lock. The negative control: over-issues.
+    case naive
+}
+
+public struct CouponIssue: Sendable, Equatable {
+    public let couponId: Int
+    public let userId: Int
+    public let issuedQuantity: Int
+}
+
+public struct IssueCoupon {
+    public let client: CommerceClient
+    public let strategy: IssueCouponStrategy
+
+    public init(client: CommerceClient, strategy: IssueCouponStrategy = .seed) {
+        self.client = client
+        self.strategy = strategy
+    }
+
+    public static func lockKey(couponId: Int) -> String { "coupon:issue:\(couponId)" }
+
+    public func issue(couponId: Int, userId: Int) throws -> CouponIssue {
+        let probe = client.probe(.issueCoupon)
+        do {
+            switch strategy {
+            case .seed:
+                return try client.withDistributedLock(Self.lockKey(couponId: couponId), probe: probe) {
+                    try transaction(client.database, probe: probe) { db in
+                        if try alreadyIssued(couponId, userId, db) {
+                            throw DomainError.alreadyIssued(userId: userId, couponId: couponId, detectedBy: .applicationCheck)
+                        }
+                        return try issueLocked(couponId, userId, db, probe)
+                    }
+                }
+            case .pessimistic:
+                return try transaction(client.database, probe: probe) { db in try issueLocked(couponId, userId, db, probe) }
+            case .atomic:
+                return try transaction(client.database, probe: probe) { db in
+                    try requireUser(userId, db)
+                    let updated = try db.query(
+                        """
+                        UPDATE coupons SET issued_quantity = issued_quantity + 1, version = version + 1
+                        WHERE id = $1 AND issued_quantity < total_quantity RETURNING issued_quantity
+                        """, [couponId])
+                    guard let issued = updated.int(0, 0) else {
+                        let exists = try db.query("SELECT 1 FROM coupons WHERE id = $1", [couponId]).rowCount == 1
+                        throw exists
+                            ? DomainError.soldOut(couponId: couponId) : DomainError.notFound(entity: "coupon", id: couponId)
+                    }
+                    try insertUserCoupon(couponId, userId, db)
+                    return CouponIssue(couponId: couponId, userId: userId, issuedQuantity: issued)
+                }
+            case .naive:
+                return try transaction(client.database, probe: probe) { db in
+                    try requireUser(userId, db)
+                    let coupon = try db.query("SELECT total_quantity, issued_quantity FROM coupons WHERE id = $1", [couponId])
+                    guard let total = coupon.int(0, 0), let issued = coupon.int(0, 1) else {
+                        throw DomainError.notFound(entity: "coupon", id: couponId)
+                    }
+                    guard issued < total else { throw DomainError.soldOut(couponId: couponId) }
+                    client.think()
+                    try insertUserCoupon(couponId, userId, db)
+                    try db.query("UPDATE coupons SET issued_quantity = $1 WHERE id = $2", [issued + 1, couponId])
+                    return CouponIssue(couponId: couponId, userId: userId, issuedQuantity: issued + 1)
+                }
+            }
+        } catch let error as PostgresError where error.kind == .uniqueViolation {
+            // The last line of defense caught a duplicate the layers above let through.
+            throw DomainError.alreadyIssued(userId: userId, couponId: couponId, detectedBy: .uniqueConstraint)
+        }
+    }
+
+    private func alreadyIssued(_ couponId: Int, _ userId: Int, _ db: PostgresConnection) throws -> Bool {
+        try db.query("SELECT 1 FROM user_coupons WHERE user_id = $1 AND coupon_id = $2", [userId, couponId]).rowCount > 0
+    }
+
+    private func requireUser(_ userId: Int, _ db: PostgresConnection) throws {
+        guard try db.query("SELECT 1 FROM users WHERE id = $1", [userId]).rowCount == 1 else {
+            throw DomainError.notFound(entity: "user", id: userId)
+        }
+    }
+
+    private func issueLocked(_ couponId: Int, _ userId: Int, _ db: PostgresConnection, _ probe: Probe) throws -> CouponIssue {
+        try requireUser(userId, db)
+        let rows = try lockRowsForUpdate(
+            db, table: .coupons, ids: [couponId], columns: "total_quantity, issued_quantity", probe: probe)
+        guard let coupon = rows[couponId], let total = coupon.int(0, 0), let issued = coupon.int(0, 1) else {
+            throw DomainError.notFound(entity: "coupon", id: couponId)
+        }
+        guard issued < total else { throw DomainError.soldOut(couponId: couponId) }
+        client.think()
+        try insertUserCoupon(couponId, userId, db)
+        try db.query(
+            "UPDATE coupons SET issued_quantity = issued_quantity + 1, version = version + 1 WHERE id = $1", [couponId])
+        return CouponIssue(couponId: couponId, userId: userId, issuedQuantity: issued + 1)
+    }
+
+    private func insertUserCoupon(_ couponId: Int, _ userId: Int, _ db: PostgresConnection) throws {
+        try db.query("INSERT INTO user_coupons (user_id, coupon_id) VALUES ($1, $2)", [userId, couponId])
+    }
+}

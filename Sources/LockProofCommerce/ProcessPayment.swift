@@ -1,0 +1,278 @@
+import LockProofLocking
+import LockProofPostgres
+
+/// Case 2: pay a PENDING order: deduct the balance and the stock, call the gateway outside every
+/// lock, and compensate when the gateway fails.
+public enum ProcessPaymentStrategy: String, Sendable, CaseIterable, Codable {
+    /// Redis lock `balance:user:{id}`, then `FOR UPDATE` on the user and on each product in
+    /// ascending id order; deduct; gateway after commit; compensation on failure.
+    case seed
+    /// The same row locks without the Redis lock.
+    case pessimistic
+    /// Read, check, write absolute values back with no lock. The negative control: overspends.
+    case naive
+}
+
+public struct PaymentResult: Sendable, Equatable {
+    public let orderId: Int
+    public let userId: Int
+    public let amount: Int
+    public let balanceAfter: Int
+    public let receipt: String
+}
+
+/// What the deduction took, so that the compensation can give back exactly that.
+struct Deduction {
+    let orderId: Int
+    let userId: Int
+    let amount: Int
+    let items: [(productId: Int, quantity: Int)]
+    let balanceAfter: Int
+}
+
+public struct ProcessPayment {
+    public let client: CommerceClient
+    public let strategy: ProcessPaymentStrategy
+
+    public init(client: CommerceClient, strategy: ProcessPaymentStrategy = .seed) {
+        self.client = client
+        self.strategy = strategy
+    }
+
+    public func pay(orderId: Int) throws -> PaymentResult {
+        let probe = client.probe(.processPayment)
+        let userId = try orderOwner(orderId)
+        let deduction: Deduction
+        switch strategy {
+        case .seed:
+            deduction = try client.withDistributedLock(ChargeBalance.lockKey(userId: userId), probe: probe) {
+                try deductLocked(orderId, probe)
+            }
+        case .pessimistic:
+            deduction = try deductLocked(orderId, probe)
+        case .naive:
+            deduction = try deductNaively(orderId, probe)
+        }
+        // Outside the transaction and the lock: a slow gateway holds no lock.
+        let receipt: String
+        do {
+            receipt = try client.gateway.charge(orderId: orderId, amount: deduction.amount)
+        } catch {
+            let reason = String(describing: error)
+            try compensate(deduction, reason: reason, probe: probe)
+            throw DomainError.paymentDeclined(orderId: orderId, reason: reason)
+        }
+        try transaction(client.database, probe: probe) { db in
+            try db.query(
+                "UPDATE orders SET status = 'PAID', version = version + 1, updated_at = now() WHERE id = $1 AND status = 'PAYING'",
+                [orderId])
+        }
+        return PaymentResult(
+            orderId: orderId, userId: userId, amount: deduction.amount, balanceAfter: deduction.balanceAfter,
+            receipt: receipt)
+    }
+
+    private func orderOwner(_ orderId: Int) throws -> Int {
+        guard let owner = try client.database.query("SELECT user_id FROM orders WHERE id = $1", [orderId]).int(0, 0)
+        else { throw DomainError.notFound(entity: "order", id: orderId) }
+        return owner
+    }
+
+    private func loadOrder(_ orderId: Int, forUpdate: Bool, db: PostgresConnection) throws
+        -> (userId: Int, total: Int, items: [(productId: Int, quantity: Int)])
+    {
+        let order = try db.query(
+            "SELECT user_id, status, total_amount FROM orders WHERE id = $1\(forUpdate ? " FOR UPDATE" : "")", [orderId])
+        guard let userId = order.int(0, 0), let statusText = order.string(0, 1), let total = order.int(0, 2) else {
+            throw DomainError.notFound(entity: "order", id: orderId)
+        }
+        let status = OrderStatus(rawValue: statusText) ?? .pending
+        guard status == .pending else { throw DomainError.orderNotPayable(orderId: orderId, status: status) }
+        let rows = try db.query(
+            "SELECT product_id, quantity FROM order_items WHERE order_id = $1 ORDER BY product_id", [orderId])
+        let items = (0..<rows.rowCount).map { (productId: rows.int($0, 0)!, quantity: rows.int($0, 1)!) }
+        return (userId, total, items)
+    }
+
+    private func deductLocked(_ orderId: Int, _ probe: Probe) throws -> Deduction {
+        try transaction(client.database, probe: probe) { db in
+            let order = try loadOrder(orderId, forUpdate: true, db: db)
+            let users = try lockRowsForUpdate(db, table: .users, ids: [order.userId], columns: "balance", probe: probe)
+            let products = try lockRowsForUpdate(
+                db, table: .products, ids: order.items.map(\.productId), columns: "stock", probe: probe)
+            guard let balance = users[order.userId]?.int(0, 0) else {
+                throw DomainError.notFound(entity: "user", id: order.userId)
+            }
+            try checkFunds(order, balance: balance, stock: { products[$0]?.int(0, 0) })
+            client.think()
+            try db.query(
+                "UPDATE users SET balance = balance - $1, version = version + 1 WHERE id = $2",
+                [order.total, order.userId])
+            for item in order.items {
+                try db.query(
+                    "UPDATE products SET stock = stock - $1, version = version + 1 WHERE id = $2",
+                    [item.quantity, item.productId])
+            }
+            return try recordDeduction(orderId, order, balanceAfter: balance - order.total, db: db)
+        }
+    }
+
+    private func deductNaively(_ orderId: Int, _ probe: Probe) throws -> Deduction {
+        try transaction(client.database, probe: probe) { db in
+            let order = try loadOrder(orderId, forUpdate: false, db: db)
+            guard let balance = try db.query("SELECT balance FROM users WHERE id = $1", [order.userId]).int(0, 0) else {
+                throw DomainError.notFound(entity: "user", id: order.userId)
+            }
+            var stock: [Int: Int] = [:]
+            for item in order.items {
+                stock[item.productId] = try db.query("SELECT stock FROM products WHERE id = $1", [item.productId]).int(0, 0)
+            }
+            try checkFunds(order, balance: balance, stock: { stock[$0] })
+            client.think()
+            try db.query("UPDATE users SET balance = $1 WHERE id = $2", [balance - order.total, order.userId])
+            for item in order.items {
+                try db.query(
+                    "UPDATE products SET stock = $1 WHERE id = $2", [stock[item.productId]! - item.quantity, item.productId])
+            }
+            return try recordDeduction(orderId, order, balanceAfter: balance - order.total, db: db)
+        }
+    }
+
+    private func checkFunds(
+        _ order: (userId: Int, total: Int, items: [(productId: Int, quantity: Int)]), balance: Int,
+        stock: (Int) -> Int?
+    ) throws {
+        guard balance >= order.total else {
+            throw DomainError.insufficientBalance(userId: order.userId, balance: balance, required: order.total)
+        }
+        for item in order.items {
+            guard let available = stock(item.productId) else {
+                throw DomainError.notFound(entity: "product", id: item.productId)
+            }
+            guard available >= item.quantity else {
+                throw DomainError.insufficientStock(productId: item.productId, available: available, requested: item.quantity)
+            }
+        }
+    }
+
+    private func recordDeduction(
+        _ orderId: Int, _ order: (userId: Int, total: Int, items: [(productId: Int, quantity: Int)]),
+        balanceAfter: Int, db: PostgresConnection
+    ) throws -> Deduction {
+        let reference = "order:\(orderId)"
+        try db.query(
+            "INSERT INTO balance_ledger (user_id, delta, reason, reference) VALUES ($1, $2, 'payment', $3)",
+            [order.userId, -order.total, reference])
+        for item in order.items {
+            try db.query(
+                "INSERT INTO stock_ledger (product_id, delta, reason, reference) VALUES ($1, $2, 'payment', $3)",
+                [item.productId, -item.quantity, reference])
+        }
+        let moved = try db.query(
+            "UPDATE orders SET status = 'PAYING', version = version + 1, updated_at = now() WHERE id = $1 AND status = 'PENDING'",
+            [orderId])
+        // Only the naive strategy can get here twice for one order; the loser must not deduct.
+        guard moved.affectedRows == 1 else { throw DomainError.orderNotPayable(orderId: orderId, status: .paying) }
+        return Deduction(
+            orderId: orderId, userId: order.userId, amount: order.total, items: order.items, balanceAfter: balanceAfter)
+    }
+
+    /// Gives back exactly what the deduction took. First the intent is recorded durably in its own
+    /// transaction; then one transaction restores balance and stock, fails the order and marks the
+    /// record done. If that fails, the record stays `pending` with the error: never lost.
+    func compensate(_ deduction: Deduction, reason: String, probe: Probe) throws {
+        let db = client.database
+        try transaction(db, probe: probe) { db in
+            try db.query(
+                """
+                INSERT INTO compensations (order_id, status, reason) VALUES ($1, 'pending', $2)
+                ON CONFLICT (order_id) DO NOTHING
+                """, [deduction.orderId, reason])
+        }
+        do {
+            try Compensation.run(orderId: deduction.orderId, client: client, probe: probe)
+        } catch {
+            try? Compensation.recordFailure(orderId: deduction.orderId, error: error, db: db)
+            throw error
+        }
+    }
+}
+
+/// Compensations: the durable record and the transaction that restores what a payment took.
+public enum Compensation {
+    /// Restores balance and stock of a PAYING order from its order items, marks it PAYMENT_FAILED
+    /// and its compensation `succeeded`, all in one transaction. Idempotent: an order no longer
+    /// PAYING is left alone.
+    public static func run(orderId: Int, client: CommerceClient, probe: Probe) throws {
+        do {
+            try transaction(client.database, probe: probe) { db in
+                let order = try db.query("SELECT user_id, total_amount, status FROM orders WHERE id = $1 FOR UPDATE", [orderId])
+                guard let userId = order.int(0, 0), let total = order.int(0, 1) else {
+                    throw DomainError.notFound(entity: "order", id: orderId)
+                }
+                if order.string(0, 2) == OrderStatus.paying.rawValue {
+                    let reference = "order:\(orderId)"
+                    try db.query("UPDATE users SET balance = balance + $1, version = version + 1 WHERE id = $2", [total, userId])
+                    try db.query(
+                        "INSERT INTO balance_ledger (user_id, delta, reason, reference) VALUES ($1, $2, 'compensation', $3)",
+                        [userId, total, reference])
+                    let items = try db.query(
+                        "SELECT product_id, quantity FROM order_items WHERE order_id = $1 ORDER BY product_id", [orderId])
+                    for row in 0..<items.rowCount {
+                        let productId = items.int(row, 0)!
+                        let quantity = items.int(row, 1)!
+                        try db.query(
+                            "UPDATE products SET stock = stock + $1, version = version + 1 WHERE id = $2", [quantity, productId])
+                        try db.query(
+                            "INSERT INTO stock_ledger (product_id, delta, reason, reference) VALUES ($1, $2, 'compensation', $3)",
+                            [productId, quantity, reference])
+                    }
+                    try db.query(
+                        "UPDATE orders SET status = 'PAYMENT_FAILED', version = version + 1, updated_at = now() WHERE id = $1",
+                        [orderId])
+                }
+                try db.query(
+                    """
+                    UPDATE compensations SET status = 'succeeded', attempts = attempts + 1, last_error = NULL,
+                        updated_at = now() WHERE order_id = $1
+                    """, [orderId])
+                try client.faults.beforeCompensationCommit?(orderId)
+            }
+            probe.record(.compensation(succeeded: true))
+        } catch {
+            probe.record(.compensation(succeeded: false))
+            throw error
+        }
+    }
+
+    static func recordFailure(orderId: Int, error: any Error, db: PostgresConnection) throws {
+        try db.reconnectIfNeeded()
+        try db.query(
+            """
+            UPDATE compensations SET attempts = attempts + 1, last_error = $2, updated_at = now()
+            WHERE order_id = $1 AND status = 'pending'
+            """, [orderId, String(describing: error)])
+    }
+
+    /// The compensations recorded but not yet carried out.
+    public static func pending(db: PostgresConnection) throws -> [Int] {
+        let rows = try db.query("SELECT order_id FROM compensations WHERE status = 'pending' ORDER BY id")
+        return (0..<rows.rowCount).compactMap { rows.int($0, 0) }
+    }
+
+    /// Retries every pending compensation once; returns how many succeeded.
+    @discardableResult
+    public static func retryPending(client: CommerceClient) throws -> Int {
+        let probe = client.probe(.processPayment)
+        var repaired = 0
+        for orderId in try pending(db: client.database) {
+            do {
+                try run(orderId: orderId, client: client, probe: probe)
+                repaired += 1
+            } catch {
+                try? recordFailure(orderId: orderId, error: error, db: client.database)
+            }
+        }
+        return repaired
+    }
+}

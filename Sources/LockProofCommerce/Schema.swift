@@ -1,0 +1,140 @@
+import LockProofPostgres
+
+/// The tables the five cases work on. `apply` is idempotent and safe to run from several
+/// processes at once; `reset` empties every table for a clean run.
+public enum Schema {
+    public static let tables = [
+        "compensations", "idempotency_keys", "stock_ledger", "balance_ledger", "cart_items",
+        "order_items", "orders", "user_coupons", "coupons", "products", "users",
+    ]
+
+    static let statements = [
+        """
+        CREATE TABLE IF NOT EXISTS users (
+            id BIGSERIAL PRIMARY KEY,
+            name TEXT NOT NULL DEFAULT '',
+            balance BIGINT NOT NULL DEFAULT 0 CONSTRAINT users_balance_non_negative CHECK (balance >= 0),
+            version BIGINT NOT NULL DEFAULT 0
+        )
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS products (
+            id BIGSERIAL PRIMARY KEY,
+            name TEXT NOT NULL DEFAULT '',
+            price BIGINT NOT NULL CONSTRAINT products_price_non_negative CHECK (price >= 0),
+            stock BIGINT NOT NULL CONSTRAINT products_stock_non_negative CHECK (stock >= 0),
+            version BIGINT NOT NULL DEFAULT 0
+        )
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS coupons (
+            id BIGSERIAL PRIMARY KEY,
+            name TEXT NOT NULL DEFAULT '',
+            total_quantity INT NOT NULL CONSTRAINT coupons_total_non_negative CHECK (total_quantity >= 0),
+            issued_quantity INT NOT NULL DEFAULT 0 CONSTRAINT coupons_issued_non_negative CHECK (issued_quantity >= 0),
+            version BIGINT NOT NULL DEFAULT 0
+        )
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS user_coupons (
+            id BIGSERIAL PRIMARY KEY,
+            user_id BIGINT NOT NULL REFERENCES users (id),
+            coupon_id BIGINT NOT NULL REFERENCES coupons (id),
+            issued_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+            CONSTRAINT user_coupons_user_coupon_unique UNIQUE (user_id, coupon_id)
+        )
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS orders (
+            id BIGSERIAL PRIMARY KEY,
+            user_id BIGINT NOT NULL REFERENCES users (id),
+            status TEXT NOT NULL CONSTRAINT orders_status_known
+                CHECK (status IN ('PENDING', 'PAYING', 'PAID', 'PAYMENT_FAILED', 'COMPLETED', 'CANCELLED')),
+            total_amount BIGINT NOT NULL CONSTRAINT orders_total_non_negative CHECK (total_amount >= 0),
+            version BIGINT NOT NULL DEFAULT 0,
+            created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+            updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+        )
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS order_items (
+            id BIGSERIAL PRIMARY KEY,
+            order_id BIGINT NOT NULL REFERENCES orders (id),
+            product_id BIGINT NOT NULL REFERENCES products (id),
+            quantity INT NOT NULL CONSTRAINT order_items_quantity_positive CHECK (quantity > 0),
+            unit_price BIGINT NOT NULL
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS order_items_order_id ON order_items (order_id)",
+        """
+        CREATE TABLE IF NOT EXISTS cart_items (
+            id BIGSERIAL PRIMARY KEY,
+            user_id BIGINT NOT NULL REFERENCES users (id),
+            product_id BIGINT NOT NULL REFERENCES products (id),
+            quantity INT NOT NULL CONSTRAINT cart_items_quantity_non_negative CHECK (quantity >= 0),
+            version BIGINT NOT NULL DEFAULT 0,
+            CONSTRAINT cart_items_user_product_unique UNIQUE (user_id, product_id)
+        )
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS balance_ledger (
+            id BIGSERIAL PRIMARY KEY,
+            user_id BIGINT NOT NULL REFERENCES users (id),
+            delta BIGINT NOT NULL,
+            reason TEXT NOT NULL CONSTRAINT balance_ledger_reason_known
+                CHECK (reason IN ('opening', 'charge', 'payment', 'compensation')),
+            reference TEXT NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS balance_ledger_user_id ON balance_ledger (user_id)",
+        """
+        CREATE TABLE IF NOT EXISTS stock_ledger (
+            id BIGSERIAL PRIMARY KEY,
+            product_id BIGINT NOT NULL REFERENCES products (id),
+            delta BIGINT NOT NULL,
+            reason TEXT NOT NULL CONSTRAINT stock_ledger_reason_known
+                CHECK (reason IN ('opening', 'payment', 'compensation')),
+            reference TEXT NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS stock_ledger_product_id ON stock_ledger (product_id)",
+        """
+        CREATE TABLE IF NOT EXISTS idempotency_keys (
+            key TEXT PRIMARY KEY,
+            operation TEXT NOT NULL CONSTRAINT idempotency_keys_operation_known CHECK (operation IN ('charge', 'payment')),
+            reference TEXT NOT NULL,
+            result TEXT NOT NULL DEFAULT '',
+            created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+        )
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS compensations (
+            id BIGSERIAL PRIMARY KEY,
+            order_id BIGINT NOT NULL UNIQUE REFERENCES orders (id),
+            status TEXT NOT NULL CONSTRAINT compensations_status_known CHECK (status IN ('pending', 'succeeded')),
+            reason TEXT NOT NULL,
+            attempts INT NOT NULL DEFAULT 0,
+            last_error TEXT,
+            created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+            updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+        )
+        """,
+    ]
+
+    /// Creates what is missing. Serialized by an advisory lock so that concurrent callers do not
+    /// race on CREATE TABLE IF NOT EXISTS (which is not atomic in PostgreSQL).
+    public static func apply(_ connection: PostgresConnection) throws {
+        try connection.transaction { conn in
+            try conn.query("SELECT pg_advisory_xact_lock($1)", [Int64(0x4C6F_636B_5072)])
+            for statement in statements { try conn.execute(statement) }
+        }
+    }
+
+    /// Applies the schema and empties every table, restarting ids.
+    public static func reset(_ connection: PostgresConnection) throws {
+        try apply(connection)
+        try connection.execute("TRUNCATE \(tables.joined(separator: ", ")) RESTART IDENTITY CASCADE")
+    }
+}
