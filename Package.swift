@@ -57,5 +57,8 @@ let package = Package(
             name: "LockProofDriverTests", dependencies: ["LockProofTestSupport", "LockProofPostgres", "LockProofRedis"]),
         .testTarget(name: "LockProofLockingTests", dependencies: ["LockProofTestSupport", "LockProofLocking"]),
         .testTarget(name: "LockProofCommerceTests", dependencies: ["LockProofTestSupport", "LockProofCommerce"]),
+        .testTarget(
+            name: "LockProofMetricsTests",
+            dependencies: ["LockProofTestSupport", "LockProofMetrics", "LockProofHTTP"]),
     ]
 )

@@ -34,8 +34,11 @@ run "promtool test rules Dashboards/alerts_test.yml" promtool test rules Dashboa
 python3 - <<'PY' || failed=1
 """Static checks of the dashboard, alerts, tests, catalog and runbook (stdlib only)."""
 import json
+import os
 import re
+import subprocess
 import sys
+import tempfile
 
 DASH = "Dashboards/grafana/lockproof.json"
 ALERTS = "Dashboards/alerts.yml"
@@ -177,12 +180,34 @@ for where, expr in exprs:
             dash_problems.append(f"{where}: counter {name} used outside rate()/increase()")
         if fam in histograms and name == fam:
             dash_problems.append(f"{where}: histogram {name} used without _bucket/_sum/_count")
+# PromQL syntax: promtool parses every query, with the Grafana variables replaced, as a
+# recording rule (JSON is YAML, so json.dump writes a valid rule file).
+GRAFANA_VARS = {"$__rate_interval": "1m", "$__range": "1h", "$__interval": "15s",
+                "$job": ".*", "$instance": ".*", "$case": ".*"}
+rules = []
+for i, (where, expr) in enumerate(exprs):
+    e = expr
+    for var in sorted(GRAFANA_VARS, key=len, reverse=True):
+        e = e.replace(var, GRAFANA_VARS[var])
+    if "$" in e:
+        dash_problems.append(f"{where}: unknown variable in {expr!r}")
+    rules.append({"record": f"lockproof_dashboard_query_{i}", "expr": e})
+with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as f:
+    json.dump({"groups": [{"name": "dashboard-queries", "rules": rules}]}, f)
+try:
+    r = subprocess.run(["promtool", "check", "rules", f.name], capture_output=True, text=True)
+    if r.returncode != 0:
+        dash_problems.append("PromQL does not parse: " + (r.stdout + r.stderr).strip().replace("\n", " "))
+finally:
+    os.unlink(f.name)
+
 unused = [m for m in catalog if m not in used_in_dashboard]
 if unused:
     dash_problems.append("catalog families without a panel: " + ", ".join(unused))
 
 report(f"{DASH}: parses, datasource variable, no ${{DS_}}, {len(ids)} panels with title+description, "
-       f"{len(exprs)} queries filtered by $job/$instance, counters via rate()/increase()", dash_problems)
+       f"{len(exprs)} PromQL queries parse, filtered by $job/$instance, counters via rate()/increase()",
+       dash_problems)
 
 # ---------------------------------------------------------------- metric names vs catalog
 names = {}

@@ -1,2 +1,0 @@
-import XCTest
-final class PlaceholderLockProofCommerceTests: XCTestCase { func testNothing() {} }

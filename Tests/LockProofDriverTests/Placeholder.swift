@@ -1,2 +1,0 @@
-import XCTest
-final class PlaceholderLockProofDriverTests: XCTestCase { func testNothing() {} }

@@ -1,0 +1,63 @@
+import LockProofRedis
+import LockProofTestSupport
+import XCTest
+
+final class RedisDriverTests: XCTestCase {
+    func testBinarySafeArguments() throws {
+        let redis = try TestServers.redis()
+        let value: [UInt8] = [0, 13, 10, 255, 36, 42, 0]
+        XCTAssertEqual(try redis.command(bytes: [Array("SET".utf8), Array("lockproof:test:binary".utf8), value]), .status("OK"))
+        XCTAssertEqual(try redis.command(["GET", "lockproof:test:binary"]), .string(value))
+        XCTAssertEqual(try redis.command(["DEL", "lockproof:test:binary"]), .integer(1))
+    }
+
+    func testErrorReplyIsTypedAndConnectionStaysUsable() throws {
+        let redis = try TestServers.redis()
+        guard case .error(let message) = try redis.command(["NOSUCHCOMMAND"]) else { return XCTFail("expected an error reply") }
+        XCTAssertTrue(message.contains("unknown command"), message)
+        XCTAssertThrowsError(try redis.checked(["INCR"])) { XCTAssertEqual(($0 as? RedisError)?.kind, .server) }
+        XCTAssertEqual(try redis.command(["PING"]), .status("PONG"))
+    }
+
+    func testScriptFallsBackToEvalAfterScriptFlush() throws {
+        let redis = try TestServers.redis()
+        let script = RedisScript("return tonumber(ARGV[1]) + #KEYS")
+        XCTAssertEqual(try redis.eval(script, keys: ["a", "b"], arguments: ["40"]), .integer(42))
+        try redis.checked(["SCRIPT", "FLUSH"])
+        XCTAssertEqual(try redis.eval(script, keys: ["a"], arguments: ["40"]), .integer(41), "EVAL after NOSCRIPT")
+        XCTAssertEqual(try redis.eval(script, keys: [], arguments: ["40"]), .integer(40))
+    }
+
+    func testCommandTimeoutIsTypedAndTheNextCommandReconnects() throws {
+        let redis = try TestServers.redis(commandTimeout: 0.2)
+        XCTAssertThrowsError(try redis.command(["BLPOP", "lockproof:test:never", "2"])) {
+            XCTAssertEqual(($0 as? RedisError)?.kind, .timeout, "\($0)")
+        }
+        XCTAssertEqual(try redis.command(["PING"]), .status("PONG"))
+    }
+
+    func testUnreachableServerIsConnectionFailed() {
+        XCTAssertThrowsError(try RedisConnection(url: "redis://127.0.0.1:1/0", connectTimeout: 1)) {
+            XCTAssertEqual(($0 as? RedisError)?.kind, .connectionFailed)
+        }
+    }
+
+    func testURLParsing() throws {
+        XCTAssertEqual(try RedisEndpoint(url: "redis://10.1.2.3:7000/4"), RedisEndpoint(host: "10.1.2.3", port: 7000, database: 4))
+        XCTAssertEqual(try RedisEndpoint(url: "redis://localhost"), RedisEndpoint(host: "localhost", port: 6379, database: 0))
+        let secret = try RedisEndpoint(url: "redis://:pw@h:1/0")
+        XCTAssertEqual(secret.password, "pw")
+        XCTAssertFalse(secret.description.contains("pw"))
+        XCTAssertThrowsError(try RedisEndpoint(url: "http://x"))
+        XCTAssertThrowsError(try RedisEndpoint(url: "redis://h:99999/0"))
+        XCTAssertThrowsError(try RedisEndpoint(url: "redis://h:1/x"))
+    }
+
+    func testSelectsTheDatabaseFromTheURL() throws {
+        let base = TestServers.configuration.redis
+        let other = try RedisConnection(endpoint: RedisEndpoint(host: base.host, port: base.port, database: 3))
+        try other.checked(["SET", "lockproof:test:db", "three"])
+        XCTAssertEqual(try TestServers.redis().command(["EXISTS", "lockproof:test:db"]), .integer(base.database == 3 ? 1 : 0))
+        try other.checked(["DEL", "lockproof:test:db"])
+    }
+}

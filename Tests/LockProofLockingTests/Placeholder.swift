@@ -1,2 +1,0 @@
-import XCTest
-final class PlaceholderLockProofLockingTests: XCTestCase { func testNothing() {} }
