@@ -37,6 +37,12 @@ public struct OrderTransition: Sendable, Equatable {
     public let orderId: Int
     public let from: OrderStatus
     public let to: OrderStatus
+
+    public init(orderId: Int, from: OrderStatus, to: OrderStatus) {
+        self.orderId = orderId
+        self.from = from
+        self.to = to
+    }
 }
 
 /// Order state changes by users and the system (complete, cancel).
