@@ -1,0 +1,35 @@
+# LockProof. `make test` and `make verify` work from nothing on a fresh Debian machine as root:
+# they install what is missing, start throwaway PostgreSQL and Redis under .run/, and stop them.
+# Set LOCKPROOF_DATABASE_URL and LOCKPROOF_REDIS_URL to use servers of your own instead.
+
+SWIFT ?= swift
+SWIFT_TEST_FLAGS ?= --disable-swift-testing
+
+.PHONY: deps build release test check-dashboards services-start services-stop clean
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+## test: unit and concurrency tests on real servers, then the promtool checks
+test: deps
+	scripts/with-services.sh $(SWIFT) test $(SWIFT_TEST_FLAGS)
+	scripts/check-dashboards.sh
+
+check-dashboards: deps
+	scripts/check-dashboards.sh
+
+services-start:
+	@scripts/services.sh start
+
+services-stop:
+	@scripts/services.sh stop
+
+clean:
+	-scripts/services.sh stop
+	rm -rf .run .build
