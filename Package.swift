@@ -43,11 +43,21 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
 
+        // Scenario runner: workload, checkers, thresholds, reports
+        .target(
+            name: "LockProofScenario",
+            dependencies: [
+                "LockProofMetrics",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]),
+
         // The CLI
         .executableTarget(
             name: "lockproof",
             dependencies: [
                 "LockProofMetrics",
+                "LockProofScenario",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -57,6 +67,8 @@ let package = Package(
             name: "LockProofDriverTests", dependencies: ["LockProofTestSupport", "LockProofPostgres", "LockProofRedis"]),
         .testTarget(name: "LockProofLockingTests", dependencies: ["LockProofTestSupport", "LockProofLocking"]),
         .testTarget(name: "LockProofCommerceTests", dependencies: ["LockProofTestSupport", "LockProofCommerce"]),
+        .testTarget(
+            name: "LockProofScenarioTests", dependencies: ["LockProofTestSupport", "LockProofScenario"]),
         .testTarget(
             name: "LockProofMetricsTests",
             dependencies: ["LockProofTestSupport", "LockProofMetrics", "LockProofHTTP"]),

@@ -1,0 +1,39 @@
+import LockProofCommerce
+
+/// Every failed payment is fully compensated, and no compensation is lost: a PAYMENT_FAILED order
+/// has a `succeeded` compensation; no order is left PAYING without a compensation record once the
+/// run is over; a `pending` compensation (recorded, not yet carried out) is reported.
+struct CompensationChecker: Checker {
+    let name = "compensation"
+
+    func check(_ context: CheckContext) throws -> CheckResult {
+        var tally = ViolationTally()
+        let rows = try context.db.query(
+            """
+            SELECT o.id, o.status, c.status, c.last_error FROM orders o LEFT JOIN compensations c ON c.order_id = o.id
+            WHERE o.status IN ('PAYING', 'PAYMENT_FAILED') OR c.id IS NOT NULL ORDER BY o.id
+            """)
+        var pending = 0
+        for row in 0..<rows.rowCount {
+            let order = rows.int(row, 0)!
+            let orderStatus = rows.string(row, 1) ?? ""
+            let compensation = rows.string(row, 2)
+            switch (orderStatus, compensation) {
+            case ("PAYMENT_FAILED", "succeeded"): break
+            case ("PAYMENT_FAILED", let other):
+                tally.add("failed-payment-not-compensated", "order \(order) is PAYMENT_FAILED, compensation \(other ?? "missing")")
+            case ("PAYING", nil):
+                tally.add("compensation-lost", "order \(order) is still PAYING and no compensation is recorded")
+            case (_, "pending"):
+                pending += 1
+                tally.add("compensation-pending", "order \(order): compensation pending (\(rows.string(row, 3) ?? "no error recorded"))")
+            case (let state, "succeeded"):
+                tally.add("compensated-order-not-failed", "order \(order) was compensated but is \(state)")
+            default: break
+            }
+        }
+        context.statistics.setGauge("lockproof_compensations_pending", Double(pending))
+        let declined = context.history.filter { $0.operation == "pay" && $0.reason == "payment_declined" }.count
+        return tally.result(name, summary: "\(declined) declined payments")
+    }
+}

@@ -1,0 +1,38 @@
+import LockProofCommerce
+
+/// Coupons: rows = issued_quantity ≤ total; no user holds a coupon twice; the acknowledged issues
+/// lie between the bounds the rows allow (ok ≤ rows ≤ ok + unknown); every acknowledged issue has
+/// its row.
+struct CouponChecker: Checker {
+    let name = "coupon-quantity"
+
+    func check(_ context: CheckContext) throws -> CheckResult {
+        var tally = ViolationTally()
+        guard let couponId = context.initial.couponId else { return tally.result(name, summary: "no coupon") }
+        let coupon = try context.db.query("SELECT total_quantity, issued_quantity FROM coupons WHERE id = $1", [couponId])
+        let total = coupon.int(0, 0) ?? 0, issued = coupon.int(0, 1) ?? 0
+        let holders = try context.db.pairs(
+            "SELECT user_id, count(*) FROM user_coupons WHERE coupon_id = $1 GROUP BY user_id", [couponId])
+        let rows = holders.values.reduce(0, +)
+        if rows != issued {
+            tally.add("rows-differ-from-issued-quantity", "coupon \(couponId): \(rows) rows but issued_quantity \(issued)")
+        }
+        if rows > total || issued > total {
+            tally.add("over-issued", "coupon \(couponId): total \(total), \(rows) rows, issued_quantity \(issued)")
+        }
+        for (user, count) in holders.sorted(by: { $0.key < $1.key }) where count > 1 {
+            tally.add("duplicate-user-coupon", "user \(user) holds coupon \(couponId) \(count) times")
+        }
+        let acknowledged = context.history.with("issue", .ok)
+        let unknown = context.history.with("issue", .unknown).count
+        if rows < acknowledged.count || rows > acknowledged.count + unknown {
+            tally.add(
+                "rows-outside-acknowledged-bounds",
+                "coupon \(couponId): \(rows) rows, \(acknowledged.count) issues acknowledged and \(unknown) unknown")
+        }
+        for entry in acknowledged where holders[entry.arguments["user"]!] == nil {
+            tally.add("acknowledged-issue-without-row", "user \(entry.arguments["user"]!) was told they got coupon \(couponId); no row")
+        }
+        return tally.result(name, summary: "total \(total), \(rows) issued, \(acknowledged.count) acknowledged")
+    }
+}

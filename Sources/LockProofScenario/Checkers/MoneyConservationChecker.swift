@@ -1,0 +1,72 @@
+import LockProofCommerce
+
+/// Money is conserved: for every user, the final balance lies between the bounds the history
+/// allows (initial + acknowledged charges − acknowledged payments, widened by each unknown
+/// operation), the balance ledger sums to the balance, nothing is negative, and no charge was
+/// applied more often than it was attempted.
+struct MoneyConservationChecker: Checker {
+    let name = "money-conservation"
+
+    func check(_ context: CheckContext) throws -> CheckResult {
+        var tally = ViolationTally()
+        let balances = try context.db.pairs("SELECT id, balance FROM users")
+        let ledger = try context.db.pairs("SELECT user_id, sum(delta)::bigint FROM balance_ledger GROUP BY user_id")
+        let chargeEntries = try context.db.pairs(
+            "SELECT user_id, count(*) FROM balance_ledger WHERE reason = 'charge' GROUP BY user_id")
+        let orderOwners = try context.db.pairs("SELECT id, user_id FROM orders")
+        let orderTotals = try context.db.pairs("SELECT id, total_amount FROM orders")
+        // A recorded but not yet carried out compensation leaves money out until it is repaired.
+        let pendingCompensations = try context.db.pairs(
+            "SELECT o.id, o.total_amount FROM compensations c JOIN orders o ON o.id = c.order_id WHERE c.status = 'pending'")
+
+        var lower = context.initial.balances
+        var upper = context.initial.balances
+        var chargesApplied: [Int: (acknowledged: Int, possible: Int)] = [:]
+        for entry in context.history {
+            switch (entry.operation, entry.outcome) {
+            case ("charge", .ok):
+                let user = entry.arguments["user"]!, amount = entry.arguments["amount"]!
+                if entry.result?["applied"] != 0 {
+                    lower[user, default: 0] += amount
+                    upper[user, default: 0] += amount
+                    chargesApplied[user, default: (0, 0)].acknowledged += 1
+                    chargesApplied[user, default: (0, 0)].possible += 1
+                }
+            case ("charge", .unknown):
+                upper[entry.arguments["user"]!, default: 0] += entry.arguments["amount"]!
+                chargesApplied[entry.arguments["user"]!, default: (0, 0)].possible += 1
+            case ("pay", .ok):
+                let order = entry.arguments["order"]!
+                let user = orderOwners[order]!, total = orderTotals[order]!
+                lower[user, default: 0] -= total
+                upper[user, default: 0] -= total
+            case ("pay", .unknown), ("pay", .fail) where entry.outcome == .unknown || pendingCompensations[entry.arguments["order"]!] != nil:
+                let order = entry.arguments["order"]!
+                if let user = orderOwners[order], let total = orderTotals[order] { lower[user, default: 0] -= total }
+            default: break
+            }
+        }
+        for (user, balance) in balances.sorted(by: { $0.key < $1.key }) {
+            let low = lower[user] ?? context.initial.balances[user] ?? 0
+            let high = upper[user] ?? context.initial.balances[user] ?? 0
+            if balance < low || balance > high {
+                tally.add(
+                    balance < low ? "balance-below-acknowledged" : "balance-above-acknowledged",
+                    "user \(user): balance \(balance), the history allows \(low)…\(high) (initial \(context.initial.balances[user] ?? 0))")
+            }
+            if (ledger[user] ?? 0) != balance {
+                tally.add("ledger-mismatch", "user \(user): balance \(balance) but the ledger sums to \(ledger[user] ?? 0)")
+            }
+            if balance < 0 { tally.add("negative-balance", "user \(user): balance \(balance)") }
+            let applied = chargeEntries[user] ?? 0
+            let bounds = chargesApplied[user] ?? (0, 0)
+            if applied > bounds.possible {
+                tally.add("charge-applied-twice", "user \(user): \(applied) charges in the ledger, at most \(bounds.possible) attempted")
+            } else if applied < bounds.acknowledged {
+                tally.add("acknowledged-charge-missing", "user \(user): \(bounds.acknowledged) charges acknowledged, \(applied) in the ledger")
+            }
+        }
+        let operations = context.history.filter { $0.operation == "charge" || $0.operation == "pay" }.count
+        return tally.result(name, summary: "\(balances.count) users, \(operations) charges and payments")
+    }
+}

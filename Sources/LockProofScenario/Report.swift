@@ -1,0 +1,276 @@
+import Foundation
+
+/// The JSON report of one scenario (`--report-dir`), stable keys for CI.
+public struct ScenarioReport: Codable, Sendable {
+    public struct Operations: Codable, Sendable {
+        public let ok: Int
+        public let fail: Int
+        public let unknown: Int
+        /// fail split by reason, e.g. {"sold_out": 100}.
+        public let failReasons: [String: Int]
+
+        enum CodingKeys: String, CodingKey {
+            case ok, fail, unknown
+            case failReasons = "fail_reasons"
+        }
+    }
+    public struct Latency: Codable, Sendable {
+        public let p50: Double?
+        public let p95: Double?
+        public let p99: Double?
+        public let max: Double?
+    }
+    public struct LockWait: Codable, Sendable {
+        public let lock: String
+        public let count: Int
+        public let p50: Double
+        public let p99: Double
+        public let max: Double
+    }
+    public struct Counters: Codable, Sendable {
+        public let retryAttempts: Int
+        public let retryExhausted: Int
+        public let optimisticConflicts: Int
+        public let deadlocks: Int
+        public let serializationFailures: Int
+        public let uniqueViolations: Int
+        public let compensationsSucceeded: Int
+        public let compensationsFailed: Int
+        public let lockAcquireFailures: Int
+        public let distributedLocksLost: Int
+
+        enum CodingKeys: String, CodingKey {
+            case retryAttempts = "retry_attempts"
+            case retryExhausted = "retry_exhausted"
+            case optimisticConflicts = "optimistic_conflicts"
+            case deadlocks
+            case serializationFailures = "serialization_failures"
+            case uniqueViolations = "unique_violations"
+            case compensationsSucceeded = "compensations_succeeded"
+            case compensationsFailed = "compensations_failed"
+            case lockAcquireFailures = "lock_acquire_failures"
+            case distributedLocksLost = "distributed_locks_lost"
+        }
+    }
+
+    public let scenario: String
+    public let file: String
+    public let description: String
+    public let `case`: String
+    public let strategy: String
+    public let expect: String
+    public let passed: Bool
+    public let violationCaught: Bool
+    public let virtualUsers: Int
+    public let durationSeconds: Double
+    public let checks: [CheckResult]
+    public let thresholds: [ThresholdResult]
+    public let operations: Operations
+    public let latencySeconds: Latency
+    public let throughputPerSecond: Double
+    public let lockWaitSeconds: [LockWait]
+    public let counters: Counters
+    public let faults: [String]
+    public let error: String?
+
+    enum CodingKeys: String, CodingKey {
+        case scenario, file, description, `case`, strategy, expect, passed
+        case violationCaught = "violation_caught"
+        case virtualUsers = "virtual_users"
+        case durationSeconds = "duration_seconds"
+        case checks, thresholds, operations
+        case latencySeconds = "latency_seconds"
+        case throughputPerSecond = "throughput_per_second"
+        case lockWaitSeconds = "lock_wait_seconds"
+        case counters, faults, error
+    }
+
+    public init(_ result: ScenarioResult) {
+        let s = result.statistics
+        let latency = s.trend("latency")
+        scenario = result.scenario.name
+        file = result.scenario.file
+        description = result.scenario.description
+        `case` = result.scenario.caseName.rawValue
+        strategy = result.scenario.strategy
+        expect = result.scenario.expect.rawValue
+        passed = result.passed
+        violationCaught = result.violationCaught
+        virtualUsers = result.scenario.workload.virtualUsers[0]
+        durationSeconds = result.seconds
+        checks = result.checks
+        thresholds = result.thresholds
+        var reasons: [String: Int] = [:]
+        for entry in result.history where entry.outcome != .ok { reasons[entry.reason ?? "unknown", default: 0] += 1 }
+        operations = Operations(ok: result.count(.ok), fail: result.count(.fail), unknown: result.count(.unknown), failReasons: reasons)
+        latencySeconds = Latency(p50: latency?.percentile(50), p95: latency?.percentile(95), p99: latency?.percentile(99), max: latency?.maximum)
+        throughputPerSecond = result.throughput
+        lockWaitSeconds = ["redis", "row"].compactMap { lock in
+            s.trend("lockproof_lock_wait_seconds", where: ["lock": lock]).map {
+                LockWait(lock: lock, count: $0.count, p50: $0.percentile(50), p99: $0.percentile(99), max: $0.maximum)
+            }
+        }
+        counters = Counters(
+            retryAttempts: s.count("lockproof_retry_attempts_total"),
+            retryExhausted: s.count("lockproof_retry_exhausted_total"),
+            optimisticConflicts: s.count("lockproof_optimistic_conflicts_total"),
+            deadlocks: s.count("lockproof_db_deadlocks_total"),
+            serializationFailures: s.count("lockproof_db_serialization_failures_total"),
+            uniqueViolations: s.count("lockproof_db_unique_violations_total"),
+            compensationsSucceeded: s.count("lockproof_compensations_total", where: ["outcome": "succeeded"]),
+            compensationsFailed: s.count("lockproof_compensations_total", where: ["outcome": "failed"]),
+            lockAcquireFailures: s.count("lockproof_lock_acquire_failures_total"),
+            distributedLocksLost: s.count("lockproof_distributed_lock_lost_total"))
+        faults = []
+        error = result.runError
+    }
+}
+
+public enum ReportWriter {
+    /// pgbench-like: what ran, operations by outcome, throughput, latency percentiles, locks,
+    /// retries, conflicts; then every check and threshold, then the verdict.
+    public static func summary(_ result: ScenarioResult) -> String {
+        let report = ScenarioReport(result)
+        let workload = result.scenario.workload
+        var lines: [String] = []
+        lines.append("scenario: \(report.scenario) (\(report.file))")
+        lines.append("case: \(report.case), strategy: \(report.strategy), expect: \(report.expect)")
+        let bound = workload.iterations.map { "\($0) iterations each" } ?? "\(formatNumber(workload.durationSeconds ?? 0)) s"
+        lines.append("virtual users: \(report.virtualUsers), \(bound), started at a barrier")
+        lines.append("duration: \(String(format: "%.3f", report.durationSeconds)) s")
+        let reasons = report.operations.failReasons.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        lines.append(
+            "operations: \(report.operations.ok) ok, \(report.operations.fail) fail, \(report.operations.unknown) unknown\(reasons.isEmpty ? "" : " (\(reasons))")")
+        lines.append("throughput: \(String(format: "%.1f", report.throughputPerSecond)) ops/s")
+        let l = report.latencySeconds
+        lines.append("latency: p50 \(ms(l.p50)), p95 \(ms(l.p95)), p99 \(ms(l.p99)), max \(ms(l.max))")
+        for wait in report.lockWaitSeconds {
+            lines.append("lock wait (\(wait.lock)): \(wait.count) waits, p50 \(ms(wait.p50)), p99 \(ms(wait.p99)), max \(ms(wait.max))")
+        }
+        let c = report.counters
+        lines.append(
+            "retries: \(c.retryAttempts) attempts, \(c.retryExhausted) exhausted; optimistic conflicts: \(c.optimisticConflicts)")
+        lines.append(
+            "deadlocks: \(c.deadlocks); serialization failures: \(c.serializationFailures); unique violations: \(c.uniqueViolations)")
+        if c.compensationsSucceeded + c.compensationsFailed > 0 {
+            lines.append("compensations: \(c.compensationsSucceeded) succeeded, \(c.compensationsFailed) failed")
+        }
+        if c.lockAcquireFailures + c.distributedLocksLost > 0 {
+            lines.append("lock acquire failures: \(c.lockAcquireFailures); distributed locks lost: \(c.distributedLocksLost)")
+        }
+        for check in report.checks {
+            lines.append("check \(check.name): \(check.passed ? "ok" : "VIOLATED") (\(check.summary))")
+            for violation in check.violations {
+                lines.append("  \(violation.name) ×\(violation.count), first: \(violation.firstExample)")
+            }
+        }
+        for threshold in report.thresholds {
+            lines.append("threshold \(threshold.metric) '\(threshold.expression)': \(threshold.passed ? "ok" : "FAILED") — \(threshold.message)")
+        }
+        if let error = report.error { lines.append("error: \(error)") }
+        lines.append("verdict: \(verdict(result))")
+        return lines.joined(separator: "\n")
+    }
+
+    static func verdict(_ result: ScenarioResult) -> String {
+        if let error = result.runError { return "FAIL (\(error))" }
+        switch (result.scenario.expect, result.passed) {
+        case (.pass, true): return "PASS"
+        case (.pass, false):
+            let failed = result.checks.filter { !$0.passed }.map(\.name) + result.thresholds.filter { !$0.passed }.map { "\($0.metric) \($0.expression)" }
+            return "FAIL (\(failed.joined(separator: "; ")))"
+        case (.violation, true):
+            return "PASS (violation caught as expected: \(result.checks.filter { !$0.passed }.map(\.name).joined(separator: ", ")))"
+        case (.violation, false): return "FAIL (negative control: no check caught a violation)"
+        }
+    }
+
+    /// One row per scenario.
+    public static func verdictTable(_ results: [ScenarioResult]) -> String {
+        let rows = results.map { result -> [String] in
+            let report = ScenarioReport(result)
+            return [
+                report.scenario, report.case, report.strategy, report.expect, String(report.virtualUsers),
+                "\(report.operations.ok)/\(report.operations.fail)/\(report.operations.unknown)",
+                String(format: "%.0f", report.throughputPerSecond), ms(report.latencySeconds.p99),
+                result.passed ? "PASS" : "FAIL",
+            ]
+        }
+        let header = ["scenario", "case", "strategy", "expect", "vu", "ok/fail/unk", "ops/s", "p99", "verdict"]
+        let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max()! }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ")
+        }
+        let passed = results.filter(\.passed).count
+        return ([line(header), line(widths.map { String(repeating: "-", count: $0) })] + rows.map(line)
+            + ["\(passed) passed, \(results.count - passed) failed"]).joined(separator: "\n")
+    }
+
+    /// Writes NAME.json and NAME.history.jsonl per scenario into `directory`.
+    public static func write(_ result: ScenarioResult, to directory: URL) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let base = fileBase(result.scenario.name)
+        try encoder.encode(ScenarioReport(result)).write(to: directory.appendingPathComponent("\(base).json"))
+        let lineEncoder = JSONEncoder()
+        lineEncoder.outputFormatting = [.sortedKeys]
+        var history = Data()
+        for entry in result.history {
+            history.append(try lineEncoder.encode(entry))
+            history.append(0x0A)
+        }
+        try history.write(to: directory.appendingPathComponent("\(base).history.jsonl"))
+    }
+
+    static func fileBase(_ name: String) -> String { name.replacingOccurrences(of: "@", with: "-") }
+
+    /// JUnit XML: one test suite per scenario, one test case per check and threshold.
+    public static func junit(_ results: [ScenarioResult]) -> String {
+        var xml = ["<?xml version=\"1.0\" encoding=\"UTF-8\"?>"]
+        let failures = results.filter { !$0.passed }.count
+        xml.append("<testsuites name=\"lockproof\" tests=\"\(results.count)\" failures=\"\(failures)\">")
+        for result in results {
+            let report = ScenarioReport(result)
+            var cases: [(String, String?)] = []
+            let expectViolation = result.scenario.expect == .violation
+            for check in report.checks {
+                let text = check.violations.map { "\($0.name) ×\($0.count): \($0.firstExample)" }.joined(separator: "\n")
+                // For a negative control, a violated check is the expected outcome.
+                cases.append(("check \(check.name)", !expectViolation && !check.passed ? text : nil))
+            }
+            if expectViolation {
+                cases.append(("negative control caught", result.violationCaught ? nil : "no check caught a violation"))
+            }
+            for threshold in report.thresholds where !expectViolation {
+                cases.append(("threshold \(threshold.metric) \(threshold.expression)", threshold.passed ? nil : threshold.message))
+            }
+            if let error = report.error { cases.append(("run", error)) }
+            let failed = cases.filter { $0.1 != nil }.count
+            xml.append(
+                "  <testsuite name=\"\(escape(report.scenario))\" tests=\"\(cases.count)\" failures=\"\(failed)\" time=\"\(String(format: "%.3f", report.durationSeconds))\">")
+            for (name, failure) in cases {
+                if let failure {
+                    xml.append("    <testcase classname=\"\(escape(report.scenario))\" name=\"\(escape(name))\">")
+                    xml.append("      <failure message=\"\(escape(String(failure.prefix(200))))\">\(escape(failure))</failure>")
+                    xml.append("    </testcase>")
+                } else {
+                    xml.append("    <testcase classname=\"\(escape(report.scenario))\" name=\"\(escape(name))\"/>")
+                }
+            }
+            xml.append("  </testsuite>")
+        }
+        xml.append("</testsuites>")
+        return xml.joined(separator: "\n") + "\n"
+    }
+
+    static func escape(_ text: String) -> String {
+        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+    }
+
+    static func ms(_ seconds: Double?) -> String {
+        guard let seconds else { return "n/a" }
+        return String(format: seconds < 0.01 ? "%.2f ms" : "%.1f ms", seconds * 1000)
+    }
+}

@@ -1,0 +1,230 @@
+import Foundation
+import Histogram
+import LockProofCommerce
+import LockProofLocking
+
+/// How a threshold may aggregate a metric, k6-style.
+public enum MetricKind: String, Sendable {
+    /// `count`, `rate` (per second of the run).
+    case counter
+    /// Samples in seconds: `avg`, `min`, `max`, `med`, `p(N)`, `count`.
+    case trend
+    /// A level: `value`, `min`, `max`.
+    case gauge
+}
+
+/// A metric a threshold can name: a catalog family or one of the run's built-ins.
+public struct ThresholdMetric: Sendable {
+    public let name: String
+    public let kind: MetricKind
+    /// Label names a threshold may filter on, with their allowed values.
+    public let labels: [String: [String]]
+    /// The cases in which this metric can have samples at all.
+    public let cases: Set<CaseName>
+    public let help: String
+
+    /// Every metric a threshold may name. Catalog names must match `Dashboards/metric-catalog.txt`
+    /// (a test checks it).
+    public static let all: [String: ThresholdMetric] = {
+        let every = Set(CaseName.allCases)
+        let lockingCases: Set<CaseName> = [.chargeBalance, .processPayment, .issueCoupon, .createOrder]
+        let redisLockCases: Set<CaseName> = [.chargeBalance, .processPayment, .issueCoupon, .createOrder]
+        let retryingCases: Set<CaseName> = [.chargeBalance, .orderState, .cartQuantity]
+        let paymentCases: Set<CaseName> = [.processPayment, .createOrder]
+        let outcomes = OperationOutcome.allCases.map(\.rawValue)
+        let locks = LockKind.allCases.map(\.rawValue)
+        let metrics = [
+            ThresholdMetric(name: "throughput", kind: .counter, labels: [:], cases: every,
+                            help: "every operation the run finished (count, rate per second)"),
+            ThresholdMetric(name: "latency", kind: .trend, labels: [:], cases: every,
+                            help: "operation latency in seconds, all outcomes"),
+            ThresholdMetric(name: "errors", kind: .counter, labels: [:], cases: every,
+                            help: "operations that ended in error or unknown"),
+            ThresholdMetric(name: "lockproof_operations_total", kind: .counter, labels: ["outcome": outcomes], cases: every,
+                            help: "operations by outcome"),
+            ThresholdMetric(name: "lockproof_operation_duration_seconds", kind: .trend, labels: [:], cases: every,
+                            help: "operation duration"),
+            ThresholdMetric(name: "lockproof_retry_attempts_total", kind: .counter, labels: [:], cases: retryingCases,
+                            help: "retries after a conflict"),
+            ThresholdMetric(name: "lockproof_retry_exhausted_total", kind: .counter, labels: [:], cases: retryingCases,
+                            help: "operations whose every attempt conflicted"),
+            ThresholdMetric(name: "lockproof_retry_calls_total", kind: .counter,
+                            labels: ["kind": RetryCallKind.allCases.map(\.rawValue)], cases: retryingCases,
+                            help: "retried calls by how they ended"),
+            ThresholdMetric(name: "lockproof_optimistic_conflicts_total", kind: .counter,
+                            labels: ["entity": ["user", "order", "cart_item"]], cases: retryingCases,
+                            help: "version checks that found the row changed"),
+            ThresholdMetric(name: "lockproof_lock_wait_seconds", kind: .trend, labels: ["lock": locks], cases: lockingCases,
+                            help: "time to acquire a Redis or row lock"),
+            ThresholdMetric(name: "lockproof_lock_acquire_failures_total", kind: .counter,
+                            labels: ["lock": locks, "reason": LockFailureReason.allCases.map(\.rawValue)], cases: lockingCases,
+                            help: "lock acquisitions that timed out or failed"),
+            ThresholdMetric(name: "lockproof_db_deadlocks_total", kind: .counter, labels: [:], cases: every,
+                            help: "deadlocks PostgreSQL detected (40P01)"),
+            ThresholdMetric(name: "lockproof_db_serialization_failures_total", kind: .counter, labels: [:], cases: every,
+                            help: "serialization failures (40001)"),
+            ThresholdMetric(name: "lockproof_db_unique_violations_total", kind: .counter, labels: [:],
+                            cases: [.chargeBalance, .issueCoupon, .cartQuantity],
+                            help: "unique violations (23505)"),
+            ThresholdMetric(name: "lockproof_compensations_total", kind: .counter,
+                            labels: ["outcome": ["succeeded", "failed"]], cases: paymentCases,
+                            help: "compensations by outcome"),
+            ThresholdMetric(name: "lockproof_compensations_pending", kind: .gauge, labels: [:], cases: paymentCases,
+                            help: "compensations recorded but not carried out, at the end of the run"),
+            ThresholdMetric(name: "lockproof_distributed_lock_lost_total", kind: .counter, labels: [:], cases: redisLockCases,
+                            help: "leases that expired while held"),
+        ]
+        return Dictionary(uniqueKeysWithValues: metrics.map { ($0.name, $0) })
+    }()
+
+    /// Catalog families no threshold can use, and why.
+    public static let unusable: [String: String] = [
+        "lockproof_circuit_breaker_state": "there is no circuit breaker until fault injection lands",
+        "lockproof_build_info": "it is a constant, not a measurement",
+    ]
+}
+
+/// A sample series key: metric name plus label values, in a fixed order.
+struct SeriesKey: Hashable, Sendable {
+    let metric: String
+    let labels: [String: String]
+}
+
+/// Everything a run measured, aggregated from the core's events and the operations' outcomes.
+/// Thread-safe; cheap per event. Forwards every event to `forward` (the Prometheus exporter).
+public final class RunStatistics: EventSink, @unchecked Sendable {
+    private let lock = NSLock()
+    private var counters: [SeriesKey: Int] = [:]
+    private var trends: [SeriesKey: Histogram<UInt64>] = [:]
+    private var gauges: [String: Double] = [:]
+    private let forward: (any EventSink)?
+
+    public init(forward: (any EventSink)? = nil) { self.forward = forward }
+
+    public func record(_ event: LockProofEvent, caseName: String) {
+        forward?.record(event, caseName: caseName)
+        lock.lock()
+        defer { lock.unlock() }
+        switch event {
+        case .lockWaited(let kind, let seconds):
+            observeLocked("lockproof_lock_wait_seconds", ["lock": kind.rawValue], seconds)
+        case .lockAcquireFailed(let kind, let reason):
+            countLocked("lockproof_lock_acquire_failures_total", ["lock": kind.rawValue, "reason": reason.rawValue])
+        case .retryAttempt:
+            countLocked("lockproof_retry_attempts_total", [:])
+        case .retryExhausted:
+            countLocked("lockproof_retry_exhausted_total", [:])
+        case .retryCall(let kind):
+            countLocked("lockproof_retry_calls_total", ["kind": kind.rawValue])
+        case .optimisticConflict(let entity):
+            countLocked("lockproof_optimistic_conflicts_total", ["entity": entity])
+        case .databaseError(let kind, _):
+            switch kind {
+            case .deadlock: countLocked("lockproof_db_deadlocks_total", [:])
+            case .serializationFailure: countLocked("lockproof_db_serialization_failures_total", [:])
+            case .uniqueViolation: countLocked("lockproof_db_unique_violations_total", [:])
+            default: break
+            }
+        case .compensation(let succeeded):
+            countLocked("lockproof_compensations_total", ["outcome": succeeded ? "succeeded" : "failed"])
+        case .distributedLockLost:
+            countLocked("lockproof_distributed_lock_lost_total", [:])
+        }
+    }
+
+    /// One finished operation.
+    public func recordOperation(outcome: OperationOutcome, seconds: Double) {
+        lock.lock()
+        defer { lock.unlock() }
+        countLocked("lockproof_operations_total", ["outcome": outcome.rawValue])
+        countLocked("throughput", [:])
+        if outcome == .error || outcome == .unknown { countLocked("errors", [:]) }
+        observeLocked("lockproof_operation_duration_seconds", [:], seconds)
+        observeLocked("latency", [:], seconds)
+    }
+
+    /// Internal counter: payments that reached the gateway (what compensation counters watch).
+    static let gatewayCalls = "gateway_calls"
+
+    func countGatewayCall() {
+        lock.lock()
+        countLocked(Self.gatewayCalls, [:])
+        lock.unlock()
+    }
+
+    public func setGauge(_ name: String, _ value: Double) {
+        lock.lock()
+        gauges[name] = value
+        lock.unlock()
+    }
+
+    private func countLocked(_ metric: String, _ labels: [String: String]) {
+        counters[SeriesKey(metric: metric, labels: labels), default: 0] += 1
+    }
+
+    private func observeLocked(_ metric: String, _ labels: [String: String], _ seconds: Double) {
+        let key = SeriesKey(metric: metric, labels: labels)
+        var histogram = trends[key] ?? Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
+        _ = histogram.record(UInt64(max(0, seconds) * 1_000_000))  // microseconds
+        trends[key] = histogram
+    }
+
+    /// The sum of a counter over the series whose labels include `filter`.
+    public func count(_ metric: String, where filter: [String: String] = [:]) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        var total = 0
+        for (key, value) in counters where key.metric == metric && filter.allSatisfy({ key.labels[$0.key] == $0.value }) {
+            total += value
+        }
+        return total
+    }
+
+    /// The merged samples of a trend over the series whose labels include `filter`, in seconds.
+    public func trend(_ metric: String, where filter: [String: String] = [:]) -> TrendSummary? {
+        lock.lock()
+        defer { lock.unlock() }
+        var merged: Histogram<UInt64>?
+        for (key, histogram) in trends
+        where key.metric == metric && filter.allSatisfy({ key.labels[$0.key] == $0.value }) {
+            if merged == nil { merged = histogram } else { merged!.add(histogram) }
+        }
+        guard let merged, merged.totalCount > 0 else { return nil }
+        return TrendSummary(merged)
+    }
+
+    public func gauge(_ name: String) -> Double? {
+        lock.lock()
+        defer { lock.unlock() }
+        return gauges[name]
+    }
+}
+
+/// Percentiles of a trend, in seconds.
+public struct TrendSummary: Sendable, Equatable {
+    public let count: Int
+    public let average: Double
+    public let minimum: Double
+    public let maximum: Double
+    private let percentiles: [Double: Double]
+
+    init(_ histogram: Histogram<UInt64>) {
+        count = Int(histogram.totalCount)
+        average = histogram.mean / 1_000_000
+        minimum = Double(histogram.min) / 1_000_000
+        maximum = Double(histogram.max) / 1_000_000
+        var table: [Double: Double] = [:]
+        for p in [50.0, 90.0, 95.0, 99.0, 99.9] { table[p] = Double(histogram.valueAtPercentile(p)) / 1_000_000 }
+        percentiles = table
+        self.histogram = histogram
+    }
+    private let histogram: Histogram<UInt64>
+
+    public func percentile(_ p: Double) -> Double {
+        percentiles[p] ?? Double(histogram.valueAtPercentile(p)) / 1_000_000
+    }
+
+    public static func == (lhs: TrendSummary, rhs: TrendSummary) -> Bool {
+        lhs.count == rhs.count && lhs.average == rhs.average && lhs.maximum == rhs.maximum
+    }
+}

@@ -1,0 +1,127 @@
+import LockProofCommerce
+
+/// A workload described in a scenario file (format: `Scenarios/README.md`).
+public struct Scenario: Sendable {
+    public enum Expectation: String, Sendable, Codable {
+        /// Every check and threshold must pass.
+        case pass
+        /// A negative control: at least one check must catch a violation.
+        case violation
+    }
+
+    public var file: String
+    public var name: String
+    public var description: String
+    public var caseName: CaseName
+    public var strategy: String
+    public var seed: SeedSpec
+    public var workload: WorkloadSpec
+    public var expect: Expectation
+    public var thresholds: [Threshold]
+
+    /// The same scenario at one of its virtual-user counts (a sweep runs each).
+    func at(virtualUsers: Int) -> Scenario {
+        var copy = self
+        copy.workload.virtualUsers = [virtualUsers]
+        if workload.virtualUsers.count > 1 { copy.name = "\(name)@vu\(virtualUsers)" }
+        return copy
+    }
+
+    public var runs: [Scenario] { workload.virtualUsers.map { at(virtualUsers: $0) } }
+}
+
+/// The initial data.
+public struct SeedSpec: Sendable, Equatable {
+    public var users = 10
+    public var balance = 0
+    public var products = 10
+    public var price = 1_000
+    public var stock = 100
+    public var couponQuantity = 100
+    /// PENDING orders made before the run (process-payment and order-state work on them).
+    public var orders = 0
+    /// Products per pre-made order.
+    public var orderItems = 1
+    /// Quantity of each product on a pre-made order.
+    public var orderQuantity = 1
+}
+
+/// How clients choose the user (or order, or cart line) each operation works on.
+public enum PickMode: String, Sendable, CaseIterable {
+    /// Everyone works on the first one: maximum contention.
+    case same
+    /// Client i works on number i (modulo the pool).
+    case perClient = "per-client"
+    /// Uniformly at random (seeded).
+    case random
+}
+
+public enum ItemOrder: String, Sendable, CaseIterable {
+    case sorted
+    case shuffled
+    case reversed
+}
+
+public struct WorkloadSpec: Sendable, Equatable {
+    public var virtualUsers: [Int] = [1]
+    /// Operations per virtual user; nil when the run is bounded by `durationSeconds`.
+    public var iterations: Int? = nil
+    public var durationSeconds: Double? = nil
+    public var pick: PickMode = .random
+    public var amount = 1_000
+    /// Items per created order (create-order).
+    public var items = 1
+    public var quantity = 1
+    public var itemOrder: ItemOrder = .sorted
+    public var thinkMilliseconds = 0.0
+    /// Operation name → weight; empty = the case's only operation.
+    public var mix: [String: Int] = [:]
+    public var gatewayFailureRate = 0.0
+    public var gatewayLatencyMilliseconds: ClosedRange<Double> = 0...0
+    public var randomSeed: UInt64 = 1
+    /// create-order: pay each created order right away.
+    public var payAfterCreate = false
+    /// charge-balance: send an idempotency key with every charge.
+    public var idempotencyKeys = false
+    public var retryMaxAttempts: Int? = nil
+    public var lockLeaseMilliseconds: Int? = nil
+    public var lockWaitMilliseconds: Int? = nil
+    public var rowLockTimeoutMilliseconds: Int? = nil
+    /// A run that has not finished by then is a hang: it fails.
+    public var timeoutSeconds = 300.0
+}
+
+/// The operations each case offers, for `workload.mix`.
+public func operations(of caseName: CaseName) -> [String] {
+    switch caseName {
+    case .chargeBalance: return ["charge"]
+    case .processPayment: return ["pay"]
+    case .issueCoupon: return ["issue"]
+    case .createOrder: return ["create"]
+    case .orderState: return ["complete", "cancel"]
+    case .cartQuantity: return ["add"]
+    }
+}
+
+/// The strategy names each case accepts.
+public func strategies(of caseName: CaseName) -> [String] {
+    switch caseName {
+    case .chargeBalance: return ChargeBalanceStrategy.allCases.map(\.rawValue)
+    case .processPayment: return ProcessPaymentStrategy.allCases.map(\.rawValue)
+    case .issueCoupon: return IssueCouponStrategy.allCases.map(\.rawValue)
+    case .createOrder: return CreateOrderStrategy.allCases.map(\.rawValue)
+    case .orderState, .cartQuantity: return StateChangeStrategy.allCases.map(\.rawValue)
+    }
+}
+
+/// Which lock kinds a strategy takes, so that a threshold on a lock it never takes is refused.
+func locks(of caseName: CaseName, strategy: String) -> Set<String> {
+    switch (caseName, strategy) {
+    case (.chargeBalance, "seed"): return ["redis"]
+    case (.chargeBalance, "pessimistic"): return ["row"]
+    case (.processPayment, "seed"), (.issueCoupon, "seed"), (.createOrder, "seed"), (.createOrder, "unsorted"):
+        return ["redis", "row"]
+    case (.processPayment, "pessimistic"), (.issueCoupon, "pessimistic"): return ["row"]
+    default: return []
+    }
+}

@@ -1,0 +1,464 @@
+import Foundation
+import LockProofCommerce
+import Yams
+
+/// A problem in a scenario file, with where it is.
+public struct ScenarioProblem: Error, Sendable, CustomStringConvertible, Equatable {
+    public let file: String
+    public let line: Int
+    public let column: Int
+    public let message: String
+
+    public var description: String { "\(file):\(line):\(column): error: \(message)" }
+}
+
+/// Every problem found in one file (validation reports them all, not just the first).
+public struct ScenarioValidationError: Error, Sendable, CustomStringConvertible {
+    public let problems: [ScenarioProblem]
+    public var description: String { problems.map(\.description).joined(separator: "\n") }
+}
+
+/// Reads and validates scenario files before anything runs.
+public enum ScenarioParser {
+    public static func load(path: String) throws -> Scenario {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ScenarioValidationError(problems: [
+                ScenarioProblem(file: path, line: 1, column: 1, message: "cannot read the file (does it exist?)")
+            ])
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ScenarioValidationError(problems: [
+                ScenarioProblem(file: path, line: 1, column: 1, message: "the file is not UTF-8 text")
+            ])
+        }
+        return try parse(text, file: path)
+    }
+
+    public static func parse(_ text: String, file: String) throws -> Scenario {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            throw ScenarioValidationError(problems: [yamlProblem(error, file: file)])
+        }
+        var reader = Reader(file: file)
+        guard let root, case .mapping = root else {
+            throw ScenarioValidationError(problems: [
+                ScenarioProblem(
+                    file: file, line: root?.mark?.line ?? 1, column: root?.mark?.column ?? 1,
+                    message: "found \(root.map(describe) ?? "an empty file"); expected a mapping with keys name, case, workload, …")
+            ])
+        }
+        let scenario = reader.scenario(root)
+        if !reader.problems.isEmpty { throw ScenarioValidationError(problems: reader.problems) }
+        return scenario!
+    }
+
+    private static func yamlProblem(_ error: YamlError, file: String) -> ScenarioProblem {
+        switch error {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _):
+            return ScenarioProblem(
+                file: file, line: mark.line, column: mark.column,
+                message: "not valid YAML: \(problem)\(context.map { " \($0.text)" } ?? "")")
+        default:
+            return ScenarioProblem(file: file, line: 1, column: 1, message: "not valid YAML: \(error)")
+        }
+    }
+}
+
+func describe(_ node: Node) -> String {
+    switch node {
+    case .scalar(let scalar):
+        if scalar.string.isEmpty || node.null != nil { return "null" }
+        if node.int != nil { return "the number \(scalar.string)" }
+        if node.float != nil { return "the number \(scalar.string)" }
+        if node.bool != nil { return "the boolean \(scalar.string)" }
+        return "the string '\(scalar.string)'"
+    case .mapping: return "a mapping"
+    case .sequence: return "a list"
+    case .alias: return "an alias"
+    }
+}
+
+/// Walks the node tree, converting values and collecting problems with their positions.
+private struct Reader {
+    let file: String
+    var problems: [ScenarioProblem] = []
+
+    mutating func problem(_ node: Node?, _ message: String) {
+        problems.append(
+            ScenarioProblem(file: file, line: node?.mark?.line ?? 1, column: node?.mark?.column ?? 1, message: message))
+    }
+
+    /// The mapping's entries, checking that every key is known and none repeats.
+    mutating func entries(_ node: Node, known: [String], section: String) -> [String: (key: Node, value: Node)] {
+        guard case .mapping(let mapping) = node else {
+            problem(node, "\(section): found \(describe(node)); expected a mapping")
+            return [:]
+        }
+        var result: [String: (key: Node, value: Node)] = [:]
+        for (key, value) in mapping {
+            guard let name = key.string, case .scalar = key else {
+                problem(key, "\(section): found \(describe(key)) as a key; expected one of \(known.joined(separator: ", "))")
+                continue
+            }
+            if result[name] != nil {
+                problem(key, "\(section): '\(name)' appears twice")
+                continue
+            }
+            if !known.contains(name) {
+                let hint = closest(name, in: known).map { " (did you mean '\($0)'?)" } ?? ""
+                problem(key, "\(section): unknown key '\(name)'\(hint); expected one of \(known.joined(separator: ", "))")
+                continue
+            }
+            result[name] = (key, value)
+        }
+        return result
+    }
+
+    mutating func string(_ node: Node, _ field: String) -> String? {
+        guard case .scalar = node, let text = node.string, node.null == nil || !text.isEmpty else {
+            problem(node, "\(field): found \(describe(node)); expected a string")
+            return nil
+        }
+        return text
+    }
+
+    mutating func integer(_ node: Node, _ field: String, range: ClosedRange<Int>) -> Int? {
+        guard case .scalar(let scalar) = node, let value = Int(scalar.string.replacingOccurrences(of: "_", with: "")) else {
+            problem(node, "\(field): found \(describe(node)); expected a whole number in \(range.lowerBound)…\(range.upperBound)")
+            return nil
+        }
+        guard range.contains(value) else {
+            problem(node, "\(field): found \(value); expected a whole number in \(range.lowerBound)…\(range.upperBound)")
+            return nil
+        }
+        return value
+    }
+
+    mutating func number(_ node: Node, _ field: String, range: ClosedRange<Double>) -> Double? {
+        guard case .scalar(let scalar) = node, let value = Double(scalar.string), value.isFinite else {
+            problem(node, "\(field): found \(describe(node)); expected a number in \(formatNumber(range.lowerBound))…\(formatNumber(range.upperBound))")
+            return nil
+        }
+        guard range.contains(value) else {
+            problem(node, "\(field): found \(formatNumber(value)); expected a number in \(formatNumber(range.lowerBound))…\(formatNumber(range.upperBound))")
+            return nil
+        }
+        return value
+    }
+
+    mutating func boolean(_ node: Node, _ field: String) -> Bool? {
+        guard case .scalar = node, let value = node.bool else {
+            problem(node, "\(field): found \(describe(node)); expected true or false")
+            return nil
+        }
+        return value
+    }
+
+    mutating func choice<T: RawRepresentable>(_ node: Node, _ field: String, _ options: [T]) -> T? where T.RawValue == String {
+        guard let text = string(node, field) else { return nil }
+        guard let value = options.first(where: { $0.rawValue == text }) else {
+            problem(node, "\(field): found '\(text)'; expected one of \(options.map(\.rawValue).joined(separator: ", "))")
+            return nil
+        }
+        return value
+    }
+
+    /// `10s`, `500ms`, `2m`, or a bare number of seconds.
+    mutating func duration(_ node: Node, _ field: String) -> Double? {
+        guard case .scalar(let scalar) = node else {
+            problem(node, "\(field): found \(describe(node)); expected a duration such as 30s, 500ms or 2m")
+            return nil
+        }
+        let text = scalar.string.trimmingCharacters(in: .whitespaces)
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60)]
+        var seconds: Double?
+        if let value = Double(text) {
+            seconds = value
+        } else if let (suffix, factor) = units.first(where: { text.hasSuffix($0.0) }), let value = Double(text.dropLast(suffix.count)) {
+            seconds = value * factor
+        }
+        guard let seconds, seconds > 0, seconds <= 86_400 else {
+            problem(node, "\(field): found \(describe(node)); expected a positive duration such as 30s, 500ms or 2m")
+            return nil
+        }
+        return seconds
+    }
+
+    mutating func scenario(_ root: Node) -> Scenario? {
+        let top = entries(
+            root, known: ["name", "description", "case", "strategy", "seed", "workload", "faults", "expect", "thresholds"],
+            section: "scenario")
+        var name: String?
+        if let entry = top["name"] {
+            name = string(entry.value, "name")
+            if let text = name, text.isEmpty || text.contains(where: { !($0.isLetter || $0.isNumber || "-_.".contains($0)) }) {
+                problem(entry.value, "name: found '\(text)'; expected letters, digits, '-', '_' or '.' (it names report files)")
+                name = nil
+            }
+        } else {
+            problem(root, "scenario: missing key 'name'")
+        }
+        let description = top["description"].flatMap { string($0.value, "description") } ?? ""
+        var caseName: CaseName?
+        if let entry = top["case"] {
+            caseName = choice(entry.value, "case", CaseName.allCases)
+        } else {
+            problem(root, "scenario: missing key 'case'; expected one of \(CaseName.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        var strategy = "seed"
+        if let entry = top["strategy"], let text = string(entry.value, "strategy") {
+            strategy = text
+            if let caseName, !strategies(of: caseName).contains(text) {
+                problem(entry.value, "strategy: found '\(text)'; case \(caseName.rawValue) has \(strategies(of: caseName).joined(separator: ", "))")
+            }
+        }
+        let seed = top["seed"].map { seedSpec($0.value) } ?? SeedSpec()
+        var workload = WorkloadSpec()
+        if let entry = top["workload"] {
+            workload = workloadSpec(entry.value, caseName: caseName)
+        } else {
+            problem(root, "scenario: missing key 'workload' (virtual_users and iterations or duration)")
+        }
+        if let entry = top["faults"] {
+            switch entry.value {
+            case .sequence(let items) where items.isEmpty: break
+            case .scalar where entry.value.null != nil: break
+            default: problem(entry.value, "faults: found \(describe(entry.value)); expected [] (fault injection is not available yet)")
+            }
+        }
+        var expect = Scenario.Expectation.pass
+        if let entry = top["expect"], let value = choice(entry.value, "expect", [Scenario.Expectation.pass, .violation]) {
+            expect = value
+        }
+        var thresholds: [Threshold] = []
+        if let entry = top["thresholds"], let caseName {
+            thresholds = thresholdList(entry.value, caseName: caseName, strategy: strategy)
+        }
+        if let caseName, workload.payAfterCreate, caseName != .createOrder, let entry = top["workload"] {
+            problem(entry.value, "workload.pay_after_create: only create-order can pay what it creates")
+        }
+        if let caseName, [.processPayment, .orderState].contains(caseName), seed.orders == 0 {
+            problem(top["seed"]?.value ?? root, "seed.orders: \(caseName.rawValue) works on orders made before the run; expected at least 1")
+        }
+        if caseName != nil, seed.orders > 0, seed.orderItems > seed.products {
+            problem(top["seed"]?.value ?? root, "seed.order_items: found \(seed.orderItems); expected at most seed.products (\(seed.products))")
+        }
+        if let caseName, caseName == .createOrder, workload.items > seed.products {
+            problem(top["workload"]?.value ?? root, "workload.items: found \(workload.items); expected at most seed.products (\(seed.products))")
+        }
+        guard let name, let caseName else { return nil }
+        return Scenario(
+            file: file, name: name, description: description, caseName: caseName, strategy: strategy, seed: seed,
+            workload: workload, expect: expect, thresholds: thresholds)
+    }
+
+    mutating func seedSpec(_ node: Node) -> SeedSpec {
+        var seed = SeedSpec()
+        let fields = entries(
+            node,
+            known: ["users", "balance", "products", "price", "stock", "coupon_quantity", "orders", "order_items", "order_quantity"],
+            section: "seed")
+        let big = 0...1_000_000_000
+        if let v = fields["users"].flatMap({ integer($0.value, "seed.users", range: 1...100_000) }) { seed.users = v }
+        if let v = fields["balance"].flatMap({ integer($0.value, "seed.balance", range: big) }) { seed.balance = v }
+        if let v = fields["products"].flatMap({ integer($0.value, "seed.products", range: 1...100_000) }) { seed.products = v }
+        if let v = fields["price"].flatMap({ integer($0.value, "seed.price", range: big) }) { seed.price = v }
+        if let v = fields["stock"].flatMap({ integer($0.value, "seed.stock", range: big) }) { seed.stock = v }
+        if let v = fields["coupon_quantity"].flatMap({ integer($0.value, "seed.coupon_quantity", range: 0...10_000_000) }) {
+            seed.couponQuantity = v
+        }
+        if let v = fields["orders"].flatMap({ integer($0.value, "seed.orders", range: 0...1_000_000) }) { seed.orders = v }
+        if let v = fields["order_items"].flatMap({ integer($0.value, "seed.order_items", range: 1...100) }) { seed.orderItems = v }
+        if let v = fields["order_quantity"].flatMap({ integer($0.value, "seed.order_quantity", range: 1...1_000_000) }) {
+            seed.orderQuantity = v
+        }
+        return seed
+    }
+
+    mutating func workloadSpec(_ node: Node, caseName: CaseName?) -> WorkloadSpec {
+        var workload = WorkloadSpec()
+        let fields = entries(
+            node,
+            known: [
+                "virtual_users", "iterations", "duration", "start", "pick", "amount", "items", "quantity", "item_order",
+                "think_ms", "mix", "gateway", "random_seed", "pay_after_create", "idempotency_keys", "retry", "lock",
+                "row_lock_timeout_ms", "timeout",
+            ], section: "workload")
+        if let entry = fields["virtual_users"] {
+            if case .sequence(let items) = entry.value {
+                let counts = items.compactMap { integer($0, "workload.virtual_users", range: 1...1_000) }
+                if items.isEmpty { problem(entry.value, "workload.virtual_users: found an empty list; expected at least one count") }
+                if counts.count == items.count && !counts.isEmpty { workload.virtualUsers = counts }
+            } else if let count = integer(entry.value, "workload.virtual_users", range: 1...1_000) {
+                workload.virtualUsers = [count]
+            }
+        } else {
+            problem(node, "workload: missing key 'virtual_users'")
+        }
+        let iterations = fields["iterations"].flatMap { integer($0.value, "workload.iterations", range: 1...10_000_000) }
+        let runSeconds = fields["duration"].flatMap { self.duration($0.value, "workload.duration") }
+        switch (fields["iterations"], fields["duration"]) {
+        case (nil, nil): problem(node, "workload: expected 'iterations' (per virtual user) or 'duration'")
+        case (.some, .some): problem(fields["duration"]!.key, "workload: 'iterations' and 'duration' exclude each other; give one")
+        default: break
+        }
+        workload.iterations = iterations
+        workload.durationSeconds = runSeconds
+        if let entry = fields["start"], let text = string(entry.value, "workload.start"), text != "barrier" {
+            problem(entry.value, "workload.start: found '\(text)'; expected barrier (every client starts at once)")
+        }
+        if let v = fields["pick"].flatMap({ choice($0.value, "workload.pick", PickMode.allCases) }) { workload.pick = v }
+        if let v = fields["amount"].flatMap({ integer($0.value, "workload.amount", range: 1...1_000_000_000) }) { workload.amount = v }
+        if let v = fields["items"].flatMap({ integer($0.value, "workload.items", range: 1...100) }) { workload.items = v }
+        if let v = fields["quantity"].flatMap({ integer($0.value, "workload.quantity", range: 1...1_000_000) }) { workload.quantity = v }
+        if let v = fields["item_order"].flatMap({ choice($0.value, "workload.item_order", ItemOrder.allCases) }) { workload.itemOrder = v }
+        if let v = fields["think_ms"].flatMap({ number($0.value, "workload.think_ms", range: 0...60_000) }) { workload.thinkMilliseconds = v }
+        if let v = fields["random_seed"].flatMap({ integer($0.value, "workload.random_seed", range: 0...Int.max) }) {
+            workload.randomSeed = UInt64(v)
+        }
+        if let v = fields["pay_after_create"].flatMap({ boolean($0.value, "workload.pay_after_create") }) { workload.payAfterCreate = v }
+        if let v = fields["idempotency_keys"].flatMap({ boolean($0.value, "workload.idempotency_keys") }) { workload.idempotencyKeys = v }
+        if let v = fields["row_lock_timeout_ms"].flatMap({ integer($0.value, "workload.row_lock_timeout_ms", range: 0...600_000) }) {
+            workload.rowLockTimeoutMilliseconds = v
+        }
+        if let v = fields["timeout"].flatMap({ duration($0.value, "workload.timeout") }) { workload.timeoutSeconds = v }
+        if let entry = fields["mix"] {
+            let allowed = caseName.map(operations(of:)) ?? []
+            let mix = entries(entry.value, known: allowed, section: "workload.mix")
+            for (operation, pair) in mix {
+                if let weight = integer(pair.value, "workload.mix.\(operation)", range: 0...1_000_000) { workload.mix[operation] = weight }
+            }
+            if !mix.isEmpty && workload.mix.values.reduce(0, +) == 0 {
+                problem(entry.value, "workload.mix: every weight is 0; expected at least one positive weight")
+            }
+        }
+        if let entry = fields["gateway"] {
+            let gateway = entries(entry.value, known: ["failure_rate", "latency_ms"], section: "workload.gateway")
+            if let v = gateway["failure_rate"].flatMap({ number($0.value, "workload.gateway.failure_rate", range: 0...1) }) {
+                workload.gatewayFailureRate = v
+            }
+            if let latency = gateway["latency_ms"] {
+                if case .sequence(let bounds) = latency.value {
+                    let values = bounds.compactMap { number($0, "workload.gateway.latency_ms", range: 0...60_000) }
+                    if values.count == 2 && values[0] <= values[1] {
+                        workload.gatewayLatencyMilliseconds = values[0]...values[1]
+                    } else if values.count == bounds.count {
+                        problem(latency.value, "workload.gateway.latency_ms: expected [min, max] with min ≤ max")
+                    }
+                } else if let value = number(latency.value, "workload.gateway.latency_ms", range: 0...60_000) {
+                    workload.gatewayLatencyMilliseconds = value...value
+                }
+            }
+        }
+        if let entry = fields["retry"] {
+            let retry = entries(entry.value, known: ["max_attempts"], section: "workload.retry")
+            workload.retryMaxAttempts = retry["max_attempts"].flatMap { integer($0.value, "workload.retry.max_attempts", range: 1...1_000) }
+        }
+        if let entry = fields["lock"] {
+            let lock = entries(entry.value, known: ["lease_ms", "wait_ms"], section: "workload.lock")
+            workload.lockLeaseMilliseconds = lock["lease_ms"].flatMap { integer($0.value, "workload.lock.lease_ms", range: 10...600_000) }
+            workload.lockWaitMilliseconds = lock["wait_ms"].flatMap { integer($0.value, "workload.lock.wait_ms", range: 0...600_000) }
+        }
+        return workload
+    }
+
+    mutating func thresholdList(_ node: Node, caseName: CaseName, strategy: String) -> [Threshold] {
+        guard case .mapping(let mapping) = node else {
+            problem(node, "thresholds: found \(describe(node)); expected a mapping of metric → list of expressions")
+            return []
+        }
+        var thresholds: [Threshold] = []
+        for (key, value) in mapping {
+            guard let targetText = key.string else {
+                problem(key, "thresholds: found \(describe(key)) as a key; expected a metric name")
+                continue
+            }
+            let metricName: String
+            let labels: [String: String]
+            do {
+                (metricName, labels) = try Threshold.parseTarget(targetText)
+            } catch let error as ThresholdSyntaxError {
+                problem(key, "thresholds: \(error.message)")
+                continue
+            } catch { continue }
+            guard let metric = ThresholdMetric.all[metricName] else {
+                if let reason = ThresholdMetric.unusable[metricName] {
+                    problem(key, "thresholds: '\(metricName)' cannot have samples in a run: \(reason)")
+                } else {
+                    let names = ThresholdMetric.all.keys.sorted()
+                    let hint = closest(metricName, in: names).map { " (did you mean '\($0)'?)" } ?? ""
+                    problem(key, "thresholds: unknown metric '\(metricName)'\(hint); expected a catalog metric or one of throughput, latency, errors")
+                }
+                continue
+            }
+            guard metric.cases.contains(caseName) else {
+                problem(key, "thresholds: '\(metricName)' cannot have samples in case \(caseName.rawValue) (\(metric.help)); it applies to \(metric.cases.map(\.rawValue).sorted().joined(separator: ", "))")
+                continue
+            }
+            var labelsValid = true
+            for (label, labelValue) in labels {
+                guard let allowed = metric.labels[label] else {
+                    problem(key, "thresholds: '\(metricName)' has no label '\(label)'; it has \(metric.labels.keys.isEmpty ? "none" : metric.labels.keys.sorted().joined(separator: ", "))")
+                    labelsValid = false
+                    continue
+                }
+                if !allowed.contains(labelValue) {
+                    problem(key, "thresholds: \(metricName){\(label)} found '\(labelValue)'; expected one of \(allowed.joined(separator: ", "))")
+                    labelsValid = false
+                }
+            }
+            if metricName.hasPrefix("lockproof_lock_") || metricName == "lockproof_distributed_lock_lost_total" {
+                let taken = locks(of: caseName, strategy: strategy)
+                let wanted: Set<String> =
+                    metricName == "lockproof_distributed_lock_lost_total" ? ["redis"] : labels["lock"].map { [$0] } ?? ["redis", "row"]
+                if taken.isDisjoint(with: wanted) {
+                    problem(key, "thresholds: '\(targetText)' cannot have samples: strategy \(strategy) of \(caseName.rawValue) takes \(taken.isEmpty ? "no lock" : "only \(taken.sorted().joined(separator: " and ")) locks")")
+                    labelsValid = false
+                }
+            }
+            guard labelsValid else { continue }
+            guard case .sequence(let expressions) = value, !expressions.isEmpty else {
+                problem(value, "thresholds.\(targetText): found \(describe(value)); expected a list of expressions such as [\"p(95) < 0.2\"]")
+                continue
+            }
+            for expressionNode in expressions {
+                guard let text = string(expressionNode, "thresholds.\(targetText)") else { continue }
+                do {
+                    let (aggregation, comparison, limit) = try Threshold.parseExpression(text)
+                    guard Threshold.aggregationFits(aggregation, metric.kind) else {
+                        problem(expressionNode, "thresholds.\(targetText): '\(aggregation)' does not apply to a \(metric.kind.rawValue); expected \(Threshold.allowed(for: metric.kind))")
+                        continue
+                    }
+                    thresholds.append(
+                        Threshold(metric: metricName, labels: labels, aggregation: aggregation, comparison: comparison, limit: limit, expression: text))
+                } catch let error as ThresholdSyntaxError {
+                    problem(expressionNode, "thresholds.\(targetText): \(error.message)")
+                } catch {}
+            }
+        }
+        return thresholds
+    }
+}
+
+/// The known word nearest to a misspelling, if it is near enough to be a likely typo.
+func closest(_ word: String, in candidates: [String]) -> String? {
+    func distance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        var row = Array(0...b.count)
+        for i in 1...max(a.count, 1) where !a.isEmpty {
+            var previous = row[0]
+            row[0] = i
+            for j in stride(from: 1, through: b.count, by: 1) {
+                let current = row[j]
+                row[j] = min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] == b[j - 1] ? 0 : 1))
+                previous = current
+            }
+        }
+        return row[b.count]
+    }
+    let best = candidates.map { ($0, distance(word, $0)) }.min { $0.1 < $1.1 }
+    guard let best, best.1 <= max(2, word.count / 4) else { return nil }
+    return best.0
+}
