@@ -1,0 +1,219 @@
+import ArgumentParser
+import Foundation
+import LockProofCommerce
+import LockProofHTTP
+import LockProofMetrics
+import LockProofScenario
+
+/// `lockproof run FILE...`: run scenarios and judge them.
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run scenario files against PostgreSQL and Redis and judge them by their checkers and thresholds.",
+        discussion: """
+            Each scenario runs on a clean schema (every LockProof table is emptied) with its seed \
+            data; its virtual users start at a barrier, every operation is recorded, and the \
+            checkers read the history and the final state. Exit status: 0 when every scenario \
+            passed (a negative control passes when its violation was caught), 1 when a check or \
+            threshold failed or a negative control went undetected, 2 on bad input or an \
+            unreachable server (nothing run, nothing written).
+            """)
+
+    @Argument(help: ArgumentHelp("Scenario files (YAML).", valueName: "file"))
+    var files: [String]
+
+    @OptionGroup var options: ScenarioRunOptions
+
+    func run() throws {
+        try runScenarios(files: files, options: options)
+    }
+}
+
+/// `lockproof verify [DIR]`: every scenario in a folder.
+struct VerifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Run every scenario in a folder (Scenarios/ by default) and print the verdict table.",
+        discussion: "Exit status as for `run`: 0 all passed, 1 a failure, 2 bad input or an unreachable server.")
+
+    @Argument(help: ArgumentHelp("Folder of scenario files (*.yaml, *.yml).", valueName: "dir"))
+    var directory = "Scenarios"
+
+    @OptionGroup var options: ScenarioRunOptions
+
+    func run() throws {
+        try runScenarios(files: try scenarioFiles(in: directory), options: options)
+    }
+}
+
+/// `lockproof check FILE...`: validate only.
+struct CheckCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Validate scenario files without running anything.",
+        discussion: """
+            Reports every problem as FILE:LINE:COLUMN with what was found and what is expected: \
+            unknown keys, wrong types, unknown case or strategy, thresholds on metrics that do not \
+            exist or cannot have samples in the scenario's case, malformed expressions. Exit status \
+            0 when every file is valid, 2 otherwise. A directory stands for its scenario files.
+            """)
+
+    @Argument(help: ArgumentHelp("Scenario files or folders.", valueName: "file"))
+    var files: [String]
+
+    func run() throws {
+        var paths: [String] = []
+        for path in files {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+                paths += try scenarioFiles(in: path)
+            } else {
+                paths.append(path)
+            }
+        }
+        let scenarios = try loadScenarios(paths)
+        for scenario in scenarios {
+            let runs = scenario.workload.virtualUsers.map(String.init).joined(separator: ", ")
+            print("\(scenario.file): ok (\(scenario.name): \(scenario.caseName.rawValue), strategy \(scenario.strategy), expect \(scenario.expect.rawValue), virtual users \(runs), \(scenario.thresholds.count) thresholds)")
+        }
+    }
+}
+
+struct ScenarioRunOptions: ParsableArguments {
+    @Option(
+        name: .customLong("report-dir"),
+        help: ArgumentHelp("Write NAME.json, NAME.history.jsonl per scenario and junit.xml here.", valueName: "dir"))
+    var reportDirectory: String?
+
+    @Option(
+        name: .customLong("metrics-address"),
+        help: ArgumentHelp("Serve the run's Prometheus metrics on host:port while it runs.", valueName: "host:port"))
+    var metricsAddress: String?
+
+    @Flag(help: "No progress line.")
+    var quiet = false
+}
+
+/// The scenario files of a folder, sorted by name.
+func scenarioFiles(in directory: String) throws -> [String] {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+        throw startupFailure("\(directory): not a folder of scenario files")
+    }
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+    let files = names.filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted()
+        .map { (directory as NSString).appendingPathComponent($0) }
+    guard !files.isEmpty else { throw startupFailure("\(directory): no scenario files (*.yaml, *.yml)") }
+    return files
+}
+
+/// Loads and validates every file, reporting every problem of every file before giving up.
+func loadScenarios(_ paths: [String]) throws -> [Scenario] {
+    var scenarios: [Scenario] = []
+    var problems: [String] = []
+    for path in paths {
+        do {
+            scenarios.append(try ScenarioParser.load(path: path))
+        } catch let error as ScenarioValidationError {
+            problems += error.problems.map(\.description)
+        }
+    }
+    var seen: [String: String] = [:]
+    for scenario in scenarios {
+        if let other = seen[scenario.name] {
+            problems.append("\(scenario.file):1:1: error: name '\(scenario.name)' is also used by \(other); report files would collide")
+        }
+        seen[scenario.name] = scenario.file
+    }
+    guard problems.isEmpty else {
+        FileHandle.standardError.write(Data((problems.joined(separator: "\n") + "\n").utf8))
+        throw ExitCode(startupFailureExitCode)
+    }
+    return scenarios
+}
+
+func runScenarios(files: [String], options: ScenarioRunOptions) throws {
+    let scenarios = try loadScenarios(files)
+
+    // Everything that can be refused is refused before a single write.
+    var bindAddress: HTTPBindAddress?
+    if let text = options.metricsAddress {
+        do { bindAddress = try HTTPBindAddress(parsing: text) } catch { throw startupFailure("--metrics-address \(text): \(error)") }
+    }
+    var reportURL: URL?
+    if let directory = options.reportDirectory {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else { throw startupFailure("--report-dir \(directory): exists and is not a folder") }
+            guard FileManager.default.isWritableFile(atPath: directory) else {
+                throw startupFailure("--report-dir \(directory): not writable")
+            }
+        } else {
+            let parent = (directory as NSString).deletingLastPathComponent
+            let existingParent = parent.isEmpty ? "." : parent
+            var parentIsDirectory: ObjCBool = false
+            guard !FileManager.default.fileExists(atPath: existingParent, isDirectory: &parentIsDirectory) || parentIsDirectory.boolValue
+            else { throw startupFailure("--report-dir \(directory): \(existingParent) is not a folder") }
+        }
+        reportURL = URL(fileURLWithPath: directory, isDirectory: true)
+    }
+    let configuration: ServerConfiguration
+    do {
+        configuration = try ServerConfiguration.fromEnvironment()
+        try ScenarioRunner.checkReachable(configuration)
+    } catch {
+        throw startupFailure("\(error)")
+    }
+    let shared: SharedServices
+    do { shared = try SharedServices(configuration: configuration) } catch { throw startupFailure("\(error)") }
+    defer { shared.stop() }
+
+    var endpoint: MetricsEndpoint?
+    let metrics = LockProofMetrics()
+    if let bindAddress {
+        let server = MetricsEndpoint(metrics: metrics, address: bindAddress)
+        do { try server.start() } catch { throw startupFailure("--metrics-address \(options.metricsAddress!): \(error)") }
+        FileHandle.standardError.write(Data("metrics: http://\(bindAddress.host):\(server.boundPort ?? bindAddress.port)/metrics\n".utf8))
+        endpoint = server
+    }
+    defer { endpoint?.stop() }
+    if let reportURL {
+        do {
+            try FileManager.default.createDirectory(at: reportURL, withIntermediateDirectories: true)
+        } catch {
+            throw startupFailure("--report-dir \(reportURL.path): \(error.localizedDescription)")
+        }
+    }
+
+    let runner = ScenarioRunner(
+        configuration: configuration, shared: shared, progress: ProgressReporter(enabled: !options.quiet))
+    if endpoint != nil {
+        runner.forward = metrics
+        runner.operationObserver = { caseName, strategy, outcome, seconds in
+            metrics.recordOperation(case: caseName, strategy: strategy, outcome: outcome, seconds: seconds)
+        }
+    }
+    var results: [ScenarioResult] = []
+    var aborted: String?
+    outer: for scenario in scenarios {
+        for run in scenario.runs {
+            do {
+                let result = try runner.run(run)
+                results.append(result)
+                print(ReportWriter.summary(result))
+                print("")
+                if let reportURL { try ReportWriter.write(result, to: reportURL) }
+            } catch {
+                aborted = "\(run.name): \(error)"
+                FileHandle.standardError.write(Data("lockproof: error: \(aborted!)\n".utf8))
+                break outer
+            }
+        }
+    }
+    print(ReportWriter.verdictTable(results))
+    if let reportURL {
+        try Data(ReportWriter.junit(results).utf8).write(to: reportURL.appendingPathComponent("junit.xml"))
+        print("reports: \(reportURL.path)")
+    }
+    if aborted != nil || !results.allSatisfy(\.passed) { throw ExitCode(1) }
+}
