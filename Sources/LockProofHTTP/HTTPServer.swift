@@ -1,1 +1,273 @@
 import CMicroHTTPD
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A request as the route handlers see it: the method and the path without the query string.
+public struct HTTPRequest: Sendable, Equatable {
+    public let method: String
+    public let path: String
+
+    public init(method: String, path: String) {
+        self.method = method
+        self.path = path
+    }
+}
+
+/// What a handler answers. The body is bytes so that a metrics exposition is not copied through a
+/// String on its way out.
+public struct HTTPResponse: Sendable, Equatable {
+    public var status: Int
+    public var contentType: String
+    public var body: [UInt8]
+    /// Headers besides Content-Type (e.g. `Allow` on a 405).
+    public var extraHeaders: [HTTPHeader]
+
+    public init(status: Int, contentType: String, body: [UInt8], extraHeaders: [HTTPHeader] = []) {
+        self.status = status
+        self.contentType = contentType
+        self.body = body
+        self.extraHeaders = extraHeaders
+    }
+
+    public init(status: Int, contentType: String = "text/plain; charset=utf-8", text: String, extraHeaders: [HTTPHeader] = []) {
+        self.init(status: status, contentType: contentType, body: Array(text.utf8), extraHeaders: extraHeaders)
+    }
+
+    static let notFound = HTTPResponse(status: 404, text: "not found\n")
+    static let methodNotAllowed = HTTPResponse(
+        status: 405, text: "method not allowed: use GET\n", extraHeaders: [HTTPHeader(name: "Allow", value: "GET")])
+}
+
+public struct HTTPHeader: Sendable, Equatable {
+    public let name: String
+    public let value: String
+    public init(name: String, value: String) {
+        self.name = name
+        self.value = value
+    }
+}
+
+/// Runs on libmicrohttpd's threads, possibly several at once: it must be thread-safe.
+public typealias HTTPHandler = @Sendable (HTTPRequest) -> HTTPResponse
+
+public struct HTTPServerError: Error, CustomStringConvertible, Sendable, Equatable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Where to listen: an IP literal (IPv6 in brackets) or `localhost`, and a port (0 = any free one).
+public struct HTTPBindAddress: Sendable, Equatable, CustomStringConvertible {
+    public let host: String
+    public let port: Int
+
+    public init(host: String, port: Int) throws {
+        guard (0...65535).contains(port) else { throw HTTPServerError("port \(port) is not within 0–65535") }
+        guard Self.socketAddress(host: host, port: 0) != nil else {
+            throw HTTPServerError("'\(host)' is not an IPv4 address, an IPv6 address or localhost")
+        }
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `host:port`, e.g. `127.0.0.1:9464`, `[::1]:9464`, `localhost:0`.
+    public init(parsing text: String) throws {
+        let host: Substring
+        let portText: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else {
+                throw HTTPServerError("'\(text)' has no closing ']' after the IPv6 address")
+            }
+            host = text[text.index(after: text.startIndex)..<close]
+            let rest = text[text.index(after: close)...]
+            guard rest.hasPrefix(":") else { throw HTTPServerError("'\(text)' has no :port after the IPv6 address") }
+            portText = rest.dropFirst()
+        } else {
+            guard let colon = text.lastIndex(of: ":") else {
+                throw HTTPServerError("'\(text)' is not host:port (e.g. 127.0.0.1:9464)")
+            }
+            host = text[..<colon]
+            portText = text[text.index(after: colon)...]
+            if host.contains(":") {
+                throw HTTPServerError("'\(text)': write an IPv6 address in brackets, e.g. [::1]:9464")
+            }
+        }
+        guard !host.isEmpty else { throw HTTPServerError("'\(text)' has no host (e.g. 127.0.0.1:9464)") }
+        guard let port = Int(portText), portText.allSatisfy(\.isASCII) else {
+            throw HTTPServerError("'\(portText)' in '\(text)' is not a port number")
+        }
+        try self.init(host: String(host), port: port)
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    var isIPv6: Bool { host.contains(":") }
+
+    /// The bytes of a `sockaddr_in` or `sockaddr_in6`; no name resolution beyond `localhost`, so
+    /// that where the server listens never depends on DNS.
+    static func socketAddress(host: String, port: Int) -> [UInt8]? {
+        let literal = host == "localhost" ? "127.0.0.1" : host
+        if literal.contains(":") {
+            var address = sockaddr_in6()
+            address.sin6_family = sa_family_t(AF_INET6)
+            address.sin6_port = in_port_t(UInt16(port).bigEndian)
+            guard inet_pton(AF_INET6, literal, &address.sin6_addr) == 1 else { return nil }
+            return withUnsafeBytes(of: &address) { Array($0) }
+        }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        guard inet_pton(AF_INET, literal, &address.sin_addr) == 1 else { return nil }
+        return withUnsafeBytes(of: &address) { Array($0) }
+    }
+}
+
+/// A small HTTP server on libmicrohttpd for a fixed table of GET routes.
+///
+/// Unknown paths get 404, other methods on a known path 405 with `Allow: GET`. Request headers are
+/// bounded by the per-connection memory limit (a larger request is refused by libmicrohttpd with
+/// an error status) and idle connections by a timeout, so a hostile client cannot hold the server.
+public final class HTTPServer: @unchecked Sendable {
+    public struct Limits: Sendable, Equatable {
+        /// Per-connection memory, which bounds the request line and headers.
+        public var connectionMemoryBytes: Int = 32 * 1024
+        /// Idle connections are closed after this many seconds.
+        public var connectionTimeoutSeconds: Int = 10
+        public var maxConnections: Int = 1024
+        /// Threads that serve requests; each may run a handler.
+        public var threads: Int = 2
+        public init() {}
+    }
+
+    public let address: HTTPBindAddress
+    public let limits: Limits
+    private let router: RequestRouter
+    // Guards `daemon` and `routerReference`: start and stop may be called from any thread.
+    private let stateLock = NSLock()
+    private var daemon: OpaquePointer?
+    private var routerReference: Unmanaged<RequestRouter>?
+    private var port: Int?
+
+    public init(address: HTTPBindAddress, limits: Limits = Limits(), routes: [String: HTTPHandler]) {
+        self.address = address
+        self.limits = limits
+        self.router = RequestRouter(routes: routes)
+    }
+
+    deinit { stop() }
+
+    /// The port the server listens on (the ephemeral one when started on port 0); nil when stopped.
+    public var boundPort: Int? {
+        stateLock.lock()
+        defer { stateLock.unlock() }
+        return port
+    }
+
+    public var isRunning: Bool { boundPort != nil }
+
+    /// Binds and starts serving on libmicrohttpd's own threads.
+    public func start() throws {
+        stateLock.lock()
+        defer { stateLock.unlock() }
+        guard daemon == nil else { throw HTTPServerError("the server on \(address) is already running") }
+        guard var socketAddress = HTTPBindAddress.socketAddress(host: address.host, port: address.port) else {
+            throw HTTPServerError("cannot listen on \(address)")
+        }
+        // The daemon holds the router for as long as it runs; the handler borrows it through `cls`.
+        let reference = Unmanaged.passRetained(router)
+        var flags = MHD_USE_AUTO_INTERNAL_THREAD.rawValue
+        if address.isIPv6 { flags |= MHD_USE_IPv6.rawValue }
+        errno = 0
+        let started: OpaquePointer? = socketAddress.withUnsafeMutableBytes { socketAddressBytes in
+            // Options are passed as their C types: size_t as Int, unsigned int as UInt32.
+            let options: [CVarArg] = [
+                MHD_OPTION.SOCK_ADDR.rawValue, socketAddressBytes.baseAddress!.assumingMemoryBound(to: sockaddr.self),
+                MHD_OPTION.CONNECTION_MEMORY_LIMIT.rawValue, limits.connectionMemoryBytes,
+                MHD_OPTION.CONNECTION_TIMEOUT.rawValue, UInt32(limits.connectionTimeoutSeconds),
+                MHD_OPTION.CONNECTION_LIMIT.rawValue, UInt32(limits.maxConnections),
+                MHD_OPTION.THREAD_POOL_SIZE.rawValue, UInt32(max(1, limits.threads)),
+                MHD_OPTION.END.rawValue,
+            ]
+            return withVaList(options) { arguments in
+                MHD_start_daemon_va(
+                    flags, UInt16(address.port), nil, nil, handleRequest, reference.toOpaque(), arguments)
+            }
+        }
+        guard let started else {
+            let reason = errno != 0 ? String(cString: strerror(errno)) : "libmicrohttpd refused to start"
+            reference.release()
+            throw HTTPServerError("cannot listen on \(address): \(reason)")
+        }
+        daemon = started
+        routerReference = reference
+        port = Int(lockproof_mhd_bound_port(started))
+    }
+
+    /// Stops listening, waits for requests in progress to finish, and closes every connection.
+    /// Must not be called from inside a handler.
+    public func stop() {
+        stateLock.lock()
+        defer { stateLock.unlock() }
+        guard let running = daemon else { return }
+        MHD_stop_daemon(running)
+        daemon = nil
+        port = nil
+        routerReference?.release()
+        routerReference = nil
+    }
+}
+
+/// The immutable route table: read from many libmicrohttpd threads without locking.
+final class RequestRouter: Sendable {
+    let routes: [String: HTTPHandler]
+    init(routes: [String: HTTPHandler]) { self.routes = routes }
+
+    func respond(to request: HTTPRequest) -> HTTPResponse {
+        guard let handler = routes[request.path] else { return .notFound }
+        guard request.method == "GET" else { return .methodNotAllowed }
+        return handler(request)
+    }
+}
+
+/// libmicrohttpd's access handler. A free function, so that it converts to a C function pointer;
+/// the router arrives through `cls`.
+///
+/// libmicrohttpd calls it several times per request: first right after the headers (the request
+/// state is still NULL: mark it and wait), then once per chunk of body (discarded: no route takes
+/// a body), then once more with no body left, when the response is queued.
+private func handleRequest(
+    cls: UnsafeMutableRawPointer?, connection: OpaquePointer?, url: UnsafePointer<CChar>?,
+    method: UnsafePointer<CChar>?, version: UnsafePointer<CChar>?, uploadData: UnsafePointer<CChar>?,
+    uploadDataSize: UnsafeMutablePointer<Int>?, requestState: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+) -> MHD_Result {
+    guard let cls, let connection, let url, let method, let requestState else { return .NO }
+    if requestState.pointee == nil {
+        requestState.pointee = UnsafeMutableRawPointer(bitPattern: 1)
+        return .YES
+    }
+    if let uploadDataSize, uploadDataSize.pointee != 0 {
+        uploadDataSize.pointee = 0
+        return .YES
+    }
+    let router = Unmanaged<RequestRouter>.fromOpaque(cls).takeUnretainedValue()
+    let response = router.respond(to: HTTPRequest(method: String(cString: method), path: String(cString: url)))
+    return queue(response, on: connection)
+}
+
+private func queue(_ response: HTTPResponse, on connection: OpaquePointer) -> MHD_Result {
+    var body = response.body
+    let created: OpaquePointer? = body.withUnsafeMutableBytes { bytes in
+        // MUST_COPY: libmicrohttpd keeps its own copy, so the Swift array may go away at once.
+        MHD_create_response_from_buffer(bytes.count, bytes.baseAddress, .RESPMEM_MUST_COPY)
+    }
+    guard let created else { return .NO }
+    defer { MHD_destroy_response(created) }
+    _ = MHD_add_response_header(created, "Content-Type", response.contentType)
+    for header in response.extraHeaders {
+        _ = MHD_add_response_header(created, header.name, header.value)
+    }
+    return MHD_queue_response(connection, UInt32(response.status), created)
+}

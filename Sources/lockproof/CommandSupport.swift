@@ -1,0 +1,67 @@
+import ArgumentParser
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Exit status for a run that could not start: a bad argument the parser could not catch, an
+/// unreachable server, an address that cannot be bound.
+let startupFailureExitCode: Int32 = 2
+
+/// Prints `message` on stderr and returns the error that makes the command exit with status 2.
+/// The message must not carry a password: print URLs through `redactedURL`.
+func startupFailure(_ message: String) -> ExitCode {
+    FileHandle.standardError.write(Data("lockproof: error: \(message)\n".utf8))
+    return ExitCode(startupFailureExitCode)
+}
+
+/// Waits for SIGINT or SIGTERM through DispatchSource, so that the signal is handled on an
+/// ordinary thread where shutting down (joining threads, closing sockets) is safe.
+///
+/// On Linux, libdispatch reads signals through a signalfd, which only sees a signal that is blocked
+/// in every thread; a thread that does not block it would take it and, the disposition being
+/// ignore, drop it. So create this before any other thread is started: threads inherit the mask.
+final class TerminationSignals: @unchecked Sendable {
+    private let semaphore = DispatchSemaphore(value: 0)
+    private let queue = DispatchQueue(label: "lockproof.signals")
+    private let lock = NSLock()
+    private var sources: [DispatchSourceSignal] = []
+    private var received: Int32?
+
+    init(_ signals: [Int32] = [SIGINT, SIGTERM]) {
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        for number in signals { sigaddset(&mask, number) }
+        pthread_sigmask(SIG_BLOCK, &mask, nil)
+        for number in signals {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+            source.setEventHandler { [self] in
+                lock.lock()
+                let first = received == nil
+                if first { received = number }
+                lock.unlock()
+                if first { semaphore.signal() }
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    /// Blocks until one of the signals arrives; returns its number.
+    func wait() -> Int32 {
+        semaphore.wait()
+        lock.lock()
+        defer { lock.unlock() }
+        return received ?? 0
+    }
+
+    static func name(_ number: Int32) -> String {
+        switch number {
+        case SIGINT: return "SIGINT"
+        case SIGTERM: return "SIGTERM"
+        default: return "signal \(number)"
+        }
+    }
+}

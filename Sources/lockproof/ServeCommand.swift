@@ -1,0 +1,99 @@
+import ArgumentParser
+import Foundation
+import LockProofCommerce
+import LockProofHTTP
+import LockProofMetrics
+import LockProofPostgres
+import Logging
+
+/// `lockproof serve`: the service core with its metrics endpoint, until SIGINT or SIGTERM.
+struct ServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the service core and serve its Prometheus metrics until SIGINT or SIGTERM.",
+        discussion: """
+            Connects to PostgreSQL and Redis (LOCKPROOF_DATABASE_URL, LOCKPROOF_REDIS_URL), applies \
+            the schema, keeps lockproof_compensations_pending up to date from the database, and \
+            serves GET /metrics (Prometheus text format) and GET /healthz on --metrics-address. \
+            Once listening it prints one line, `metrics: http://HOST:PORT/metrics`, on stdout.
+            Exit status: 0 after a clean stop on SIGINT/SIGTERM, 2 when it cannot start (bad \
+            address, unreachable server, port in use).
+            """)
+
+    @Option(
+        name: .customLong("metrics-address"),
+        help: ArgumentHelp("Where to serve /metrics and /healthz: host:port; port 0 picks a free one.", valueName: "host:port"))
+    var metricsAddress = "127.0.0.1:9464"
+
+    @Option(help: ArgumentHelp("Seconds between counts of pending compensations in the database.", valueName: "seconds"))
+    var pendingInterval: Double = 5
+
+    func validate() throws {
+        guard pendingInterval > 0, pendingInterval.isFinite else {
+            throw ValidationError("--pending-interval must be a positive number of seconds")
+        }
+    }
+
+    func run() throws {
+        let logger = Logger(label: "lockproof.serve")
+        let address: HTTPBindAddress
+        do {
+            address = try HTTPBindAddress(parsing: metricsAddress)
+        } catch {
+            throw startupFailure("--metrics-address \(metricsAddress): \(error)")
+        }
+        // Before any thread starts, so that every thread inherits the blocked signals.
+        let signals = TerminationSignals()
+
+        let configuration: ServerConfiguration
+        do {
+            configuration = try ServerConfiguration.fromEnvironment()
+        } catch {
+            throw startupFailure("\(error)")
+        }
+        // Errors of the drivers name servers through redactedURL / RedisEndpoint: no password.
+        let shared: SharedServices
+        do {
+            shared = try SharedServices(configuration: configuration)
+        } catch {
+            throw startupFailure("cannot reach Redis: \(error)")
+        }
+        let metrics = LockProofMetrics()
+        let monitor: CompensationsPendingMonitor
+        do {
+            let database = try PostgresConnection(configuration.databaseURL)
+            try Schema.apply(database)
+            try CompensationsPendingMonitor.refresh(metrics: metrics, database: database)
+            monitor = try CompensationsPendingMonitor(
+                metrics: metrics, databaseURL: configuration.databaseURL, intervalSeconds: pendingInterval)
+        } catch {
+            shared.stop()
+            throw startupFailure("cannot reach PostgreSQL: \(error)")
+        }
+        let endpoint = MetricsEndpoint(metrics: metrics, address: address, health: { monitor.health })
+        do {
+            try endpoint.start()
+        } catch {
+            shared.stop()
+            throw startupFailure("\(error)")
+        }
+        monitor.start()
+
+        let listening = "\(address.host.contains(":") ? "[\(address.host)]" : address.host):\(endpoint.boundPort ?? address.port)"
+        // Unbuffered, so that a parent process reading the pipe sees it at once.
+        FileHandle.standardOutput.write(Data("metrics: http://\(listening)/metrics\n".utf8))
+        logger.info(
+            "serving",
+            metadata: [
+                "metrics": "http://\(listening)/metrics", "database": "\(redactedURL(configuration.databaseURL))",
+                "redis": "\(configuration.redis)",
+            ])
+
+        let signal = signals.wait()
+        logger.info("stopping", metadata: ["signal": "\(TerminationSignals.name(signal))"])
+        endpoint.stop()
+        monitor.stop()
+        shared.stop()
+        logger.info("stopped")
+    }
+}
