@@ -5,7 +5,7 @@
 SWIFT ?= swift
 SWIFT_TEST_FLAGS ?= --disable-swift-testing
 
-.PHONY: deps build release test check-dashboards services-start services-stop clean
+.PHONY: deps build release test verify check-dashboards services-start services-stop clean
 
 deps:
 	@scripts/install-deps.sh
@@ -20,6 +20,10 @@ release: deps
 test: deps
 	scripts/with-services.sh $(SWIFT) test $(SWIFT_TEST_FLAGS)
 	scripts/check-dashboards.sh
+
+## verify: release build, every scenario in Scenarios/ with its checkers and thresholds, promtool checks
+verify: deps
+	scripts/with-services.sh scripts/verify.sh
 
 check-dashboards: deps
 	scripts/check-dashboards.sh

@@ -34,6 +34,22 @@ public struct HistoryEntry: Sendable, Codable, Equatable {
     public let result: [String: Int]?
 
     public var seconds: Double { end - start }
+
+    public init(
+        client: Int, index: Int, operation: String, arguments: [String: Int], items: [OrderItemRequest]?, start: Double,
+        end: Double, outcome: HistoryOutcome, reason: String?, result: [String: Int]?
+    ) {
+        self.client = client
+        self.index = index
+        self.operation = operation
+        self.arguments = arguments
+        self.items = items
+        self.start = start
+        self.end = end
+        self.outcome = outcome
+        self.reason = reason
+        self.result = result
+    }
 }
 
 /// A short, fixed name for why an operation did not succeed.

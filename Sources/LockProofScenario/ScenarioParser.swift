@@ -409,7 +409,7 @@ private struct Reader {
                     labelsValid = false
                 }
             }
-            if metricName.hasPrefix("lockproof_lock_") || metricName == "lockproof_distributed_lock_lost_total" {
+            if labelsValid, metricName.hasPrefix("lockproof_lock_") || metricName == "lockproof_distributed_lock_lost_total" {
                 let taken = locks(of: caseName, strategy: strategy)
                 let wanted: Set<String> =
                     metricName == "lockproof_distributed_lock_lost_total" ? ["redis"] : labels["lock"].map { [$0] } ?? ["redis", "row"]

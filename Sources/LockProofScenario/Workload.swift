@@ -10,6 +10,7 @@ public struct InitialState: Sendable {
     public var orders: [Int] = []
     public var balances: [Int: Int] = [:]
     public var stock: [Int: Int] = [:]
+    public init() {}
 }
 
 /// Decides and performs one client's operations. One per virtual user, used on its thread only.

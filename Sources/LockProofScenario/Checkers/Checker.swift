@@ -29,6 +29,16 @@ public struct CheckContext {
     public let initial: InitialState
     public let db: PostgresConnection
     public let statistics: RunStatistics
+
+    public init(
+        scenario: Scenario, history: [HistoryEntry], initial: InitialState, db: PostgresConnection, statistics: RunStatistics
+    ) {
+        self.scenario = scenario
+        self.history = history
+        self.initial = initial
+        self.db = db
+        self.statistics = statistics
+    }
 }
 
 /// A checker over a recorded history and the final state (Jepsen's vocabulary).

@@ -1,0 +1,126 @@
+import Foundation
+import LockProofTestSupport
+import XCTest
+
+/// The `lockproof` binary's exit codes and messages, run as a user would.
+final class CommandLineTests: XCTestCase {
+    private var binary: URL {
+        // The test runner sits in the build folder next to the executable (`swift test` builds both).
+        URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+            .appendingPathComponent("lockproof")
+    }
+
+    private func lockproof(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env["LOCKPROOF_DATABASE_URL"] = TestServers.configuration.databaseURL
+        env["LOCKPROOF_REDIS_URL"] = "redis://\(TestServers.configuration.redis.host):\(TestServers.configuration.redis.port)/\(TestServers.configuration.redis.database)"
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+    }
+
+    private func temporaryFolder() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("lp-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+        return url
+    }
+
+    private func write(_ text: String, _ name: String, in folder: URL) throws -> String {
+        let url = folder.appendingPathComponent(name)
+        try text.write(to: url, atomically: true, encoding: .utf8)
+        return url.path
+    }
+
+    private let passing = """
+        name: cli-pass
+        case: charge-balance
+        strategy: atomic
+        seed: {users: 1}
+        workload: {virtual_users: 2, iterations: 2}
+        thresholds:
+          throughput: ["count == 4"]
+        """
+
+    override func setUpWithError() throws {
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+            throw MissingBinary(path: binary.path)
+        }
+    }
+
+    func testCheckReportsFileLineColumnAndExits2() throws {
+        let folder = try temporaryFolder()
+        let bad = try write(passing.replacingOccurrences(of: "count == 4", with: "count = 4"), "bad.yaml", in: folder)
+        let result = try lockproof(["check", bad])
+        XCTAssertEqual(result.status, 2)
+        XCTAssertTrue(result.err.contains("\(bad):7:16: error:"), result.err)
+        XCTAssertEqual(try lockproof(["check", try write(passing, "good.yaml", in: folder)]).status, 0)
+    }
+
+    func testBadInputRunsNothingAndWritesNothing() throws {
+        let folder = try temporaryFolder()
+        let bad = try write(passing.replacingOccurrences(of: "throughput", with: "throughputt"), "bad.yaml", in: folder)
+        let reports = folder.appendingPathComponent("reports")
+        let result = try lockproof(["run", bad, "--report-dir", reports.path, "--quiet"])
+        XCTAssertEqual(result.status, 2)
+        XCTAssertTrue(result.err.contains("did you mean 'throughput'"), result.err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: reports.path), "nothing written on bad input")
+    }
+
+    func testUnreachableServerExits2WithoutPrintingThePassword() throws {
+        let folder = try temporaryFolder()
+        let file = try write(passing, "p.yaml", in: folder)
+        let reports = folder.appendingPathComponent("reports")
+        let result = try lockproof(
+            ["run", file, "--report-dir", reports.path, "--quiet"],
+            environment: ["LOCKPROOF_DATABASE_URL": "postgresql://who:hunter2@127.0.0.1:1/x?connect_timeout=2"])
+        XCTAssertEqual(result.status, 2)
+        XCTAssertTrue(result.err.contains("PostgreSQL is unreachable"), result.err)
+        XCTAssertFalse(result.err.contains("hunter2") || result.out.contains("hunter2"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: reports.path))
+    }
+
+    func testPassingAndFailingRunsExit0And1() throws {
+        let folder = try temporaryFolder()
+        let reports = folder.appendingPathComponent("reports")
+        let good = try lockproof(["run", try write(passing, "p.yaml", in: folder), "--report-dir", reports.path, "--quiet"])
+        XCTAssertEqual(good.status, 0, good.out + good.err)
+        XCTAssertTrue(good.out.contains("1 passed, 0 failed"), good.out)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: reports.appendingPathComponent("cli-pass.json").path))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: reports.appendingPathComponent("junit.xml").path))
+
+        let failing = passing.replacingOccurrences(of: "cli-pass", with: "cli-fail").replacingOccurrences(of: "count == 4", with: "count == 5")
+        let bad = try lockproof(["run", try write(failing, "f.yaml", in: folder), "--quiet"])
+        XCTAssertEqual(bad.status, 1, bad.out + bad.err)
+        XCTAssertTrue(bad.out.contains("FAIL"), bad.out)
+    }
+
+    func testVerifyOfAnEmptyFolderIsBadInput() throws {
+        let result = try lockproof(["verify", try temporaryFolder().path])
+        XCTAssertEqual(result.status, 2)
+        XCTAssertTrue(result.err.contains("no scenario files"), result.err)
+    }
+
+    func testEveryCommandHasHelp() throws {
+        for command in [[], ["run"], ["verify"], ["check"], ["serve"]] {
+            let result = try lockproof(command + ["--help"])
+            XCTAssertEqual(result.status, 0, "\(command)")
+            XCTAssertTrue(result.out.contains("USAGE"), "\(command): \(result.out)")
+        }
+    }
+}
+
+struct MissingBinary: Error, CustomStringConvertible {
+    let path: String
+    var description: String { "lockproof is not built at \(path)" }
+}

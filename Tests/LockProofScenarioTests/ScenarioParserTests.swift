@@ -1,0 +1,139 @@
+import Foundation
+import LockProofCommerce
+import LockProofScenario
+import XCTest
+
+final class ScenarioParserTests: XCTestCase {
+    private let valid = """
+        name: sample
+        case: charge-balance
+        strategy: seed
+        seed:
+          users: 2
+        workload:
+          virtual_users: 4
+          iterations: 3
+        thresholds:
+          lockproof_retry_exhausted_total: ["count == 0"]
+          latency: ["p(95) < 0.2", "max <= 1"]
+        """
+
+    /// The problems a text produces, as `line:column: message`.
+    private func problems(_ text: String) -> [String] {
+        do {
+            _ = try ScenarioParser.parse(text, file: "t.yaml")
+            return []
+        } catch let error as ScenarioValidationError {
+            return error.problems.map { "\($0.line):\($0.column): \($0.message)" }
+        } catch {
+            return ["unexpected \(error)"]
+        }
+    }
+
+    private func assertProblem(_ text: String, at position: String, contains fragment: String, file: StaticString = #filePath, line: UInt = #line) {
+        let found = problems(text)
+        XCTAssertTrue(
+            found.contains { $0.hasPrefix(position + ":") && $0.contains(fragment) },
+            "expected a problem at \(position) containing '\(fragment)', got \(found)", file: file, line: line)
+    }
+
+    func testValidScenarioParses() throws {
+        let scenario = try ScenarioParser.parse(valid, file: "t.yaml")
+        XCTAssertEqual(scenario.name, "sample")
+        XCTAssertEqual(scenario.caseName, .chargeBalance)
+        XCTAssertEqual(scenario.seed.users, 2)
+        XCTAssertEqual(scenario.workload.virtualUsers, [4])
+        XCTAssertEqual(scenario.workload.iterations, 3)
+        XCTAssertEqual(scenario.thresholds.map(\.expression), ["count == 0", "p(95) < 0.2", "max <= 1"])
+        XCTAssertEqual(scenario.expect, .pass)
+    }
+
+    func testUnknownKeyIsReportedWithItsPositionAndASuggestion() {
+        assertProblem(valid.replacingOccurrences(of: "  iterations: 3", with: "  iteratons: 3"), at: "8:3", contains: "did you mean 'iterations'")
+        assertProblem(valid + "\nextra: 1", at: "12:1", contains: "unknown key 'extra'")
+    }
+
+    func testWrongTypesSayWhatWasFoundAndExpected() {
+        assertProblem(valid.replacingOccurrences(of: "virtual_users: 4", with: "virtual_users: many"), at: "7:18",
+                      contains: "found the string 'many'; expected a whole number")
+        assertProblem(valid.replacingOccurrences(of: "users: 2", with: "users: 0"), at: "5:10", contains: "found 0; expected a whole number in 1")
+        assertProblem(valid.replacingOccurrences(of: "seed:\n  users: 2", with: "seed: [1]"), at: "4:7", contains: "expected a mapping")
+    }
+
+    func testUnknownCaseAndStrategy() {
+        assertProblem(valid.replacingOccurrences(of: "case: charge-balance", with: "case: charge"), at: "2:7",
+                      contains: "expected one of charge-balance, process-payment")
+        assertProblem(valid.replacingOccurrences(of: "strategy: seed", with: "strategy: unsorted"), at: "3:11",
+                      contains: "case charge-balance has seed, optimistic-retry, pessimistic, atomic, naive")
+    }
+
+    func testThresholdOnAMisspelledMetricIsRejectedBeforeRunning() {
+        assertProblem(valid.replacingOccurrences(of: "lockproof_retry_exhausted_total", with: "lockproof_retry_exhaust_total"),
+                      at: "10:3", contains: "unknown metric 'lockproof_retry_exhaust_total' (did you mean 'lockproof_retry_exhausted_total'?)")
+    }
+
+    func testThresholdOnAMetricThatCannotHaveSamplesInThisCase() {
+        assertProblem(valid + "\n  lockproof_compensations_total: [\"count == 0\"]", at: "12:3", contains: "cannot have samples in case charge-balance")
+        assertProblem(
+            valid.replacingOccurrences(of: "strategy: seed", with: "strategy: pessimistic") + "\n  lockproof_lock_wait_seconds{lock=\"redis\"}: [\"p(99) < 1\"]",
+            at: "12:3", contains: "strategy pessimistic of charge-balance takes only row locks")
+        assertProblem(valid + "\n  lockproof_circuit_breaker_state: [\"value == 0\"]", at: "12:3", contains: "no circuit breaker")
+        assertProblem(valid + "\n  lockproof_lock_wait_seconds{lock=\"disk\"}: [\"p(99) < 1\"]", at: "12:3", contains: "expected one of redis, row")
+    }
+
+    func testMalformedExpressions() {
+        assertProblem(valid.replacingOccurrences(of: "\"p(95) < 0.2\"", with: "\"p(95) 0.2\""), at: "11:13", contains: "no comparison")
+        assertProblem(valid.replacingOccurrences(of: "\"p(95) < 0.2\"", with: "\"p(101) < 0.2\""), at: "11:13", contains: "not an aggregation")
+        assertProblem(valid.replacingOccurrences(of: "\"p(95) < 0.2\"", with: "\"p(95) < fast\""), at: "11:13", contains: "'fast' in 'p(95) < fast' is not a number")
+        assertProblem(valid.replacingOccurrences(of: "[\"count == 0\"]", with: "[\"p(99) < 1\"]"), at: "10:37", contains: "'p(99)' does not apply to a counter")
+        assertProblem(valid.replacingOccurrences(of: "[\"count == 0\"]", with: "count == 0"), at: "10:36", contains: "expected a list of expressions")
+    }
+
+    func testIterationsAndDurationExcludeEachOther() {
+        assertProblem(valid.replacingOccurrences(of: "  iterations: 3", with: "  iterations: 3\n  duration: 5s"), at: "9:3", contains: "exclude each other")
+        assertProblem(valid.replacingOccurrences(of: "  iterations: 3", with: "  duration: 5 parsecs"), at: "8:13", contains: "expected a positive duration")
+    }
+
+    func testMissingRequiredKeysAndEmptyFile() {
+        XCTAssertTrue(problems("case: charge-balance\nworkload: {virtual_users: 1, iterations: 1}").contains { $0.contains("missing key 'name'") })
+        XCTAssertTrue(problems("").contains { $0.contains("an empty file") })
+    }
+
+    func testYAMLSyntaxErrorHasAPosition() {
+        let found = problems("name: x\ncase: [charge-balance\nworkload: 1\n")
+        XCTAssertEqual(found.count, 1)
+        XCTAssertTrue(found[0].contains("not valid YAML"), "\(found)")
+    }
+
+    func testEveryProblemIsReportedNotJustTheFirst() {
+        let text = valid.replacingOccurrences(of: "users: 2", with: "users: -1").replacingOccurrences(of: "strategy: seed", with: "strategy: magic")
+        XCTAssertEqual(problems(text).count, 2, "\(problems(text))")
+    }
+
+    func testCaseNeedsItsSeedData() {
+        let payment = valid.replacingOccurrences(of: "case: charge-balance", with: "case: process-payment")
+            .replacingOccurrences(of: "  lockproof_retry_exhausted_total: [\"count == 0\"]\n", with: "")
+        XCTAssertTrue(problems(payment).contains { $0.contains("seed.orders") }, "\(problems(payment))")
+    }
+
+    func testSweepExpandsIntoOneRunPerClientCount() throws {
+        let scenario = try ScenarioParser.parse(valid.replacingOccurrences(of: "virtual_users: 4", with: "virtual_users: [1, 16, 64]"), file: "t.yaml")
+        XCTAssertEqual(scenario.runs.map(\.name), ["sample@vu1", "sample@vu16", "sample@vu64"])
+        XCTAssertEqual(scenario.runs.map(\.workload.virtualUsers), [[1], [16], [64]])
+    }
+
+    func testEveryShippedScenarioIsValid() throws {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Scenarios").standardized
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".yaml") }
+        XCTAssertGreaterThan(files.count, 20)
+        var casesWithControls = Set<CaseName>()
+        var casesWithSweeps = Set<CaseName>()
+        for file in files {
+            let scenario = try ScenarioParser.load(path: folder.appendingPathComponent(file).path)
+            if scenario.expect == .violation { casesWithControls.insert(scenario.caseName) }
+            if scenario.workload.virtualUsers == [1, 16, 64] { casesWithSweeps.insert(scenario.caseName) }
+        }
+        XCTAssertEqual(casesWithControls, Set(CaseName.allCases), "every case ships a negative control")
+        XCTAssertEqual(casesWithSweeps, Set(CaseName.allCases), "every case ships a 1/16/64 sweep")
+    }
+}
