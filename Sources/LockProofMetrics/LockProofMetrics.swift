@@ -133,14 +133,21 @@ struct LockFailureKey: Hashable, Sendable {
     let reason: LockFailureReason
 }
 
-/// The series of one operation type (case and strategy).
-struct OperationSeries: Sendable {
+/// The series of one operation type (case and strategy). A class, like `CaseSeries`, so that
+/// looking one up retains one reference instead of copying every field.
+final class OperationSeries: Sendable {
     let outcomes: [OperationOutcome: Counter]
     let duration: ValueHistogram
+
+    init(outcomes: [OperationOutcome: Counter], duration: ValueHistogram) {
+        self.outcomes = outcomes
+        self.duration = duration
+    }
 }
 
-/// Every series labelled with one case, looked up once at start.
-struct CaseSeries: Sendable {
+/// Every series labelled with one case, looked up once at start. A class: a struct this size would
+/// be copied out of the dictionary on every event, retaining and releasing each of its fields.
+final class CaseSeries: Sendable {
     let operations: [String: OperationSeries]
     let retryAttempts: Counter
     let retryExhausted: Counter
