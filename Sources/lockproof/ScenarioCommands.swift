@@ -200,6 +200,9 @@ func runScenarios(files: [String], options: ScenarioRunOptions) throws {
             do {
                 let result = try runner.run(run)
                 results.append(result)
+                if let pending = result.statistics.gauge("lockproof_compensations_pending") {
+                    metrics.setCompensationsPending(Int(pending))
+                }
                 print(ReportWriter.summary(result))
                 print("")
                 if let reportURL { try ReportWriter.write(result, to: reportURL) }

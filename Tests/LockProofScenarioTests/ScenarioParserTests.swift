@@ -136,4 +136,13 @@ final class ScenarioParserTests: XCTestCase {
         XCTAssertEqual(casesWithControls, Set(CaseName.allCases), "every case ships a negative control")
         XCTAssertEqual(casesWithSweeps, Set(CaseName.allCases), "every case ships a 1/16/64 sweep")
     }
+
+    func testThresholdMetricsAreTheCatalogs() throws {
+        let catalogFile = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../Dashboards/metric-catalog.txt").standardized
+        let catalog = Set(try String(contentsOf: catalogFile, encoding: .utf8).split(separator: "\n").map(String.init).filter { !$0.isEmpty })
+        let usable = Set(ThresholdMetric.all.keys.filter { $0.hasPrefix("lockproof_") })
+        XCTAssertTrue(usable.isSubset(of: catalog), "threshold metrics missing from the catalog: \(usable.subtracting(catalog))")
+        XCTAssertEqual(usable.union(ThresholdMetric.unusable.keys), catalog, "every catalog family is usable or says why not")
+    }
 }

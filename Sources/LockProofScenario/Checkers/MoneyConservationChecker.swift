@@ -40,8 +40,10 @@ struct MoneyConservationChecker: Checker {
                 let user = orderOwners[order]!, total = orderTotals[order]!
                 lower[user, default: 0] -= total
                 upper[user, default: 0] -= total
-            case ("pay", .unknown), ("pay", .fail) where entry.outcome == .unknown || pendingCompensations[entry.arguments["order"]!] != nil:
+            case ("pay", .unknown), ("pay", .fail):
+                // It may have taken the money: an unknown ending, or a compensation still pending.
                 let order = entry.arguments["order"]!
+                guard entry.outcome == .unknown || pendingCompensations[order] != nil else { break }
                 if let user = orderOwners[order], let total = orderTotals[order] { lower[user, default: 0] -= total }
             default: break
             }

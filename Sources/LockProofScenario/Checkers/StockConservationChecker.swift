@@ -36,10 +36,10 @@ struct StockConservationChecker: Checker {
                 if !["PAID", "COMPLETED"].contains(status[order] ?? "") {
                     tally.add("acknowledged-payment-not-paid", "order \(order): payment acknowledged, status \(status[order] ?? "missing")")
                 }
-            case .unknown, .fail where entry.outcome == .unknown || pendingCompensations.contains(order):
+            case .unknown, .fail:
+                guard entry.outcome == .unknown || pendingCompensations.contains(order) else { break }
                 possible.insert(order)
                 for item in items[order] ?? [] { lower[item.product, default: 0] -= item.quantity }
-            default: break
             }
         }
         for (order, state) in status where state == "PAID" && !possible.contains(order) {
