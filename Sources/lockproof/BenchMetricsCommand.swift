@@ -73,21 +73,37 @@ struct BenchMetricsCommand: ParsableCommand {
         let bare = LockProofMetrics(instrumentationEnabled: false)
         var onRates: [Double] = []
         var offRates: [Double] = []
+        var pairedOverheads: [Double] = []
+        var onCPU: [Double] = []
+        var offCPU: [Double] = []
         for round in 0..<rounds {
             // Alternate which half goes first, so that warm-up and drift do not favour one side.
             let order = round % 2 == 0 ? [instrumented, bare] : [bare, instrumented]
             for metrics in order {
                 let result = try runPhase(workers, metrics: metrics)
                 let label = metrics.instrumentationEnabled ? "on " : "off"
-                print(String(format: "  round %d %@: %8.1f ops/s (%d ops, %d failed)", round + 1, label, result.rate, result.operations, result.failures))
-                if metrics.instrumentationEnabled { onRates.append(result.rate) } else { offRates.append(result.rate) }
+                print(String(format: "  round %d %@: %8.1f ops/s, %6.1f µs CPU of this process per op (%d ops, %d failed)", round + 1, label, result.rate, result.cpuSecondsPerOperation * 1e6, result.operations, result.failures))
+                if metrics.instrumentationEnabled {
+                    onRates.append(result.rate)
+                    onCPU.append(result.cpuSecondsPerOperation)
+                } else {
+                    offRates.append(result.rate)
+                    offCPU.append(result.cpuSecondsPerOperation)
+                }
             }
+            // Within a round both halves ran back to back: their ratio cancels slow drift of the machine.
+            pairedOverheads.append((offRates[round] - onRates[round]) / offRates[round] * 100)
         }
         let onMedian = median(onRates)
         let offMedian = median(offRates)
         print(String(format: "instrumentation on:  median %.1f ops/s, mean %.1f", onMedian, mean(onRates)))
         print(String(format: "instrumentation off: median %.1f ops/s, mean %.1f", offMedian, mean(offRates)))
-        print(String(format: "overhead: %+.2f%% (median on vs off; negative = on was faster, i.e. noise)", (offMedian - onMedian) / offMedian * 100))
+        print(String(format: "overhead: %+.2f%% (median on vs median off; negative = on was faster, i.e. noise)", (offMedian - onMedian) / offMedian * 100))
+        let sortedPairs = pairedOverheads.sorted()
+        print(String(format: "overhead per round (off - on) / off: median %+.2f%%, range %+.2f%% .. %+.2f%%", median(pairedOverheads), sortedPairs.first!, sortedPairs.last!))
+        // CPU time of this process is what instrumentation adds to; unlike throughput it is not
+        // moved by other processes competing for the database, Redis or the cores.
+        print(String(format: "CPU of this process per op: on median %.1f µs, off median %.1f µs (%+.2f%%)", median(onCPU) * 1e6, median(offCPU) * 1e6, (median(onCPU) - median(offCPU)) / median(offCPU) * 100))
 
         timeRecording()
         try timeExposition()
@@ -115,6 +131,15 @@ struct BenchMetricsCommand: ParsableCommand {
         let operations: Int
         let failures: Int
         let rate: Double
+        let cpuSecondsPerOperation: Double
+    }
+
+    /// User + system CPU seconds of this whole process so far.
+    private func processCPUSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1_000_000 }
+        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
     }
 
     private func runPhase(_ workers: [BenchClient], metrics: LockProofMetrics) throws -> PhaseResult {
@@ -132,12 +157,16 @@ struct BenchMetricsCommand: ParsableCommand {
             thread.start()
         }
         let began = monotonicSeconds()
+        let cpuBefore = processCPUSeconds()
         for _ in workers { start.signal() }
         group.wait()
         let elapsed = monotonicSeconds() - began
+        let cpu = processCPUSeconds() - cpuBefore
         let operations = workers.map(\.operations).reduce(0, +)
         let failures = workers.map(\.failures).reduce(0, +)
-        return PhaseResult(operations: operations, failures: failures, rate: Double(operations) / elapsed)
+        return PhaseResult(
+            operations: operations, failures: failures, rate: Double(operations) / elapsed,
+            cpuSecondsPerOperation: cpu / Double(max(1, operations)))
     }
 
     private func timeExposition() throws {
