@@ -11,6 +11,17 @@ public enum CaseName: String, Sendable, CaseIterable, Codable {
     case createOrder = "create-order"
     case orderState = "order-state"
     case cartQuantity = "cart-quantity"
+
+    /// The strategy names this case accepts (its strategy enum's raw values, the seed's first).
+    public var strategyNames: [String] {
+        switch self {
+        case .chargeBalance: return ChargeBalanceStrategy.allCases.map(\.rawValue)
+        case .processPayment: return ProcessPaymentStrategy.allCases.map(\.rawValue)
+        case .issueCoupon: return IssueCouponStrategy.allCases.map(\.rawValue)
+        case .createOrder: return CreateOrderStrategy.allCases.map(\.rawValue)
+        case .orderState, .cartQuantity: return StateChangeStrategy.allCases.map(\.rawValue)
+        }
+    }
 }
 
 /// Where the servers are: `LOCKPROOF_DATABASE_URL` and `LOCKPROOF_REDIS_URL`.

@@ -75,15 +75,7 @@ public enum MetricCatalog {
     public static let caseNames = CaseName.allCases.map(\.rawValue)
 
     /// The strategies a case can run with: its own strategy enum.
-    public static func strategies(of caseName: CaseName) -> [String] {
-        switch caseName {
-        case .chargeBalance: return ChargeBalanceStrategy.allCases.map(\.rawValue)
-        case .processPayment: return ProcessPaymentStrategy.allCases.map(\.rawValue)
-        case .issueCoupon: return IssueCouponStrategy.allCases.map(\.rawValue)
-        case .createOrder: return CreateOrderStrategy.allCases.map(\.rawValue)
-        case .orderState, .cartQuantity: return StateChangeStrategy.allCases.map(\.rawValue)
-        }
-    }
+    public static func strategies(of caseName: CaseName) -> [String] { caseName.strategyNames }
 
     /// Every strategy name of any case (the `strategy` label's values).
     public static let strategyNames: [String] = {

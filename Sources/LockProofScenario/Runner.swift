@@ -255,17 +255,3 @@ final class LockedValue<T>: @unchecked Sendable {
         lock.unlock()
     }
 }
-
-/// Releases every waiting thread once `parties` have arrived.
-final class StartBarrier: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var waiting: Int
-    init(parties: Int) { waiting = parties }
-    func arriveAndWait() {
-        condition.lock()
-        waiting -= 1
-        if waiting <= 0 { condition.broadcast() }
-        while waiting > 0 { condition.wait() }
-        condition.unlock()
-    }
-}

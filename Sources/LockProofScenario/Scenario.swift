@@ -103,17 +103,6 @@ public func operations(of caseName: CaseName) -> [String] {
     }
 }
 
-/// The strategy names each case accepts.
-public func strategies(of caseName: CaseName) -> [String] {
-    switch caseName {
-    case .chargeBalance: return ChargeBalanceStrategy.allCases.map(\.rawValue)
-    case .processPayment: return ProcessPaymentStrategy.allCases.map(\.rawValue)
-    case .issueCoupon: return IssueCouponStrategy.allCases.map(\.rawValue)
-    case .createOrder: return CreateOrderStrategy.allCases.map(\.rawValue)
-    case .orderState, .cartQuantity: return StateChangeStrategy.allCases.map(\.rawValue)
-    }
-}
-
 /// Which lock kinds a strategy takes, so that a threshold on a lock it never takes is refused.
 func locks(of caseName: CaseName, strategy: String) -> Set<String> {
     switch (caseName, strategy) {

@@ -210,8 +210,8 @@ private struct Reader {
         var strategy = "seed"
         if let entry = top["strategy"], let text = string(entry.value, "strategy") {
             strategy = text
-            if let caseName, !strategies(of: caseName).contains(text) {
-                problem(entry.value, "strategy: found '\(text)'; case \(caseName.rawValue) has \(strategies(of: caseName).joined(separator: ", "))")
+            if let caseName, !caseName.strategyNames.contains(text) {
+                problem(entry.value, "strategy: found '\(text)'; case \(caseName.rawValue) has \(caseName.strategyNames.joined(separator: ", "))")
             }
         }
         let seed = top["seed"].map { seedSpec($0.value) } ?? SeedSpec()

@@ -1,4 +1,5 @@
 import Foundation
+import LockProofHTTP
 import LockProofTestSupport
 import XCTest
 
@@ -103,6 +104,44 @@ final class CommandLineTests: XCTestCase {
         let bad = try lockproof(["run", try write(failing, "f.yaml", in: folder), "--quiet"])
         XCTAssertEqual(bad.status, 1, bad.out + bad.err)
         XCTAssertTrue(bad.out.contains("FAIL"), bad.out)
+    }
+
+    func testRunServesItsMetricsWhileItRuns() throws {
+        let folder = try temporaryFolder()
+        let long = passing.replacingOccurrences(of: "iterations: 2", with: "duration: 3s")
+            .replacingOccurrences(of: "thresholds:\n  throughput: [\"count == 4\"]", with: "")
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = ["run", try write(long, "m.yaml", in: folder), "--metrics-address", "127.0.0.1:0", "--quiet"]
+        var env = ProcessInfo.processInfo.environment
+        env["LOCKPROOF_DATABASE_URL"] = TestServers.configuration.databaseURL
+        env["LOCKPROOF_REDIS_URL"] = "redis://\(TestServers.configuration.redis.host):\(TestServers.configuration.redis.port)/\(TestServers.configuration.redis.database)"
+        process.environment = env
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        // The first line on stderr names the endpoint, before the run starts.
+        var announced = ""
+        while !announced.contains("\n") {
+            let chunk = err.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            announced += String(decoding: chunk, as: UTF8.self)
+        }
+        let port = try XCTUnwrap(
+            announced.split(separator: "\n").first { $0.hasPrefix("metrics: http://127.0.0.1:") }
+                .flatMap { Int($0.split(separator: ":").last!.split(separator: "/").first!) }, announced)
+        Thread.sleep(forTimeInterval: 1.5)
+        let scrape = try BlockingHTTPClient.get(host: "127.0.0.1", port: port, path: "/metrics")
+        XCTAssertEqual(scrape.status, 200)
+        let line = scrape.text.split(separator: "\n").first {
+            $0.hasPrefix("lockproof_operations_total{case=\"charge-balance\",strategy=\"atomic\",outcome=\"success\"}")
+        }
+        let value = try XCTUnwrap(line.flatMap { Double($0.split(separator: " ").last!) }, scrape.text)
+        XCTAssertGreaterThan(value, 0, "operations of the running scenario are visible mid-run")
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0)
     }
 
     func testVerifyOfAnEmptyFolderIsBadInput() throws {

@@ -1,19 +1,5 @@
 import Foundation
-
-/// Released once `parties` threads have arrived: every client starts at the same moment.
-public final class StartBarrier: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var waiting: Int
-    public init(parties: Int) { waiting = parties }
-
-    public func arriveAndWait() {
-        condition.lock()
-        waiting -= 1
-        if waiting <= 0 { condition.broadcast() }
-        while waiting > 0 { condition.wait() }
-        condition.unlock()
-    }
-}
+import LockProofLocking
 
 public struct ConcurrentRunTimedOut: Error, CustomStringConvertible {
     public let seconds: Double
