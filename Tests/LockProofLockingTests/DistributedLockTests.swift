@@ -110,11 +110,12 @@ final class DistributedLockTests: XCTestCase {
     func testRenewalKeepsALongHoldersLock() throws {
         let holder = try Self.lockClient()
         let rival = try Self.lockClient()
-        let renewing = DistributedLockOptions(leaseMilliseconds: 300, waitMilliseconds: 1_000, renewLease: true)
+        // Generous against a loaded machine: the watchdog renews every third of the lease.
+        let renewing = DistributedLockOptions(leaseMilliseconds: 600, waitMilliseconds: 1_000, renewLease: true)
         let handle = try holder.acquire("test:renew", options: renewing, probe: probe)
-        // Hold for four leases; a rival that waits through the first lease must still be refused.
-        LockProofLocking.sleep(seconds: 0.6)
-        let patient = DistributedLockOptions(leaseMilliseconds: 300, waitMilliseconds: 600, renewLease: false)
+        // Hold for four leases; a rival that waits through more than a lease must still be refused.
+        LockProofLocking.sleep(seconds: 1.2)
+        let patient = DistributedLockOptions(leaseMilliseconds: 600, waitMilliseconds: 1_200, renewLease: false)
         XCTAssertThrowsError(try rival.acquire("test:renew", options: patient, probe: probe)) { XCTAssertTrue($0 is LockTimeout) }
         XCTAssertEqual(try TestServers.redis().command(["GET", "test:renew"]).text, handle.token)
         XCTAssertTrue(try holder.release(handle, probe: probe), "still the holder after \(4) leases")
