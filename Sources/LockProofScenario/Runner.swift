@@ -202,21 +202,29 @@ public final class ScenarioRunner {
         initial.balances = Dictionary(uniqueKeysWithValues: initial.users.map { ($0, spec.balance) })
         initial.stock = Dictionary(uniqueKeysWithValues: initial.products.map { ($0, spec.stock) })
         if spec.orders > 0 {
+            // Set-based, so that pools of tens of thousands of orders seed in a moment. Order n
+            // (by id) belongs to user n mod users and holds products n … n + order_items − 1.
             initial.orders = try db.transaction { db in
-                try (0..<spec.orders).map { n in
-                    let user = initial.users[n % initial.users.count]
-                    let total = spec.orderItems * spec.orderQuantity * spec.price
-                    let order = try db.query(
-                        "INSERT INTO orders (user_id, status, total_amount) VALUES ($1, 'PENDING', $2) RETURNING id", [user, total]
-                    ).int(0, 0)!
-                    for k in 0..<spec.orderItems {
-                        let product = initial.products[(n + k) % initial.products.count]
-                        try db.query(
-                            "INSERT INTO order_items (order_id, product_id, quantity, unit_price) VALUES ($1, $2, $3, $4)",
-                            [order, product, spec.orderQuantity, spec.price])
-                    }
-                    return order
-                }
+                let made = try db.query(
+                    """
+                    WITH made AS (
+                        INSERT INTO orders (user_id, status, total_amount)
+                        SELECT ($1::bigint[])[((n - 1) % $2) + 1], 'PENDING', $3 FROM generate_series(1, $4) AS n
+                        RETURNING id)
+                    SELECT id FROM made ORDER BY id
+                    """,
+                    [postgresArray(initial.users), initial.users.count, spec.orderItems * spec.orderQuantity * spec.price, spec.orders])
+                let ids = (0..<made.rowCount).map { made.int($0, 0)! }
+                try db.query(
+                    """
+                    INSERT INTO order_items (order_id, product_id, quantity, unit_price)
+                    SELECT o.id, ($1::bigint[])[((o.n - 1 + k) % $2) + 1], $3, $4
+                    FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM orders WHERE id = ANY($5::bigint[])) AS o,
+                         generate_series(0, $6 - 1) AS k
+                    """,
+                    [postgresArray(initial.products), initial.products.count, spec.orderQuantity, spec.price,
+                     postgresArray(ids), spec.orderItems])
+                return ids
             }
         }
         return initial
