@@ -164,9 +164,10 @@ public final class RunStatistics: EventSink, @unchecked Sendable {
 
     private func observeLocked(_ metric: String, _ labels: [String: String], _ seconds: Double) {
         let key = SeriesKey(metric: metric, labels: labels)
-        var histogram = trends[key] ?? Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
-        _ = histogram.record(UInt64(max(0, seconds) * 1_000_000))  // microseconds
-        trends[key] = histogram
+        // In place: taking the histogram out of the dictionary and back would copy its buckets on
+        // every sample, under the lock every client thread shares.
+        _ = trends[key, default: Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)]
+            .record(UInt64(max(0, seconds) * 1_000_000))  // microseconds
     }
 
     /// The sum of a counter over the series whose labels include `filter`.
