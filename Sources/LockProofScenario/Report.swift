@@ -91,8 +91,8 @@ public struct ScenarioReport: Codable, Sendable {
         scenario = result.scenario.name
         file = result.scenario.file
         description = result.scenario.description
-        `case` = result.scenario.caseName.rawValue
-        strategy = result.scenario.strategy
+        `case` = result.scenario.caseLabel
+        strategy = result.scenario.strategyLabel
         expect = result.scenario.expect.rawValue
         passed = result.passed
         violationCaught = result.violationCaught

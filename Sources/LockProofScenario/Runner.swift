@@ -88,8 +88,10 @@ public final class ScenarioRunner {
         let clockStart = LockedValue(0.0)
         let setupErrors = LockedValue<[String]>([])
         let observer = operationObserver
-        let strategy = scenario.strategy
-        let caseName = scenario.caseName
+        // Each operation reports under its own case and strategy (a mix has several).
+        var labels = Dictionary(uniqueKeysWithValues: scenario.operations.map { ($0.name, ($0.caseName, $0.strategy)) })
+        if labels["pay"] == nil { labels["pay"] = (.processPayment, "seed") }
+        let operationLabels = labels
         let configuration = configuration
         let shared = shared
         let progress = progress
@@ -122,7 +124,9 @@ public final class ScenarioRunner {
                         if entry.operation == "pay" && (entry.outcome == .ok || entry.reason == "payment_declined") {
                             statistics.countGatewayCall()
                         }
-                        observer?(caseName, strategy, outcome, entry.seconds)
+                        if let (caseName, strategy) = operationLabels[entry.operation] {
+                            observer?(caseName, strategy, outcome, entry.seconds)
+                        }
                         progress.operationFinished(failed: outcome == .error || outcome == .unknown)
                     }
                     iteration += 1
@@ -153,7 +157,7 @@ public final class ScenarioRunner {
         let entries = history.entries.sorted { ($0.start, $0.client) < ($1.start, $1.client) }
         let context = CheckContext(scenario: scenario, history: entries, initial: initial, db: db, statistics: statistics)
         let checks = try checkers(for: scenario).map { try $0.check(context) }
-        if scenario.caseName != .processPayment && !scenario.workload.payAfterCreate {
+        if !scenario.runs("pay") {
             statistics.setGauge("lockproof_compensations_pending", 0)
         }
         let thresholds = scenario.thresholds.map { $0.evaluate(statistics, seconds: seconds) }

@@ -12,8 +12,13 @@ public struct Scenario: Sendable {
     public var file: String
     public var name: String
     public var description: String
+    /// The scenario's main case: `case:` if given, else the case of the first operation of the mix.
     public var caseName: CaseName
+    /// The strategy of `caseName`'s operations.
     public var strategy: String
+    /// What the virtual users do, with weights and a strategy each; never empty. Operations of
+    /// several cases share the seed data (charge + pay on the same users).
+    public var operations: [OperationSpec]
     public var seed: SeedSpec
     public var workload: WorkloadSpec
     public var expect: Expectation
@@ -28,6 +33,54 @@ public struct Scenario: Sendable {
     }
 
     public var runs: [Scenario] { workload.virtualUsers.map { at(virtualUsers: $0) } }
+
+    /// Every case whose operations the scenario runs (create-order's payments add process-payment).
+    public var cases: [CaseName] {
+        var result: [CaseName] = []
+        for operation in operations where !result.contains(operation.caseName) { result.append(operation.caseName) }
+        if workload.payAfterCreate && !result.contains(.processPayment) { result.append(.processPayment) }
+        return result
+    }
+
+    /// Does the scenario run `operation` (`pay` also when create-order pays what it creates)?
+    public func runs(_ operation: String) -> Bool {
+        operations.contains { $0.name == operation } || (operation == "pay" && workload.payAfterCreate)
+    }
+
+    /// `charge-balance` or, for a mix of cases, `charge-balance+process-payment`.
+    public var caseLabel: String {
+        operations.allSatisfy { $0.caseName == caseName } ? caseName.rawValue : cases.map(\.rawValue).joined(separator: "+")
+    }
+
+    /// `seed` or, when operations differ, `charge:naive, pay:seed`.
+    public var strategyLabel: String {
+        operations.allSatisfy { $0.strategy == strategy }
+            ? strategy : operations.map { "\($0.name):\($0.strategy)" }.joined(separator: ", ")
+    }
+
+    /// Which lock kinds the scenario's strategies take (create-order's payments use the seed's).
+    var locksTaken: Set<String> {
+        var taken = operations.reduce(into: Set<String>()) { $0.formUnion(locks(of: $1.caseName, strategy: $1.strategy)) }
+        if workload.payAfterCreate { taken.formUnion(locks(of: .processPayment, strategy: "seed")) }
+        return taken
+    }
+}
+
+/// One operation of a scenario's mix.
+public struct OperationSpec: Sendable, Equatable {
+    /// `charge`, `pay`, `issue`, `create`, `complete`, `cancel`, `add`.
+    public var name: String
+    public var caseName: CaseName
+    public var strategy: String
+    /// Relative weight in the mix (≥ 1).
+    public var weight: Int
+
+    public init(name: String, caseName: CaseName, strategy: String, weight: Int) {
+        self.name = name
+        self.caseName = caseName
+        self.strategy = strategy
+        self.weight = weight
+    }
 }
 
 /// The initial data.
@@ -74,8 +127,6 @@ public struct WorkloadSpec: Sendable, Equatable {
     public var quantity = 1
     public var itemOrder: ItemOrder = .sorted
     public var thinkMilliseconds = 0.0
-    /// Operation name → weight; empty = the case's only operation.
-    public var mix: [String: Int] = [:]
     public var gatewayFailureRate = 0.0
     public var gatewayLatencyMilliseconds: ClosedRange<Double> = 0...0
     public var randomSeed: UInt64 = 1
@@ -89,6 +140,11 @@ public struct WorkloadSpec: Sendable, Equatable {
     public var rowLockTimeoutMilliseconds: Int? = nil
     /// A run that has not finished by then is a hang: it fails.
     public var timeoutSeconds = 300.0
+}
+
+/// The case an operation belongs to.
+public func caseOf(operation: String) -> CaseName? {
+    CaseName.allCases.first { operations(of: $0).contains(operation) }
 }
 
 /// The operations each case offers, for `workload.mix`.

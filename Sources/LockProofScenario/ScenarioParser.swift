@@ -202,16 +202,19 @@ private struct Reader {
         }
         let description = top["description"].flatMap { string($0.value, "description") } ?? ""
         var caseName: CaseName?
+        let mixEntry = top["workload"].flatMap { mappingEntry($0.value, "mix") }
         if let entry = top["case"] {
             caseName = choice(entry.value, "case", CaseName.allCases)
-        } else {
-            problem(root, "scenario: missing key 'case'; expected one of \(CaseName.allCases.map(\.rawValue).joined(separator: ", "))")
+        } else if mixEntry == nil {
+            problem(root, "scenario: missing key 'case'; expected one of \(CaseName.allCases.map(\.rawValue).joined(separator: ", ")) (or a workload.mix naming the operations)")
         }
         var strategy = "seed"
         if let entry = top["strategy"], let text = string(entry.value, "strategy") {
             strategy = text
             if let caseName, !caseName.strategyNames.contains(text) {
                 problem(entry.value, "strategy: found '\(text)'; case \(caseName.rawValue) has \(caseName.strategyNames.joined(separator: ", "))")
+            } else if top["case"] == nil {
+                problem(entry.value, "strategy: applies to the operations of 'case', and there is none; give each operation of workload.mix its own, e.g. charge: {weight: 1, strategy: \(text)}")
             }
         }
         let seed = top["seed"].map { seedSpec($0.value) } ?? SeedSpec()
@@ -221,6 +224,18 @@ private struct Reader {
         } else {
             problem(root, "scenario: missing key 'workload' (virtual_users and iterations or duration)")
         }
+        var operations: [OperationSpec] = []
+        if let mixEntry {
+            operations = mix(mixEntry.value, caseName: top["case"] == nil ? nil : caseName, strategy: strategy)
+            if let caseName, !operations.isEmpty, !operations.contains(where: { $0.caseName == caseName }) {
+                problem(
+                    top["case"]!.value,
+                    "case: found '\(caseName.rawValue)', but workload.mix has none of its operations (\(LockProofScenario.operations(of: caseName).joined(separator: ", "))); drop 'case' or add one")
+            }
+        } else if let caseName {
+            operations = [OperationSpec(name: LockProofScenario.operations(of: caseName)[0], caseName: caseName, strategy: strategy, weight: 1)]
+        }
+        let mainCase = top["case"] == nil ? operations.first?.caseName : caseName
         if let entry = top["faults"] {
             switch entry.value {
             case .sequence(let items) where items.isEmpty: break
@@ -232,28 +247,95 @@ private struct Reader {
         if let entry = top["expect"], let value = choice(entry.value, "expect", [Scenario.Expectation.pass, .violation]) {
             expect = value
         }
-        var thresholds: [Threshold] = []
-        if let entry = top["thresholds"], let caseName {
-            thresholds = thresholdList(entry.value, caseName: caseName, strategy: strategy)
+        guard let name, let mainCase, !operations.isEmpty else { return nil }
+        var scenario = Scenario(
+            file: file, name: name, description: description, caseName: mainCase,
+            strategy: operations.first { $0.caseName == mainCase }?.strategy ?? strategy, operations: operations, seed: seed,
+            workload: workload, expect: expect, thresholds: [])
+        if let entry = top["thresholds"] {
+            scenario.thresholds = thresholdList(entry.value, scenario: scenario)
         }
-        if let caseName, workload.payAfterCreate, caseName != .createOrder, let entry = top["workload"] {
+        if workload.payAfterCreate, !scenario.runs("create"), let entry = top["workload"] {
             problem(entry.value, "workload.pay_after_create: only create-order can pay what it creates")
         }
-        if let caseName, [.processPayment, .orderState].contains(caseName), seed.orders == 0 {
-            problem(top["seed"]?.value ?? root, "seed.orders: \(caseName.rawValue) works on orders made before the run; expected at least 1")
+        let orderOperations = ["pay", "complete", "cancel"].filter { operations.map(\.name).contains($0) }
+        if !orderOperations.isEmpty, seed.orders == 0 {
+            problem(top["seed"]?.value ?? root, "seed.orders: \(orderOperations.joined(separator: ", ")) work on orders made before the run; expected at least 1")
         }
-        if caseName != nil, seed.orders > 0, seed.orderItems > seed.products {
+        if seed.orders > 0, seed.orderItems > seed.products {
             problem(top["seed"]?.value ?? root, "seed.order_items: found \(seed.orderItems); expected at most seed.products (\(seed.products))")
         }
-        if let caseName, caseName == .createOrder, workload.items > seed.products {
+        if scenario.runs("create"), workload.items > seed.products {
             problem(top["workload"]?.value ?? root, "workload.items: found \(workload.items); expected at most seed.products (\(seed.products))")
         }
-        guard let name, let caseName else { return nil }
-        return Scenario(
-            file: file, name: name, description: description, caseName: caseName, strategy: strategy, seed: seed,
-            workload: workload, expect: expect, thresholds: thresholds)
+        if let mixEntry, let iterations = workload.iterations, operations.count > 1 {
+            checkEveryOperationRuns(MixPlan(operations), mixEntry.value, virtualUsers: workload.virtualUsers, iterations: iterations)
+        }
+        return scenario
     }
 
+    /// The value node of `key` in a mapping, if it is one and has the key.
+    func mappingEntry(_ node: Node, _ key: String) -> (key: Node, value: Node)? {
+        guard case .mapping(let mapping) = node else { return nil }
+        return mapping.first { $0.key.string == key }.map { ($0.key, $0.value) }
+    }
+
+    /// `workload.mix`: operation → weight, or → {weight, strategy}. An operation's strategy
+    /// defaults to the scenario's `strategy` for the operations of `case`, else to the seed's.
+    mutating func mix(_ node: Node, caseName: CaseName?, strategy: String) -> [OperationSpec] {
+        let allNames = CaseName.allCases.flatMap(LockProofScenario.operations(of:))
+        let fields = entries(node, known: allNames, section: "workload.mix")
+        var result: [OperationSpec] = []
+        for name in fields.keys.sorted() {
+            let value = fields[name]!.value
+            let operationCase = caseOf(operation: name)!
+            var spec = OperationSpec(
+                name: name, caseName: operationCase, strategy: operationCase == caseName ? strategy : "seed", weight: 1)
+            let field = "workload.mix.\(name)"
+            if case .mapping = value {
+                let parts = entries(value, known: ["weight", "strategy"], section: field)
+                if let entry = parts["weight"] {
+                    guard let weight = integer(entry.value, "\(field).weight", range: 0...1_000_000_000) else { continue }
+                    spec.weight = weight
+                }
+                if let entry = parts["strategy"], let text = string(entry.value, "\(field).strategy") {
+                    guard operationCase.strategyNames.contains(text) else {
+                        problem(entry.value, "\(field).strategy: found '\(text)'; \(name) (\(operationCase.rawValue)) has \(operationCase.strategyNames.joined(separator: ", "))")
+                        continue
+                    }
+                    spec.strategy = text
+                }
+            } else {
+                guard let weight = integer(value, field, range: 0...1_000_000_000) else { continue }
+                spec.weight = weight
+            }
+            // Weight 0 leaves an operation out, as before.
+            if spec.weight > 0 { result.append(spec) }
+        }
+        if !fields.isEmpty && result.isEmpty && problems.isEmpty {
+            problem(node, "workload.mix: every weight is 0; expected at least one positive weight")
+        }
+        if case .mapping(let mapping) = node, mapping.count == 0 {
+            problem(node, "workload.mix: found an empty mapping; expected operation: weight entries")
+        }
+        return result
+    }
+
+    /// A mix whose weights leave an operation with no slot at some client count cannot be what
+    /// was meant (a race of complete against cancel with no cancel): refuse it and say why.
+    mutating func checkEveryOperationRuns(_ plan: MixPlan, _ node: Node, virtualUsers: [Int], iterations: Int) {
+        for count in virtualUsers {
+            let slots = count * iterations
+            let runs = plan.counts(slots: slots)
+            if let idle = plan.operations.indices.first(where: { runs[$0] == 0 }) {
+                let shares = zip(plan.operations, runs).map { "\($0.name) \($1)" }.joined(separator: ", ")
+                problem(
+                    node,
+                    "workload.mix: with \(count) virtual users × \(iterations) iterations = \(slots) operations, weights totalling \(plan.total) give \(shares): \(plan.operations[idle].name) never runs, so nothing races it; lower the weights or run more operations")
+                return
+            }
+        }
+    }
     mutating func seedSpec(_ node: Node) -> SeedSpec {
         var seed = SeedSpec()
         let fields = entries(
@@ -324,16 +406,7 @@ private struct Reader {
             workload.rowLockTimeoutMilliseconds = v
         }
         if let v = fields["timeout"].flatMap({ duration($0.value, "workload.timeout") }) { workload.timeoutSeconds = v }
-        if let entry = fields["mix"] {
-            let allowed = caseName.map(operations(of:)) ?? []
-            let mix = entries(entry.value, known: allowed, section: "workload.mix")
-            for (operation, pair) in mix {
-                if let weight = integer(pair.value, "workload.mix.\(operation)", range: 0...1_000_000) { workload.mix[operation] = weight }
-            }
-            if !mix.isEmpty && workload.mix.values.reduce(0, +) == 0 {
-                problem(entry.value, "workload.mix: every weight is 0; expected at least one positive weight")
-            }
-        }
+        // `mix` is read with the scenario's case and strategy: see mix(_:caseName:strategy:).
         if let entry = fields["gateway"] {
             let gateway = entries(entry.value, known: ["failure_rate", "latency_ms"], section: "workload.gateway")
             if let v = gateway["failure_rate"].flatMap({ number($0.value, "workload.gateway.failure_rate", range: 0...1) }) {
@@ -364,7 +437,8 @@ private struct Reader {
         return workload
     }
 
-    mutating func thresholdList(_ node: Node, caseName: CaseName, strategy: String) -> [Threshold] {
+    mutating func thresholdList(_ node: Node, scenario: Scenario) -> [Threshold] {
+        let cases = scenario.cases
         guard case .mapping(let mapping) = node else {
             problem(node, "thresholds: found \(describe(node)); expected a mapping of metric → list of expressions")
             return []
@@ -393,8 +467,8 @@ private struct Reader {
                 }
                 continue
             }
-            guard metric.cases.contains(caseName) else {
-                problem(key, "thresholds: '\(metricName)' cannot have samples in case \(caseName.rawValue) (\(metric.help)); it applies to \(metric.cases.map(\.rawValue).sorted().joined(separator: ", "))")
+            guard !metric.cases.isDisjoint(with: cases) else {
+                problem(key, "thresholds: '\(metricName)' cannot have samples in case \(scenario.caseLabel) (\(metric.help)); it applies to \(metric.cases.map(\.rawValue).sorted().joined(separator: ", "))")
                 continue
             }
             var labelsValid = true
@@ -410,11 +484,11 @@ private struct Reader {
                 }
             }
             if labelsValid, metricName.hasPrefix("lockproof_lock_") || metricName == "lockproof_distributed_lock_lost_total" {
-                let taken = locks(of: caseName, strategy: strategy)
+                let taken = scenario.locksTaken
                 let wanted: Set<String> =
                     metricName == "lockproof_distributed_lock_lost_total" ? ["redis"] : labels["lock"].map { [$0] } ?? ["redis", "row"]
                 if taken.isDisjoint(with: wanted) {
-                    problem(key, "thresholds: '\(targetText)' cannot have samples: strategy \(strategy) of \(caseName.rawValue) takes \(taken.isEmpty ? "no lock" : "only \(taken.sorted().joined(separator: " and ")) locks")")
+                    problem(key, "thresholds: '\(targetText)' cannot have samples: strategy \(scenario.strategyLabel) of \(scenario.caseLabel) takes \(taken.isEmpty ? "no lock" : "only \(taken.sorted().joined(separator: " and ")) locks")")
                     labelsValid = false
                 }
             }

@@ -20,8 +20,7 @@ struct VirtualUser {
     let initial: InitialState
     let client: CommerceClient
     var generator: SeededGenerator
-    /// Weighted operations, expanded: `mix: {complete: 1, cancel: 1}` → [complete, cancel].
-    let cycle: [String]
+    let plan: MixPlan
 
     init(index: Int, scenario: Scenario, initial: InitialState, client: CommerceClient) {
         self.index = index
@@ -29,9 +28,7 @@ struct VirtualUser {
         self.initial = initial
         self.client = client
         generator = SeededGenerator(seed: scenario.workload.randomSeed &* 0x9E37_79B9 &+ UInt64(index) &* 7_919)
-        let mix = scenario.workload.mix.isEmpty
-            ? [operations(of: scenario.caseName)[0]: 1] : scenario.workload.mix
-        cycle = mix.keys.sorted().flatMap { Array(repeating: $0, count: mix[$0]!) }
+        plan = MixPlan(scenario.operations)
     }
 
     private var virtualUsers: Int { scenario.workload.virtualUsers[0] }
@@ -39,21 +36,24 @@ struct VirtualUser {
     /// The slot of this client's `iteration`-th operation in the run: distinct across clients.
     private func slot(_ iteration: Int) -> Int { index + iteration * virtualUsers }
 
-    private mutating func pick(_ pool: [Int], _ iteration: Int) -> Int {
+    /// `occurrence`: how many operations of the same name came before in slot order, so that
+    /// under `per-client` the k-th complete and the k-th cancel meet on the same order.
+    private mutating func pick(_ pool: [Int], _ occurrence: Int) -> Int {
         switch scenario.workload.pick {
         case .same: return pool[0]
-        case .perClient: return pool[slot(iteration) % pool.count]
+        case .perClient: return pool[occurrence % pool.count]
         case .random: return pool[Int.random(in: 0..<pool.count, using: &generator)]
         }
     }
 
     /// Runs the `iteration`-th operation; returns its history entries (create + pay makes two).
     mutating func perform(_ iteration: Int, clock: () -> Double, record: (HistoryEntry, OperationOutcome) -> Void) {
-        let operation = cycle[slot(iteration) % cycle.count]
-        let strategy = scenario.strategy
+        let (spec, occurrence) = plan.assign(slot: slot(iteration))
+        let operation = spec.name
+        let strategy = spec.strategy
         switch operation {
         case "charge":
-            let user = pick(initial.users, iteration)
+            let user = pick(initial.users, occurrence)
             let amount = scenario.workload.amount
             let key = scenario.workload.idempotencyKeys ? "\(scenario.name)-\(index)-\(iteration)" : nil
             run(operation, iteration, ["user": user, "amount": amount], nil, clock, record) {
@@ -62,9 +62,9 @@ struct VirtualUser {
                 return ["balance": charged.balance, "applied": charged.applied ? 1 : 0, "attempts": charged.attempts]
             }
         case "pay":
-            pay(order: pick(initial.orders, iteration), iteration, clock, record)
+            pay(order: pick(initial.orders, occurrence), ProcessPaymentStrategy(rawValue: strategy)!, iteration, clock, record)
         case "issue":
-            let user = pick(initial.users, iteration)
+            let user = pick(initial.users, occurrence)
             let coupon = initial.couponId!
             run(operation, iteration, ["user": user, "coupon": coupon], nil, clock, record) {
                 let issued = try IssueCoupon(client: client, strategy: IssueCouponStrategy(rawValue: strategy)!)
@@ -72,8 +72,8 @@ struct VirtualUser {
                 return ["issued_quantity": issued.issuedQuantity]
             }
         case "create":
-            let user = pick(initial.users, iteration)
-            let base = initial.products.firstIndex(of: pick(initial.products, iteration))!
+            let user = pick(initial.users, occurrence)
+            let base = initial.products.firstIndex(of: pick(initial.products, occurrence))!
             var items = (0..<scenario.workload.items).map {
                 OrderItemRequest(productId: initial.products[(base + $0) % initial.products.count], quantity: scenario.workload.quantity)
             }
@@ -89,17 +89,18 @@ struct VirtualUser {
                 created = order.orderId
                 return ["order": order.orderId, "total": order.totalAmount]
             }
-            if scenario.workload.payAfterCreate, let created { pay(order: created, iteration, clock, record) }
+            // Payments of what was just created use the seed's payment strategy.
+            if scenario.workload.payAfterCreate, let created { pay(order: created, .seed, iteration, clock, record) }
         case "complete", "cancel":
-            let order = pick(initial.orders, iteration)
+            let order = pick(initial.orders, occurrence)
             run(operation, iteration, ["order": order], nil, clock, record) {
                 let state = OrderState(client: client, strategy: StateChangeStrategy(rawValue: strategy)!)
                 _ = try operation == "complete" ? state.complete(orderId: order) : state.cancel(orderId: order)
                 return [:]
             }
         case "add":
-            let user = pick(initial.users, iteration)
-            let product = pick(initial.products, iteration)
+            let user = pick(initial.users, occurrence)
+            let product = pick(initial.products, occurrence)
             let quantity = scenario.workload.quantity
             run(operation, iteration, ["user": user, "product": product, "quantity": quantity], nil, clock, record) {
                 let line = try CartQuantity(client: client, strategy: StateChangeStrategy(rawValue: strategy)!)
@@ -111,10 +112,10 @@ struct VirtualUser {
         }
     }
 
-    private func pay(order: Int, _ iteration: Int, _ clock: () -> Double, _ record: (HistoryEntry, OperationOutcome) -> Void) {
-        // Payments of create-order scenarios use the seed's payment strategy.
-        let strategy = scenario.caseName == .processPayment
-            ? ProcessPaymentStrategy(rawValue: scenario.strategy)! : .seed
+    private func pay(
+        order: Int, _ strategy: ProcessPaymentStrategy, _ iteration: Int, _ clock: () -> Double,
+        _ record: (HistoryEntry, OperationOutcome) -> Void
+    ) {
         run("pay", iteration, ["order": order], nil, clock, record) {
             let paid = try ProcessPayment(client: client, strategy: strategy).pay(orderId: order)
             return ["amount": paid.amount, "user": paid.userId]
@@ -142,5 +143,45 @@ struct VirtualUser {
             end: clock(), outcome: outcome == .success ? .ok : outcome == .unknown ? .unknown : .fail, reason: reason,
             result: result)
         record(entry, outcome)
+    }
+}
+
+
+/// Assigns operations to slots by cumulative weights, never by an array expanded by weight (a
+/// weight of a billion costs nothing). Slot s falls at position s mod W of the weight total W;
+/// the operation owning that position runs, and it is that operation's
+/// (s div W) × weight + (position − start)-th occurrence.
+public struct MixPlan: Sendable {
+    public let operations: [OperationSpec]
+    /// Where each operation's positions start; `total` ends the last.
+    let starts: [Int]
+    public let total: Int
+
+    public init(_ operations: [OperationSpec]) {
+        precondition(!operations.isEmpty && operations.allSatisfy { $0.weight > 0 }, "a validated mix")
+        self.operations = operations
+        var starts: [Int] = []
+        var sum = 0
+        for operation in operations {
+            starts.append(sum)
+            sum += operation.weight
+        }
+        self.starts = starts
+        total = sum
+    }
+
+    public func assign(slot: Int) -> (operation: OperationSpec, occurrence: Int) {
+        let position = slot % total
+        var index = operations.count - 1
+        while starts[index] > position { index -= 1 }
+        return (operations[index], (slot / total) * operations[index].weight + position - starts[index])
+    }
+
+    /// How many of the first `slots` slots run each operation.
+    public func counts(slots: Int) -> [Int] {
+        let rounds = slots / total, rest = slots % total
+        return operations.indices.map { index in
+            rounds * operations[index].weight + min(max(rest - starts[index], 0), operations[index].weight)
+        }
     }
 }

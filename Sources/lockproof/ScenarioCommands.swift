@@ -74,7 +74,7 @@ struct CheckCommand: ParsableCommand {
         let scenarios = try loadScenarios(paths)
         for scenario in scenarios {
             let runs = scenario.workload.virtualUsers.map(String.init).joined(separator: ", ")
-            print("\(scenario.file): ok (\(scenario.name): \(scenario.caseName.rawValue), strategy \(scenario.strategy), expect \(scenario.expect.rawValue), virtual users \(runs), \(scenario.thresholds.count) thresholds)")
+            print("\(scenario.file): ok (\(scenario.name): \(scenario.caseLabel), strategy \(scenario.strategyLabel), expect \(scenario.expect.rawValue), virtual users \(runs), \(scenario.thresholds.count) thresholds)")
         }
     }
 }

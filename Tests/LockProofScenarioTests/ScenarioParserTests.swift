@@ -3,6 +3,18 @@ import LockProofCommerce
 import LockProofScenario
 import XCTest
 
+/// The problems a text produces, as `line:column: message`.
+func scenarioProblems(_ text: String) -> [String] {
+    do {
+        _ = try ScenarioParser.parse(text, file: "t.yaml")
+        return []
+    } catch let error as ScenarioValidationError {
+        return error.problems.map { "\($0.line):\($0.column): \($0.message)" }
+    } catch {
+        return ["unexpected \(error)"]
+    }
+}
+
 final class ScenarioParserTests: XCTestCase {
     private let valid = """
         name: sample
@@ -18,17 +30,7 @@ final class ScenarioParserTests: XCTestCase {
           latency: ["p(95) < 0.2", "max <= 1"]
         """
 
-    /// The problems a text produces, as `line:column: message`.
-    private func problems(_ text: String) -> [String] {
-        do {
-            _ = try ScenarioParser.parse(text, file: "t.yaml")
-            return []
-        } catch let error as ScenarioValidationError {
-            return error.problems.map { "\($0.line):\($0.column): \($0.message)" }
-        } catch {
-            return ["unexpected \(error)"]
-        }
-    }
+    private func problems(_ text: String) -> [String] { scenarioProblems(text) }
 
     private func assertProblem(_ text: String, at position: String, contains fragment: String, file: StaticString = #filePath, line: UInt = #line) {
         let found = problems(text)
@@ -144,5 +146,103 @@ final class ScenarioParserTests: XCTestCase {
         let usable = Set(ThresholdMetric.all.keys.filter { $0.hasPrefix("lockproof_") })
         XCTAssertTrue(usable.isSubset(of: catalog), "threshold metrics missing from the catalog: \(usable.subtracting(catalog))")
         XCTAssertEqual(usable.union(ThresholdMetric.unusable.keys), catalog, "every catalog family is usable or says why not")
+    }
+}
+
+/// Mixed workloads (issue 7): operations of several cases, each with its strategy.
+final class MixedScenarioParserTests: XCTestCase {
+    private func problems(_ text: String) -> [String] { scenarioProblems(text) }
+
+    private let mixed = """
+        name: m
+        seed: {users: 1, orders: 4}
+        workload:
+          virtual_users: 4
+          iterations: 1
+          mix:
+            charge: {weight: 2, strategy: naive}
+            pay: 1
+        """
+
+    func testAMixOfSeveralCasesGivesEachOperationItsCaseAndStrategy() throws {
+        let scenario = try ScenarioParser.parse(mixed, file: "t.yaml")
+        XCTAssertEqual(scenario.operations, [
+            OperationSpec(name: "charge", caseName: .chargeBalance, strategy: "naive", weight: 2),
+            OperationSpec(name: "pay", caseName: .processPayment, strategy: "seed", weight: 1),
+        ])
+        XCTAssertEqual(scenario.cases, [.chargeBalance, .processPayment])
+        XCTAssertEqual(scenario.caseLabel, "charge-balance+process-payment")
+        XCTAssertEqual(scenario.strategyLabel, "charge:naive, pay:seed")
+        XCTAssertEqual(
+            Set(checkers(for: scenario).map(\.name)), ["money-conservation", "stock-conservation", "compensation", "no-deadlock"])
+    }
+
+    func testASingleCaseFileStillParsesAndItsStrategyAppliesToItsOperations() throws {
+        let scenario = try ScenarioParser.parse(
+            "name: s\ncase: order-state\nstrategy: naive\nseed: {orders: 2}\nworkload: {virtual_users: 3, iterations: 1, mix: {complete: 1, cancel: 1, pay: 1}}",
+            file: "t.yaml")
+        XCTAssertEqual(scenario.caseName, .orderState)
+        XCTAssertEqual(scenario.operations.map { "\($0.name):\($0.strategy)" }, ["cancel:naive", "complete:naive", "pay:seed"])
+        XCTAssertEqual(checkers(for: scenario).map(\.name).contains("single-winner"), true)
+        let plain = try ScenarioParser.parse("name: p\ncase: charge-balance\nworkload: {virtual_users: 1, iterations: 1}", file: "t.yaml")
+        XCTAssertEqual(plain.operations, [OperationSpec(name: "charge", caseName: .chargeBalance, strategy: "seed", weight: 1)])
+    }
+
+    func testMixProblemsAreNamed() {
+        XCTAssertTrue(problems(mixed + "\nstrategy: naive").contains { $0.contains("strategy: applies to the operations of 'case'") })
+        XCTAssertTrue(
+            problems(mixed.replacingOccurrences(of: "strategy: naive", with: "strategy: unsorted"))
+                .contains { $0.contains("workload.mix.charge.strategy: found 'unsorted'; charge (charge-balance) has seed") })
+        XCTAssertTrue(problems(mixed + "\ncase: issue-coupon").contains { $0.contains("workload.mix has none of its operations") })
+        XCTAssertTrue(problems(mixed.replacingOccurrences(of: "pay: 1", with: "paid: 1")).contains { $0.contains("did you mean 'pay'") })
+        XCTAssertTrue(problems(mixed.replacingOccurrences(of: "orders: 4", with: "orders: 0")).contains { $0.contains("seed.orders: pay work on orders") })
+        XCTAssertTrue(
+            problems(mixed.replacingOccurrences(of: "virtual_users: 4", with: "virtual_users: 4\n  pay_after_create: true"))
+                .contains { $0.contains("only create-order can pay") })
+    }
+
+    func testAMixWhoseWeightsLeaveAnOperationOutIsRefusedWithWhy() {
+        let text = "name: r\ncase: order-state\nseed: {orders: 1}\nworkload: {virtual_users: 2, iterations: 1, mix: {complete: 100, cancel: 100}}"
+        XCTAssertTrue(
+            problems(text).contains { $0.contains("2 operations, weights totalling 200 give cancel 2, complete 0: complete never runs, so nothing races it") },
+            "\(problems(text))")
+    }
+
+    func testWeightsArePickedByCumulativeRangesNotExpandedArrays() {
+        // Expanded into an array, these weights would take 2 × 10⁹ entries per virtual user.
+        let plan = MixPlan([
+            OperationSpec(name: "cancel", caseName: .orderState, strategy: "seed", weight: 1_000_000_000),
+            OperationSpec(name: "complete", caseName: .orderState, strategy: "seed", weight: 1_000_000_000),
+        ])
+        XCTAssertEqual(plan.total, 2_000_000_000)
+        XCTAssertEqual(plan.assign(slot: 999_999_999).operation.name, "cancel")
+        XCTAssertEqual(plan.assign(slot: 1_000_000_000).operation.name, "complete")
+        XCTAssertEqual(plan.assign(slot: 1_000_000_000).occurrence, 0)
+        XCTAssertEqual(plan.assign(slot: 2_000_000_001).occurrence, 1_000_000_001)
+        let small = MixPlan([
+            OperationSpec(name: "a", caseName: .orderState, strategy: "seed", weight: 3),
+            OperationSpec(name: "b", caseName: .orderState, strategy: "seed", weight: 1),
+        ])
+        XCTAssertEqual((0..<8).map { small.assign(slot: $0).operation.name }, ["a", "a", "a", "b", "a", "a", "a", "b"])
+        XCTAssertEqual((0..<8).map { small.assign(slot: $0).occurrence }, [0, 1, 2, 0, 3, 4, 5, 1])
+        XCTAssertEqual(small.counts(slots: 6), [5, 1])
+    }
+
+    /// The obvious race — 100 clients over 50 orders, per-client, complete against cancel — pits
+    /// one complete against one cancel on every order (by slot parity both got the same one).
+    func testTheObviousRaceScenarioPitsCompleteAgainstCancelOnEveryOrder() throws {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Scenarios").standardized
+        let scenario = try ScenarioParser.load(path: folder.appendingPathComponent("order-state-race-complete-cancel.yaml").path)
+        XCTAssertEqual(scenario.workload.virtualUsers, [100])
+        XCTAssertEqual(scenario.seed.orders, 50)
+        XCTAssertEqual(scenario.workload.pick, .perClient)
+        let plan = MixPlan(scenario.operations)
+        var perOrder: [Int: [String]] = [:]
+        for slot in 0..<(100 * scenario.workload.iterations!) {
+            let (operation, occurrence) = plan.assign(slot: slot)
+            perOrder[occurrence % scenario.seed.orders, default: []].append(operation.name)
+        }
+        XCTAssertEqual(perOrder.count, 50)
+        for (order, operations) in perOrder { XCTAssertEqual(operations.sorted(), ["cancel", "complete"], "order \(order)") }
     }
 }

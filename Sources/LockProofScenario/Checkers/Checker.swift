@@ -67,21 +67,16 @@ struct ViolationTally {
     }
 }
 
-/// The checkers that apply to a scenario.
+/// The checkers that apply to a scenario: those of every operation it runs, each once, all on
+/// the combined history (charges and payments of one user are judged together).
 public func checkers(for scenario: Scenario) -> [any Checker] {
     var list: [any Checker] = []
-    switch scenario.caseName {
-    case .chargeBalance: list = [MoneyConservationChecker()]
-    case .processPayment: list = [MoneyConservationChecker(), StockConservationChecker(), CompensationChecker()]
-    case .issueCoupon: list = [CouponChecker()]
-    case .createOrder:
-        list = [OrderCreationChecker()]
-        if scenario.workload.payAfterCreate {
-            list += [MoneyConservationChecker(), StockConservationChecker(), CompensationChecker()]
-        }
-    case .orderState: list = [TransitionChecker()]
-    case .cartQuantity: list = [CartChecker()]
-    }
+    if scenario.runs("charge") || scenario.runs("pay") { list.append(MoneyConservationChecker()) }
+    if scenario.runs("pay") { list += [StockConservationChecker(), CompensationChecker()] }
+    if scenario.runs("issue") { list.append(CouponChecker()) }
+    if scenario.runs("create") { list.append(OrderCreationChecker()) }
+    if scenario.runs("complete") || scenario.runs("cancel") { list.append(TransitionChecker()) }
+    if scenario.runs("add") { list.append(CartChecker()) }
     return list + [DeadlockChecker()]
 }
 

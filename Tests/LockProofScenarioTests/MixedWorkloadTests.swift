@@ -1,0 +1,64 @@
+import Foundation
+import LockProofCommerce
+import LockProofScenario
+import LockProofTestSupport
+import XCTest
+
+/// Mixed workloads and real races, run against the real servers.
+final class MixedWorkloadTests: XCTestCase {
+    private let scenarios = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Scenarios").standardized
+
+    private func run(_ scenario: Scenario) throws -> ScenarioResult {
+        let runner = ScenarioRunner(
+            configuration: TestServers.configuration, shared: TestServers.shared, progress: ProgressReporter(enabled: false))
+        return try runner.run(scenario)
+    }
+
+    private func shipped(_ name: String) throws -> Scenario {
+        try ScenarioParser.load(path: scenarios.appendingPathComponent(name + ".yaml").path)
+    }
+
+    /// Before, clients i and i + 50 got the same operation (slot parity): nothing raced.
+    func testTheRaceScenarioRacesCompleteAgainstCancelOnEveryOrder() throws {
+        let result = try run(try shipped("order-state-race-complete-cancel"))
+        XCTAssertTrue(result.passed, ReportWriter.summary(result))
+        let byOrder = Dictionary(grouping: result.history, by: { $0.arguments["order"]! })
+        XCTAssertEqual(byOrder.count, 50)
+        for (order, entries) in byOrder {
+            XCTAssertEqual(entries.map(\.operation).sorted(), ["cancel", "complete"], "order \(order)")
+            XCTAssertEqual(entries.filter { $0.outcome == .ok }.count, 1, "order \(order): one winner")
+        }
+    }
+
+    /// 15 charges and 15 payments of 7,000 on one user with 100,000 → 100,000 exactly.
+    func testChargesAndPaymentsOnOneUserConserveMoneyExactly() throws {
+        let result = try run(try shipped("mixed-charge-pay-seed"))
+        XCTAssertTrue(result.passed, ReportWriter.summary(result))
+        XCTAssertEqual(result.history.filter { $0.operation == "charge" && $0.outcome == .ok }.count, 15)
+        XCTAssertEqual(result.history.filter { $0.operation == "pay" && $0.outcome == .ok }.count, 15)
+        let balance = try TestServers.database().query("SELECT balance FROM users").int(0, 0)
+        XCTAssertEqual(balance, 100_000)
+        XCTAssertEqual(Set(result.checks.map(\.name)), ["money-conservation", "stock-conservation", "compensation", "no-deadlock"])
+    }
+
+    /// A naive charge overwrites what a concurrent payment took: caught on the combined history.
+    func testANaiveChargeInAMixIsCaught() throws {
+        let result = try run(try shipped("mixed-charge-pay-naive-charge"))
+        XCTAssertTrue(result.violationCaught, ReportWriter.summary(result))
+        XCTAssertFalse(result.checks.first { $0.name == "money-conservation" }!.passed)
+    }
+
+    /// Weights of a billion must cost nothing (expanded, they took 50 MB per virtual user and more).
+    func testHugeWeightsRunWithoutExpandingThem() throws {
+        let scenario = try ScenarioParser.parse(
+            """
+            name: huge-weights
+            case: order-state
+            seed: {orders: 4}
+            workload: {virtual_users: 2, duration: 200ms, pick: random, mix: {complete: 1000000000, cancel: 1000000000}}
+            """, file: "t.yaml")
+        let result = try run(scenario)
+        XCTAssertGreaterThan(result.history.count, 0)
+        XCTAssertTrue(result.passed, ReportWriter.summary(result))
+    }
+}
