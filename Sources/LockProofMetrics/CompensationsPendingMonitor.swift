@@ -22,11 +22,14 @@ public final class CompensationsPendingMonitor: @unchecked Sendable {
     private var started = false
 
     /// Opens the session now, so that an unreachable database is reported to the caller.
-    public init(metrics: LockProofMetrics, databaseURL: String, intervalSeconds: Double = 5) throws {
+    public init(
+        metrics: LockProofMetrics, databaseURL: String, intervalSeconds: Double = 5,
+        connectTimeoutSeconds: Int = PostgresConnection.defaultConnectTimeoutSeconds
+    ) throws {
         precondition(intervalSeconds > 0, "the polling interval must be positive")
         self.metrics = metrics
         self.intervalSeconds = intervalSeconds
-        database = try PostgresConnection(databaseURL)
+        database = try PostgresConnection(databaseURL, connectTimeoutSeconds: connectTimeoutSeconds)
     }
 
     /// Counts the pending compensations once and sets the gauge; returns the count.

@@ -51,10 +51,21 @@ public final class PostgresConnection {
     private var nextStatementNumber = 0
     public private(set) var inTransaction = false
     public let conninfo: String
+    /// What may be printed about the server: libpq's parse of `conninfo`, without the password.
+    public let target: PostgresTarget
+    public let connectTimeoutSeconds: Int
 
-    /// Opens a session from a `postgresql://` URL or a `key=value` conninfo string.
-    public init(_ conninfo: String) throws {
+    /// libpq waits forever for a server that accepts the connection and never answers unless
+    /// `connect_timeout` is set; 5 s unless the caller or the connection string says otherwise.
+    public static let defaultConnectTimeoutSeconds = 5
+
+    /// Opens a session from a `postgresql://` URL or a `key=value` conninfo string. Connecting
+    /// takes at most `connectTimeoutSeconds` (libpq counts at least 2) per address tried, unless
+    /// the string sets its own `connect_timeout`.
+    public init(_ conninfo: String, connectTimeoutSeconds: Int = PostgresConnection.defaultConnectTimeoutSeconds) throws {
         self.conninfo = conninfo
+        self.target = try PostgresTarget(conninfo: conninfo)
+        self.connectTimeoutSeconds = connectTimeoutSeconds
         try connect()
     }
 
@@ -64,12 +75,20 @@ public final class PostgresConnection {
         PQfinish(conn)
         preparedNames = [:]
         inTransaction = false
-        conn = PQconnectdb(conninfo)
+        // connect_timeout first, then the string (expanded from dbname): a later keyword wins, so a
+        // connect_timeout written in the string takes precedence over the default.
+        let keywords = ["connect_timeout", "dbname"]
+        let values = [String(max(1, connectTimeoutSeconds)), conninfo]
+        conn = withCStringArray(keywords) { keywordPointers in
+            withCStringArray(values) { valuePointers in
+                PQconnectdbParams(keywordPointers + [nil], valuePointers + [nil], 1)
+            }
+        }
         guard let conn, PQstatus(conn) == CONNECTION_OK else {
             let message = conn.map { String(cString: PQerrorMessage($0)) } ?? "out of memory"
             throw PostgresError(
                 kind: .connectionFailed, sqlState: nil,
-                message: "cannot connect to \(redactedURL(conninfo)): \(message.trimmed)")
+                message: "cannot connect to \(target): \(target.scrub(message.trimmed))")
         }
         // Silence NOTICE messages (e.g. "relation already exists, skipping") on stderr.
         PQsetNoticeProcessor(conn, { _, _ in }, nil)
@@ -164,9 +183,10 @@ public final class PostgresConnection {
             return String(cString: value)
         }
         let sqlState = field(LOCKPROOF_PG_DIAG_SQLSTATE)
-        let message =
+        // libpq's own messages (a lost connection, a failed reconnect) are cleaned of the password.
+        let message = target.scrub(
             field(LOCKPROOF_PG_DIAG_MESSAGE_PRIMARY)
-            ?? conn.map { String(cString: PQerrorMessage($0)).trimmed } ?? "no connection"
+                ?? conn.map { String(cString: PQerrorMessage($0)).trimmed } ?? "no connection")
         var kind = PostgresError.kind(forSQLState: sqlState)
         if kind == .other, conn == nil || PQstatus(conn) != CONNECTION_OK { kind = .connectionLost }
         if kind == .connectionLost { preparedNames = [:] }
@@ -207,22 +227,6 @@ public final class PostgresResult {
     public func bool(_ row: Int, _ column: Int) -> Bool? {
         string(row, column).map { $0 == "t" }
     }
-}
-
-/// The URL or conninfo with any password replaced, safe to print.
-public func redactedURL(_ url: String) -> String {
-    // URL form: scheme://user:password@host
-    if let schemeEnd = url.range(of: "://"), let at = url[schemeEnd.upperBound...].firstIndex(of: "@") {
-        let credentials = url[schemeEnd.upperBound..<at]
-        if let colon = credentials.firstIndex(of: ":") {
-            return String(url[..<colon]) + ":***" + String(url[at...])
-        }
-        return url
-    }
-    // conninfo form: password=secret
-    return url.split(separator: " ").map { part in
-        part.hasPrefix("password=") ? "password=***" : String(part)
-    }.joined(separator: " ")
 }
 
 private func withCStringArray<R>(_ strings: [String?], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {

@@ -57,12 +57,12 @@ public final class ScenarioRunner {
     /// Fails fast, before anything runs, when a server cannot be reached.
     public static func checkReachable(_ configuration: ServerConfiguration) throws {
         do {
-            _ = try PostgresConnection(configuration.databaseURL)
+            _ = try configuration.openDatabase()
         } catch {
             throw RunAborted(message: "PostgreSQL is unreachable: \(error)")
         }
         do {
-            let redis = try RedisConnection(endpoint: configuration.redis, connectTimeout: 2, commandTimeout: 2)
+            let redis = try RedisConnection(endpoint: configuration.redis, commandTimeout: 2)
             _ = try redis.checked(["PING"])
         } catch {
             throw RunAborted(message: "Redis at \(configuration.redis) is unreachable: \(error)")
@@ -70,7 +70,7 @@ public final class ScenarioRunner {
     }
 
     public func run(_ scenario: Scenario) throws -> ScenarioResult {
-        let db = try PostgresConnection(configuration.databaseURL)
+        let db = try configuration.openDatabase()
         try Schema.reset(db)
         try clearLockKeys()
         let initial = try seed(scenario, db: db)

@@ -33,6 +33,8 @@ struct BenchMetricsCommand: ParsableCommand {
     @Option(help: "Strategy of the charge-balance workload.")
     var strategy: String = ChargeBalanceStrategy.seed.rawValue
 
+    @OptionGroup var servers: ServerOptions
+
     @Option(help: "Scrapes (and renders) to time.")
     var scrapes = 1000
 
@@ -49,13 +51,12 @@ struct BenchMetricsCommand: ParsableCommand {
 
     func run() throws {
         let chargeStrategy = ChargeBalanceStrategy(rawValue: strategy)!
-        let configuration: ServerConfiguration
+        let configuration = try servers.configuration()
         let shared: SharedServices
         let workers: [BenchClient]
         do {
-            configuration = try ServerConfiguration.fromEnvironment()
             shared = try SharedServices(configuration: configuration)
-            let database = try PostgresConnection(configuration.databaseURL)
+            let database = try configuration.openDatabase()
             try Schema.apply(database)
             let users = try SeedData(db: database).users(count: clients, balance: 0)
             workers = try users.map { userId in

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LockProofCommerce
 
 #if canImport(Glibc)
     import Glibc
@@ -14,6 +15,36 @@ let startupFailureExitCode: Int32 = 2
 func startupFailure(_ message: String) -> ExitCode {
     FileHandle.standardError.write(Data("lockproof: error: \(message)\n".utf8))
     return ExitCode(startupFailureExitCode)
+}
+
+/// Where the servers are (the environment) and how long connecting to them may take: shared by
+/// every command that talks to PostgreSQL or Redis.
+struct ServerOptions: ParsableArguments {
+    @Option(
+        name: .customLong("connect-timeout"),
+        help: ArgumentHelp(
+            "Seconds a connection attempt to PostgreSQL or Redis may take before the command gives up (default: LOCKPROOF_CONNECT_TIMEOUT, else 5).",
+            valueName: "seconds"))
+    var connectTimeout: String?
+
+    func validate() throws {
+        if let connectTimeout, ServerConfiguration.connectTimeout(parsing: connectTimeout) == nil {
+            throw ValidationError("--connect-timeout must be a whole number of seconds 1–3600")
+        }
+    }
+
+    /// The configuration from the environment, with --connect-timeout applied; a bad value exits 2.
+    func configuration() throws -> ServerConfiguration {
+        do {
+            var configuration = try ServerConfiguration.fromEnvironment()
+            if let connectTimeout, let seconds = ServerConfiguration.connectTimeout(parsing: connectTimeout) {
+                configuration.connectTimeoutSeconds = seconds
+            }
+            return configuration
+        } catch {
+            throw startupFailure("\(error)")
+        }
+    }
 }
 
 /// Waits for SIGINT or SIGTERM through DispatchSource, so that the signal is handled on an

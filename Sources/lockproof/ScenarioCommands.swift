@@ -92,6 +92,8 @@ struct ScenarioRunOptions: ParsableArguments {
 
     @Flag(help: "No progress line.")
     var quiet = false
+
+    @OptionGroup var servers: ServerOptions
 }
 
 /// The scenario files of a folder, sorted by name.
@@ -157,9 +159,8 @@ func runScenarios(files: [String], options: ScenarioRunOptions) throws {
         }
         reportURL = URL(fileURLWithPath: directory, isDirectory: true)
     }
-    let configuration: ServerConfiguration
+    let configuration = try options.servers.configuration()
     do {
-        configuration = try ServerConfiguration.fromEnvironment()
         try ScenarioRunner.checkReachable(configuration)
     } catch {
         throw startupFailure("\(error)")

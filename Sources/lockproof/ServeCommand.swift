@@ -25,6 +25,8 @@ struct ServeCommand: ParsableCommand {
         help: ArgumentHelp("Where to serve /metrics and /healthz: host:port; port 0 picks a free one.", valueName: "host:port"))
     var metricsAddress = "127.0.0.1:9464"
 
+    @OptionGroup var servers: ServerOptions
+
     @Option(help: ArgumentHelp("Seconds between counts of pending compensations in the database.", valueName: "seconds"))
     var pendingInterval: Double = 5
 
@@ -45,13 +47,9 @@ struct ServeCommand: ParsableCommand {
         // Before any thread starts, so that every thread inherits the blocked signals.
         let signals = TerminationSignals()
 
-        let configuration: ServerConfiguration
-        do {
-            configuration = try ServerConfiguration.fromEnvironment()
-        } catch {
-            throw startupFailure("\(error)")
-        }
-        // Errors of the drivers name servers through redactedURL / RedisEndpoint: no password.
+        let configuration = try servers.configuration()
+        // The drivers name servers by PostgresTarget / RedisEndpoint and clean the messages of
+        // libpq and hiredis: no password in any of them.
         let shared: SharedServices
         do {
             shared = try SharedServices(configuration: configuration)
@@ -61,11 +59,12 @@ struct ServeCommand: ParsableCommand {
         let metrics = LockProofMetrics()
         let monitor: CompensationsPendingMonitor
         do {
-            let database = try PostgresConnection(configuration.databaseURL)
+            let database = try configuration.openDatabase()
             try Schema.apply(database)
             try CompensationsPendingMonitor.refresh(metrics: metrics, database: database)
             monitor = try CompensationsPendingMonitor(
-                metrics: metrics, databaseURL: configuration.databaseURL, intervalSeconds: pendingInterval)
+                metrics: metrics, databaseURL: configuration.databaseURL, intervalSeconds: pendingInterval,
+                connectTimeoutSeconds: configuration.connectTimeoutSeconds)
         } catch {
             shared.stop()
             throw startupFailure("cannot reach PostgreSQL: \(error)")

@@ -1,3 +1,5 @@
+import ArgumentParser
+import Foundation
 import Logging
 
 // Log lines go to stderr: stdout carries only what a caller may parse (e.g. serve's address).
@@ -6,4 +8,16 @@ LoggingSystem.bootstrap { label in
     handler.logLevel = .info
     return handler
 }
-LockProofCommand.main()
+
+// Bad arguments exit with status 2 like every other bad input (argument-parser's own status for
+// them is 64, EX_USAGE); help, version and every other exit keep argument-parser's handling.
+do {
+    var command = try LockProofCommand.parseAsRoot()
+    try command.run()
+} catch {
+    if LockProofCommand.exitCode(for: error) == .validationFailure {
+        FileHandle.standardError.write(Data((LockProofCommand.fullMessage(for: error) + "\n").utf8))
+        exit(startupFailureExitCode)
+    }
+    LockProofCommand.exit(withError: error)
+}

@@ -29,7 +29,7 @@ public enum TestServers {
     }
 
     public static func database() throws -> PostgresConnection {
-        try PostgresConnection(configuration.databaseURL)
+        try configuration.openDatabase()
     }
 
     public static func redis(commandTimeout: Double = 5) throws -> RedisConnection {
