@@ -144,16 +144,19 @@ public final class DistributedLockClient {
         _ key: String, options: DistributedLockOptions, probe: Probe, _ body: (LockHandle) throws -> T
     ) throws -> T {
         let handle = try acquire(key, options: options, probe: probe)
+        let acquired = monotonicSeconds()
         let value: T
         do {
             value = try body(handle)
         } catch {
             _ = try? release(handle, probe: probe)
+            probe.record(.lockHeld(.redis, seconds: monotonicSeconds() - acquired))
             throw error
         }
         // The work has committed: a failed release must not turn it into a failure. The lease
         // expires on its own.
         _ = try? release(handle, probe: probe)
+        probe.record(.lockHeld(.redis, seconds: monotonicSeconds() - acquired))
         return value
     }
 }

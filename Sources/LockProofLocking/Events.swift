@@ -27,6 +27,9 @@ public enum RetryCallKind: String, Sendable, CaseIterable {
 /// Prometheus series; a scenario's history can record them too.
 public enum LockProofEvent: Sendable, Equatable {
     case lockWaited(LockKind, seconds: Double)
+    /// How long a lock was held: a Redis lock from acquisition to release, row locks from the
+    /// first one acquired to the end (commit or rollback) of their transaction.
+    case lockHeld(LockKind, seconds: Double)
     case lockAcquireFailed(LockKind, LockFailureReason)
     /// A retry after a conflict (the first attempt is not a retry).
     case retryAttempt

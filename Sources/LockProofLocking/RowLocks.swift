@@ -1,3 +1,4 @@
+import Foundation
 import LockProofPostgres
 
 /// Tables whose rows the cases lock; a fixed set, so their names are safe in SQL text.
@@ -9,17 +10,47 @@ public enum LockableTable: String, Sendable {
     case cartItems = "cart_items"
 }
 
-/// Runs `body` as one transaction, recording the server conflicts it hits on the probe.
+/// Runs `body` as one transaction, recording the server conflicts it hits on the probe, and how
+/// long the row locks `lockRowsForUpdate` took in it were held (they last until the transaction ends).
 @discardableResult
 public func transaction<T>(
     _ connection: PostgresConnection, isolation: IsolationLevel = .readCommitted, probe: Probe,
     _ body: (PostgresConnection) throws -> T
 ) throws -> T {
+    let enclosing = RowLockClock.start()
+    defer {
+        if let since = RowLockClock.firstAcquired { probe.record(.lockHeld(.row, seconds: monotonicSeconds() - since)) }
+        RowLockClock.restore(enclosing)
+    }
     do {
         return try connection.transaction(isolation: isolation, body)
     } catch {
         probe.observe(error)
         throw error
+    }
+}
+
+/// When the running transaction of this thread took its first row lock. Per thread, because each
+/// virtual client runs its transactions on its own thread.
+enum RowLockClock {
+    private static let key = "lockproof.rowLocksAcquiredAt"
+
+    static var firstAcquired: Double? { Thread.current.threadDictionary[key] as? Double }
+
+    /// Starts a transaction's clock; returns the enclosing one's, for `restore`.
+    static func start() -> Double? {
+        let enclosing = firstAcquired
+        Thread.current.threadDictionary.removeObject(forKey: key)
+        return enclosing
+    }
+
+    static func restore(_ enclosing: Double?) {
+        if let enclosing { Thread.current.threadDictionary[key] = enclosing }
+        else { Thread.current.threadDictionary.removeObject(forKey: key) }
+    }
+
+    static func acquired(at seconds: Double) {
+        if firstAcquired == nil { Thread.current.threadDictionary[key] = seconds }
     }
 }
 
@@ -38,7 +69,10 @@ public func lockRowsForUpdate(
         for id in order {
             let result = try connection.query(
                 "SELECT \(columns) FROM \(table.rawValue) WHERE id = $1 FOR UPDATE", [id])
-            if result.rowCount == 1 { rows[id] = result }
+            if result.rowCount == 1 {
+                rows[id] = result
+                RowLockClock.acquired(at: monotonicSeconds())
+            }
         }
     } catch let error as PostgresError {
         if error.kind == .lockNotAvailable { probe.record(.lockAcquireFailed(.row, .timeout)) }

@@ -62,6 +62,8 @@ public final class LockProofMetrics: EventSink, Sendable {
         switch event {
         case .lockWaited(let lock, let seconds):
             series.lockWait[lock]?.record(max(0, seconds))
+        case .lockHeld(let lock, let seconds):
+            series.lockHeld[lock]?.record(max(0, seconds))
         case .lockAcquireFailed(let lock, let reason):
             series.lockAcquireFailures[LockFailureKey(lock: lock, reason: reason)]?.increment()
         case .retryAttempt:
@@ -154,6 +156,7 @@ final class CaseSeries: Sendable {
     let retryCalls: [RetryCallKind: Counter]
     let optimisticConflicts: [String: Counter]
     let lockWait: [LockKind: ValueHistogram]
+    let lockHeld: [LockKind: ValueHistogram]
     let lockAcquireFailures: [LockFailureKey: Counter]
     let deadlocks: Counter
     let serializationFailures: Counter
@@ -185,6 +188,10 @@ final class CaseSeries: Sendable {
         lockWait = Dictionary(
             uniqueKeysWithValues: LockKind.allCases.map {
                 ($0, tables.histogram(MetricCatalog.lockWait, [name, $0.rawValue]))
+            })
+        lockHeld = Dictionary(
+            uniqueKeysWithValues: LockKind.allCases.map {
+                ($0, tables.histogram(MetricCatalog.lockHeld, [name, $0.rawValue]))
             })
         var failures: [LockFailureKey: Counter] = [:]
         for lock in LockKind.allCases {

@@ -148,6 +148,11 @@ public enum MetricCatalog {
         help: "Time spent acquiring a lock (redis = the distributed lock, row = SELECT FOR UPDATE), in seconds.",
         labels: [caseLabel, lockLabel], buckets: secondsBuckets)
 
+    public static let lockHeld = MetricFamily(
+        "lockproof_lock_held_seconds", .histogram,
+        help: "Time a lock was held (redis = acquisition to release, row = first SELECT FOR UPDATE to commit or rollback), in seconds.",
+        labels: [caseLabel, lockLabel], buckets: secondsBuckets)
+
     public static let lockAcquireFailures = MetricFamily(
         "lockproof_lock_acquire_failures_total", .counter,
         help: "Lock acquisitions that failed, by lock and reason (timeout = waited too long, error = the server failed).",
@@ -198,7 +203,7 @@ public enum MetricCatalog {
     /// Every family, in the order of Dashboards/metric-catalog.txt.
     public static let all: [MetricFamily] = [
         operations, operationDuration, retryAttempts, retryExhausted, retryCalls, optimisticConflicts, lockWait,
-        lockAcquireFailures, deadlocks, serializationFailures, uniqueViolations, compensations, compensationsPending,
+        lockHeld, lockAcquireFailures, deadlocks, serializationFailures, uniqueViolations, compensations, compensationsPending,
         circuitBreakerState, distributedLockLost, buildInfo,
     ]
 }

@@ -19,9 +19,11 @@ extension LockProofMetrics {
             for (index, seconds) in MetricCatalog.secondsBuckets.enumerated() {
                 let lock = LockKind.allCases[index % LockKind.allCases.count]
                 record(.lockWaited(lock, seconds: seconds * 0.9), caseName: name)
+                record(.lockHeld(lock, seconds: seconds * 0.9), caseName: name)
             }
             for lock in LockKind.allCases {
                 record(.lockWaited(lock, seconds: 20), caseName: name)  // beyond the last bucket
+                record(.lockHeld(lock, seconds: 20), caseName: name)
                 for reason in LockFailureReason.allCases { record(.lockAcquireFailed(lock, reason), caseName: name) }
             }
             record(.retryAttempt, caseName: name)

@@ -69,6 +69,8 @@ public struct ScenarioReport: Codable, Sendable {
     public let latencySeconds: Latency
     public let throughputPerSecond: Double
     public let lockWaitSeconds: [LockWait]
+    /// How long locks were held, by lock kind (same shape as the waits).
+    public let lockHeldSeconds: [LockWait]
     public let counters: Counters
     public let faults: [String]
     public let error: String?
@@ -82,6 +84,7 @@ public struct ScenarioReport: Codable, Sendable {
         case latencySeconds = "latency_seconds"
         case throughputPerSecond = "throughput_per_second"
         case lockWaitSeconds = "lock_wait_seconds"
+        case lockHeldSeconds = "lock_held_seconds"
         case counters, faults, error
     }
 
@@ -107,6 +110,11 @@ public struct ScenarioReport: Codable, Sendable {
         throughputPerSecond = result.throughput
         lockWaitSeconds = ["redis", "row"].compactMap { lock in
             s.trend("lockproof_lock_wait_seconds", where: ["lock": lock]).map {
+                LockWait(lock: lock, count: $0.count, p50: $0.percentile(50), p99: $0.percentile(99), max: $0.maximum)
+            }
+        }
+        lockHeldSeconds = ["redis", "row"].compactMap { lock in
+            s.trend("lockproof_lock_held_seconds", where: ["lock": lock]).map {
                 LockWait(lock: lock, count: $0.count, p50: $0.percentile(50), p99: $0.percentile(99), max: $0.maximum)
             }
         }
@@ -146,6 +154,9 @@ public enum ReportWriter {
         lines.append("latency: p50 \(ms(l.p50)), p95 \(ms(l.p95)), p99 \(ms(l.p99)), max \(ms(l.max))")
         for wait in report.lockWaitSeconds {
             lines.append("lock wait (\(wait.lock)): \(wait.count) waits, p50 \(ms(wait.p50)), p99 \(ms(wait.p99)), max \(ms(wait.max))")
+        }
+        for held in report.lockHeldSeconds {
+            lines.append("lock held (\(held.lock)): \(held.count) holds, p50 \(ms(held.p50)), p99 \(ms(held.p99)), max \(ms(held.max))")
         }
         let c = report.counters
         lines.append(

@@ -56,6 +56,8 @@ public struct ThresholdMetric: Sendable {
                             help: "version checks that found the row changed"),
             ThresholdMetric(name: "lockproof_lock_wait_seconds", kind: .trend, labels: ["lock": locks], cases: lockingCases,
                             help: "time to acquire a Redis or row lock"),
+            ThresholdMetric(name: "lockproof_lock_held_seconds", kind: .trend, labels: ["lock": locks], cases: lockingCases,
+                            help: "time a Redis lock (to release) or row locks (to commit) were held"),
             ThresholdMetric(name: "lockproof_lock_acquire_failures_total", kind: .counter,
                             labels: ["lock": locks, "reason": LockFailureReason.allCases.map(\.rawValue)], cases: lockingCases,
                             help: "lock acquisitions that timed out or failed"),
@@ -108,6 +110,8 @@ public final class RunStatistics: EventSink, @unchecked Sendable {
         switch event {
         case .lockWaited(let kind, let seconds):
             observeLocked("lockproof_lock_wait_seconds", ["lock": kind.rawValue], seconds)
+        case .lockHeld(let kind, let seconds):
+            observeLocked("lockproof_lock_held_seconds", ["lock": kind.rawValue], seconds)
         case .lockAcquireFailed(let kind, let reason):
             countLocked("lockproof_lock_acquire_failures_total", ["lock": kind.rawValue, "reason": reason.rawValue])
         case .retryAttempt:
