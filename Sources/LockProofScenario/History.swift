@@ -32,12 +32,15 @@ public struct HistoryEntry: Sendable, Codable, Equatable {
     public let reason: String?
     /// What an `ok` returned that checkers need (e.g. the created `order`, the order `total`).
     public let result: [String: Int]?
+    /// The idempotency key it was sent with, if any: an "already applied" answer is only right
+    /// when another operation applied that key.
+    public let key: String?
 
     public var seconds: Double { end - start }
 
     public init(
         client: Int, index: Int, operation: String, arguments: [String: Int], items: [OrderItemRequest]?, start: Double,
-        end: Double, outcome: HistoryOutcome, reason: String?, result: [String: Int]?
+        end: Double, outcome: HistoryOutcome, reason: String?, result: [String: Int]?, key: String? = nil
     ) {
         self.client = client
         self.index = index
@@ -49,6 +52,7 @@ public struct HistoryEntry: Sendable, Codable, Equatable {
         self.outcome = outcome
         self.reason = reason
         self.result = result
+        self.key = key
     }
 }
 

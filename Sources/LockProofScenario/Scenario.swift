@@ -134,6 +134,9 @@ public struct WorkloadSpec: Sendable, Equatable {
     public var payAfterCreate = false
     /// charge-balance: send an idempotency key with every charge.
     public var idempotencyKeys = false
+    /// charge-balance with keys: how many operations send each key (a client retrying a charge it
+    /// did not hear back from). Consecutive slots share a key, so duplicates race each other.
+    public var idempotencyDuplicates = 1
     public var retryMaxAttempts: Int? = nil
     public var lockLeaseMilliseconds: Int? = nil
     public var lockWaitMilliseconds: Int? = nil

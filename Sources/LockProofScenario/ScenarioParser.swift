@@ -365,7 +365,7 @@ private struct Reader {
             node,
             known: [
                 "virtual_users", "iterations", "duration", "start", "pick", "amount", "items", "quantity", "item_order",
-                "think_ms", "mix", "gateway", "random_seed", "pay_after_create", "idempotency_keys", "retry", "lock",
+                "think_ms", "mix", "gateway", "random_seed", "pay_after_create", "idempotency_keys", "idempotency_duplicates", "retry", "lock",
                 "row_lock_timeout_ms", "timeout",
             ], section: "workload")
         if let entry = fields["virtual_users"] {
@@ -402,6 +402,14 @@ private struct Reader {
         }
         if let v = fields["pay_after_create"].flatMap({ boolean($0.value, "workload.pay_after_create") }) { workload.payAfterCreate = v }
         if let v = fields["idempotency_keys"].flatMap({ boolean($0.value, "workload.idempotency_keys") }) { workload.idempotencyKeys = v }
+        if let entry = fields["idempotency_duplicates"],
+            let v = integer(entry.value, "workload.idempotency_duplicates", range: 1...1_000)
+        {
+            workload.idempotencyDuplicates = v
+            if v > 1 && !workload.idempotencyKeys {
+                problem(entry.value, "workload.idempotency_duplicates: found \(v) without idempotency_keys: true; duplicates need keys")
+            }
+        }
         if let v = fields["row_lock_timeout_ms"].flatMap({ integer($0.value, "workload.row_lock_timeout_ms", range: 0...600_000) }) {
             workload.rowLockTimeoutMilliseconds = v
         }

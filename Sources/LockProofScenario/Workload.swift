@@ -53,10 +53,14 @@ struct VirtualUser {
         let strategy = spec.strategy
         switch operation {
         case "charge":
-            let user = pick(initial.users, occurrence)
             let amount = scenario.workload.amount
-            let key = scenario.workload.idempotencyKeys ? "\(scenario.name)-\(index)-\(iteration)" : nil
-            run(operation, iteration, ["user": user, "amount": amount], nil, clock, record) {
+            // Duplicates of one key are consecutive charges in slot order (clients started
+            // together), and a retry of a charge is for the same user: the user follows from the key.
+            let duplicates = scenario.workload.idempotencyDuplicates
+            let group = occurrence / duplicates
+            let user = duplicates > 1 ? initial.users[group % initial.users.count] : pick(initial.users, occurrence)
+            let key = scenario.workload.idempotencyKeys ? "\(scenario.name)-\(group)" : nil
+            run(operation, iteration, ["user": user, "amount": amount], nil, clock, record, key: key) {
                 let charged = try ChargeBalance(client: client, strategy: ChargeBalanceStrategy(rawValue: strategy)!)
                     .charge(userId: user, amount: amount, idempotencyKey: key)
                 return ["balance": charged.balance, "applied": charged.applied ? 1 : 0, "attempts": charged.attempts]
@@ -124,7 +128,8 @@ struct VirtualUser {
 
     private func run(
         _ operation: String, _ iteration: Int, _ arguments: [String: Int], _ items: [OrderItemRequest]?,
-        _ clock: () -> Double, _ record: (HistoryEntry, OperationOutcome) -> Void, _ body: () throws -> [String: Int]
+        _ clock: () -> Double, _ record: (HistoryEntry, OperationOutcome) -> Void, key: String? = nil,
+        _ body: () throws -> [String: Int]
     ) {
         let start = clock()
         let outcome: OperationOutcome
@@ -141,7 +146,7 @@ struct VirtualUser {
         let entry = HistoryEntry(
             client: index, index: iteration, operation: operation, arguments: arguments, items: items, start: start,
             end: clock(), outcome: outcome == .success ? .ok : outcome == .unknown ? .unknown : .fail, reason: reason,
-            result: result)
+            result: result, key: key)
         record(entry, outcome)
     }
 }
