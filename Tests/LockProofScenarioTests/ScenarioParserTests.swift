@@ -50,6 +50,18 @@ final class ScenarioParserTests: XCTestCase {
         XCTAssertEqual(scenario.expect, .pass)
     }
 
+    func testIdempotencyDuplicatesNeedKeys() throws {
+        assertProblem(
+            valid.replacingOccurrences(of: "  iterations: 3", with: "  iterations: 3\n  idempotency_duplicates: 4"), at: "9:27",
+            contains: "without idempotency_keys: true")
+        let keyed = try ScenarioParser.parse(
+            valid.replacingOccurrences(
+                of: "  iterations: 3", with: "  iterations: 3\n  idempotency_keys: true\n  idempotency_duplicates: 4"),
+            file: "t.yaml")
+        XCTAssertEqual(keyed.workload.idempotencyDuplicates, 4)
+        XCTAssertTrue(keyed.workload.idempotencyKeys)
+    }
+
     func testUnknownKeyIsReportedWithItsPositionAndASuggestion() {
         assertProblem(valid.replacingOccurrences(of: "  iterations: 3", with: "  iteratons: 3"), at: "8:3", contains: "did you mean 'iterations'")
         assertProblem(valid + "\nextra: 1", at: "12:1", contains: "unknown key 'extra'")
