@@ -26,7 +26,7 @@ final class DistributedLockTests: XCTestCase {
                 try locks.withLock(key, options: .standard, probe: Probe(caseName: "t")) { _ in
                     maxSeen = max(maxSeen, inside.add(1))
                     // A read-modify-write on Redis that only mutual exclusion keeps exact.
-                    let value = Int(try locks.redis.command(["GET", "test:mutex:count"]).text ?? "0")!
+                    let value = try counterValue(locks.redis.command(["GET", "test:mutex:count"]))
                     LockProofLocking.sleep(seconds: 0.0005)
                     try locks.redis.checked(["SET", "test:mutex:count", String(value + 1)])
                     _ = inside.add(-1)
@@ -43,14 +43,14 @@ final class DistributedLockTests: XCTestCase {
         let results = try runConcurrently(clients: 16, timeout: 60, setup: { _ in try TestServers.redis() }) {
             _, redis -> Bool in
             for _ in 0..<10 {
-                let value = Int(try redis.command(["GET", "test:nolock:count"]).text ?? "0")!
+                let value = try counterValue(redis.command(["GET", "test:nolock:count"]))
                 LockProofLocking.sleep(seconds: 0.0005)
                 try redis.checked(["SET", "test:nolock:count", String(value + 1)])
             }
             return true
         }
         XCTAssertEqual(results.compactMap(\.value).count, 16)
-        let final = Int(try TestServers.redis().command(["GET", "test:nolock:count"]).text ?? "0")!
+        let final = try counterValue(TestServers.redis().command(["GET", "test:nolock:count"]))
         XCTAssertLessThan(final, 160, "unlocked read-modify-write lost no update: the race did not happen")
     }
 
@@ -89,7 +89,7 @@ final class DistributedLockTests: XCTestCase {
         let all = results.compactMap(\.value).flatMap { $0 }
         XCTAssertEqual(all.count, 40)
         XCTAssertEqual(Set(all).count, 40)
-        XCTAssertGreaterThan(all.min()!, tokens.max()!)
+        XCTAssertGreaterThan(try XCTUnwrap(all.min()), try XCTUnwrap(tokens.max()))
     }
 
     func testWaitTimeoutIsTyped() throws {
@@ -165,4 +165,14 @@ final class Counter: @unchecked Sendable {
         value += delta
         return value
     }
+}
+
+/// A Redis counter's value (absent = 0); a non-number throws instead of crashing the test process.
+private func counterValue(_ reply: RedisReply) throws -> Int {
+    guard let value = Int(reply.text ?? "0") else { throw CounterNotANumber(text: reply.text ?? "") }
+    return value
+}
+
+private struct CounterNotANumber: Error {
+    let text: String
 }
