@@ -34,7 +34,11 @@ struct VerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
         abstract: "Run every scenario in a folder (Scenarios/ by default) and print the verdict table.",
-        discussion: "Exit status as for `run`: 0 all passed, 1 a failure, 2 bad input or an unreachable server.")
+        discussion: """
+            Exit status as for `run`: 0 all passed, 1 a failure, 2 bad input or an unreachable \
+            server. With --fail-fast the run stops at the first failing scenario (exit 1), as the \
+            mutant catalog (`make mutants`) uses it.
+            """)
 
     @Argument(help: ArgumentHelp("Folder of scenario files (*.yaml, *.yml).", valueName: "dir"))
     var directory = "Scenarios"
@@ -92,6 +96,11 @@ struct ScenarioRunOptions: ParsableArguments {
 
     @Flag(help: "No progress line.")
     var quiet = false
+
+    @Flag(
+        name: .customLong("fail-fast"),
+        help: "Stop at the first scenario that fails; the rest are not run and are listed. Exit status 1, as for any failure.")
+    var failFast = false
 
     @OptionGroup var servers: ServerOptions
 }
@@ -207,6 +216,13 @@ func runScenarios(files: [String], options: ScenarioRunOptions) throws {
                 print(ReportWriter.summary(result))
                 print("")
                 if let reportURL { try ReportWriter.write(result, to: reportURL) }
+                if options.failFast && !result.passed {
+                    let ran = Set(results.map(\.scenario.name))
+                    let skipped = scenarios.flatMap(\.runs).map(\.name).filter { !ran.contains($0) }
+                    FileHandle.standardError.write(Data(
+                        "lockproof: --fail-fast: stopped after \(run.name) failed; not run: \(skipped.isEmpty ? "none" : skipped.joined(separator: ", "))\n".utf8))
+                    break outer
+                }
             } catch {
                 aborted = "\(run.name): \(error)"
                 FileHandle.standardError.write(Data("lockproof: error: \(aborted!)\n".utf8))

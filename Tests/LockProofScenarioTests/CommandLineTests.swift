@@ -144,6 +144,21 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(process.terminationStatus, 0)
     }
 
+    func testFailFastStopsAtTheFirstFailingScenario() throws {
+        let folder = try temporaryFolder()
+        let failing = passing.replacingOccurrences(of: "cli-pass", with: "a-fail").replacingOccurrences(of: "count == 4", with: "count == 5")
+        _ = try write(failing, "a-fail.yaml", in: folder)
+        _ = try write(passing.replacingOccurrences(of: "cli-pass", with: "b-pass"), "b-pass.yaml", in: folder)
+        let stopped = try lockproof(["verify", folder.path, "--fail-fast", "--quiet"])
+        XCTAssertEqual(stopped.status, 1, stopped.out + stopped.err)
+        XCTAssertTrue(stopped.err.contains("stopped after a-fail failed; not run: b-pass"), stopped.err)
+        XCTAssertFalse(stopped.out.contains("scenario: b-pass"), stopped.out)
+
+        let all = try lockproof(["verify", folder.path, "--quiet"])
+        XCTAssertEqual(all.status, 1)
+        XCTAssertTrue(all.out.contains("scenario: b-pass"), "without --fail-fast every scenario runs: \(all.out)")
+    }
+
     func testVerifyOfAnEmptyFolderIsBadInput() throws {
         let result = try lockproof(["verify", try temporaryFolder().path])
         XCTAssertEqual(result.status, 2)
