@@ -74,7 +74,7 @@ public struct OrderState {
                 guard status.canMove(to: next) else {
                     throw DomainError.invalidTransition(orderId: orderId, from: status, to: next)
                 }
-                client.think()
+                try client.think()
                 let updated: PostgresResult
                 if strategy == .naive {
                     updated = try db.query(
@@ -126,7 +126,7 @@ public struct CartQuantity {
                 let row = try db.query(
                     "SELECT id, quantity, version FROM cart_items WHERE user_id = $1 AND product_id = $2", [userId, productId])
                 let (id, quantity, version) = (row.int(0, 0)!, row.int(0, 1)!, row.int(0, 2)!)
-                client.think()
+                try client.think()
                 let updated: PostgresResult
                 if strategy == .naive {
                     updated = try db.query("UPDATE cart_items SET quantity = $1 WHERE id = $2", [quantity + delta, id])

@@ -14,6 +14,25 @@ public enum ChargeBalanceStrategy: String, Sendable, CaseIterable, Codable {
     case atomic
     /// Read, add, write back with no lock and no version check. The negative control: loses updates.
     case naive
+    /// The Redis lock alone around a plain read, add, write back: no database lock, no version
+    /// check, no fencing. The weak control for faults: a lease that expires under a paused holder,
+    /// or a failover that forgets the lock, lets two writers in and loses updates.
+    case redisLock = "redis-lock"
+    /// The Redis lock plus fencing: the transaction's first statement records the lock's fencing
+    /// token on the user row and is refused when the row already carries a newer one, so a holder
+    /// whose lease ran out can no longer write (Kleppmann). The token is claimed before the read,
+    /// not just checked at the write: otherwise a newer holder could read before an older one
+    /// writes and still lose an update. Without a token (breaker open) it takes the row lock.
+    case redisLockFenced = "redis-lock-fenced"
+}
+
+/// The database refused a write whose fencing token is older than the newest it accepted for the
+/// row: the writer's lock had been lost. Nothing was written.
+public struct FencedWriteRefused: Error, CustomStringConvertible, Sendable {
+    public let table: String
+    public let id: Int
+    public let token: Int64
+    public var description: String { "\(table) \(id) refused fencing token \(token): a newer holder wrote first" }
 }
 
 public struct ChargeResult: Sendable, Equatable {
@@ -58,7 +77,7 @@ public struct ChargeBalance {
                     throw DomainError.notFound(entity: "user", id: userId)
                 }
                 if let previous = try claimIdempotencyKey(idempotencyKey, userId: userId, db: db) { return previous }
-                client.think()
+                try client.think()
                 try db.query("UPDATE users SET balance = $1, version = version + 1 WHERE id = $2", [balance + amount, userId])
                 return try record(userId, amount, balance + amount, idempotencyKey, attempts: 1, db: db)
             }
@@ -71,14 +90,46 @@ public struct ChargeBalance {
                 guard let balance = result.int(0, 0) else { throw DomainError.notFound(entity: "user", id: userId) }
                 return try record(userId, amount, balance, idempotencyKey, attempts: 1, db: db)
             }
-        case .naive:
-            return try transaction(db, probe: probe) { db in
-                let balance = try readBalance(userId, db: db).balance
-                if let previous = try claimIdempotencyKey(idempotencyKey, userId: userId, db: db) { return previous }
-                client.think()
-                try db.query("UPDATE users SET balance = $1 WHERE id = $2", [balance + amount, userId])
-                return try record(userId, amount, balance + amount, idempotencyKey, attempts: 1, db: db)
+        case .redisLock:
+            return try client.withDistributedLock(Self.lockKey(userId: userId), probe: probe) {
+                try unguardedCharge(userId, amount, idempotencyKey)
             }
+        case .redisLockFenced:
+            return try client.withDistributedLockHandle(Self.lockKey(userId: userId), probe: probe) { handle in
+                try transaction(db, probe: probe) { db in
+                    if let handle {
+                        let claimed = try db.query(
+                            "UPDATE users SET fence_token = $2 WHERE id = $1 AND fence_token <= $2",
+                            [userId, handle.fencingToken])
+                        guard claimed.affectedRows == 1 else {
+                            _ = try readBalance(userId, db: db)  // a missing user is not a fencing refusal
+                            probe.record(.fencedWriteRefused)
+                            throw FencedWriteRefused(table: "users", id: userId, token: handle.fencingToken)
+                        }
+                    } else {
+                        try lockRowsForUpdate(db, table: .users, ids: [userId], probe: probe)
+                    }
+                    let balance = try readBalance(userId, db: db).balance
+                    if let previous = try claimIdempotencyKey(idempotencyKey, userId: userId, db: db) { return previous }
+                    try client.think()
+                    try db.query("UPDATE users SET balance = $1, version = version + 1 WHERE id = $2", [balance + amount, userId])
+                    return try record(userId, amount, balance + amount, idempotencyKey, attempts: 1, db: db)
+                }
+            }
+        case .naive:
+            return try unguardedCharge(userId, amount, idempotencyKey)
+        }
+    }
+
+    /// Read, add, write back: right only if something outside the database excludes other writers.
+    private func unguardedCharge(_ userId: Int, _ amount: Int, _ idempotencyKey: String?) throws -> ChargeResult {
+        let probe = client.probe(.chargeBalance)
+        return try transaction(client.database, probe: probe) { db in
+            let balance = try readBalance(userId, db: db).balance
+            if let previous = try claimIdempotencyKey(idempotencyKey, userId: userId, db: db) { return previous }
+            try client.think()
+            try db.query("UPDATE users SET balance = $1 WHERE id = $2", [balance + amount, userId])
+            return try record(userId, amount, balance + amount, idempotencyKey, attempts: 1, db: db)
         }
     }
 
@@ -88,7 +139,7 @@ public struct ChargeBalance {
         try transaction(client.database, probe: probe) { db in
             let (balance, version) = try readBalance(userId, db: db)
             if let previous = try claimIdempotencyKey(key, userId: userId, db: db) { return previous }
-            client.think()
+            try client.think()
             let updated = try db.query(
                 "UPDATE users SET balance = $1, version = version + 1 WHERE id = $2 AND version = $3",
                 [balance + amount, userId, version])

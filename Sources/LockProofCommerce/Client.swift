@@ -101,11 +101,14 @@ public final class SharedServices: @unchecked Sendable {
     public let configuration: ServerConfiguration
     public let notifier: LockReleaseNotifier
     public let renewer: LeaseRenewer
+    /// The circuit breaker around Redis every client of the process shares.
+    public let breaker: CircuitBreaker
 
-    public init(configuration: ServerConfiguration) throws {
+    public init(configuration: ServerConfiguration, breaker: CircuitBreakerOptions = .standard) throws {
         self.configuration = configuration
         notifier = try LockReleaseNotifier(endpoint: configuration.redis)
         renewer = try LeaseRenewer(endpoint: configuration.redis)
+        self.breaker = CircuitBreaker(options: breaker)
     }
 
     public func stop() {
@@ -123,6 +126,8 @@ public struct CommerceSettings: Sendable, Equatable {
     /// Application think time between reading a row and writing it back, as an ORM spends it. The
     /// same for every strategy; widening it makes races that a strategy lets through show sooner.
     public var processingDelaySeconds: Double = 0
+    /// How long a client waits for one Redis reply before counting Redis as failed (breaker).
+    public var redisCommandTimeoutSeconds: Double = 2
     public init() {}
 }
 
@@ -132,7 +137,19 @@ public struct FaultHooks: Sendable {
     public var beforeCompensationCommit: (@Sendable (_ orderId: Int) throws -> Void)?
     /// Called while a distributed lock is held, before the transaction starts.
     public var whileHoldingLock: (@Sendable (_ key: String) throws -> Void)?
+    /// Called in the think time between a read and its write (`client-pause` stalls here).
+    public var duringThink: (@Sendable () throws -> Void)?
+    /// Called after a payment's deduction committed, before the gateway is asked.
+    public var afterDeduction: (@Sendable (_ orderId: Int) throws -> Void)?
     public init() {}
+}
+
+/// A fault killed the client process at this point (`crash-after-deduct`): what it had committed
+/// stays, what it had not done never happens. Its operation's outcome is unknown.
+public struct ClientCrashed: Error, CustomStringConvertible, Sendable {
+    public let point: String
+    public init(point: String) { self.point = point }
+    public var description: String { "client crashed \(point)" }
 }
 
 /// One virtual client: its own PostgreSQL session and Redis connection, used from one thread.
@@ -149,9 +166,11 @@ public final class CommerceClient {
         configuration: ServerConfiguration, shared: SharedServices?, events: any EventSink = NoEventSink(),
         settings: CommerceSettings = CommerceSettings(), gateway: any PaymentGateway = AlwaysApprovingGateway()
     ) throws {
-        database = try configuration.openDatabase()
-        redis = try RedisConnection(endpoint: configuration.redis)
-        locks = DistributedLockClient(redis: redis, notifier: shared?.notifier, renewer: shared?.renewer)
+        database = try PostgresConnection(
+            Self.clientURL(configuration.databaseURL), connectTimeoutSeconds: configuration.connectTimeoutSeconds)
+        redis = try RedisConnection(endpoint: configuration.redis, commandTimeout: settings.redisCommandTimeoutSeconds)
+        locks = DistributedLockClient(
+            redis: redis, notifier: shared?.notifier, renewer: shared?.renewer, breaker: shared?.breaker)
         self.events = events
         self.settings = settings
         self.gateway = gateway
@@ -161,15 +180,40 @@ public final class CommerceClient {
 
     func probe(_ caseName: CaseName) -> Probe { Probe(caseName: caseName.rawValue, sink: events) }
 
-    /// The seed's layering: the distributed lock first, around the whole transaction.
+    /// The `application_name` of client sessions: faults that terminate sessions pick these only.
+    public static let applicationName = "lockproof-client"
+
+    static func clientURL(_ url: String) -> String {
+        guard !url.contains("application_name=") else { return url }
+        guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") else {
+            return url + " application_name=\(applicationName)"  // key=value conninfo
+        }
+        return url + (url.contains("?") ? "&" : "?") + "application_name=\(applicationName)"
+    }
+
+    /// The seed's layering: the distributed lock first, around the whole transaction. While the
+    /// Redis circuit breaker is open the body runs on its database locks alone.
     func withDistributedLock<T>(_ key: String, probe: Probe, _ body: () throws -> T) throws -> T {
-        try locks.withLock(key, options: settings.lock, probe: probe) { _ in
-            try faults.whileHoldingLock?(key)
-            return try body()
+        try withDistributedLockHandle(key, probe: probe) { _ in try body() }
+    }
+
+    /// The same, handing the body the lock (nil when Redis was skipped) for its fencing token.
+    func withDistributedLockHandle<T>(_ key: String, probe: Probe, _ body: (LockHandle?) throws -> T) throws -> T {
+        try locks.withLockOrFallback(key, options: settings.lock, probe: probe) { handle in
+            heldLock = handle
+            defer { heldLock = nil }
+            if handle != nil { try faults.whileHoldingLock?(key) }
+            return try body(handle)
         }
     }
 
-    func think() { sleep(seconds: settings.processingDelaySeconds) }
+    func think() throws {
+        sleep(seconds: settings.processingDelaySeconds)
+        try faults.duringThink?()
+    }
+
+    /// The Redis lock this client holds right now, if any (a paused holder's lease stops renewing).
+    public private(set) var heldLock: LockHandle?
 
     /// Re-establishes the session after the server dropped it, so the next operation can run.
     public func recoverConnections() {

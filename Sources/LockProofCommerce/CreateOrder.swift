@@ -88,7 +88,7 @@ public struct CreateOrder {
                 }
                 total += product.price * quantity
             }
-            client.think()
+            try client.think()
             let order = try db.query(
                 "INSERT INTO orders (user_id, status, total_amount) VALUES ($1, 'PENDING', $2) RETURNING id", [userId, total])
             let orderId = order.int(0, 0)!

@@ -62,6 +62,7 @@ public enum OperationOutcome: String, Sendable, CaseIterable, Codable {
         switch error {
         case is DomainError: return .rejected
         case let error as PostgresError: return error.kind == .connectionLost ? .unknown : .error
+        case is ClientCrashed, is GatewayTimeout: return .unknown
         default: return .error
         }
     }

@@ -71,7 +71,7 @@ public struct IssueCoupon {
                         throw DomainError.notFound(entity: "coupon", id: couponId)
                     }
                     guard issued < total else { throw DomainError.soldOut(couponId: couponId) }
-                    client.think()
+                    try client.think()
                     try insertUserCoupon(couponId, userId, db)
                     try db.query("UPDATE coupons SET issued_quantity = $1 WHERE id = $2", [issued + 1, couponId])
                     return CouponIssue(couponId: couponId, userId: userId, issuedQuantity: issued + 1)
@@ -101,7 +101,7 @@ public struct IssueCoupon {
             throw DomainError.notFound(entity: "coupon", id: couponId)
         }
         guard issued < total else { throw DomainError.soldOut(couponId: couponId) }
-        client.think()
+        try client.think()
         try insertUserCoupon(couponId, userId, db)
         try db.query(
             "UPDATE coupons SET issued_quantity = issued_quantity + 1, version = version + 1 WHERE id = $1", [couponId])

@@ -1,9 +1,25 @@
 import Foundation
 
+import LockProofPostgres
+
 /// The one external system LockProof simulates: it is called outside every lock and transaction.
+/// Like a real gateway with idempotency keys, it remembers its answer for each order id.
 public protocol PaymentGateway: Sendable {
-    /// Charges `amount` for `orderId`; throws `GatewayDeclined` when the payment fails.
+    /// Charges `amount` for `orderId`; throws `GatewayDeclined` when the payment fails, or
+    /// `GatewayTimeout` when no answer came (the charge may or may not have happened). Charging an
+    /// order again returns the first answer, never a second charge.
     func charge(orderId: Int, amount: Int) throws -> String
+    /// What happened to `orderId`'s charge. An order it never saw is voided first, so that a charge
+    /// still in flight is declined when it arrives: the answer is final either way.
+    func settle(orderId: Int) throws -> GatewayAnswer
+}
+
+/// The gateway's final word on one order.
+public enum GatewayAnswer: String, Sendable, Equatable {
+    case approved
+    case declined
+    /// Never charged, and now never will be.
+    case voided
 }
 
 public struct GatewayDeclined: Error, CustomStringConvertible, Sendable {
@@ -12,36 +28,143 @@ public struct GatewayDeclined: Error, CustomStringConvertible, Sendable {
     public var description: String { "gateway declined: \(reason)" }
 }
 
-public struct AlwaysApprovingGateway: PaymentGateway {
-    public init() {}
-    public func charge(orderId: Int, amount: Int) throws -> String { "approved-\(orderId)" }
+/// The gateway did not answer in time: the charge may have happened. Recovery asks it later.
+public struct GatewayTimeout: Error, CustomStringConvertible, Sendable {
+    public let orderId: Int
+    public init(orderId: Int) { self.orderId = orderId }
+    public var description: String { "gateway timed out on order \(orderId)" }
 }
 
-/// Latency and a failure rate drawn from a seeded generator, so a run can be repeated.
-public final class SimulatedPaymentGateway: PaymentGateway, @unchecked Sendable {
-    public let latencySeconds: ClosedRange<Double>
-    public let failureRate: Double
-    private var generator: SeededGenerator
-    private let lock = NSLock()
-    public private(set) var calls = 0
+/// Approves everything, remembering its answers in memory.
+public final class AlwaysApprovingGateway: PaymentGateway, @unchecked Sendable {
+    private let answers = GatewayMemory()
+    public init() {}
+    public func charge(orderId: Int, amount: Int) throws -> String {
+        switch try answers.first(orderId: orderId, amount: amount, .approved) {
+        case .approved: return "approved-\(orderId)"
+        case let other: throw GatewayDeclined(reason: other.rawValue)
+        }
+    }
+    public func settle(orderId: Int) throws -> GatewayAnswer { try answers.first(orderId: orderId, amount: 0, .voided) }
+}
 
-    public init(latencySeconds: ClosedRange<Double> = 0...0, failureRate: Double, seed: UInt64) {
-        precondition((0...1).contains(failureRate), "failure rate must be within 0...1")
+/// Where a simulated gateway keeps its answers: the first answer for an order id wins.
+public protocol GatewayRecords: Sendable {
+    /// Records `answer` unless the order already has one; returns the order's answer.
+    func first(orderId: Int, amount: Int, _ answer: GatewayAnswer) throws -> GatewayAnswer
+}
+
+/// In this process's memory (a gateway for one run).
+public final class GatewayMemory: GatewayRecords, @unchecked Sendable {
+    private let lock = NSLock()
+    private var answers: [Int: GatewayAnswer] = [:]
+    public init() {}
+    public func first(orderId: Int, amount: Int, _ answer: GatewayAnswer) throws -> GatewayAnswer {
+        lock.lock()
+        defer { lock.unlock() }
+        if let known = answers[orderId] { return known }
+        answers[orderId] = answer
+        return answer
+    }
+}
+
+/// In the `gateway_charges` table, over the gateway's own session, so that `lockproof recover` in
+/// another process can ask what happened. Its session reconnects after being dropped.
+public final class DatabaseGatewayRecords: GatewayRecords, @unchecked Sendable {
+    private let lock = NSLock()
+    private let connection: PostgresConnection
+
+    public init(databaseURL: String) throws {
+        connection = try PostgresConnection(databaseURL)
+    }
+
+    public func first(orderId: Int, amount: Int, _ answer: GatewayAnswer) throws -> GatewayAnswer {
+        lock.lock()
+        defer { lock.unlock() }
+        try connection.reconnectIfNeeded()
+        let row = try connection.query(
+            """
+            WITH inserted AS (
+                INSERT INTO gateway_charges (order_id, amount, outcome) VALUES ($1, $2, $3)
+                ON CONFLICT (order_id) DO NOTHING RETURNING outcome)
+            SELECT outcome FROM inserted UNION ALL SELECT outcome FROM gateway_charges WHERE order_id = $1
+            """, [orderId, amount, answer.rawValue])
+        guard let text = row.string(0, 0), let known = GatewayAnswer(rawValue: text) else {
+            throw GatewayTimeout(orderId: orderId)
+        }
+        return known
+    }
+}
+
+/// How the simulated gateway behaves now; a `gateway-failure` fault changes it mid-run.
+public struct GatewayBehaviour: Sendable, Equatable {
+    public var latencySeconds: ClosedRange<Double>
+    /// Share of charges declined.
+    public var failureRate: Double
+    /// Share of charges that are carried out but whose answer never arrives.
+    public var timeoutRate: Double
+
+    public init(latencySeconds: ClosedRange<Double> = 0...0, failureRate: Double = 0, timeoutRate: Double = 0) {
         self.latencySeconds = latencySeconds
         self.failureRate = failureRate
-        self.generator = SeededGenerator(seed: seed)
+        self.timeoutRate = timeoutRate
     }
+}
+
+/// Latency, declines and timeouts drawn from a seeded generator, so a run can be repeated.
+public final class SimulatedPaymentGateway: PaymentGateway, @unchecked Sendable {
+    private var generator: SeededGenerator
+    private let lock = NSLock()
+    private var current: GatewayBehaviour
+    private let records: any GatewayRecords
+    public private(set) var calls = 0
+
+    public init(
+        latencySeconds: ClosedRange<Double> = 0...0, failureRate: Double, seed: UInt64,
+        records: any GatewayRecords = GatewayMemory()
+    ) {
+        precondition((0...1).contains(failureRate), "failure rate must be within 0...1")
+        self.current = GatewayBehaviour(latencySeconds: latencySeconds, failureRate: failureRate)
+        self.generator = SeededGenerator(seed: seed)
+        self.records = records
+    }
+
+    public var behaviour: GatewayBehaviour {
+        get {
+            lock.lock()
+            defer { lock.unlock() }
+            return current
+        }
+        set {
+            lock.lock()
+            current = newValue
+            lock.unlock()
+        }
+    }
+
+    public var latencySeconds: ClosedRange<Double> { behaviour.latencySeconds }
+    public var failureRate: Double { behaviour.failureRate }
 
     public func charge(orderId: Int, amount: Int) throws -> String {
         lock.lock()
         calls += 1
-        let latency = Double.random(in: latencySeconds, using: &generator)
-        let fails = failureRate >= 1 || (failureRate > 0 && Double.random(in: 0..<1, using: &generator) < failureRate)
+        let behaviour = current
+        let latency = Double.random(in: behaviour.latencySeconds, using: &generator)
+        let draw = Double.random(in: 0..<1, using: &generator)
         lock.unlock()
+        let fails = behaviour.failureRate >= 1 || draw < behaviour.failureRate
+        let timesOut = !fails && draw < behaviour.failureRate + behaviour.timeoutRate
         if latency > 0 { Thread.sleep(forTimeInterval: latency) }
-        if fails { throw GatewayDeclined(reason: "simulated failure") }
-        return "approved-\(orderId)"
+        let answer = try records.first(orderId: orderId, amount: amount, fails ? .declined : .approved)
+        if timesOut { throw GatewayTimeout(orderId: orderId) }
+        switch answer {
+        case .approved: return "approved-\(orderId)"
+        case .declined: throw GatewayDeclined(reason: "simulated failure")
+        case .voided: throw GatewayDeclined(reason: "voided by recovery")
+        }
     }
+
+    public func settle(orderId: Int) throws -> GatewayAnswer { try records.first(orderId: orderId, amount: 0, .voided) }
 }
 
 /// SplitMix64: small, fast and good enough to drive a simulation reproducibly.

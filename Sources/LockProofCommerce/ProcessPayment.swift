@@ -53,23 +53,36 @@ public struct ProcessPayment {
         case .naive:
             deduction = try deductNaively(orderId, probe)
         }
+        try client.faults.afterDeduction?(orderId)
         // Outside the transaction and the lock: a slow gateway holds no lock.
         let receipt: String
         do {
             receipt = try client.gateway.charge(orderId: orderId, amount: deduction.amount)
-        } catch {
+        } catch let error as GatewayDeclined {
             let reason = String(describing: error)
             try compensate(deduction, reason: reason, probe: probe)
             throw DomainError.paymentDeclined(orderId: orderId, reason: reason)
         }
-        try transaction(client.database, probe: probe) { db in
-            try db.query(
-                "UPDATE orders SET status = 'PAID', version = version + 1, updated_at = now() WHERE id = $1 AND status = 'PAYING'",
-                [orderId])
-        }
+        // A timeout (no answer) leaves the intent open: `PaymentRecovery` asks the gateway later.
+        try Self.markPaid(orderId: orderId, db: client.database, probe: probe)
         return PaymentResult(
             orderId: orderId, userId: userId, amount: deduction.amount, balanceAfter: deduction.balanceAfter,
             receipt: receipt)
+    }
+
+    /// The gateway approved: the order becomes PAID and its intent `paid`, in one transaction.
+    /// Returns false when it was settled already (by recovery, say).
+    @discardableResult
+    static func markPaid(orderId: Int, db: PostgresConnection, probe: Probe) throws -> Bool {
+        try transaction(db, probe: probe) { db in
+            try db.query(
+                "UPDATE orders SET status = 'PAID', version = version + 1, updated_at = now() WHERE id = $1 AND status = 'PAYING'",
+                [orderId])
+            let settled = try db.query(
+                "UPDATE payment_intents SET status = 'paid', settled_at = now() WHERE order_id = $1 AND status = 'open'",
+                [orderId])
+            return settled.affectedRows == 1
+        }
     }
 
     private func orderOwner(_ orderId: Int) throws -> Int {
@@ -104,7 +117,7 @@ public struct ProcessPayment {
                 throw DomainError.notFound(entity: "user", id: order.userId)
             }
             try checkFunds(order, balance: balance, stock: { products[$0]?.int(0, 0) })
-            client.think()
+            try client.think()
             try db.query(
                 "UPDATE users SET balance = balance - $1, version = version + 1 WHERE id = $2",
                 [order.total, order.userId])
@@ -128,7 +141,7 @@ public struct ProcessPayment {
                 stock[item.productId] = try db.query("SELECT stock FROM products WHERE id = $1", [item.productId]).int(0, 0)
             }
             try checkFunds(order, balance: balance, stock: { stock[$0] })
-            client.think()
+            try client.think()
             try db.query("UPDATE users SET balance = $1 WHERE id = $2", [balance - order.total, order.userId])
             for item in order.items {
                 try db.query(
@@ -173,6 +186,10 @@ public struct ProcessPayment {
             [orderId])
         // Only the naive strategy can get here twice for one order; the loser must not deduct.
         guard moved.affectedRows == 1 else { throw DomainError.orderNotPayable(orderId: orderId, status: .paying) }
+        // The intent to pay, durable with the deduction itself: recovery finds every interrupted one.
+        try db.query(
+            "INSERT INTO payment_intents (order_id, user_id, amount, status) VALUES ($1, $2, $3, 'open')",
+            [orderId, order.userId, order.total])
         return Deduction(
             orderId: orderId, userId: order.userId, amount: order.total, items: order.items, balanceAfter: balanceAfter)
     }
@@ -236,6 +253,9 @@ public enum Compensation {
                     UPDATE compensations SET status = 'succeeded', attempts = attempts + 1, last_error = NULL,
                         updated_at = now() WHERE order_id = $1
                     """, [orderId])
+                try db.query(
+                    "UPDATE payment_intents SET status = 'compensated', settled_at = now() WHERE order_id = $1 AND status = 'open'",
+                    [orderId])
                 try client.faults.beforeCompensationCommit?(orderId)
             }
             probe.record(.compensation(succeeded: true))

@@ -4,7 +4,7 @@ import LockProofPostgres
 /// processes at once; `reset` empties every table for a clean run.
 public enum Schema {
     public static let tables = [
-        "compensations", "idempotency_keys", "stock_ledger", "balance_ledger", "cart_items",
+        "gateway_charges", "payment_intents", "compensations", "idempotency_keys", "stock_ledger", "balance_ledger", "cart_items",
         "order_items", "orders", "user_coupons", "coupons", "products", "users",
     ]
 
@@ -119,6 +119,32 @@ public enum Schema {
             last_error TEXT,
             created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
             updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+        )
+        """,
+        // Fencing: the newest fencing token the database accepted for a user row; a write carrying
+        // an older one is refused (Kleppmann). ADD COLUMN IF NOT EXISTS upgrades older databases.
+        "ALTER TABLE users ADD COLUMN IF NOT EXISTS fence_token BIGINT NOT NULL DEFAULT 0",
+        // Durable payments: written in the deduction's own transaction, so that no crash can leave
+        // money taken without a record. `open` until the order is PAID or compensated.
+        """
+        CREATE TABLE IF NOT EXISTS payment_intents (
+            order_id BIGINT PRIMARY KEY REFERENCES orders (id),
+            user_id BIGINT NOT NULL REFERENCES users (id),
+            amount BIGINT NOT NULL CONSTRAINT payment_intents_amount_non_negative CHECK (amount >= 0),
+            status TEXT NOT NULL CONSTRAINT payment_intents_status_known CHECK (status IN ('open', 'paid', 'compensated')),
+            created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+            settled_at TIMESTAMPTZ
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS payment_intents_open ON payment_intents (order_id) WHERE status = 'open'",
+        // The simulated gateway's own records, by order id (a real gateway keeps them by idempotency
+        // key). Not part of the shop's data: no foreign key, written outside the shop's transactions.
+        """
+        CREATE TABLE IF NOT EXISTS gateway_charges (
+            order_id BIGINT PRIMARY KEY,
+            amount BIGINT NOT NULL,
+            outcome TEXT NOT NULL CONSTRAINT gateway_charges_outcome_known CHECK (outcome IN ('approved', 'declined', 'voided')),
+            created_at TIMESTAMPTZ NOT NULL DEFAULT now()
         )
         """,
     ]

@@ -77,11 +77,17 @@ public final class DistributedLockClient {
     public let redis: RedisConnection
     public let notifier: LockReleaseNotifier?
     public let renewer: LeaseRenewer?
+    /// When set, Redis failures feed it and, while it is open, `withLockOrFallback` skips Redis.
+    public let breaker: CircuitBreaker?
 
-    public init(redis: RedisConnection, notifier: LockReleaseNotifier? = nil, renewer: LeaseRenewer? = nil) {
+    public init(
+        redis: RedisConnection, notifier: LockReleaseNotifier? = nil, renewer: LeaseRenewer? = nil,
+        breaker: CircuitBreaker? = nil
+    ) {
         self.redis = redis
         self.notifier = notifier
         self.renewer = renewer
+        self.breaker = breaker
     }
 
     /// Waits for the lock up to `options.waitMilliseconds`: woken by the release notification, or
@@ -158,6 +164,48 @@ public final class DistributedLockClient {
         _ = try? release(handle, probe: probe)
         probe.record(.lockHeld(.redis, seconds: monotonicSeconds() - acquired))
         return value
+    }
+
+    /// Like `withLock`, behind the circuit breaker: while it is open, or when Redis fails, `body`
+    /// runs without the Redis lock (handle nil) and relies on the database locks alone. A lock wait
+    /// that times out is not a Redis failure: it is thrown as before.
+    public func withLockOrFallback<T>(
+        _ key: String, options: DistributedLockOptions, probe: Probe, _ body: (LockHandle?) throws -> T
+    ) throws -> T {
+        guard let breaker else { return try withLock(key, options: options, probe: probe) { try body($0) } }
+        let (permission, changed) = breaker.permission()
+        if let changed { probe.record(.circuitBreaker(changed)) }
+        if permission == .bypass {
+            probe.record(.redisLockBypassed)
+            return try body(nil)
+        }
+        let handle: LockHandle
+        do {
+            handle = try acquire(key, options: options, probe: probe)
+            if let changed = breaker.recordSuccess() { probe.record(.circuitBreaker(changed)) }
+        } catch is RedisError {
+            if let changed = breaker.recordFailure() { probe.record(.circuitBreaker(changed)) }
+            probe.record(.redisLockBypassed)
+            return try body(nil)
+        }
+        let value: T
+        do {
+            value = try body(handle)
+        } catch {
+            releaseReporting(handle, probe: probe)
+            throw error
+        }
+        releaseReporting(handle, probe: probe)
+        return value
+    }
+
+    private func releaseReporting(_ handle: LockHandle, probe: Probe) {
+        do {
+            try release(handle, probe: probe)
+        } catch is RedisError {
+            renewer?.unregister(handle)
+            if let changed = breaker?.recordFailure() { probe.record(.circuitBreaker(changed)) }
+        } catch {}
     }
 }
 
@@ -265,6 +313,10 @@ public final class LeaseRenewer: @unchecked Sendable {
         condition.broadcast()
         condition.unlock()
     }
+
+    /// Stops renewing `handle`'s lease: its holder stalled (a pause stand-in), so its lease runs
+    /// out as a real pause would let it.
+    public func suspend(_ handle: LockHandle) { unregister(handle) }
 
     func unregister(_ handle: LockHandle) {
         condition.lock()

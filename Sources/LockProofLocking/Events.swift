@@ -41,6 +41,13 @@ public enum LockProofEvent: Sendable, Equatable {
     case compensation(succeeded: Bool)
     /// A lease expired while held, or a stale fencing token was refused.
     case distributedLockLost
+    /// The database refused a write whose fencing token was older than the last it accepted.
+    /// Counted as a lost lock as well.
+    case fencedWriteRefused
+    /// The Redis circuit breaker changed state (process-wide: the case is the caller's).
+    case circuitBreaker(CircuitBreaker.State)
+    /// The Redis lock was skipped because the breaker was open: database locks alone.
+    case redisLockBypassed
 }
 
 /// Receives events; must be safe to call from many client threads at once.

@@ -57,6 +57,10 @@ public final class LockProofMetrics: EventSink, Sendable {
             (succeeded ? compensationsByOutcome.succeeded : compensationsByOutcome.failed).increment()
             return
         }
+        if case .circuitBreaker(let state) = event {
+            setCircuitBreaker(state: CircuitBreakerState(rawValue: state.rawValue) ?? .closed)
+            return
+        }
         // A case name outside `CaseName` has no series; the core only uses `CaseName` raw values.
         guard let series = seriesByCase[caseName] else { return }
         switch event {
@@ -83,10 +87,12 @@ public final class LockProofMetrics: EventSink, Sendable {
                 (known ?? series.uniqueViolations[MetricCatalog.otherValue])?.increment()
             default: break
             }
-        case .distributedLockLost:
+        case .distributedLockLost, .fencedWriteRefused:
             series.distributedLockLost.increment()
-        case .compensation:
-            break  // handled above: compensations carry no case label
+        case .redisLockBypassed:
+            break  // the breaker's state gauge says so; bypasses are counted in the run's summary
+        case .compensation, .circuitBreaker:
+            break  // handled above: they carry no case label
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import LockProofCommerce
 
 /// The JSON report of one scenario (`--report-dir`), stable keys for CI.
 public struct ScenarioReport: Codable, Sendable {
@@ -73,6 +74,11 @@ public struct ScenarioReport: Codable, Sendable {
     public let lockHeldSeconds: [LockWait]
     public let counters: Counters
     public let faults: [String]
+    /// The end-of-run payment recovery (payment scenarios).
+    public let recovery: RecoveryReport?
+    public let circuitBreaker: CircuitBreakerSummary?
+    /// Writes the database refused for a stale fencing token.
+    public let fencedWritesRefused: Int
     public let error: String?
 
     enum CodingKeys: String, CodingKey {
@@ -85,7 +91,10 @@ public struct ScenarioReport: Codable, Sendable {
         case throughputPerSecond = "throughput_per_second"
         case lockWaitSeconds = "lock_wait_seconds"
         case lockHeldSeconds = "lock_held_seconds"
-        case counters, faults, error
+        case counters, faults, recovery
+        case circuitBreaker = "circuit_breaker"
+        case fencedWritesRefused = "fenced_writes_refused"
+        case error
     }
 
     public init(_ result: ScenarioResult) {
@@ -130,6 +139,9 @@ public struct ScenarioReport: Codable, Sendable {
             lockAcquireFailures: s.count("lockproof_lock_acquire_failures_total"),
             distributedLocksLost: s.count("lockproof_distributed_lock_lost_total"))
         faults = []
+        recovery = result.recovery
+        circuitBreaker = result.circuitBreaker
+        fencedWritesRefused = s.count(RunStatistics.fencedWritesRefused)
         error = result.runError
     }
 }
@@ -168,6 +180,17 @@ public enum ReportWriter {
         }
         if c.lockAcquireFailures + c.distributedLocksLost > 0 {
             lines.append("lock acquire failures: \(c.lockAcquireFailures); distributed locks lost: \(c.distributedLocksLost)")
+        }
+        if report.fencedWritesRefused > 0 {
+            lines.append("fenced writes refused (stale fencing token): \(report.fencedWritesRefused)")
+        }
+        if let breaker = report.circuitBreaker, breaker.openings > 0 || breaker.bypassed > 0 {
+            lines.append(
+                "redis circuit breaker: opened \(breaker.openings)×, open \(String(format: "%.2f", breaker.openSeconds)) s, \(breaker.bypassed) lock calls on database locks alone")
+        }
+        if let r = report.recovery {
+            lines.append(
+                "recovery: \(r.interrupted) interrupted payments (\(r.markedPaid) marked PAID, \(r.compensated) compensated, \(r.stillOpen) still open); compensations pending \(r.compensationsPendingBefore) before, \(r.compensationsPendingAfter) after")
         }
         for check in report.checks {
             lines.append("check \(check.name): \(check.passed ? "ok" : "VIOLATED") (\(check.summary))")

@@ -81,7 +81,7 @@ public struct ThresholdMetric: Sendable {
 
     /// Catalog families no threshold can use, and why.
     public static let unusable: [String: String] = [
-        "lockproof_circuit_breaker_state": "there is no circuit breaker until fault injection lands",
+        "lockproof_circuit_breaker_state": "it is a state, not a measurement; the summary reports the time the breaker spent open",
         "lockproof_build_info": "it is a constant, not a measurement",
     ]
 }
@@ -133,6 +133,13 @@ public final class RunStatistics: EventSink, @unchecked Sendable {
             countLocked("lockproof_compensations_total", ["outcome": succeeded ? "succeeded" : "failed"])
         case .distributedLockLost:
             countLocked("lockproof_distributed_lock_lost_total", [:])
+        case .fencedWriteRefused:
+            countLocked("lockproof_distributed_lock_lost_total", [:])
+            countLocked(Self.fencedWritesRefused, [:])
+        case .redisLockBypassed:
+            countLocked(Self.redisLockBypassed, [:])
+        case .circuitBreaker:
+            break  // the runner reads the breaker's own time line
         }
     }
 
@@ -146,6 +153,11 @@ public final class RunStatistics: EventSink, @unchecked Sendable {
         observeLocked("lockproof_operation_duration_seconds", [:], seconds)
         observeLocked("latency", [:], seconds)
     }
+
+    /// Internal counters: writes the database refused for a stale fencing token, and lock calls
+    /// that skipped Redis while its circuit breaker was open.
+    public static let fencedWritesRefused = "fenced_writes_refused"
+    public static let redisLockBypassed = "redis_lock_bypassed"
 
     /// Internal counter: payments that reached the gateway (what compensation counters watch).
     static let gatewayCalls = "gateway_calls"

@@ -14,6 +14,10 @@ public struct ScenarioResult: Sendable {
     public let seconds: Double
     /// Set when the run itself broke (a hang, a lost server): the scenario fails.
     public let runError: String?
+    /// What the end-of-run payment recovery did (payment scenarios only).
+    public var recovery: RecoveryReport? = nil
+    /// The Redis circuit breaker during the run.
+    public var circuitBreaker: CircuitBreakerSummary? = nil
 
     /// Did any check catch a violation?
     public var violationCaught: Bool { checks.contains { !$0.passed } }
@@ -30,6 +34,28 @@ public struct ScenarioResult: Sendable {
 
     public func count(_ outcome: HistoryOutcome) -> Int { history.filter { $0.outcome == outcome }.count }
     public var throughput: Double { seconds > 0 ? Double(history.count) / seconds : 0 }
+}
+
+/// How the Redis circuit breaker fared during a run.
+public struct CircuitBreakerSummary: Sendable, Codable, Equatable {
+    /// Seconds spent open or half-open (database locks alone).
+    public let openSeconds: Double
+    /// Times it opened.
+    public let openings: Int
+    /// Lock calls that skipped Redis.
+    public let bypassed: Int
+
+    init(_ breaker: CircuitBreaker) {
+        openSeconds = breaker.openSeconds
+        openings = breaker.openCount
+        bypassed = breaker.bypassCount
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case openSeconds = "open_seconds"
+        case openings
+        case bypassed = "redis_lock_bypassed"
+    }
 }
 
 /// A run stopped before it could be judged.
@@ -73,6 +99,7 @@ public final class ScenarioRunner {
         let db = try configuration.openDatabase()
         try Schema.reset(db)
         try clearLockKeys()
+        shared.breaker.reset()
         let initial = try seed(scenario, db: db)
 
         let statistics = RunStatistics(forward: forward)
@@ -82,7 +109,8 @@ public final class ScenarioRunner {
         let settings = commerceSettings(workload)
         let gateway = SimulatedPaymentGateway(
             latencySeconds: (workload.gatewayLatencyMilliseconds.lowerBound / 1000)...(workload.gatewayLatencyMilliseconds.upperBound / 1000),
-            failureRate: workload.gatewayFailureRate, seed: workload.randomSeed)
+            failureRate: workload.gatewayFailureRate, seed: workload.randomSeed,
+            records: try DatabaseGatewayRecords(databaseURL: configuration.databaseURL))
         let barrier = StartBarrier(parties: virtualUsers + 1)
         let group = DispatchGroup()
         let clockStart = LockedValue(0.0)
@@ -154,6 +182,13 @@ public final class ScenarioRunner {
             throw RunAborted(
                 message: "\(scenario.name): the run did not finish within \(Int(limit)) s (workload.timeout): a hang; stopping")
         }
+        let breaker = CircuitBreakerSummary(shared.breaker)
+        // Every interrupted payment is settled before the checkers look (as `lockproof recover`).
+        var recovery: RecoveryReport?
+        if scenario.caseName == .processPayment || scenario.workload.payAfterCreate {
+            let client = try CommerceClient(configuration: configuration, shared: nil, events: statistics, gateway: gateway)
+            recovery = try PaymentRecovery.run(client: client)
+        }
         let entries = history.entries.sorted { ($0.start, $0.client) < ($1.start, $1.client) }
         let context = CheckContext(scenario: scenario, history: entries, initial: initial, db: db, statistics: statistics)
         let checks = try checkers(for: scenario).map { try $0.check(context) }
@@ -163,7 +198,7 @@ public final class ScenarioRunner {
         let thresholds = scenario.thresholds.map { $0.evaluate(statistics, seconds: seconds) }
         return ScenarioResult(
             scenario: scenario, history: entries, checks: checks, thresholds: thresholds, statistics: statistics,
-            seconds: seconds, runError: nil)
+            seconds: seconds, runError: nil, recovery: recovery, circuitBreaker: breaker)
     }
 
     private func commerceSettings(_ workload: WorkloadSpec) -> CommerceSettings {

@@ -13,7 +13,8 @@ struct ServeCommand: ParsableCommand {
         abstract: "Run the service core and serve its Prometheus metrics until SIGINT or SIGTERM.",
         discussion: """
             Connects to PostgreSQL and Redis (LOCKPROOF_DATABASE_URL, LOCKPROOF_REDIS_URL), applies \
-            the schema, keeps lockproof_compensations_pending up to date from the database, and \
+            the schema, keeps lockproof_compensations_pending up to date from the database, finishes \
+            interrupted payments every --recover-interval seconds (as `lockproof recover`), and \
             serves GET /metrics (Prometheus text format) and GET /healthz on --metrics-address. \
             Once listening it prints one line, `metrics: http://HOST:PORT/metrics`, on stdout.
             Exit status: 0 after a clean stop on SIGINT/SIGTERM, 2 when it cannot start (bad \
@@ -30,9 +31,18 @@ struct ServeCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Seconds between counts of pending compensations in the database.", valueName: "seconds"))
     var pendingInterval: Double = 5
 
+    @Option(
+        help: ArgumentHelp(
+            "Seconds between payment recovery passes (as `lockproof recover`, for intents at least that old).",
+            valueName: "seconds"))
+    var recoverInterval: Double = 30
+
     func validate() throws {
         guard pendingInterval > 0, pendingInterval.isFinite else {
             throw ValidationError("--pending-interval must be a positive number of seconds")
+        }
+        guard recoverInterval > 0, recoverInterval.isFinite else {
+            throw ValidationError("--recover-interval must be a positive number of seconds")
         }
     }
 
@@ -58,6 +68,7 @@ struct ServeCommand: ParsableCommand {
         }
         let metrics = LockProofMetrics()
         let monitor: CompensationsPendingMonitor
+        let recovery: PeriodicRecovery
         do {
             let database = try configuration.openDatabase()
             try Schema.apply(database)
@@ -65,6 +76,11 @@ struct ServeCommand: ParsableCommand {
             monitor = try CompensationsPendingMonitor(
                 metrics: metrics, databaseURL: configuration.databaseURL, intervalSeconds: pendingInterval,
                 connectTimeoutSeconds: configuration.connectTimeoutSeconds)
+            let recoveryClient = try CommerceClient(
+                configuration: configuration, shared: nil, events: metrics,
+                gateway: SimulatedPaymentGateway(
+                    failureRate: 0, seed: 1, records: DatabaseGatewayRecords(databaseURL: configuration.databaseURL)))
+            recovery = PeriodicRecovery(client: recoveryClient, intervalSeconds: recoverInterval)
         } catch {
             shared.stop()
             throw startupFailure("cannot reach PostgreSQL: \(error)")
@@ -77,6 +93,7 @@ struct ServeCommand: ParsableCommand {
             throw startupFailure("\(error)")
         }
         monitor.start()
+        recovery.start()
 
         let listening = "\(address.host.contains(":") ? "[\(address.host)]" : address.host):\(endpoint.boundPort ?? address.port)"
         // Unbuffered, so that a parent process reading the pipe sees it at once.
@@ -92,6 +109,7 @@ struct ServeCommand: ParsableCommand {
         logger.info("stopping", metadata: ["signal": "\(TerminationSignals.name(signal))"])
         endpoint.stop()
         monitor.stop()
+        recovery.stop()
         shared.stop()
         logger.info("stopped")
     }

@@ -44,6 +44,23 @@ final class MetricsValuesTests: XCTestCase {
         XCTAssertEqual(exposition.samples(named: "lockproof_retry_attempts_total").map(\.value).reduce(0, +), 3)
     }
 
+    func testTheBreakerStateAndAFencedRefusalReachTheMetrics() throws {
+        let userId = try SeedData(db: db).users(count: 1, balance: 0)[0]
+        var settings = CommerceSettings()
+        settings.lock = DistributedLockOptions(leaseMilliseconds: 1_000, waitMilliseconds: 1_000, renewLease: false)
+        let client = try TestServers.client(events: metrics, settings: settings)
+        _ = try ChargeBalance(client: client, strategy: .redisLockFenced).charge(userId: userId, amount: 1)
+        // The fencing counter went backwards (what a failover can do): the next write is refused.
+        try db.query("UPDATE users SET fence_token = fence_token + 100 WHERE id = $1", [userId])
+        XCTAssertThrowsError(try ChargeBalance(client: client, strategy: .redisLockFenced).charge(userId: userId, amount: 1))
+        Probe(caseName: CaseName.chargeBalance.rawValue, sink: metrics).record(.circuitBreaker(.open))
+
+        let exposition = try scrape(port: port)
+        XCTAssertEqual(exposition.value("lockproof_distributed_lock_lost_total", ["case": "charge-balance"]), 1)
+        XCTAssertEqual(exposition.value("lockproof_circuit_breaker_state", ["name": "redis", "state": "open"]), 1)
+        XCTAssertEqual(exposition.value("lockproof_circuit_breaker_state", ["name": "redis", "state": "closed"]), 0)
+    }
+
     func testRetriesRunningOutAreCountedAsExhausted() throws {
         let probe = Probe(caseName: CaseName.cartQuantity.rawValue, sink: metrics)
         let policy = RetryPolicy(maxAttempts: 3, baseDelay: 0, maxDelay: 0, jitter: false)

@@ -32,6 +32,29 @@ struct CompensationChecker: Checker {
             default: break
             }
         }
+        // Durable payments: after recovery no intent is open, and the shop agrees with the gateway:
+        // a PAID order was approved by it, a compensated one was not (money taken exactly once).
+        let settlement = try context.db.query(
+            """
+            SELECT o.id, o.status, i.status, g.outcome FROM orders o
+            LEFT JOIN payment_intents i ON i.order_id = o.id LEFT JOIN gateway_charges g ON g.order_id = o.id
+            WHERE i.order_id IS NOT NULL OR g.order_id IS NOT NULL ORDER BY o.id
+            """)
+        for row in 0..<settlement.rowCount {
+            let order = settlement.int(row, 0)!
+            let orderStatus = settlement.string(row, 1) ?? ""
+            let intent = settlement.string(row, 2)
+            let gateway = settlement.string(row, 3)
+            if intent == "open" {
+                tally.add("payment-unsettled", "order \(order) is \(orderStatus) with its payment intent still open")
+            }
+            if gateway == "approved" && orderStatus == "PAYMENT_FAILED" {
+                tally.add("charged-and-refunded", "order \(order): the gateway charged it, yet balance and stock were given back")
+            }
+            if orderStatus == "PAID" && gateway != "approved" {
+                tally.add("paid-without-charge", "order \(order) is PAID, the gateway says \(gateway ?? "nothing")")
+            }
+        }
         context.statistics.setGauge("lockproof_compensations_pending", Double(pending))
         let declined = context.history.filter { $0.operation == "pay" && $0.reason == "payment_declined" }.count
         return tally.result(name, summary: "\(declined) declined payments")

@@ -1,0 +1,107 @@
+import Foundation
+import LockProofCommerce
+import LockProofLocking
+import LockProofTestSupport
+import XCTest
+
+/// Durable payments: the intent is written with the deduction, and `PaymentRecovery` settles every
+/// interrupted payment exactly once by asking the gateway (its records live in gateway_charges, so
+/// a recovery in another process sees them too).
+final class PaymentRecoveryTests: CommerceTestCase {
+    private func databaseGateway(failureRate: Double = 0, timeoutRate: Double = 0) throws -> SimulatedPaymentGateway {
+        let gateway = SimulatedPaymentGateway(
+            failureRate: failureRate, seed: 3, records: try DatabaseGatewayRecords(databaseURL: TestServers.configuration.databaseURL))
+        gateway.behaviour.timeoutRate = timeoutRate
+        return gateway
+    }
+
+    private func oneOrder(balance: Int = 10_000) throws -> (user: Int, product: Int, order: Int) {
+        let userId = try seed.users(count: 1, balance: balance)[0]
+        let productId = try seed.products(count: 1, price: 1_000, stock: 10)[0]
+        return (userId, productId, try order(userId: userId, productId: productId, quantity: 2, unitPrice: 1_000))
+    }
+
+    func testACrashAfterTheDeductionLeavesARecordThatRecoveryCompensatesOnce() throws {
+        let (userId, productId, orderId) = try oneOrder()
+        let client = try TestServers.client(gateway: try databaseGateway())
+        client.faults.afterDeduction = { _ in throw ClientCrashed(point: "after the deduction") }
+        XCTAssertThrowsError(try ProcessPayment(client: client).pay(orderId: orderId)) {
+            XCTAssertEqual(OperationOutcome.classify($0), .unknown, "the client died: it cannot know")
+        }
+        XCTAssertEqual(try balance(userId), 8_000, "the deduction committed…")
+        XCTAssertEqual(try scalar("SELECT count(*) FROM payment_intents WHERE order_id = $1 AND status = 'open'", [orderId]), 1,
+                       "…and so did the intent to pay, in the same transaction")
+
+        // Another process: a fresh client and gateway object over the same records.
+        let recoverer = try TestServers.client(gateway: try databaseGateway())
+        let report = try PaymentRecovery.run(client: recoverer)
+        XCTAssertEqual(report.interrupted, 1)
+        XCTAssertEqual(report.compensated, 1, "the gateway never charged it: give everything back")
+        XCTAssertEqual(report.stillOpen, 0)
+        XCTAssertEqual(try balance(userId), 10_000)
+        XCTAssertEqual(try stock(productId), 10)
+        XCTAssertEqual(try ledgerSum(userId: userId), 10_000)
+        XCTAssertEqual(try db.query("SELECT status FROM orders WHERE id = $1", [orderId]).string(0, 0), "PAYMENT_FAILED")
+        XCTAssertEqual(try db.query("SELECT outcome FROM gateway_charges WHERE order_id = $1", [orderId]).string(0, 0), "voided")
+
+        let again = try PaymentRecovery.run(client: recoverer)
+        XCTAssertEqual(again, RecoveryReport(), "re-running changes nothing")
+        XCTAssertEqual(try balance(userId), 10_000)
+        XCTAssertEqual(try scalar("SELECT count(*) FROM balance_ledger WHERE reason = 'compensation'"), 1)
+    }
+
+    func testAChargeTheGatewayMadeButNeverAnsweredIsMarkedPaid() throws {
+        let (userId, productId, orderId) = try oneOrder()
+        let client = try TestServers.client(gateway: try databaseGateway(timeoutRate: 1))
+        XCTAssertThrowsError(try ProcessPayment(client: client).pay(orderId: orderId)) {
+            XCTAssertTrue($0 is GatewayTimeout, "\($0)")
+            XCTAssertEqual(OperationOutcome.classify($0), .unknown)
+        }
+        XCTAssertEqual(try db.query("SELECT status FROM orders WHERE id = $1", [orderId]).string(0, 0), "PAYING")
+        let report = try PaymentRecovery.run(client: try TestServers.client(gateway: try databaseGateway()))
+        XCTAssertEqual(report.markedPaid, 1)
+        XCTAssertEqual(report.compensated, 0)
+        XCTAssertEqual(try db.query("SELECT status FROM orders WHERE id = $1", [orderId]).string(0, 0), "PAID")
+        XCTAssertEqual(try balance(userId), 8_000, "charged exactly once")
+        XCTAssertEqual(try stock(productId), 8)
+        XCTAssertEqual(try PaymentRecovery.run(client: client), RecoveryReport())
+    }
+
+    func testAPaymentStillInFlightWhenRecoveryVoidsItIsDeclinedNotChargedTwice() throws {
+        let (userId, _, orderId) = try oneOrder()
+        let gateway = try databaseGateway()
+        XCTAssertEqual(try gateway.settle(orderId: orderId), .voided, "recovery asked first: the gateway voids the order")
+        let client = try TestServers.client(gateway: gateway)
+        XCTAssertThrowsError(try ProcessPayment(client: client).pay(orderId: orderId)) {
+            XCTAssertTrue(isDomainError($0) { if case .paymentDeclined = $0 { return true } else { return false } }, "\($0)")
+        }
+        XCTAssertEqual(try balance(userId), 10_000, "compensated, and the gateway never charged")
+        XCTAssertEqual(try scalar("SELECT count(*) FROM payment_intents WHERE status = 'compensated'"), 1)
+    }
+
+    func testAFailedCompensationIsPendingUntilRecoveryAndThenConservationHolds() throws {
+        let (userId, productId, orderId) = try oneOrder()
+        let client = try TestServers.client(gateway: try databaseGateway(failureRate: 1))
+        struct LockTimeoutStandIn: Error {}
+        client.faults.beforeCompensationCommit = { _ in throw LockTimeoutStandIn() }
+        XCTAssertThrowsError(try ProcessPayment(client: client).pay(orderId: orderId))
+        XCTAssertEqual(try Compensation.pending(db: db), [orderId])
+        let report = try PaymentRecovery.run(client: try TestServers.client(gateway: try databaseGateway()))
+        XCTAssertEqual(report.compensationsPendingBefore, 1)
+        XCTAssertEqual(report.compensationsPendingAfter, 0)
+        XCTAssertEqual(report.compensated, 1, "the open intent was settled by the compensation")
+        XCTAssertEqual(try balance(userId), 10_000)
+        XCTAssertEqual(try stock(productId), 10)
+        XCTAssertEqual(try ledgerSum(userId: userId), 10_000)
+        XCTAssertEqual(try scalar("SELECT count(*) FROM payment_intents WHERE status = 'open'"), 0)
+    }
+
+    func testAPaidOrderHasASettledIntentAndNothingToRecover() throws {
+        let (userId, _, orderId) = try oneOrder()
+        let client = try TestServers.client(gateway: try databaseGateway())
+        _ = try ProcessPayment(client: client).pay(orderId: orderId)
+        XCTAssertEqual(try db.query("SELECT status FROM payment_intents WHERE order_id = $1", [orderId]).string(0, 0), "paid")
+        XCTAssertEqual(try PaymentRecovery.run(client: client), RecoveryReport())
+        XCTAssertEqual(try balance(userId), 8_000)
+    }
+}

@@ -1,0 +1,62 @@
+import Foundation
+
+/// A second, private redis-server the test starts, stops and restarts itself (Redis down, Redis
+/// back), on `LOCKPROOF_REDIS_REPLICA_PORT` (default 56380), never on the shared test server.
+public final class SpareRedis {
+    public let port: Int
+    private var process: Process?
+
+    public init() {
+        port = Int(ProcessInfo.processInfo.environment["LOCKPROOF_REDIS_REPLICA_PORT"] ?? "") ?? 56380
+    }
+
+    deinit { stop() }
+
+    /// Starts it and waits (at most 5 s) until it accepts connections.
+    public func start() throws {
+        stop()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", FileManager.default.temporaryDirectory.path,
+        ]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        self.process = process
+        for _ in 0..<100 {
+            if canConnect() { return }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        throw SpareRedisError(message: "redis-server on port \(port) did not accept connections within 5 s")
+    }
+
+    /// Stops it (SIGTERM) and waits for the process to end.
+    public func stop() {
+        guard let process else { return }
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        self.process = nil
+    }
+
+    private func canConnect() -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
+    }
+}
+
+public struct SpareRedisError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}
