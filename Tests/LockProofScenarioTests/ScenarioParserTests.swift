@@ -91,7 +91,7 @@ final class ScenarioParserTests: XCTestCase {
         assertProblem(
             valid.replacingOccurrences(of: "strategy: seed", with: "strategy: pessimistic") + "\n  lockproof_lock_wait_seconds{lock=\"redis\"}: [\"p(99) < 1\"]",
             at: "12:3", contains: "strategy pessimistic of charge-balance takes only row locks")
-        assertProblem(valid + "\n  lockproof_circuit_breaker_state: [\"value == 0\"]", at: "12:3", contains: "no circuit breaker")
+        assertProblem(valid + "\n  lockproof_circuit_breaker_state: [\"value == 0\"]", at: "12:3", contains: "it is a state, not a measurement")
         assertProblem(valid + "\n  lockproof_lock_wait_seconds{lock=\"disk\"}: [\"p(99) < 1\"]", at: "12:3", contains: "expected one of redis, row")
     }
 
