@@ -39,6 +39,15 @@ public struct SeedData {
         }
     }
 
+    /// Opens a cart line of `quantity` for every user and product (peer suites start lines at 1).
+    public func cartLines(users: [Int], products: [Int], quantity: Int) throws {
+        try db.query(
+            """
+            INSERT INTO cart_items (user_id, product_id, quantity)
+            SELECT u, p, $3 FROM unnest($1::bigint[]) AS u, unnest($2::bigint[]) AS p
+            """, [postgresArray(users), postgresArray(products), quantity])
+    }
+
     @discardableResult
     public func coupon(totalQuantity: Int) throws -> Int {
         try db.query("INSERT INTO coupons (name, total_quantity) VALUES ('coupon', $1) RETURNING id", [totalQuantity])

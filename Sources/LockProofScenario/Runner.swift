@@ -240,6 +240,10 @@ public final class ScenarioRunner {
         initial.couponTotal = spec.couponQuantity
         initial.balances = Dictionary(uniqueKeysWithValues: initial.users.map { ($0, spec.balance) })
         initial.stock = Dictionary(uniqueKeysWithValues: initial.products.map { ($0, spec.stock) })
+        if spec.cartQuantity > 0 {
+            try data.cartLines(users: initial.users, products: initial.products, quantity: spec.cartQuantity)
+            initial.cartQuantity = spec.cartQuantity
+        }
         if spec.orders > 0 {
             // Set-based, so that pools of tens of thousands of orders seed in a moment. Order n
             // (by id) belongs to user n mod users and holds products n … n + order_items − 1.

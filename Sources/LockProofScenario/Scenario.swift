@@ -97,6 +97,8 @@ public struct SeedSpec: Sendable, Equatable {
     public var orderItems = 1
     /// Quantity of each product on a pre-made order.
     public var orderQuantity = 1
+    /// Opening quantity of every (user, product) cart line; 0 = no line until the first add.
+    public var cartQuantity = 0
 }
 
 /// How clients choose the user (or order, or cart line) each operation works on.

@@ -271,7 +271,45 @@ private struct Reader {
         if let mixEntry, let iterations = workload.iterations, operations.count > 1 {
             checkEveryOperationRuns(MixPlan(operations), mixEntry.value, virtualUsers: workload.virtualUsers, iterations: iterations)
         }
+        if seed.cartQuantity > 0, seed.users * seed.products > 1_000_000 {
+            problem(top["seed"]?.value ?? root, "seed.cart_quantity: opens a line for each of users × products = \(seed.users * seed.products); expected at most 1000000")
+        }
+        rejectKeysThatDoNotApply(scenario, seed: top["seed"]?.value, workload: top["workload"]?.value)
         return scenario
+    }
+
+    /// A key no operation of the scenario reads would be silently ignored (an `amount` on a
+    /// payment, which always costs its order's total): refuse it and say who reads it.
+    mutating func rejectKeysThatDoNotApply(_ scenario: Scenario, seed: Node?, workload: Node?) {
+        let names = scenario.operations.map(\.name) + (scenario.workload.payAfterCreate ? ["pay"] : [])
+        let retries = scenario.operations.contains { ["seed", "optimistic-retry"].contains($0.strategy) && $0.name == "charge" }
+            || scenario.operations.contains { $0.strategy == "optimistic-retry" && ["complete", "cancel", "add"].contains($0.name) }
+        let running = "this scenario runs \(Array(Set(names)).sorted().joined(separator: ", "))"
+        func check(_ section: String, _ node: Node?, _ key: String, usedBy users: [String], why: String? = nil) {
+            guard let node, let entry = mappingEntry(node, key), Set(names).isDisjoint(with: users) else { return }
+            problem(entry.key, "\(section).\(key): does not apply: \(running), and it is read only by \(users.joined(separator: ", "))\(why.map { "; \($0)" } ?? "")")
+        }
+        check("workload", workload, "amount", usedBy: ["charge"], why: "a payment costs its order's order_items × order_quantity × price")
+        check("workload", workload, "items", usedBy: ["create"], why: "pre-made orders take seed.order_items")
+        check("workload", workload, "item_order", usedBy: ["create"])
+        check("workload", workload, "quantity", usedBy: ["create", "add"], why: "pre-made orders take seed.order_quantity")
+        check("workload", workload, "gateway", usedBy: ["pay"], why: "only a payment calls the gateway")
+        check("workload", workload, "idempotency_keys", usedBy: ["charge"])
+        check("seed", seed, "balance", usedBy: ["charge", "pay"])
+        check("seed", seed, "coupon_quantity", usedBy: ["issue"])
+        check("seed", seed, "orders", usedBy: ["pay", "complete", "cancel"])
+        check("seed", seed, "order_items", usedBy: ["pay", "complete", "cancel"])
+        check("seed", seed, "order_quantity", usedBy: ["pay", "complete", "cancel"])
+        check("seed", seed, "products", usedBy: ["pay", "complete", "cancel", "create", "add"])
+        check("seed", seed, "price", usedBy: ["pay", "complete", "cancel", "create"])
+        check("seed", seed, "stock", usedBy: ["pay", "create"])
+        check("seed", seed, "cart_quantity", usedBy: ["add"])
+        if let workload, let entry = mappingEntry(workload, "retry"), !retries {
+            problem(entry.key, "workload.retry: does not apply: no strategy of this scenario (\(scenario.strategyLabel)) retries; charge-balance seed and optimistic-retry, and optimistic-retry of order-state and cart-quantity do")
+        }
+        if let workload, let entry = mappingEntry(workload, "lock"), !scenario.locksTaken.contains("redis") {
+            problem(entry.key, "workload.lock: does not apply: no strategy of this scenario (\(scenario.strategyLabel)) takes the Redis lock")
+        }
     }
 
     /// The value node of `key` in a mapping, if it is one and has the key.
@@ -340,7 +378,10 @@ private struct Reader {
         var seed = SeedSpec()
         let fields = entries(
             node,
-            known: ["users", "balance", "products", "price", "stock", "coupon_quantity", "orders", "order_items", "order_quantity"],
+            known: [
+                "users", "balance", "products", "price", "stock", "coupon_quantity", "orders", "order_items", "order_quantity",
+                "cart_quantity",
+            ],
             section: "seed")
         let big = 0...1_000_000_000
         if let v = fields["users"].flatMap({ integer($0.value, "seed.users", range: 1...100_000) }) { seed.users = v }
@@ -355,6 +396,9 @@ private struct Reader {
         if let v = fields["order_items"].flatMap({ integer($0.value, "seed.order_items", range: 1...100) }) { seed.orderItems = v }
         if let v = fields["order_quantity"].flatMap({ integer($0.value, "seed.order_quantity", range: 1...1_000_000) }) {
             seed.orderQuantity = v
+        }
+        if let v = fields["cart_quantity"].flatMap({ integer($0.value, "seed.cart_quantity", range: 0...1_000_000) }) {
+            seed.cartQuantity = v
         }
         return seed
     }

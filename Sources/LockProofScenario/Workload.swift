@@ -10,6 +10,8 @@ public struct InitialState: Sendable {
     public var orders: [Int] = []
     public var balances: [Int: Int] = [:]
     public var stock: [Int: Int] = [:]
+    /// Opening quantity of every (user, product) cart line; 0 = none made.
+    public var cartQuantity = 0
     public init() {}
 }
 

@@ -62,3 +62,17 @@ final class MixedWorkloadTests: XCTestCase {
         XCTAssertTrue(result.passed, ReportWriter.summary(result))
     }
 }
+
+/// `seed.cart_quantity`: peer suites start a cart line at 1.
+final class CartOpeningQuantityTests: XCTestCase {
+    func testALineOpeningAtOneEndsAtOnePlusEveryAcknowledgedAdd() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../Scenarios/cart-quantity-peer-line-at-one.yaml").standardized.path
+        let runner = ScenarioRunner(
+            configuration: TestServers.configuration, shared: TestServers.shared, progress: ProgressReporter(enabled: false))
+        let result = try runner.run(try ScenarioParser.load(path: path))
+        XCTAssertTrue(result.passed, ReportWriter.summary(result))
+        let acknowledged = result.history.filter { $0.outcome == .ok }.count
+        XCTAssertEqual(try TestServers.database().query("SELECT quantity FROM cart_items").int(0, 0), 1 + acknowledged)
+    }
+}

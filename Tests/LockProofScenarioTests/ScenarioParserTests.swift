@@ -258,3 +258,39 @@ final class MixedScenarioParserTests: XCTestCase {
         for (order, operations) in perOrder { XCTAssertEqual(operations.sorted(), ["cancel", "complete"], "order \(order)") }
     }
 }
+
+/// Strict input (issue 7): a key that no operation of the scenario reads is refused, with why.
+final class StrictScenarioInputTests: XCTestCase {
+    private func scenario(_ caseName: String, seed: String = "users: 1", workload: String = "", strategy: String = "seed") -> String {
+        "name: s\ncase: \(caseName)\nstrategy: \(strategy)\nseed: {\(seed)}\nworkload: {virtual_users: 1, iterations: 1\(workload)}"
+    }
+
+    func testKeysThatDoNotApplyToTheScenariosOperationsAreRefusedWithTheReason() {
+        XCTAssertTrue(
+            scenarioProblems(scenario("process-payment", seed: "orders: 1", workload: ", amount: 5"))
+                .contains { $0.contains("workload.amount: does not apply: this scenario runs pay, and it is read only by charge; a payment costs its order's order_items × order_quantity × price") },
+            "\(scenarioProblems(scenario("process-payment", seed: "orders: 1", workload: ", amount: 5")))")
+        XCTAssertTrue(
+            scenarioProblems(scenario("charge-balance", workload: ", gateway: {failure_rate: 0.5}"))
+                .contains { $0.contains("workload.gateway: does not apply: this scenario runs charge") && $0.contains("only a payment calls the gateway") })
+        XCTAssertTrue(
+            scenarioProblems(scenario("issue-coupon", seed: "users: 1, orders: 5"))
+                .contains { $0.contains("seed.orders: does not apply: this scenario runs issue, and it is read only by pay, complete, cancel") })
+        XCTAssertTrue(
+            scenarioProblems(scenario("charge-balance", workload: ", retry: {max_attempts: 3}", strategy: "pessimistic"))
+                .contains { $0.contains("workload.retry: does not apply: no strategy of this scenario (pessimistic) retries") })
+        XCTAssertTrue(
+            scenarioProblems(scenario("charge-balance", workload: ", lock: {wait_ms: 10}", strategy: "atomic"))
+                .contains { $0.contains("workload.lock: does not apply") && $0.contains("takes the Redis lock") })
+        XCTAssertTrue(scenarioProblems(scenario("charge-balance", seed: "users: 1, cart_quantity: 1")).contains { $0.contains("seed.cart_quantity: does not apply") })
+        // In a mix, a key applies when any of its operations reads it.
+        XCTAssertEqual(
+            scenarioProblems("name: m\nseed: {users: 1, balance: 5, orders: 2}\nworkload: {virtual_users: 2, iterations: 1, amount: 5, mix: {charge: 1, pay: 1}}"), [])
+    }
+
+    func testSeedSetsACartLinesOpeningQuantity() throws {
+        let parsed = try ScenarioParser.parse(scenario("cart-quantity", seed: "users: 1, products: 1, cart_quantity: 1"), file: "t.yaml")
+        XCTAssertEqual(parsed.seed.cartQuantity, 1)
+        XCTAssertTrue(scenarioProblems(scenario("cart-quantity", seed: "users: 2000, products: 1000, cart_quantity: 1")).contains { $0.contains("expected at most 1000000") })
+    }
+}
