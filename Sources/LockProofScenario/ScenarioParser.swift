@@ -295,6 +295,7 @@ private struct Reader {
         check("workload", workload, "quantity", usedBy: ["create", "add"], why: "pre-made orders take seed.order_quantity")
         check("workload", workload, "gateway", usedBy: ["pay"], why: "only a payment calls the gateway")
         check("workload", workload, "idempotency_keys", usedBy: ["charge"])
+        check("workload", workload, "idempotency_duplicates", usedBy: ["charge"])
         check("seed", seed, "balance", usedBy: ["charge", "pay"])
         check("seed", seed, "coupon_quantity", usedBy: ["issue"])
         check("seed", seed, "orders", usedBy: ["pay", "complete", "cancel"])
