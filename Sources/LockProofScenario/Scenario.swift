@@ -167,7 +167,9 @@ public func operations(of caseName: CaseName) -> [String] {
 /// Which lock kinds a strategy takes, so that a threshold on a lock it never takes is refused.
 func locks(of caseName: CaseName, strategy: String) -> Set<String> {
     switch (caseName, strategy) {
-    case (.chargeBalance, "seed"): return ["redis"]
+    case (.chargeBalance, "seed"), (.chargeBalance, "redis-lock"): return ["redis"]
+    // Fenced: the Redis lock, and the row lock when the breaker is open and there is no token.
+    case (.chargeBalance, "redis-lock-fenced"): return ["redis", "row"]
     case (.chargeBalance, "pessimistic"): return ["row"]
     case (.processPayment, "seed"), (.issueCoupon, "seed"), (.createOrder, "seed"), (.createOrder, "unsorted"):
         return ["redis", "row"]
