@@ -129,15 +129,27 @@ public struct HTTPBindAddress: Sendable, Equatable, CustomStringConvertible {
 ///
 /// Unknown paths get 404, other methods on a known path 405 with `Allow: GET`. Request headers are
 /// bounded by the per-connection memory limit (a larger request is refused by libmicrohttpd with
-/// an error status) and idle connections by a timeout, so a hostile client cannot hold the server.
+/// an error status), idle connections by a timeout, and the time a request may take to arrive in
+/// full by `requestArrivalSeconds` (libmicrohttpd's own timeout restarts at every byte, so a
+/// slowloris client trickling one header byte at a time would keep its connection forever).
+///
+/// A flood of connections (idle, or slow senders) is absorbed rather than refused: epoll, a
+/// connection limit far above what a scraper needs, and the process's open-file limit raised (see
+/// `raiseOpenFileLimit`), so that a scrape from the same address as the flood is still answered.
+/// A per-address limit would shut that scraper out together with the flood.
 public final class HTTPServer: @unchecked Sendable {
     public struct Limits: Sendable, Equatable {
         /// Per-connection memory, which bounds the request line and headers.
         public var connectionMemoryBytes: Int = 32 * 1024
         /// Idle connections are closed after this many seconds.
         public var connectionTimeoutSeconds: Int = 10
-        public var maxConnections: Int = 1024
-        /// Threads that serve requests; each may run a handler.
+        /// Seconds from a connection's start (or its previous response) until its request must
+        /// have arrived in full (request line and headers); a slower sender is disconnected.
+        public var requestArrivalSeconds: Double = 10
+        /// Open connections; each costs a socket and at most `connectionMemoryBytes`. Bounded in
+        /// practice by the open-file limit, which `raiseOpenFileLimit` lifts to the hard limit.
+        public var maxConnections: Int = 16_384
+        /// Threads that serve requests, each with its own epoll set; each may run a handler.
         public var threads: Int = 2
         public init() {}
     }
@@ -154,7 +166,7 @@ public final class HTTPServer: @unchecked Sendable {
     public init(address: HTTPBindAddress, limits: Limits = Limits(), routes: [String: HTTPHandler]) {
         self.address = address
         self.limits = limits
-        self.router = RequestRouter(routes: routes)
+        self.router = RequestRouter(routes: routes, tracker: ConnectionTracker(arrivalSeconds: limits.requestArrivalSeconds))
     }
 
     deinit { stop() }
@@ -178,9 +190,13 @@ public final class HTTPServer: @unchecked Sendable {
         }
         // The daemon holds the router for as long as it runs; the handler borrows it through `cls`.
         let reference = Unmanaged.passRetained(router)
-        var flags = MHD_USE_AUTO_INTERNAL_THREAD.rawValue
+        // epoll (Linux): the cost of a poll does not grow with the number of idle connections.
+        var flags = MHD_USE_EPOLL_INTERNAL_THREAD.rawValue
         if address.isIPv6 { flags |= MHD_USE_IPv6.rawValue }
         errno = 0
+        // Callbacks travel through the va_list as plain pointers: coerce to the C types first.
+        let connectionCallback: MHD_NotifyConnectionCallback = notifyConnection
+        let completedCallback: MHD_RequestCompletedCallback = notifyCompleted
         let started: OpaquePointer? = socketAddress.withUnsafeMutableBytes { socketAddressBytes in
             // Options are passed as their C types: size_t as Int, unsigned int as UInt32.
             let options: [CVarArg] = [
@@ -189,6 +205,10 @@ public final class HTTPServer: @unchecked Sendable {
                 MHD_OPTION.CONNECTION_TIMEOUT.rawValue, UInt32(limits.connectionTimeoutSeconds),
                 MHD_OPTION.CONNECTION_LIMIT.rawValue, UInt32(limits.maxConnections),
                 MHD_OPTION.THREAD_POOL_SIZE.rawValue, UInt32(max(1, limits.threads)),
+                MHD_OPTION.NOTIFY_CONNECTION.rawValue, unsafeBitCast(connectionCallback, to: OpaquePointer.self),
+                OpaquePointer(reference.toOpaque()),
+                MHD_OPTION.NOTIFY_COMPLETED.rawValue, unsafeBitCast(completedCallback, to: OpaquePointer.self),
+                OpaquePointer(reference.toOpaque()),
                 MHD_OPTION.END.rawValue,
             ]
             return withVaList(options) { arguments in
@@ -204,6 +224,7 @@ public final class HTTPServer: @unchecked Sendable {
         daemon = started
         routerReference = reference
         port = Int(lockproof_mhd_bound_port(started))
+        router.tracker.startReaping()
     }
 
     /// Stops listening, waits for requests in progress to finish, and closes every connection.
@@ -212,6 +233,7 @@ public final class HTTPServer: @unchecked Sendable {
         stateLock.lock()
         defer { stateLock.unlock() }
         guard let running = daemon else { return }
+        router.tracker.stopReaping()
         MHD_stop_daemon(running)
         daemon = nil
         port = nil
@@ -223,7 +245,11 @@ public final class HTTPServer: @unchecked Sendable {
 /// The immutable route table: read from many libmicrohttpd threads without locking.
 final class RequestRouter: Sendable {
     let routes: [String: HTTPHandler]
-    init(routes: [String: HTTPHandler]) { self.routes = routes }
+    let tracker: ConnectionTracker
+    init(routes: [String: HTTPHandler], tracker: ConnectionTracker) {
+        self.routes = routes
+        self.tracker = tracker
+    }
 
     func respond(to request: HTTPRequest) -> HTTPResponse {
         guard let handler = routes[request.path] else { return .notFound }
@@ -245,6 +271,8 @@ private func handleRequest(
 ) -> MHD_Result {
     guard let cls, let connection, let url, let method, let requestState else { return .NO }
     if requestState.pointee == nil {
+        // The headers are complete: this request arrived in time.
+        Unmanaged<RequestRouter>.fromOpaque(cls).takeUnretainedValue().tracker.requestArrived(connection)
         requestState.pointee = UnsafeMutableRawPointer(bitPattern: 1)
         return .YES
     }
@@ -270,4 +298,138 @@ private func queue(_ response: HTTPResponse, on connection: OpaquePointer) -> MH
         _ = MHD_add_response_header(created, header.name, header.value)
     }
     return MHD_queue_response(connection, UInt32(response.status), created)
+}
+
+/// Connection start and end, from libmicrohttpd's threads: the arrival clock starts.
+private func notifyConnection(
+    cls: UnsafeMutableRawPointer?, connection: OpaquePointer?, socketContext: UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
+    code: MHD_ConnectionNotificationCode
+) {
+    guard let cls, let connection else { return }
+    let tracker = Unmanaged<RequestRouter>.fromOpaque(cls).takeUnretainedValue().tracker
+    if code.rawValue == 0 {  // MHD_CONNECTION_NOTIFY_STARTED (1 is CLOSED)
+        tracker.started(connection, socket: lockproof_mhd_connection_fd(connection))
+    } else {
+        tracker.closed(connection)
+    }
+}
+
+/// A request finished (answered or not): on a kept-alive connection the next one's clock starts.
+private func notifyCompleted(
+    cls: UnsafeMutableRawPointer?, connection: OpaquePointer?, requestState: UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
+    code: MHD_RequestTerminationCode
+) {
+    guard let cls, let connection else { return }
+    Unmanaged<RequestRouter>.fromOpaque(cls).takeUnretainedValue().tracker.awaitNextRequest(connection)
+}
+
+/// Which connections are still waiting for their request to arrive in full, since when; a reaper
+/// thread shuts down the socket of those past the bound. libmicrohttpd then sees the connection end
+/// and closes it itself: the socket is never closed behind its back. The lock is held while shutting
+/// down, and `closed` (called before libmicrohttpd closes the socket) takes it too, so a socket
+/// number is never shut down after it was reused.
+final class ConnectionTracker: @unchecked Sendable {
+    private struct Entry {
+        let socket: Int32
+        var waitingSince: Double?
+    }
+    let arrivalSeconds: Double
+    private let condition = NSCondition()
+    private var entries: [OpaquePointer: Entry] = [:]
+    private var reaping = false
+    private var reaperRunning = false
+    /// Connections cut off for a request that did not arrive in time (for tests and diagnostics).
+    private(set) var disconnectedSlowSenders = 0
+
+    init(arrivalSeconds: Double) { self.arrivalSeconds = arrivalSeconds }
+
+    private static func now() -> Double {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+    }
+
+    func started(_ connection: OpaquePointer, socket: Int32) {
+        condition.lock()
+        entries[connection] = Entry(socket: socket, waitingSince: Self.now())
+        condition.unlock()
+    }
+
+    func closed(_ connection: OpaquePointer) {
+        condition.lock()
+        entries[connection] = nil
+        condition.unlock()
+    }
+
+    func requestArrived(_ connection: OpaquePointer) {
+        condition.lock()
+        entries[connection]?.waitingSince = nil
+        condition.unlock()
+    }
+
+    func awaitNextRequest(_ connection: OpaquePointer) {
+        condition.lock()
+        entries[connection]?.waitingSince = Self.now()
+        condition.unlock()
+    }
+
+    var openConnections: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return entries.count
+    }
+
+    func startReaping() {
+        condition.lock()
+        defer { condition.unlock() }
+        guard !reaping, arrivalSeconds > 0 else { return }
+        reaping = true
+        reaperRunning = true
+        let thread = Thread { [self] in reap() }
+        thread.name = "lockproof-http-reaper"
+        thread.start()
+    }
+
+    func stopReaping() {
+        condition.lock()
+        reaping = false
+        condition.broadcast()
+        while reaperRunning { condition.wait() }
+        condition.unlock()
+    }
+
+    private func reap() {
+        condition.lock()
+        defer {
+            reaperRunning = false
+            condition.broadcast()
+            condition.unlock()
+        }
+        let period = min(1, max(0.05, arrivalSeconds / 4))
+        while reaping {
+            _ = condition.wait(until: Date(timeIntervalSinceNow: period))
+            guard reaping else { return }
+            let deadline = Self.now() - arrivalSeconds
+            for (connection, entry) in entries {
+                guard let since = entry.waitingSince, since < deadline, entry.socket >= 0 else { continue }
+                shutdown(entry.socket, Int32(SHUT_RDWR))
+                entries[connection]?.waitingSince = nil
+                disconnectedSlowSenders += 1
+            }
+        }
+    }
+}
+
+/// Raises this process's soft limit on open files to its hard limit, as Go's runtime does at
+/// start-up: the default soft limit (often 1,024) caps how many connections a server can hold,
+/// well below what the machine allows. Returns the soft limit before and after.
+@discardableResult
+public func raiseOpenFileLimit() -> (before: UInt64, after: UInt64) {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return (0, 0) }
+    let before = UInt64(limit.rlim_cur)
+    guard limit.rlim_cur < limit.rlim_max else { return (before, before) }
+    limit.rlim_cur = limit.rlim_max
+    guard setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return (before, before) }
+    return (before, UInt64(limit.rlim_max))
 }

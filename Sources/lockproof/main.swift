@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LockProofHTTP
 import Logging
 
 // Log lines go to stderr: stdout carries only what a caller may parse (e.g. serve's address).
@@ -8,6 +9,10 @@ LoggingSystem.bootstrap { label in
     handler.logLevel = .info
     return handler
 }
+
+// The default soft limit on open files (often 1,024) would cap the metrics endpoint's connections
+// far below what the machine allows: lift it to the hard limit, as Go's runtime does.
+raiseOpenFileLimit()
 
 // Bad arguments exit with status 2 like every other bad input (argument-parser's own status for
 // them is 64, EX_USAGE); help, version and every other exit keep argument-parser's handling.
