@@ -1,3 +1,4 @@
+import Foundation
 import LockProofCommerce
 import LockProofLocking
 import LockProofPostgres
@@ -53,6 +54,134 @@ public struct HistoryEntry: Sendable, Codable, Equatable {
         self.reason = reason
         self.result = result
         self.key = key
+    }
+}
+
+/// How many operations ended each way, and why the others did not succeed: what the reports show
+/// of a history, counted as it is recorded (a bounded set of reasons, never the entries).
+public struct OperationTally: Sendable, Equatable {
+    public private(set) var ok = 0
+    public private(set) var fail = 0
+    public private(set) var unknown = 0
+    /// `fail` and `unknown` by reason, e.g. `["sold_out": 100]`.
+    public private(set) var reasons: [String: Int] = [:]
+
+    public init() {}
+
+    public var total: Int { ok + fail + unknown }
+
+    public func count(_ outcome: HistoryOutcome) -> Int {
+        switch outcome {
+        case .ok: return ok
+        case .fail: return fail
+        case .unknown: return unknown
+        }
+    }
+
+    mutating func add(_ entry: HistoryEntry) {
+        switch entry.outcome {
+        case .ok: ok += 1
+        case .fail: fail += 1
+        case .unknown: unknown += 1
+        }
+        if entry.outcome != .ok { reasons[entry.reason ?? "unknown", default: 0] += 1 }
+    }
+}
+
+/// Records a run's history without keeping it: every entry is appended to `NAME.history.jsonl`
+/// (one JSON object a line, in the order the operations finished) through a small buffer, handed
+/// to the checkers that read its operation, and counted. Memory stays flat however long the run.
+public final class HistoryRecorder: @unchecked Sendable {
+    /// Bytes buffered before a write to the file.
+    static let bufferLimit = 1 << 16
+
+    private let lock = NSLock()
+    private let checkersByOperation: [String: [any Checker]]
+    private var tally = OperationTally()
+    private let file: FileHandle?
+    public let fileURL: URL?
+    private var buffer = Data()
+    private var failure: String?
+    /// After `finish`, late entries (of a client abandoned in a hang) are dropped: the checkers
+    /// are judging by then.
+    private var closed = false
+    private let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }()
+
+    /// Creates (truncates) `file` when given; without one, entries are only checked and counted.
+    public init(checkers: [any Checker], file: URL?) throws {
+        var byOperation: [String: [any Checker]] = [:]
+        for checker in checkers {
+            for operation in checker.operations { byOperation[operation, default: []].append(checker) }
+        }
+        checkersByOperation = byOperation
+        fileURL = file
+        if let file {
+            guard FileManager.default.createFile(atPath: file.path, contents: nil) else {
+                throw RunAborted(message: "cannot create \(file.path)")
+            }
+            self.file = try FileHandle(forWritingTo: file)
+        } else {
+            self.file = nil
+        }
+        buffer.reserveCapacity(Self.bufferLimit + 4096)
+    }
+
+    /// From any client thread.
+    public func record(_ entry: HistoryEntry) {
+        // Encoded on the caller's thread, outside the lock every client shares.
+        var line: Data?
+        if file != nil {
+            line = (try? encoder.encode(entry)) ?? Data("{}".utf8)
+            line!.append(0x0A)
+        }
+        lock.lock()
+        defer { lock.unlock() }
+        guard !closed else { return }
+        tally.add(entry)
+        for checker in checkersByOperation[entry.operation] ?? [] { checker.observe(entry) }
+        if let line, failure == nil {
+            buffer.append(line)
+            if buffer.count >= Self.bufferLimit { flushLocked() }
+        }
+    }
+
+    private func flushLocked() {
+        guard let file, !buffer.isEmpty, failure == nil else { return }
+        do {
+            try file.write(contentsOf: buffer)
+        } catch {
+            failure = "the history could not be written to \(fileURL!.path): \(error)"
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    /// Writes what is buffered and closes the file. Returns why the file is incomplete, if it is.
+    @discardableResult
+    public func finish() -> String? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !closed else { return failure }
+        flushLocked()
+        closed = true
+        try? file?.close()
+        return failure
+    }
+
+    public var operations: OperationTally {
+        lock.lock()
+        defer { lock.unlock() }
+        return tally
+    }
+
+    /// Bytes of history held in memory right now (at most about `bufferLimit`).
+    public var bufferedBytes: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return buffer.count
     }
 }
 

@@ -60,6 +60,8 @@ public struct ScenarioReport: Codable, Sendable {
     public let `case`: String
     public let strategy: String
     public let expect: String
+    /// `pass`, `fail`, or `error` (the run broke: aborted, hung, interrupted; see `error`).
+    public let status: String
     public let passed: Bool
     public let violationCaught: Bool
     public let virtualUsers: Int
@@ -80,9 +82,12 @@ public struct ScenarioReport: Codable, Sendable {
     /// Writes the database refused for a stale fencing token.
     public let fencedWritesRefused: Int
     public let error: String?
+    public let interrupted: Bool
+    /// No operation was performed: the scenario fails whatever its thresholds.
+    public let nothingTested: Bool
 
     enum CodingKeys: String, CodingKey {
-        case scenario, file, description, `case`, strategy, expect, passed
+        case scenario, file, description, `case`, strategy, expect, status, passed
         case violationCaught = "violation_caught"
         case virtualUsers = "virtual_users"
         case durationSeconds = "duration_seconds"
@@ -94,7 +99,8 @@ public struct ScenarioReport: Codable, Sendable {
         case counters, faults, recovery
         case circuitBreaker = "circuit_breaker"
         case fencedWritesRefused = "fenced_writes_refused"
-        case error
+        case error, interrupted
+        case nothingTested = "nothing_tested"
     }
 
     public init(_ result: ScenarioResult) {
@@ -106,15 +112,15 @@ public struct ScenarioReport: Codable, Sendable {
         `case` = result.scenario.caseLabel
         strategy = result.scenario.strategyLabel
         expect = result.scenario.expect.rawValue
+        status = result.status.rawValue
         passed = result.passed
         violationCaught = result.violationCaught
         virtualUsers = result.scenario.workload.virtualUsers[0]
         durationSeconds = result.seconds
         checks = result.checks
         thresholds = result.thresholds
-        var reasons: [String: Int] = [:]
-        for entry in result.history where entry.outcome != .ok { reasons[entry.reason ?? "unknown", default: 0] += 1 }
-        operations = Operations(ok: result.count(.ok), fail: result.count(.fail), unknown: result.count(.unknown), failReasons: reasons)
+        let tally = result.operations
+        operations = Operations(ok: tally.ok, fail: tally.fail, unknown: tally.unknown, failReasons: tally.reasons)
         latencySeconds = Latency(p50: latency?.percentile(50), p95: latency?.percentile(95), p99: latency?.percentile(99), max: latency?.maximum)
         throughputPerSecond = result.throughput
         lockWaitSeconds = ["redis", "row"].compactMap { lock in
@@ -143,6 +149,8 @@ public struct ScenarioReport: Codable, Sendable {
         circuitBreaker = result.circuitBreaker
         fencedWritesRefused = s.count(RunStatistics.fencedWritesRefused)
         error = result.runError
+        interrupted = result.interrupted
+        nothingTested = result.nothingTested
     }
 }
 
@@ -207,7 +215,8 @@ public enum ReportWriter {
     }
 
     static func verdict(_ result: ScenarioResult) -> String {
-        if let error = result.runError { return "FAIL (\(error))" }
+        if let error = result.runError { return "ERROR (\(error))" }
+        if result.nothingTested { return "FAIL (\(nothingTestedMessage))" }
         switch (result.scenario.expect, result.passed) {
         case (.pass, true): return "PASS"
         case (.pass, false):
@@ -227,62 +236,105 @@ public enum ReportWriter {
                 report.scenario, report.case, report.strategy, report.expect, String(report.virtualUsers),
                 "\(report.operations.ok)/\(report.operations.fail)/\(report.operations.unknown)",
                 String(format: "%.0f", report.throughputPerSecond), ms(report.latencySeconds.p99),
-                result.passed ? "PASS" : "FAIL",
+                result.status.rawValue.uppercased(),
             ]
         }
         let header = ["scenario", "case", "strategy", "expect", "vu", "ok/fail/unk", "ops/s", "p99", "verdict"]
         let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max()! }
         func line(_ cells: [String]) -> String {
-            cells.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
-                .joined(separator: "  ")
+            // The last column unpadded: no trailing blanks.
+            cells.enumerated().map {
+                $0.offset == cells.count - 1 ? $0.element : $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ")
         }
-        let passed = results.filter(\.passed).count
-        return ([line(header), line(widths.map { String(repeating: "-", count: $0) })] + rows.map(line)
-            + ["\(passed) passed, \(results.count - passed) failed"]).joined(separator: "\n")
+        let passed = results.filter { $0.status == .pass }.count
+        let failed = results.filter { $0.status == .fail }.count
+        let errors = results.filter { $0.status == .error }.count
+        var footer = "\(passed) passed, \(failed) failed, \(errors) \(errors == 1 ? "error" : "errors")"
+        if let interrupted = results.first(where: \.interrupted) { footer += "; \(interrupted.runError ?? "interrupted")" }
+        var lines = [line(header), line(widths.map { String(repeating: "-", count: $0) })] + rows.map(line) + [footer]
+        // An error's reason under the table too: a reader of the table alone must not miss it.
+        for result in results where result.status == .error { lines.append("error: \(result.scenario.name): \(result.runError!)") }
+        return lines.joined(separator: "\n")
     }
 
-    /// Writes NAME.json and NAME.history.jsonl per scenario into `directory`.
+    static let nothingTestedMessage = "nothing was tested: the run performed no operation"
+
+    /// Writes NAME.json into `directory` (the runner streamed NAME.history.jsonl there during the run).
     public static func write(_ result: ScenarioResult, to directory: URL) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let base = fileBase(result.scenario.name)
         try encoder.encode(ScenarioReport(result)).write(to: directory.appendingPathComponent("\(base).json"))
-        let lineEncoder = JSONEncoder()
-        lineEncoder.outputFormatting = [.sortedKeys]
-        var history = Data()
-        for entry in result.history {
-            history.append(try lineEncoder.encode(entry))
-            history.append(0x0A)
-        }
-        try history.write(to: directory.appendingPathComponent("\(base).history.jsonl"))
     }
 
-    static func fileBase(_ name: String) -> String { name.replacingOccurrences(of: "@", with: "-") }
+    /// The stem of a run's report files. Scenario names cannot contain '@', so a sweep's
+    /// `x@vu4` keeps its '@' and never meets a scenario named `x-vu4`.
+    public static func fileBase(_ name: String) -> String { name }
+
+    /// The longest file name most file systems accept, in bytes.
+    static let longestFileName = 255
+
+    /// Problems with the report files of these runs (run name → scenario file): two runs writing
+    /// the same file (also when only letter case differs), or a name too long for a file. Checked
+    /// before anything runs.
+    public static func reportFileProblems(_ runs: [(name: String, file: String)]) -> [String] {
+        var problems: [String] = []
+        var seen: [String: (name: String, file: String)] = [:]
+        for run in runs {
+            let base = fileBase(run.name)
+            let longest = "\(base).history.jsonl"
+            if longest.utf8.count > longestFileName {
+                problems.append(
+                    "\(run.file):1:1: error: name '\(run.name)' makes the report file name \(longest.utf8.count) bytes long; at most \(longestFileName) fit (shorten the name)")
+            }
+            if let other = seen[base.lowercased()] {
+                problems.append(
+                    "\(run.file):1:1: error: run '\(run.name)' and run '\(other.name)' of \(other.file) would write the same report files (\(base).json); rename one")
+            } else {
+                seen[base.lowercased()] = run
+            }
+            if base.lowercased() == "junit" {
+                problems.append("\(run.file):1:1: error: name '\(run.name)' is reserved for junit.xml; rename it")
+            }
+        }
+        return problems
+    }
 
     /// JUnit XML: one test suite per scenario, one test case per check and threshold.
     public static func junit(_ results: [ScenarioResult]) -> String {
         var xml = ["<?xml version=\"1.0\" encoding=\"UTF-8\"?>"]
-        let failures = results.filter { !$0.passed }.count
-        xml.append("<testsuites name=\"lockproof\" tests=\"\(results.count)\" failures=\"\(failures)\">")
+        let failures = results.filter { $0.status == .fail }.count
+        let errors = results.filter { $0.status == .error }.count
+        xml.append("<testsuites name=\"lockproof\" tests=\"\(results.count)\" failures=\"\(failures)\" errors=\"\(errors)\">")
         for result in results {
             let report = ScenarioReport(result)
-            var cases: [(String, String?)] = []
+            var cases: [(name: String, failure: String?)] = []
             let expectViolation = result.scenario.expect == .violation
             for check in report.checks {
                 let text = check.violations.map { "\($0.name) ×\($0.count): \($0.firstExample)" }.joined(separator: "\n")
                 // For a negative control, a violated check is the expected outcome.
                 cases.append(("check \(check.name)", !expectViolation && !check.passed ? text : nil))
             }
-            if expectViolation {
+            if expectViolation && report.error == nil {
                 cases.append(("negative control caught", result.violationCaught ? nil : "no check caught a violation"))
             }
             for threshold in report.thresholds where !expectViolation {
                 cases.append(("threshold \(threshold.metric) \(threshold.expression)", threshold.passed ? nil : threshold.message))
             }
-            if let error = report.error { cases.append(("run", error)) }
-            let failed = cases.filter { $0.1 != nil }.count
+            if report.error == nil {
+                cases.append(("operations performed", result.nothingTested ? nothingTestedMessage : nil))
+            }
+            let failed = cases.filter { $0.failure != nil }.count
+            // A broken run is an <error>, which JUnit readers count apart from failures.
+            let runError = report.error
             xml.append(
-                "  <testsuite name=\"\(escape(report.scenario))\" tests=\"\(cases.count)\" failures=\"\(failed)\" time=\"\(String(format: "%.3f", report.durationSeconds))\">")
+                "  <testsuite name=\"\(escape(report.scenario))\" tests=\"\(cases.count + (runError == nil ? 0 : 1))\" failures=\"\(failed)\" errors=\"\(runError == nil ? 0 : 1)\" time=\"\(String(format: "%.3f", report.durationSeconds))\">")
+            if let runError {
+                xml.append("    <testcase classname=\"\(escape(report.scenario))\" name=\"run\">")
+                xml.append("      <error message=\"\(escape(String(runError.prefix(200))))\">\(escape(runError))</error>")
+                xml.append("    </testcase>")
+            }
             for (name, failure) in cases {
                 if let failure {
                     xml.append("    <testcase classname=\"\(escape(report.scenario))\" name=\"\(escape(name))\">")

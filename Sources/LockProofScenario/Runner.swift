@@ -7,33 +7,79 @@ import LockProofRedis
 /// What one scenario run produced.
 public struct ScenarioResult: Sendable {
     public let scenario: Scenario
-    public let history: [HistoryEntry]
+    /// Operations by outcome and reason (the history itself is in `NAME.history.jsonl`).
+    public let operations: OperationTally
     public let checks: [CheckResult]
     public let thresholds: [ThresholdResult]
     public let statistics: RunStatistics
     public let seconds: Double
-    /// Set when the run itself broke (a hang, a lost server): the scenario fails.
+    /// Set when the run itself broke (a client could not connect, a hang, a lost server, an
+    /// interruption): the scenario is an error, whatever its checks said.
     public let runError: String?
     /// What the end-of-run payment recovery did (payment scenarios only).
     public var recovery: RecoveryReport? = nil
     /// The Redis circuit breaker during the run.
     public var circuitBreaker: CircuitBreakerSummary? = nil
+    /// Stopped by a signal before it finished.
+    public let interrupted: Bool
+    /// Its clients were still running when the runner gave up on them (a hang, an interruption):
+    /// nothing else can run in this process without being disturbed by them.
+    public let clientsAbandoned: Bool
+    /// Where the history was written, if anywhere.
+    public let historyFile: URL?
+
+    public init(
+        scenario: Scenario, operations: OperationTally, checks: [CheckResult], thresholds: [ThresholdResult],
+        statistics: RunStatistics, seconds: Double, runError: String?, interrupted: Bool = false,
+        clientsAbandoned: Bool = false, historyFile: URL? = nil, recovery: RecoveryReport? = nil,
+        circuitBreaker: CircuitBreakerSummary? = nil
+    ) {
+        self.scenario = scenario
+        self.operations = operations
+        self.checks = checks
+        self.thresholds = thresholds
+        self.statistics = statistics
+        self.seconds = seconds
+        self.runError = runError
+        self.interrupted = interrupted
+        self.clientsAbandoned = clientsAbandoned
+        self.historyFile = historyFile
+        self.recovery = recovery
+        self.circuitBreaker = circuitBreaker
+    }
+
+    /// A scenario that could not be run or judged at all.
+    public static func error(_ scenario: Scenario, _ message: String, interrupted: Bool = false, seconds: Double = 0) -> ScenarioResult {
+        ScenarioResult(
+            scenario: scenario, operations: OperationTally(), checks: [], thresholds: [], statistics: RunStatistics(),
+            seconds: seconds, runError: message, interrupted: interrupted)
+    }
 
     /// Did any check catch a violation?
     public var violationCaught: Bool { checks.contains { !$0.passed } }
 
+    /// No operation was performed: nothing was tested, so nothing can pass.
+    public var nothingTested: Bool { operations.total == 0 }
+
     /// A scenario passes when its checks and thresholds pass; a negative control passes when a
-    /// check caught its violation.
+    /// check caught its violation. A run that broke, or performed no operation, never passes.
     public var passed: Bool {
-        guard runError == nil else { return false }
+        guard runError == nil, !nothingTested else { return false }
         switch scenario.expect {
         case .pass: return checks.allSatisfy(\.passed) && thresholds.allSatisfy(\.passed)
         case .violation: return violationCaught
         }
     }
 
-    public func count(_ outcome: HistoryOutcome) -> Int { history.filter { $0.outcome == outcome }.count }
-    public var throughput: Double { seconds > 0 ? Double(history.count) / seconds : 0 }
+    public enum Status: String, Sendable {
+        case pass, fail, error
+    }
+
+    /// `error` when the run broke (it was not judged, or not completely), else pass or fail.
+    public var status: Status { runError != nil ? .error : passed ? .pass : .fail }
+
+    public func count(_ outcome: HistoryOutcome) -> Int { operations.count(outcome) }
+    public var throughput: Double { seconds > 0 ? Double(operations.total) / seconds : 0 }
 }
 
 /// How the Redis circuit breaker fared during a run.
@@ -64,6 +110,27 @@ public struct RunAborted: Error, CustomStringConvertible {
     public var description: String { message }
 }
 
+/// A request to stop the running scenario (SIGINT, SIGTERM), from any thread.
+public final class StopRequest: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: String?
+
+    public init() {}
+
+    /// The first reason wins (e.g. "interrupted by SIGINT").
+    public func request(_ reason: String) {
+        lock.lock()
+        if stored == nil { stored = reason }
+        lock.unlock()
+    }
+
+    public var reason: String? {
+        lock.lock()
+        defer { lock.unlock() }
+        return stored
+    }
+}
+
 /// Runs scenarios against real servers: a clean schema, the seed data, virtual users on their own
 /// threads released at one barrier, a recorded history, then the checkers and thresholds.
 public final class ScenarioRunner {
@@ -73,6 +140,12 @@ public final class ScenarioRunner {
     public var forward: (any EventSink)?
     public var operationObserver: (@Sendable (CaseName, String, OperationOutcome, Double) -> Void)?
     public var progress: ProgressReporter
+    /// Where `NAME.history.jsonl` is streamed during the run; nil: the history is only checked.
+    public var historyDirectory: URL?
+    /// Stops the running scenario within a second (its clients finish their current operation).
+    public let stop = StopRequest()
+    /// How long an interrupted run waits for its clients before it reports without them.
+    static let stopGraceSeconds = 0.8
 
     public init(configuration: ServerConfiguration, shared: SharedServices, progress: ProgressReporter) {
         self.configuration = configuration
@@ -95,7 +168,11 @@ public final class ScenarioRunner {
         }
     }
 
+    /// Runs and judges one scenario. What breaks once the clients are started (a client that
+    /// cannot connect, a hang, an interruption) is in the result's `runError`; what breaks before
+    /// (the schema, the seed) is thrown.
     public func run(_ scenario: Scenario) throws -> ScenarioResult {
+        if let reason = stop.reason { return .error(scenario, "\(reason) before it started", interrupted: true) }
         let db = try configuration.openDatabase()
         try Schema.reset(db)
         try clearLockKeys()
@@ -103,7 +180,9 @@ public final class ScenarioRunner {
         let initial = try seed(scenario, db: db)
 
         let statistics = RunStatistics(forward: forward)
-        let history = HistoryLog()
+        let judges = checkers(for: scenario)
+        let historyFile = historyDirectory.map { $0.appendingPathComponent(ReportWriter.fileBase(scenario.name) + ".history.jsonl") }
+        let history = try HistoryRecorder(checkers: judges, file: historyFile)
         let workload = scenario.workload
         let virtualUsers = workload.virtualUsers[0]
         let settings = commerceSettings(workload)
@@ -115,6 +194,8 @@ public final class ScenarioRunner {
         let group = DispatchGroup()
         let clockStart = LockedValue(0.0)
         let setupErrors = LockedValue<[String]>([])
+        // Set when the clients must stop: an interruption, a hang the runner gave up on.
+        let clientsStop = LockedValue(false)
         let observer = operationObserver
         // Each operation reports under its own case and strategy (a mix has several).
         var labels = Dictionary(uniqueKeysWithValues: scenario.operations.map { ($0.name, ($0.caseName, $0.strategy)) })
@@ -123,6 +204,7 @@ public final class ScenarioRunner {
         let configuration = configuration
         let shared = shared
         let progress = progress
+        let stop = stop
 
         for index in 0..<virtualUsers {
             group.enter()
@@ -141,13 +223,16 @@ public final class ScenarioRunner {
                 let started = clockStart.value
                 let clock = { monotonicSeconds() - started }
                 let deadline = workload.durationSeconds.map { started + $0 }
+                var backoff = FailureBackoff()
                 var iteration = 0
+                func mustStop() -> Bool { clientsStop.value || stop.reason != nil || setupErrors.value.count > 0 }
                 while true {
                     if let iterations = workload.iterations, iteration >= iterations { break }
                     if let deadline, monotonicSeconds() >= deadline { break }
-                    if setupErrors.value.count > 0 { break }
+                    if mustStop() { break }
+                    var pause = 0.0
                     user.perform(iteration, clock: clock) { entry, outcome in
-                        history.append(entry)
+                        history.record(entry)
                         statistics.recordOperation(outcome: outcome, seconds: entry.seconds)
                         if entry.operation == "pay" && (entry.outcome == .ok || entry.reason == "payment_declined") {
                             statistics.countGatewayCall()
@@ -156,8 +241,14 @@ public final class ScenarioRunner {
                             observer?(caseName, strategy, outcome, entry.seconds)
                         }
                         progress.operationFinished(failed: outcome == .error || outcome == .unknown)
+                        pause = backoff.delay(after: entry)
                     }
                     iteration += 1
+                    if pause > 0 {
+                        // A client hammering a dead server: wait a little, never past the deadline.
+                        let until = min(monotonicSeconds() + pause, deadline ?? .infinity)
+                        while monotonicSeconds() < until && !mustStop() { Thread.sleep(forTimeInterval: min(0.01, pause)) }
+                    }
                 }
             }
             thread.name = "lockproof-vu-\(index)"
@@ -170,35 +261,91 @@ public final class ScenarioRunner {
         clockStart.set(monotonicSeconds())
         barrier.arriveAndWait()
         let limit = (workload.durationSeconds ?? 0) + workload.timeoutSeconds
-        let finished = group.wait(timeout: .now() + limit) == .success
+        let giveUp = clockStart.value + limit
+        var finished = false
+        var interruption: String?
+        while true {
+            if group.wait(timeout: .now() + 0.1) == .success {
+                finished = true
+                break
+            }
+            if let reason = stop.reason {
+                interruption = reason
+                clientsStop.set(true)
+                finished = group.wait(timeout: .now() + Self.stopGraceSeconds) == .success
+                break
+            }
+            if monotonicSeconds() >= giveUp { break }
+        }
+        // Clients that saw the request stop early and the group finishes: still an interruption.
+        if interruption == nil, let reason = stop.reason { interruption = reason }
         let seconds = monotonicSeconds() - clockStart.value
         progress.end()
+        clientsStop.set(true)
+        let historyFailure = history.finish()
+        let operations = history.operations
 
+        func broken(_ message: String, interrupted: Bool = false) -> ScenarioResult {
+            ScenarioResult(
+                scenario: scenario, operations: operations, checks: [], thresholds: [], statistics: statistics, seconds: seconds,
+                runError: message, interrupted: interrupted, clientsAbandoned: !finished, historyFile: historyFile)
+        }
+        if let interruption {
+            return broken("\(interruption) after \(String(format: "%.1f", seconds)) s; not judged", interrupted: true)
+        }
         if !setupErrors.value.isEmpty {
-            throw RunAborted(message: "\(scenario.name): could not start every client: \(setupErrors.value.first!)")
+            return broken("could not start every client: \(setupErrors.value.first!)")
         }
         guard finished else {
-            // Clients still running would disturb whatever runs next: stop here.
-            throw RunAborted(
-                message: "\(scenario.name): the run did not finish within \(Int(limit)) s (workload.timeout): a hang; stopping")
+            return broken("the run did not finish within \(Int(limit)) s (workload.timeout): a hang; not judged")
+        }
+        // A fresh session: the run may have cost the seeding one its backend (terminated, restarted server).
+        let checkDB: PostgresConnection
+        do {
+            checkDB = try connectForChecking()
+        } catch {
+            return broken("PostgreSQL unreachable after the run, the final state could not be read: \(error)")
         }
         let breaker = CircuitBreakerSummary(shared.breaker)
         // Every interrupted payment is settled before the checkers look (as `lockproof recover`).
         var recovery: RecoveryReport?
-        if scenario.caseName == .processPayment || scenario.workload.payAfterCreate {
-            let client = try CommerceClient(configuration: configuration, shared: nil, events: statistics, gateway: gateway)
-            recovery = try PaymentRecovery.run(client: client)
+        if scenario.runs("pay") {
+            do {
+                let client = try CommerceClient(configuration: configuration, shared: nil, events: statistics, gateway: gateway)
+                recovery = try PaymentRecovery.run(client: client)
+            } catch {
+                return broken("the payment recovery after the run failed: \(error)")
+            }
         }
-        let entries = history.entries.sorted { ($0.start, $0.client) < ($1.start, $1.client) }
-        let context = CheckContext(scenario: scenario, history: entries, initial: initial, db: db, statistics: statistics)
-        let checks = try checkers(for: scenario).map { try $0.check(context) }
+        let context = CheckContext(scenario: scenario, initial: initial, db: checkDB, statistics: statistics)
+        let checks: [CheckResult]
+        do {
+            checks = try judges.map { try $0.check(context) }
+        } catch {
+            return broken("a checker could not read the final state: \(error)")
+        }
         if !scenario.runs("pay") {
             statistics.setGauge("lockproof_compensations_pending", 0)
         }
         let thresholds = scenario.thresholds.map { $0.evaluate(statistics, seconds: seconds) }
         return ScenarioResult(
-            scenario: scenario, history: entries, checks: checks, thresholds: thresholds, statistics: statistics,
-            seconds: seconds, runError: nil, recovery: recovery, circuitBreaker: breaker)
+            scenario: scenario, operations: operations, checks: checks, thresholds: thresholds, statistics: statistics,
+            seconds: seconds, runError: historyFailure, historyFile: historyFile, recovery: recovery, circuitBreaker: breaker)
+    }
+
+    /// A new session for the checkers, retried for up to ten seconds (a server coming back).
+    private func connectForChecking() throws -> PostgresConnection {
+        let until = monotonicSeconds() + 10
+        while true {
+            do {
+                let db = try configuration.openDatabase()
+                _ = try db.query("SELECT 1")
+                return db
+            } catch {
+                if monotonicSeconds() >= until { throw error }
+                Thread.sleep(forTimeInterval: 0.5)
+            }
+        }
     }
 
     private func commerceSettings(_ workload: WorkloadSpec) -> CommerceSettings {
@@ -274,19 +421,33 @@ public final class ScenarioRunner {
     }
 }
 
-/// The history, appended to from every client thread.
-final class HistoryLog: @unchecked Sendable {
-    private let lock = NSLock()
-    private var storage: [HistoryEntry] = []
-    func append(_ entry: HistoryEntry) {
-        lock.lock()
-        storage.append(entry)
-        lock.unlock()
-    }
-    var entries: [HistoryEntry] {
-        lock.lock()
-        defer { lock.unlock() }
-        return storage
+/// Pauses a client whose operations keep failing the same way against an unavailable server
+/// (a connection refused, Redis down): without it a dead server is hammered at tens of
+/// thousands of failures a second. Business refusals and contention (sold out, conflicts,
+/// deadlocks, lock timeouts) never pause: they are what scenarios measure.
+struct FailureBackoff {
+    /// Reasons that say the server is not answering.
+    static let unavailable: Set<String> = ["connection_lost", "connection_failed", "redis_error", "database_error", "error"]
+    /// Identical failures in a row before the first pause.
+    static let tolerated = 3
+    static let firstPause = 0.001
+    static let longestPause = 0.1
+
+    private var lastReason: String?
+    private var repeats = 0
+
+    /// Seconds to wait before the client's next operation.
+    mutating func delay(after entry: HistoryEntry) -> Double {
+        guard entry.outcome != .ok, let reason = entry.reason, Self.unavailable.contains(reason) else {
+            lastReason = nil
+            repeats = 0
+            return 0
+        }
+        repeats = reason == lastReason ? repeats + 1 : 1
+        lastReason = reason
+        guard repeats > Self.tolerated else { return 0 }
+        let doublings = min(repeats - Self.tolerated - 1, 16)
+        return min(Self.firstPause * Double(1 << doublings), Self.longestPause)
     }
 }
 

@@ -15,8 +15,10 @@ struct RunCommand: ParsableCommand {
             data; its virtual users start at a barrier, every operation is recorded, and the \
             checkers read the history and the final state. Exit status: 0 when every scenario \
             passed (a negative control passes when its violation was caught), 1 when a check or \
-            threshold failed or a negative control went undetected, 2 on bad input or an \
-            unreachable server (nothing run, nothing written).
+            threshold failed, a negative control went undetected, a run performed no operation or \
+            a run broke (ERROR: a client could not connect, a hang, a lost server), 2 on bad input \
+            or an unreachable server (nothing run, nothing written), 130/143 when SIGINT/SIGTERM \
+            stopped it (the running scenario is reported as interrupted, junit.xml is written).
             """)
 
     @Argument(help: ArgumentHelp("Scenario files (YAML).", valueName: "file"))
@@ -35,9 +37,10 @@ struct VerifyCommand: ParsableCommand {
         commandName: "verify",
         abstract: "Run every scenario in a folder (Scenarios/ by default) and print the verdict table.",
         discussion: """
-            Exit status as for `run`: 0 all passed, 1 a failure, 2 bad input or an unreachable \
-            server. With --fail-fast the run stops at the first failing scenario (exit 1), as the \
-            mutant catalog (`make mutants`) uses it.
+            Exit status as for `run`: 0 all passed, 1 a failure or error, 2 bad input or an \
+            unreachable server, 130/143 interrupted. With --fail-fast the run stops at the first \
+            failing scenario (exit 1), as the mutant catalog (`make mutants`) uses it; the rest \
+            are listed as not run.
             """)
 
     @Argument(help: ArgumentHelp("Folder of scenario files (*.yaml, *.yml).", valueName: "dir"))
@@ -129,13 +132,7 @@ func loadScenarios(_ paths: [String]) throws -> [Scenario] {
             problems += error.problems.map(\.description)
         }
     }
-    var seen: [String: String] = [:]
-    for scenario in scenarios {
-        if let other = seen[scenario.name] {
-            problems.append("\(scenario.file):1:1: error: name '\(scenario.name)' is also used by \(other); report files would collide")
-        }
-        seen[scenario.name] = scenario.file
-    }
+    problems += ReportWriter.reportFileProblems(scenarios.flatMap { scenario in scenario.runs.map { ($0.name, scenario.file) } })
     guard problems.isEmpty else {
         FileHandle.standardError.write(Data((problems.joined(separator: "\n") + "\n").utf8))
         throw ExitCode(startupFailureExitCode)
@@ -144,6 +141,8 @@ func loadScenarios(_ paths: [String]) throws -> [Scenario] {
 }
 
 func runScenarios(files: [String], options: ScenarioRunOptions) throws {
+    // Before any thread starts: the signal mask is inherited (see TerminationSignals).
+    let signals = TerminationSignals()
     let scenarios = try loadScenarios(files)
 
     // Everything that can be refused is refused before a single write.
@@ -197,36 +196,68 @@ func runScenarios(files: [String], options: ScenarioRunOptions) throws {
 
     let runner = ScenarioRunner(
         configuration: configuration, shared: shared, progress: ProgressReporter(enabled: !options.quiet))
+    runner.historyDirectory = reportURL
     if endpoint != nil {
         runner.forward = metrics
         runner.operationObserver = { caseName, strategy, outcome, seconds in
             metrics.recordOperation(case: caseName, strategy: strategy, outcome: outcome, seconds: seconds)
         }
     }
+    // SIGINT/SIGTERM stop the running scenario; its result and everything before it are reported.
+    let received = LockedSignal()
+    let stop = runner.stop
+    let watcher = Thread {
+        let number = signals.wait()
+        received.set(number)
+        FileHandle.standardError.write(Data("lockproof: \(TerminationSignals.name(number)) received, stopping the running scenario\n".utf8))
+        stop.request("interrupted by \(TerminationSignals.name(number))")
+    }
+    watcher.name = "lockproof-signals"
+    watcher.start()
+
     var results: [ScenarioResult] = []
-    var aborted: String?
-    outer: for scenario in scenarios {
+    var skipReason: String?
+    for scenario in scenarios {
         for run in scenario.runs {
+            if let skipReason {
+                // Never silently dropped: a run that did not happen is an error in every output.
+                results.append(.error(run, "not run: \(skipReason)", interrupted: stop.reason != nil))
+                continue
+            }
+            var result: ScenarioResult
             do {
-                let result = try runner.run(run)
-                results.append(result)
-                if let pending = result.statistics.gauge("lockproof_compensations_pending") {
-                    metrics.setCompensationsPending(Int(pending))
-                }
-                print(ReportWriter.summary(result))
-                print("")
-                if let reportURL { try ReportWriter.write(result, to: reportURL) }
-                if options.failFast && !result.passed {
-                    let ran = Set(results.map(\.scenario.name))
-                    let skipped = scenarios.flatMap(\.runs).map(\.name).filter { !ran.contains($0) }
-                    FileHandle.standardError.write(Data(
-                        "lockproof: --fail-fast: stopped after \(run.name) failed; not run: \(skipped.isEmpty ? "none" : skipped.joined(separator: ", "))\n".utf8))
-                    break outer
-                }
+                result = try runner.run(run)
             } catch {
-                aborted = "\(run.name): \(error)"
-                FileHandle.standardError.write(Data("lockproof: error: \(aborted!)\n".utf8))
-                break outer
+                result = .error(run, "aborted: \(error)")
+            }
+            if let reportURL {
+                do {
+                    try ReportWriter.write(result, to: reportURL)
+                } catch {
+                    result = .error(run, "its report could not be written to \(reportURL.path): \(error.localizedDescription)")
+                }
+            }
+            results.append(result)
+            if let pending = result.statistics.gauge("lockproof_compensations_pending") {
+                metrics.setCompensationsPending(Int(pending))
+            }
+            print(ReportWriter.summary(result))
+            print("")
+            fflush(nil)
+            if let error = result.runError {
+                FileHandle.standardError.write(Data("lockproof: error: \(run.name): \(error)\n".utf8))
+            }
+            if let reason = stop.reason {
+                skipReason = "the run was \(reason)"
+            } else if options.failFast && !result.passed {
+                skipReason = "--fail-fast: \(run.name) failed"
+                let ran = Set(results.map(\.scenario.name))
+                let skipped = scenarios.flatMap(\.runs).map(\.name).filter { !ran.contains($0) }
+                FileHandle.standardError.write(Data(
+                    "lockproof: --fail-fast: stopped after \(run.name) failed; not run: \(skipped.isEmpty ? "none" : skipped.joined(separator: ", "))\n".utf8))
+            } else if result.clientsAbandoned {
+                // Clients still running would disturb whatever runs next.
+                skipReason = "\(run.name) left clients running"
             }
         }
     }
@@ -235,5 +266,26 @@ func runScenarios(files: [String], options: ScenarioRunOptions) throws {
         try Data(ReportWriter.junit(results).utf8).write(to: reportURL.appendingPathComponent("junit.xml"))
         print("reports: \(reportURL.path)")
     }
-    if aborted != nil || !results.allSatisfy(\.passed) { throw ExitCode(1) }
+    fflush(nil)
+    if let number = received.value {
+        // The shell's convention for a process ended by a signal, after everything was written.
+        throw ExitCode(128 + number)
+    }
+    if !results.allSatisfy(\.passed) { throw ExitCode(1) }
+}
+
+/// The signal that stopped the run, if one did.
+final class LockedSignal: @unchecked Sendable {
+    private let lock = NSLock()
+    private var number: Int32?
+    func set(_ value: Int32) {
+        lock.lock()
+        number = value
+        lock.unlock()
+    }
+    var value: Int32? {
+        lock.lock()
+        defer { lock.unlock() }
+        return number
+    }
 }

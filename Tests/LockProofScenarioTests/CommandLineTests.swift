@@ -159,6 +159,97 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(all.out.contains("scenario: b-pass"), "without --fail-fast every scenario runs: \(all.out)")
     }
 
+    func testAnAbortedScenarioIsAnErrorInTheTableJSONAndJUnit() throws {
+        let folder = try temporaryFolder()
+        let reports = folder.appendingPathComponent("reports")
+        // The first one hangs (it cannot finish its operations within its timeout); the second
+        // then cannot run beside its clients: both are errors, neither vanishes.
+        let hang = passing.replacingOccurrences(of: "cli-pass", with: "cli-hang")
+            .replacingOccurrences(of: "iterations: 2}", with: "iterations: 100000, think_ms: 5, timeout: 300ms}")
+        let result = try lockproof([
+            "run", try write(hang, "a.yaml", in: folder), try write(passing, "b.yaml", in: folder), "--report-dir", reports.path, "--quiet",
+        ])
+        XCTAssertEqual(result.status, 1, result.out + result.err)
+        XCTAssertTrue(result.out.contains("0 passed, 0 failed, 2 errors"), result.out)
+        XCTAssertTrue(result.out.contains("error: cli-hang: the run did not finish within"), result.out)
+        XCTAssertTrue(result.out.contains("error: cli-pass: not run: cli-hang left clients running"), result.out)
+        let junit = try String(contentsOf: reports.appendingPathComponent("junit.xml"), encoding: .utf8)
+        XCTAssertTrue(junit.contains("tests=\"2\" failures=\"0\" errors=\"2\""), junit)
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: reports.appendingPathComponent("cli-hang.json"))) as! [String: Any]
+        XCTAssertEqual(json["status"] as? String, "error")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: reports.appendingPathComponent("cli-hang.history.jsonl").path))
+    }
+
+    func testSIGINTStopsTheRunReportsItInterruptedAndFlushesRedirectedOutput() throws {
+        let folder = try temporaryFolder()
+        let reports = folder.appendingPathComponent("reports")
+        let first = passing.replacingOccurrences(of: "cli-pass", with: "cli-first")
+        let long = passing.replacingOccurrences(of: "cli-pass", with: "cli-long")
+            .replacingOccurrences(of: "iterations: 2}", with: "duration: 120s, think_ms: 1}")
+            .replacingOccurrences(of: "thresholds:\n  throughput: [\"count == 4\"]", with: "")
+        let output = folder.appendingPathComponent("out.txt")
+        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = [
+            "run", try write(first, "a.yaml", in: folder), try write(long, "b.yaml", in: folder), try write(passing, "c.yaml", in: folder),
+            "--report-dir", reports.path, "--quiet",
+        ]
+        var env = ProcessInfo.processInfo.environment
+        env["LOCKPROOF_DATABASE_URL"] = TestServers.configuration.databaseURL
+        env["LOCKPROOF_REDIS_URL"] = "redis://\(TestServers.configuration.redis.host):\(TestServers.configuration.redis.port)/\(TestServers.configuration.redis.database)"
+        process.environment = env
+        // Standard output to a file, as in CI: block-buffered, lost if the process just died.
+        process.standardOutput = try FileHandle(forWritingTo: output)
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        // Wait until the long scenario is running: its history file appears.
+        let history = reports.appendingPathComponent("cli-long.history.jsonl")
+        let appeared = Date()
+        while !FileManager.default.fileExists(atPath: history.path) && Date().timeIntervalSince(appeared) < 60 {
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        Thread.sleep(forTimeInterval: 1)
+        let signalled = Date()
+        process.interrupt()
+        while process.isRunning && Date().timeIntervalSince(signalled) < 20 { Thread.sleep(forTimeInterval: 0.05) }
+        XCTAssertFalse(process.isRunning, "lockproof did not stop within 20 s of SIGINT")
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 130, "128 + SIGINT")
+        let out = try String(contentsOf: output, encoding: .utf8)
+        XCTAssertTrue(out.contains("scenario: cli-first"), "what was printed before the signal reaches the file: \(out)")
+        XCTAssertTrue(out.contains("verdict: ERROR (interrupted by SIGINT after"), out)
+        XCTAssertTrue(out.contains("1 passed, 0 failed, 2 errors; interrupted by SIGINT"), out)
+        XCTAssertTrue(out.contains("error: cli-pass: not run: the run was interrupted by SIGINT"), out)
+        let junit = try String(contentsOf: reports.appendingPathComponent("junit.xml"), encoding: .utf8)
+        XCTAssertTrue(junit.contains("errors=\"2\""), junit)
+        XCTAssertTrue(junit.contains("<error message=\"interrupted by SIGINT"), junit)
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: reports.appendingPathComponent("cli-long.json"))) as! [String: Any]
+        XCTAssertEqual(json["interrupted"] as? Bool, true)
+    }
+
+    func testReportFileNamesAreCheckedBeforeAnythingRuns() throws {
+        let folder = try temporaryFolder()
+        let reports = folder.appendingPathComponent("reports")
+        let long = passing.replacingOccurrences(of: "cli-pass", with: String(repeating: "n", count: 250))
+        let result = try lockproof(["run", try write(long, "long.yaml", in: folder), "--report-dir", reports.path, "--quiet"])
+        XCTAssertEqual(result.status, 2)
+        XCTAssertTrue(result.err.contains("long.yaml:1:1: error: name 'nnn"), result.err)
+        XCTAssertTrue(result.err.contains("at most 255 fit"), result.err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: reports.path), "nothing written")
+        // A sweep's runs and a scenario named like one of them do not share files.
+        let sweep = passing.replacingOccurrences(of: "cli-pass", with: "x").replacingOccurrences(of: "virtual_users: 2", with: "virtual_users: [1, 2]")
+            .replacingOccurrences(of: "count == 4", with: "count > 0")
+        let twin = passing.replacingOccurrences(of: "cli-pass", with: "x-vu1").replacingOccurrences(of: "count == 4", with: "count > 0")
+        let both = try lockproof(["run", try write(sweep, "x.yaml", in: folder), try write(twin, "t.yaml", in: folder), "--report-dir", reports.path, "--quiet"])
+        XCTAssertEqual(both.status, 0, both.out + both.err)
+        for name in ["x@vu1", "x@vu2", "x-vu1"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: reports.appendingPathComponent("\(name).json").path), name)
+            XCTAssertTrue(FileManager.default.fileExists(atPath: reports.appendingPathComponent("\(name).history.jsonl").path), name)
+        }
+    }
+
     func testVerifyOfAnEmptyFolderIsBadInput() throws {
         let result = try lockproof(["verify", try temporaryFolder().path])
         XCTAssertEqual(result.status, 2)

@@ -1,39 +1,57 @@
 import LockProofCommerce
 
 /// No lost cart increment: every cart line's quantity lies between its opening quantity plus the
-/// sum of its acknowledged adds and that plus its unknown adds.
-struct CartChecker: Checker {
+/// sum of its acknowledged adds and that plus its unknown adds. Per cart line it keeps the two sums.
+final class CartChecker: Checker {
     let name = "cart-increments"
+    let operations: Set<String> = ["add"]
+
+    private struct Line: Hashable {
+        let user: Int
+        let product: Int
+    }
+    private var acknowledgedAdds: [Line: Int] = [:]
+    private var possibleAdds: [Line: Int] = [:]
+    private var acknowledged = 0
+    var retainedRecords: Int { acknowledgedAdds.count + possibleAdds.count }
+
+    func observe(_ entry: HistoryEntry) {
+        guard entry.outcome != .fail else { return }
+        let line = Line(user: entry.arguments["user"]!, product: entry.arguments["product"]!)
+        let quantity = entry.arguments["quantity"]!
+        possibleAdds[line, default: 0] += quantity
+        if entry.outcome == .ok {
+            acknowledgedAdds[line, default: 0] += quantity
+            acknowledged += 1
+        }
+    }
 
     func check(_ context: CheckContext) throws -> CheckResult {
         var tally = ViolationTally()
         let rows = try context.db.query("SELECT user_id, product_id, quantity FROM cart_items")
-        var final: [[Int]: Int] = [:]
-        for row in 0..<rows.rowCount { final[[rows.int(row, 0)!, rows.int(row, 1)!]] = rows.int(row, 2)! }
+        var final: [Line: Int] = [:]
+        for row in 0..<rows.rowCount { final[Line(user: rows.int(row, 0)!, product: rows.int(row, 1)!)] = rows.int(row, 2)! }
         // Seeded lines open at `cartQuantity`; the others are made by their first add.
         let opening = context.initial.cartQuantity
-        var lower: [[Int]: Int] = [:]
-        var upper: [[Int]: Int] = [:]
+        var seeded = Set<Line>()
         if opening > 0 {
             for user in context.initial.users {
-                for product in context.initial.products { lower[[user, product]] = opening; upper[[user, product]] = opening }
+                for product in context.initial.products { seeded.insert(Line(user: user, product: product)) }
             }
         }
-        for entry in context.history where entry.operation == "add" && entry.outcome != .fail {
-            let line = [entry.arguments["user"]!, entry.arguments["product"]!]
-            let quantity = entry.arguments["quantity"]!
-            upper[line, default: 0] += quantity
-            if entry.outcome == .ok { lower[line, default: 0] += quantity }
-        }
-        for line in Set(final.keys).union(lower.keys).sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+        for line in Set(final.keys).union(acknowledgedAdds.keys).union(seeded).sorted(by: { ($0.user, $0.product) < ($1.user, $1.product) }) {
             let value = final[line] ?? 0
-            if value < lower[line] ?? 0 {
-                tally.add("lost-increment", "user \(line[0]) product \(line[1]): quantity \(value), \(opening > 0 ? "the opening \(opening) and " : "")acknowledged adds sum to \(lower[line]!)")
-            } else if value > upper[line] ?? 0 {
-                tally.add("phantom-increment", "user \(line[0]) product \(line[1]): quantity \(value), at most \(upper[line] ?? 0) was added")
+            let start = seeded.contains(line) ? opening : 0
+            let lower = start + (acknowledgedAdds[line] ?? 0)
+            let upper = start + (possibleAdds[line] ?? 0)
+            if value < lower {
+                tally.add(
+                    "lost-increment",
+                    "user \(line.user) product \(line.product): quantity \(value), \(start > 0 ? "the opening \(start) and " : "")acknowledged adds sum to \(lower)")
+            } else if value > upper {
+                tally.add("phantom-increment", "user \(line.user) product \(line.product): quantity \(value), at most \(upper) was added")
             }
         }
-        let acknowledged = context.history.with("add", .ok).count
         return tally.result(name, summary: "\(final.count) cart lines, \(acknowledged) acknowledged adds")
     }
 }

@@ -22,19 +22,16 @@ public struct CheckResult: Sendable, Codable, Equatable {
     public let summary: String
 }
 
-/// Everything a checker may look at: the history, the initial state, and the database at the end.
+/// What a checker may look at once the run is over: the initial state, the database at the end,
+/// the run's statistics. The history itself was fed to the checker entry by entry (`observe`).
 public struct CheckContext {
     public let scenario: Scenario
-    public let history: [HistoryEntry]
     public let initial: InitialState
     public let db: PostgresConnection
     public let statistics: RunStatistics
 
-    public init(
-        scenario: Scenario, history: [HistoryEntry], initial: InitialState, db: PostgresConnection, statistics: RunStatistics
-    ) {
+    public init(scenario: Scenario, initial: InitialState, db: PostgresConnection, statistics: RunStatistics) {
         self.scenario = scenario
-        self.history = history
         self.initial = initial
         self.db = db
         self.statistics = statistics
@@ -42,9 +39,22 @@ public struct CheckContext {
 }
 
 /// A checker over a recorded history and the final state (Jepsen's vocabulary).
-public protocol Checker {
+///
+/// The history is never held in memory: the recorder hands every entry to `observe` as it is
+/// recorded (serialised: never two calls at once), in the order the operations finished. A
+/// checker keeps per-entity bounds and counts (per user, order, product, cart line), so its state
+/// does not grow with the number of operations; `check` compares those bounds with the final state.
+public protocol Checker: AnyObject {
+    /// A fresh checker, holding no state yet.
+    init()
     var name: String { get }
+    /// The operations (`charge`, `pay`, …) this checker reads; other entries are not passed to it.
+    var operations: Set<String> { get }
+    func observe(_ entry: HistoryEntry)
     func check(_ context: CheckContext) throws -> CheckResult
+    /// Per-entity records held (dictionary entries, examples): tests show it does not grow with
+    /// the number of operations on the same entities.
+    var retainedRecords: Int { get }
 }
 
 /// Collects violations by name, keeping the first example of each.
@@ -53,12 +63,13 @@ struct ViolationTally {
     private var examples: [String: String] = [:]
     private var order: [String] = []
 
-    mutating func add(_ name: String, _ example: @autoclosure () -> String) {
+    mutating func add(_ name: String, count: Int = 1, _ example: @autoclosure () -> String) {
+        guard count > 0 else { return }
         if counts[name] == nil {
             order.append(name)
             examples[name] = example()
         }
-        counts[name, default: 0] += 1
+        counts[name, default: 0] += count
     }
 
     func result(_ checker: String, summary: String) -> CheckResult {
@@ -68,7 +79,8 @@ struct ViolationTally {
 }
 
 /// The checkers that apply to a scenario: those of every operation it runs, each once, all on
-/// the combined history (charges and payments of one user are judged together).
+/// the combined history (charges and payments of one user are judged together). Fresh: they hold
+/// the state of one run.
 public func checkers(for scenario: Scenario) -> [any Checker] {
     var list: [any Checker] = []
     if scenario.runs("charge") || scenario.runs("pay") { list.append(MoneyConservationChecker()) }
@@ -90,8 +102,28 @@ extension PostgresConnection {
     }
 }
 
-extension Array where Element == HistoryEntry {
-    func with(_ operation: String, _ outcome: HistoryOutcome) -> [HistoryEntry] {
-        filter { $0.operation == operation && $0.outcome == outcome }
+/// How many operations of one kind ended ok, fail or unknown (a checker's per-entity record).
+struct OutcomeCounts {
+    var ok = 0
+    var fail = 0
+    var unknown = 0
+
+    mutating func add(_ outcome: HistoryOutcome) {
+        switch outcome {
+        case .ok: ok += 1
+        case .fail: fail += 1
+        case .unknown: unknown += 1
+        }
+    }
+
+    var total: Int { ok + fail + unknown }
+}
+
+extension HistoryEntry {
+    /// `client 3 charge amount=1000 user=7`, for examples.
+    var shortDescription: String {
+        let arguments = arguments.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        let lines = items.map { " items " + $0.map { String($0.productId) }.joined(separator: ",") } ?? ""
+        return "client \(client) \(operation) \(arguments)\(lines)"
     }
 }

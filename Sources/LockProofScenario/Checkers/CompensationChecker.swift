@@ -3,8 +3,15 @@ import LockProofCommerce
 /// Every failed payment is fully compensated, and no compensation is lost: a PAYMENT_FAILED order
 /// has a `succeeded` compensation; no order is left PAYING without a compensation record once the
 /// run is over; a `pending` compensation (recorded, not yet carried out) is reported.
-struct CompensationChecker: Checker {
+final class CompensationChecker: Checker {
     let name = "compensation"
+    let operations: Set<String> = ["pay"]
+    private var declined = 0
+    var retainedRecords: Int { 0 }
+
+    func observe(_ entry: HistoryEntry) {
+        if entry.reason == "payment_declined" { declined += 1 }
+    }
 
     func check(_ context: CheckContext) throws -> CheckResult {
         var tally = ViolationTally()
@@ -56,7 +63,6 @@ struct CompensationChecker: Checker {
             }
         }
         context.statistics.setGauge("lockproof_compensations_pending", Double(pending))
-        let declined = context.history.filter { $0.operation == "pay" && $0.reason == "payment_declined" }.count
         return tally.result(name, summary: "\(declined) declined payments")
     }
 }

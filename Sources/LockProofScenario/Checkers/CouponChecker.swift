@@ -2,9 +2,24 @@ import LockProofCommerce
 
 /// Coupons: rows = issued_quantity ≤ total; no user holds a coupon twice; the acknowledged issues
 /// lie between the bounds the rows allow (ok ≤ rows ≤ ok + unknown); every acknowledged issue has
-/// its row.
-struct CouponChecker: Checker {
+/// its row. Per user it keeps the number of acknowledged issues.
+final class CouponChecker: Checker {
     let name = "coupon-quantity"
+    let operations: Set<String> = ["issue"]
+    private var acknowledgedByUser: [Int: Int] = [:]
+    private var acknowledged = 0
+    private var unknown = 0
+    var retainedRecords: Int { acknowledgedByUser.count }
+
+    func observe(_ entry: HistoryEntry) {
+        switch entry.outcome {
+        case .ok:
+            acknowledged += 1
+            acknowledgedByUser[entry.arguments["user"]!, default: 0] += 1
+        case .unknown: unknown += 1
+        case .fail: break
+        }
+    }
 
     func check(_ context: CheckContext) throws -> CheckResult {
         var tally = ViolationTally()
@@ -23,16 +38,14 @@ struct CouponChecker: Checker {
         for (user, count) in holders.sorted(by: { $0.key < $1.key }) where count > 1 {
             tally.add("duplicate-user-coupon", "user \(user) holds coupon \(couponId) \(count) times")
         }
-        let acknowledged = context.history.with("issue", .ok)
-        let unknown = context.history.with("issue", .unknown).count
-        if rows < acknowledged.count || rows > acknowledged.count + unknown {
+        if rows < acknowledged || rows > acknowledged + unknown {
             tally.add(
                 "rows-outside-acknowledged-bounds",
-                "coupon \(couponId): \(rows) rows, \(acknowledged.count) issues acknowledged and \(unknown) unknown")
+                "coupon \(couponId): \(rows) rows, \(acknowledged) issues acknowledged and \(unknown) unknown")
         }
-        for entry in acknowledged where holders[entry.arguments["user"]!] == nil {
-            tally.add("acknowledged-issue-without-row", "user \(entry.arguments["user"]!) was told they got coupon \(couponId); no row")
+        for (user, count) in acknowledgedByUser.sorted(by: { $0.key < $1.key }) where holders[user] == nil {
+            tally.add("acknowledged-issue-without-row", count: count, "user \(user) was told they got coupon \(couponId); no row")
         }
-        return tally.result(name, summary: "total \(total), \(rows) issued, \(acknowledged.count) acknowledged")
+        return tally.result(name, summary: "total \(total), \(rows) issued, \(acknowledged) acknowledged")
     }
 }

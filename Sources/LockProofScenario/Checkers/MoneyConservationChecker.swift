@@ -2,13 +2,51 @@ import LockProofCommerce
 
 /// Money is conserved: for every user, the final balance lies between the bounds the history
 /// allows (initial + acknowledged charges − acknowledged payments, widened by each unknown
-/// operation), the balance ledger sums to the balance, nothing is negative, and no charge was
+/// operation), the balance ledger sums to the balance, nothing went below zero, and no charge was
 /// applied more often than it was attempted. With idempotency keys: an "already applied" answer
 /// is right only when another operation with the same key applied it (acknowledged) or may have
 /// (unknown), and every acknowledged key is in the ledger exactly once. Everything it judges
 /// comes from the database, never from the balances the system reported.
-struct MoneyConservationChecker: Checker {
+///
+/// Per user it keeps the charge bounds, per order the payment outcomes, per idempotency key the
+/// operations that sent it (a key is a ledger row as well): never the history.
+final class MoneyConservationChecker: Checker {
     let name = "money-conservation"
+    let operations: Set<String> = ["charge", "pay"]
+
+    private struct UserCharges {
+        var acknowledgedAmount = 0
+        var unknownAmount = 0
+        var acknowledged = 0
+        var possible = 0
+    }
+    private var charges: [Int: UserCharges] = [:]
+    private var payments: [Int: OutcomeCounts] = [:]
+    private var keys = KeyedCharges()
+    private var observed = 0
+
+    var retainedRecords: Int { charges.count + payments.count + keys.retainedRecords }
+
+    func observe(_ entry: HistoryEntry) {
+        observed += 1
+        switch (entry.operation, entry.outcome) {
+        case ("charge", .ok):
+            let user = entry.arguments["user"]!, amount = entry.arguments["amount"]!
+            keys.observe(entry)
+            // A replayed idempotent charge returns ok without applying it again.
+            guard entry.result?["applied"] != 0 else { break }
+            charges[user, default: UserCharges()].acknowledgedAmount += amount
+            charges[user, default: UserCharges()].acknowledged += 1
+            charges[user, default: UserCharges()].possible += 1
+        case ("charge", .unknown):
+            keys.observe(entry)
+            charges[entry.arguments["user"]!, default: UserCharges()].unknownAmount += entry.arguments["amount"]!
+            charges[entry.arguments["user"]!, default: UserCharges()].possible += 1
+        case ("pay", let outcome):
+            payments[entry.arguments["order"]!, default: OutcomeCounts()].add(outcome)
+        default: break
+        }
+    }
 
     func check(_ context: CheckContext) throws -> CheckResult {
         var tally = ViolationTally()
@@ -22,112 +60,128 @@ struct MoneyConservationChecker: Checker {
         let pendingCompensations = try context.db.pairs(
             "SELECT o.id, o.total_amount FROM compensations c JOIN orders o ON o.id = c.order_id WHERE c.status = 'pending'")
 
-        let keyedCharges = try chargesByKey(context)
-
         var lower = context.initial.balances
         var upper = context.initial.balances
-        var chargesApplied: [Int: (acknowledged: Int, possible: Int)] = [:]
-        for entry in context.history {
-            switch (entry.operation, entry.outcome) {
-            case ("charge", .ok):
-                let user = entry.arguments["user"]!, amount = entry.arguments["amount"]!
-                if entry.result?["applied"] != 0 {
-                    lower[user, default: 0] += amount
-                    upper[user, default: 0] += amount
-                    chargesApplied[user, default: (0, 0)].acknowledged += 1
-                    chargesApplied[user, default: (0, 0)].possible += 1
-                } else if !keyedCharges.appliedByAnother(entry) {
-                    tally.add(
-                        "already-applied-key-never-applied",
-                        "client \(entry.client) op \(entry.index): charge of \(amount) to user \(user) answered 'already applied' for key \(entry.key ?? "(none)"), but no other operation applied that key")
-                }
-            case ("charge", .unknown):
-                upper[entry.arguments["user"]!, default: 0] += entry.arguments["amount"]!
-                chargesApplied[entry.arguments["user"]!, default: (0, 0)].possible += 1
-            case ("pay", .ok):
-                let order = entry.arguments["order"]!
-                let user = orderOwners[order]!, total = orderTotals[order]!
-                lower[user, default: 0] -= total
-                upper[user, default: 0] -= total
-            case ("pay", .unknown), ("pay", .fail):
-                // It may have taken the money: an unknown ending, or a compensation still pending.
-                let order = entry.arguments["order"]!
-                guard entry.outcome == .unknown || pendingCompensations[order] != nil else { break }
-                if let user = orderOwners[order], let total = orderTotals[order] { lower[user, default: 0] -= total }
-            default: break
-            }
+        for (user, charged) in charges {
+            lower[user, default: 0] += charged.acknowledgedAmount
+            upper[user, default: 0] += charged.acknowledgedAmount + charged.unknownAmount
         }
+        for (order, outcomes) in payments {
+            guard let user = orderOwners[order], let total = orderTotals[order] else { continue }
+            lower[user, default: 0] -= total * outcomes.ok
+            upper[user, default: 0] -= total * outcomes.ok
+            // It may have taken the money: an unknown ending, or a failure whose compensation is pending.
+            let maybe = outcomes.unknown + (pendingCompensations[order] != nil ? outcomes.fail : 0)
+            lower[user, default: 0] -= total * maybe
+        }
+        keys.checkClaims(&tally)
         for (user, balance) in balances.sorted(by: { $0.key < $1.key }) {
-            let low = lower[user] ?? context.initial.balances[user] ?? 0
-            let high = upper[user] ?? context.initial.balances[user] ?? 0
-            if balance < low || balance > high {
+            let initial = context.initial.balances[user] ?? 0
+            let low = lower[user] ?? initial
+            let high = upper[user] ?? initial
+            let ledgerSum = ledger[user] ?? 0
+            if high < 0 {
+                // Even the most favourable reading of the history leaves the user below zero: the
+                // acknowledged operations spent money that was not there. That, not a bound, is the news.
+                tally.add(
+                    "negative-balance",
+                    "user \(user): acknowledged operations take the balance from \(initial) to \(high); balance \(balance), ledger sums to \(ledgerSum)")
+            } else if balance < 0 || ledgerSum < 0 {
+                tally.add("negative-balance", "user \(user): balance \(balance), ledger sums to \(ledgerSum)")
+            } else if balance < low || balance > high {
                 tally.add(
                     balance < low ? "balance-below-acknowledged" : "balance-above-acknowledged",
-                    "user \(user): balance \(balance), the history allows \(low)…\(high) (initial \(context.initial.balances[user] ?? 0))")
+                    "user \(user): balance \(balance), the history allows \(low)…\(high) (initial \(initial))")
             }
-            if (ledger[user] ?? 0) != balance {
-                tally.add("ledger-mismatch", "user \(user): balance \(balance) but the ledger sums to \(ledger[user] ?? 0)")
+            if ledgerSum != balance {
+                tally.add("ledger-mismatch", "user \(user): balance \(balance) but the ledger sums to \(ledgerSum)")
             }
-            if balance < 0 { tally.add("negative-balance", "user \(user): balance \(balance)") }
             let applied = chargeEntries[user] ?? 0
-            let bounds = chargesApplied[user] ?? (0, 0)
+            let bounds = charges[user] ?? UserCharges()
             if applied > bounds.possible {
                 tally.add("charge-applied-twice", "user \(user): \(applied) charges in the ledger, at most \(bounds.possible) attempted")
             } else if applied < bounds.acknowledged {
                 tally.add("acknowledged-charge-missing", "user \(user): \(bounds.acknowledged) charges acknowledged, \(applied) in the ledger")
             }
         }
-        for (key, acknowledged) in keyedCharges.acknowledged.sorted(by: { $0.key < $1.key }) {
-            let inLedger = keyedCharges.ledgerRows[key] ?? 0
-            if inLedger == 0 {
-                tally.add("acknowledged-charge-missing", "key \(key): \(acknowledged) charges acknowledged, none in the ledger")
-            }
-        }
-        for (key, rows) in keyedCharges.ledgerRows.sorted(by: { $0.key < $1.key }) where rows > 1 {
-            tally.add("charge-applied-twice", "key \(key): \(rows) charges in the ledger for one idempotency key")
-        }
-        let operations = context.history.filter { $0.operation == "charge" || $0.operation == "pay" }.count
-        return tally.result(name, summary: "\(balances.count) users, \(operations) charges and payments")
+        try keys.checkLedger(context, &tally)
+        return tally.result(name, summary: "\(balances.count) users, \(observed) charges and payments")
     }
 }
 
-/// The charges sent with idempotency keys, from the history and from the ledger.
+/// The charges sent with idempotency keys: per key, who applied it and who was told it already was.
 struct KeyedCharges {
-    /// Per key, the operations that applied it (acknowledged with applied = 1) or may have (unknown).
-    var appliers: [String: [HistoryEntry]] = [:]
-    /// Per key, how many acknowledged operations (applied or "already applied") sent it.
-    var acknowledged: [String: Int] = [:]
-    /// Per key, the charge rows in the balance ledger (the charge's reference is its key).
-    var ledgerRows: [String: Int] = [:]
+    private struct Sender {
+        let client: Int
+        let index: Int
+        let start: Double
+        let end: Double
+        let user: Int
+        let amount: Int
+    }
+    private struct Record {
+        /// Operations that applied the key (acknowledged with applied = 1) or may have (unknown).
+        var appliers: [Sender] = []
+        /// Acknowledged operations that were answered "already applied".
+        var claims: [Sender] = []
+        /// Acknowledged operations (applied or "already applied").
+        var acknowledged = 0
+    }
+    private var records: [String: Record] = [:]
+    /// "Already applied" answers to charges sent without a key: never right.
+    private var keylessClaims = 0
+    private var firstKeylessClaim: String?
+
+    var retainedRecords: Int { records.values.reduce(0) { $0 + 1 + $1.appliers.count + $1.claims.count } + (firstKeylessClaim == nil ? 0 : 1) }
+
+    /// An acknowledged or unknown charge.
+    mutating func observe(_ entry: HistoryEntry) {
+        let sender = Sender(
+            client: entry.client, index: entry.index, start: entry.start, end: entry.end, user: entry.arguments["user"]!,
+            amount: entry.arguments["amount"]!)
+        let claimsAlreadyApplied = entry.outcome == .ok && entry.result?["applied"] == 0
+        guard let key = entry.key else {
+            if claimsAlreadyApplied {
+                keylessClaims += 1
+                if firstKeylessClaim == nil { firstKeylessClaim = Self.claimExample(sender, key: "(none)") }
+            }
+            return
+        }
+        if claimsAlreadyApplied { records[key, default: Record()].claims.append(sender) } else { records[key, default: Record()].appliers.append(sender) }
+        if entry.outcome == .ok { records[key, default: Record()].acknowledged += 1 }
+    }
+
+    private static func claimExample(_ claim: Sender, key: String) -> String {
+        "client \(claim.client) op \(claim.index): charge of \(claim.amount) to user \(claim.user) answered 'already applied' for key \(key), but no other operation applied that key"
+    }
 
     /// An "already applied" answer is right when another operation with the same key, started
     /// before this one ended, applied it or may have.
-    func appliedByAnother(_ entry: HistoryEntry) -> Bool {
-        guard let key = entry.key else { return false }
-        return appliers[key, default: []].contains {
-            !($0.client == entry.client && $0.index == entry.index) && $0.start <= entry.end
+    func checkClaims(_ tally: inout ViolationTally) {
+        tally.add("already-applied-key-never-applied", count: keylessClaims, firstKeylessClaim ?? "")
+        for (key, record) in records.sorted(by: { $0.key < $1.key }) {
+            for claim in record.claims {
+                let appliedByAnother = record.appliers.contains {
+                    !($0.client == claim.client && $0.index == claim.index) && $0.start <= claim.end
+                }
+                if !appliedByAnother { tally.add("already-applied-key-never-applied", Self.claimExample(claim, key: key)) }
+            }
         }
     }
-}
 
-extension MoneyConservationChecker {
-    func chargesByKey(_ context: CheckContext) throws -> KeyedCharges {
-        var charges = KeyedCharges()
-        for entry in context.history where entry.operation == "charge" {
-            guard let key = entry.key else { continue }
-            if entry.outcome == .unknown || (entry.outcome == .ok && entry.result?["applied"] != 0) {
-                charges.appliers[key, default: []].append(entry)
-            }
-            if entry.outcome == .ok { charges.acknowledged[key, default: 0] += 1 }
-        }
-        guard !charges.acknowledged.isEmpty || !charges.appliers.isEmpty else { return charges }
-        let rows = try context.db.query(
-            "SELECT reference, count(*) FROM balance_ledger WHERE reason = 'charge' GROUP BY reference")
+    /// Every acknowledged key has its charge in the ledger (the charge's reference is its key), once.
+    func checkLedger(_ context: CheckContext, _ tally: inout ViolationTally) throws {
+        guard !records.isEmpty else { return }
+        let rows = try context.db.query("SELECT reference, count(*) FROM balance_ledger WHERE reason = 'charge' GROUP BY reference")
+        var ledgerRows: [String: Int] = [:]
         for row in 0..<rows.rowCount {
-            if let key = rows.string(row, 0), charges.acknowledged[key] != nil || charges.appliers[key] != nil {
-                charges.ledgerRows[key] = rows.int(row, 1) ?? 0
-            }
+            if let key = rows.string(row, 0), records[key] != nil { ledgerRows[key] = rows.int(row, 1) ?? 0 }
         }
-        return charges
+        for (key, record) in records.sorted(by: { $0.key < $1.key }) where record.acknowledged > 0 && (ledgerRows[key] ?? 0) == 0 {
+            tally.add("acknowledged-charge-missing", "key \(key): \(record.acknowledged) charges acknowledged, none in the ledger")
+        }
+        for (key, count) in ledgerRows.sorted(by: { $0.key < $1.key }) where count > 1 {
+            tally.add("charge-applied-twice", "key \(key): \(count) charges in the ledger for one idempotency key")
+        }
     }
 }

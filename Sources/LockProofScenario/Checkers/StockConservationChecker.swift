@@ -1,11 +1,21 @@
 import LockProofCommerce
 
 /// Stock is conserved: for every product, final stock = initial − what acknowledged payments took
-/// (widened by unknown payments), the stock ledger sums to the stock, nothing is negative; every
-/// acknowledged payment left its order PAID, and no order is PAID without an acknowledged or
+/// (widened by unknown payments), the stock ledger sums to the stock, nothing went below zero;
+/// every acknowledged payment left its order PAID, and no order is PAID without an acknowledged or
 /// unknown payment.
-struct StockConservationChecker: Checker {
+///
+/// Per order it keeps the payment outcomes: never the entries.
+final class StockConservationChecker: Checker {
     let name = "stock-conservation"
+    let operations: Set<String> = ["pay"]
+
+    private var payments: [Int: OutcomeCounts] = [:]
+    var retainedRecords: Int { payments.count }
+
+    func observe(_ entry: HistoryEntry) {
+        payments[entry.arguments["order"]!, default: OutcomeCounts()].add(entry.outcome)
+    }
 
     func check(_ context: CheckContext) throws -> CheckResult {
         var tally = ViolationTally()
@@ -21,42 +31,44 @@ struct StockConservationChecker: Checker {
 
         var lower = context.initial.stock
         var upper = context.initial.stock
-        var acknowledged = Set<Int>()
+        var acknowledged = 0
         var possible = Set<Int>()
-        for entry in context.history where entry.operation == "pay" {
-            let order = entry.arguments["order"]!
-            switch entry.outcome {
-            case .ok:
-                acknowledged.insert(order)
-                possible.insert(order)
-                for item in items[order] ?? [] {
-                    lower[item.product, default: 0] -= item.quantity
-                    upper[item.product, default: 0] -= item.quantity
-                }
-                if !["PAID", "COMPLETED"].contains(status[order] ?? "") {
-                    tally.add("acknowledged-payment-not-paid", "order \(order): payment acknowledged, status \(status[order] ?? "missing")")
-                }
-            case .unknown, .fail:
-                guard entry.outcome == .unknown || pendingCompensations.contains(order) else { break }
-                possible.insert(order)
-                for item in items[order] ?? [] { lower[item.product, default: 0] -= item.quantity }
+        for (order, outcomes) in payments.sorted(by: { $0.key < $1.key }) {
+            let maybe = outcomes.unknown + (pendingCompensations.contains(order) ? outcomes.fail : 0)
+            if outcomes.ok + maybe > 0 { possible.insert(order) }
+            acknowledged += outcomes.ok
+            for item in items[order] ?? [] {
+                lower[item.product, default: 0] -= item.quantity * (outcomes.ok + maybe)
+                upper[item.product, default: 0] -= item.quantity * outcomes.ok
+            }
+            if outcomes.ok > 0 && !["PAID", "COMPLETED"].contains(status[order] ?? "") {
+                tally.add(
+                    "acknowledged-payment-not-paid", count: outcomes.ok,
+                    "order \(order): payment acknowledged, status \(status[order] ?? "missing")")
             }
         }
-        for (order, state) in status where state == "PAID" && !possible.contains(order) {
+        for (order, state) in status.sorted(by: { $0.key < $1.key }) where state == "PAID" && !possible.contains(order) {
             tally.add("paid-without-acknowledgement", "order \(order) is PAID but no payment of it was acknowledged")
         }
         for (product, value) in stock.sorted(by: { $0.key < $1.key }) {
+            let initial = context.initial.stock[product] ?? 0
             let low = lower[product] ?? 0, high = upper[product] ?? 0
-            if value < low || value > high {
+            let ledgerSum = ledger[product] ?? 0
+            if high < 0 {
+                tally.add(
+                    "negative-stock",
+                    "product \(product): acknowledged payments take the stock from \(initial) to \(high); stock \(value), ledger sums to \(ledgerSum)")
+            } else if value < 0 || ledgerSum < 0 {
+                tally.add("negative-stock", "product \(product): stock \(value), ledger sums to \(ledgerSum)")
+            } else if value < low || value > high {
                 tally.add(
                     value < low ? "stock-below-acknowledged" : "stock-above-acknowledged",
-                    "product \(product): stock \(value), the history allows \(low)…\(high) (initial \(context.initial.stock[product] ?? 0))")
+                    "product \(product): stock \(value), the history allows \(low)…\(high) (initial \(initial))")
             }
-            if (ledger[product] ?? 0) != value {
-                tally.add("ledger-mismatch", "product \(product): stock \(value) but the stock ledger sums to \(ledger[product] ?? 0)")
+            if ledgerSum != value {
+                tally.add("ledger-mismatch", "product \(product): stock \(value) but the stock ledger sums to \(ledgerSum)")
             }
-            if value < 0 { tally.add("negative-stock", "product \(product): stock \(value)") }
         }
-        return tally.result(name, summary: "\(stock.count) products, \(acknowledged.count) acknowledged payments")
+        return tally.result(name, summary: "\(stock.count) products, \(acknowledged) acknowledged payments")
     }
 }

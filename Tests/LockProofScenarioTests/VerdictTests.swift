@@ -1,0 +1,122 @@
+import Foundation
+import LockProofCommerce
+import LockProofPostgres
+import LockProofScenario
+import LockProofTestSupport
+import XCTest
+
+/// A verdict never hides a failure: broken, empty and interrupted runs are errors or failures in
+/// the table, the JSON report and junit.xml; a run that lost every backend is still judged.
+final class VerdictTests: XCTestCase {
+    private func runner() -> ScenarioRunner {
+        ScenarioRunner(configuration: TestServers.configuration, shared: TestServers.shared, progress: ProgressReporter(enabled: false))
+    }
+
+    private func parse(_ name: String, _ workload: String, expect: String = "pass", thresholds: String = "") throws -> Scenario {
+        try ScenarioParser.parse(
+            """
+            name: \(name)
+            case: charge-balance
+            strategy: atomic
+            seed: {users: 4}
+            workload: {\(workload)}
+            expect: \(expect)
+            \(thresholds.isEmpty ? "" : "thresholds:\n" + thresholds)
+            """, file: "\(name).yaml")
+    }
+
+    func testAnAbortedRunIsAnErrorInTheTableTheReportAndJUnit() throws {
+        let passing = try runner().run(try parse("v-ok", "virtual_users: 2, iterations: 2"))
+        XCTAssertEqual(passing.status, .pass, ReportWriter.summary(passing))
+        let aborted = ScenarioResult.error(try parse("v-aborted", "virtual_users: 2, iterations: 2"), "could not start every client: too many clients already")
+        XCTAssertFalse(aborted.passed)
+        XCTAssertEqual(aborted.status, .error)
+
+        let table = ReportWriter.verdictTable([passing, aborted])
+        XCTAssertTrue(table.contains("1 passed, 0 failed, 1 error"), table)
+        XCTAssertTrue(table.split(separator: "\n").contains { $0.hasPrefix("v-aborted") && $0.hasSuffix("ERROR") }, table)
+        XCTAssertTrue(table.contains("error: v-aborted: could not start every client"), table)
+
+        let junit = ReportWriter.junit([passing, aborted])
+        XCTAssertTrue(junit.contains("<testsuites name=\"lockproof\" tests=\"2\" failures=\"0\" errors=\"1\">"), junit)
+        XCTAssertTrue(junit.contains("<error message=\"could not start every client: too many clients already\">"), junit)
+
+        let report = try JSONSerialization.jsonObject(with: JSONEncoder().encode(ScenarioReport(aborted))) as! [String: Any]
+        XCTAssertEqual(report["status"] as? String, "error")
+        XCTAssertEqual(report["passed"] as? Bool, false)
+        XCTAssertEqual(report["error"] as? String, "could not start every client: too many clients already")
+        XCTAssertTrue(ReportWriter.summary(aborted).hasSuffix("verdict: ERROR (could not start every client: too many clients already)"))
+    }
+
+    func testAHangIsAnErrorNotAnException() throws {
+        let result = try runner().run(try parse("v-hang", "virtual_users: 2, iterations: 100000, think_ms: 5, timeout: 300ms"))
+        XCTAssertEqual(result.status, .error)
+        XCTAssertTrue(result.runError?.contains("did not finish within") == true, result.runError ?? "")
+        XCTAssertGreaterThan(result.operations.total, 0, "what ran before is still counted")
+    }
+
+    func testARunThatPerformedNoOperationFailsWhateverItsThresholds() throws {
+        for expect in ["pass", "violation"] {
+            let result = try runner().run(try parse(
+                "v-empty", "virtual_users: 2, duration: 1e-300s", expect: expect, thresholds: "  errors: [\"count == 0\"]"))
+            XCTAssertEqual(result.operations.total, 0)
+            XCTAssertTrue(result.nothingTested)
+            XCTAssertFalse(result.passed, "expect \(expect): nothing was tested, nothing passes")
+            XCTAssertEqual(result.status, .fail)
+            XCTAssertTrue(ReportWriter.summary(result).contains("verdict: FAIL (nothing was tested"), ReportWriter.summary(result))
+            let junit = ReportWriter.junit([result])
+            XCTAssertTrue(junit.contains("failures=\"1\""), junit)
+            XCTAssertTrue(junit.contains("nothing was tested"), junit)
+        }
+    }
+
+    func testEveryBackendTerminatedMidRunIsReconnectedAndJudged() throws {
+        let since = try TestServers.database().query("SELECT now()::text").string(0, 0)!
+        let scenario = try parse("v-terminated", "virtual_users: 8, duration: 3s, think_ms: 2, pick: random")
+        let killer = Thread {
+            Thread.sleep(forTimeInterval: 1.5)
+            // Every session the run opened (the runner's own and every client's), not older ones.
+            _ = try? TestServers.database().query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_start >= $1::timestamptz AND backend_type = 'client backend'",
+                [since])
+        }
+        killer.start()
+        let result = try runner().run(scenario)
+        XCTAssertNil(result.runError, ReportWriter.summary(result))
+        XCTAssertFalse(result.checks.isEmpty, "the scenario was judged")
+        XCTAssertTrue(result.passed, ReportWriter.summary(result))
+        XCTAssertGreaterThan(result.operations.total, 0)
+    }
+
+    func testAStopRequestEndsTheRunWithinASecondAsInterrupted() throws {
+        let runner = runner()
+        let stop = runner.stop
+        let stopper = Thread {
+            Thread.sleep(forTimeInterval: 1)
+            stop.request("interrupted by SIGINT")
+        }
+        let started = Date()
+        stopper.start()
+        let result = try runner.run(try parse("v-interrupted", "virtual_users: 4, duration: 60s, think_ms: 1"))
+        XCTAssertLessThan(Date().timeIntervalSince(started), 6, "stopped within a second of the request (with room for a loaded machine), not after its 60 s")
+        XCTAssertTrue(result.interrupted)
+        XCTAssertEqual(result.status, .error)
+        XCTAssertTrue(result.runError?.hasPrefix("interrupted by SIGINT") == true, result.runError ?? "")
+        let next = try runner.run(try parse("v-after", "virtual_users: 1, iterations: 1"))
+        XCTAssertTrue(next.interrupted, "nothing starts once a stop was requested")
+    }
+
+    func testReportFileNamesCannotCollideAndAreLengthChecked() {
+        XCTAssertNotEqual(ReportWriter.fileBase("x@vu1"), ReportWriter.fileBase("x-vu1"), "a sweep run and a scenario named like it")
+        XCTAssertEqual(ReportWriter.reportFileProblems([("x@vu1", "a.yaml"), ("x-vu1", "b.yaml")]), [])
+        let same = ReportWriter.reportFileProblems([("Rush", "a.yaml"), ("rush", "b.yaml")])
+        XCTAssertEqual(same.count, 1)
+        XCTAssertTrue(same[0].hasPrefix("b.yaml:1:1: error: run 'rush' and run 'Rush' of a.yaml would write the same report files"), same[0])
+        let long = String(repeating: "n", count: 250)
+        let tooLong = ReportWriter.reportFileProblems([(long, "l.yaml")])
+        XCTAssertEqual(tooLong.count, 1)
+        XCTAssertTrue(tooLong[0].contains("264 bytes long; at most 255"), tooLong[0])
+        XCTAssertEqual(ReportWriter.reportFileProblems([(String(repeating: "n", count: 241), "l.yaml")]), [])
+        XCTAssertEqual(ReportWriter.reportFileProblems([("junit", "j.yaml")]).count, 1)
+    }
+}
