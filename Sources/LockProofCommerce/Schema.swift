@@ -158,6 +158,40 @@ public enum Schema {
         }
     }
 
+    /// What the database user cannot do of what a run does, found before anything is written: the
+    /// schema statements and the TRUNCATE of `reset` are tried in a transaction that is rolled
+    /// back (so PostgreSQL itself decides what they need), and the row privileges every case uses
+    /// are asked of the catalog. Returns a sentence per missing privilege; empty when all is there.
+    public static func missingPrivileges(_ connection: PostgresConnection) throws -> [String] {
+        var missing: [String] = []
+        try connection.execute("BEGIN")
+        do {
+            try connection.query("SELECT pg_advisory_xact_lock($1)", [Int64(0x4C6F_636B_5072)])
+            for statement in statements { try connection.execute(statement) }
+            try connection.execute("TRUNCATE \(tables.joined(separator: ", ")) RESTART IDENTITY CASCADE")
+            let rows = try connection.query(
+                """
+                SELECT t, has_table_privilege(t, 'SELECT'), has_table_privilege(t, 'INSERT'),
+                       has_table_privilege(t, 'UPDATE'), has_table_privilege(t, 'DELETE')
+                FROM unnest($1::text[]) AS t
+                """, ["{" + tables.joined(separator: ",") + "}"])
+            for row in 0..<rows.rowCount {
+                let lacking = ["SELECT", "INSERT", "UPDATE", "DELETE"].enumerated()
+                    .filter { rows.bool(row, $0.offset + 1) != true }.map(\.element)
+                if !lacking.isEmpty, let table = rows.string(row, 0) {
+                    missing.append("\(lacking.joined(separator: ", ")) on table \(table)")
+                }
+            }
+        } catch let error as PostgresError where error.sqlState == "42501" {
+            missing.append(error.message)
+        } catch {
+            connection.rollbackQuietly()
+            throw error
+        }
+        connection.rollbackQuietly()
+        return missing
+    }
+
     /// Applies the schema and empties every table, restarting ids.
     public static func reset(_ connection: PostgresConnection) throws {
         try apply(connection)

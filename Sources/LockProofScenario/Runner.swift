@@ -154,11 +154,19 @@ public final class ScenarioRunner {
     }
 
     /// Fails fast, before anything runs, when a server cannot be reached.
+    /// Also fails when the database user lacks a privilege a run needs (before anything is written).
     public static func checkReachable(_ configuration: ServerConfiguration) throws {
+        let database: PostgresConnection
         do {
-            _ = try configuration.openDatabase()
+            database = try configuration.openDatabase()
         } catch {
             throw RunAborted(message: "PostgreSQL is unreachable: \(error)")
+        }
+        let missing = try Schema.missingPrivileges(database)
+        guard missing.isEmpty else {
+            let user = (try? PostgresTarget(conninfo: configuration.databaseURL))?.user ?? "the database user"
+            throw RunAborted(
+                message: "\(user) lacks privileges a run needs on \(redactedURL(configuration.databaseURL)): \(missing.joined(separator: "; "))")
         }
         do {
             let redis = try RedisConnection(endpoint: configuration.redis, commandTimeout: 2)
@@ -174,10 +182,19 @@ public final class ScenarioRunner {
     public func run(_ scenario: Scenario) throws -> ScenarioResult {
         if let reason = stop.reason { return .error(scenario, "\(reason) before it started", interrupted: true) }
         let db = try configuration.openDatabase()
-        try Schema.reset(db)
-        try clearLockKeys()
-        shared.breaker.reset()
-        let initial = try seed(scenario, db: db)
+        let deadline = PreparationDeadline(
+            seconds: scenario.workload.timeoutSeconds, backendPID: db.backendPID, configuration: configuration)
+        let initial: InitialState
+        do {
+            try Schema.reset(db)
+            try clearLockKeys()
+            shared.breaker.reset()
+            initial = try seed(scenario, db: db)
+        } catch {
+            guard deadline.finish() else { throw error }
+            throw RunAborted(message: "\(scenario.name): emptying the tables and seeding did not finish within \(formatNumber(scenario.workload.timeoutSeconds)) s (workload.timeout)")
+        }
+        deadline.finish()
 
         let statistics = RunStatistics(forward: forward)
         let judges = checkers(for: scenario)

@@ -20,26 +20,43 @@ public struct ScenarioValidationError: Error, Sendable, CustomStringConvertible 
 
 /// Reads and validates scenario files before anything runs.
 public enum ScenarioParser {
+    /// A scenario file is a page of YAML; anything larger is refused before it is parsed, so that
+    /// a huge file (or /dev/zero) costs neither time nor memory.
+    public static let maximumFileBytes = 1 << 20
+    /// At most this many problems of one file are reported, then how many more there were.
+    public static let maximumReportedProblems = 50
+
     public static func load(path: String) throws -> Scenario {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ScenarioValidationError(problems: [
-                ScenarioProblem(file: path, line: 1, column: 1, message: "cannot read the file (does it exist?)")
-            ])
+        func refuse(_ message: String) -> ScenarioValidationError {
+            ScenarioValidationError(problems: [ScenarioProblem(file: path, line: 1, column: 1, message: message)])
         }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw ScenarioValidationError(problems: [
-                ScenarioProblem(file: path, line: 1, column: 1, message: "the file is not UTF-8 text")
-            ])
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
+            let handle = FileHandle(forReadingAtPath: path)
+        else { throw refuse("cannot read the file (does it exist?)") }
+        defer { try? handle.close() }
+        // Read at most one byte past the cap: the size is known without reading the rest.
+        let data = (try? handle.read(upToCount: maximumFileBytes + 1)) ?? Data()
+        guard data.count <= maximumFileBytes else {
+            throw refuse("the file is larger than \(maximumFileBytes / 1024) KiB, the limit for a scenario file")
         }
+        guard let text = String(data: data, encoding: .utf8) else { throw refuse("the file is not UTF-8 text") }
         return try parse(text, file: path)
     }
 
     public static func parse(_ text: String, file: String) throws -> Scenario {
+        guard text.utf8.count <= maximumFileBytes else {
+            throw ScenarioValidationError(problems: [
+                ScenarioProblem(
+                    file: file, line: 1, column: 1,
+                    message: "the file is larger than \(maximumFileBytes / 1024) KiB, the limit for a scenario file")
+            ])
+        }
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)
         } catch let error as YamlError {
-            throw ScenarioValidationError(problems: [yamlProblem(error, file: file)])
+            throw ScenarioValidationError(problems: [yamlProblem(error, text: text, file: file)])
         }
         var reader = Reader(file: file)
         guard let root, case .mapping = root else {
@@ -50,20 +67,135 @@ public enum ScenarioParser {
             ])
         }
         let scenario = reader.scenario(root)
-        if !reader.problems.isEmpty { throw ScenarioValidationError(problems: reader.problems) }
+        if !reader.problems.isEmpty {
+            var problems = reader.problems
+            if reader.unreportedProblems > 0 {
+                problems.append(
+                    ScenarioProblem(
+                        file: file, line: 1, column: 1,
+                        message: "\(reader.unreportedProblems) more problems not shown (the first \(maximumReportedProblems) are above)"))
+            }
+            throw ScenarioValidationError(problems: problems)
+        }
         return scenario!
     }
 
-    private static func yamlProblem(_ error: YamlError, file: String) -> ScenarioProblem {
+    /// A YAML error at its own line and column. Never the text of the file: Yams puts the whole
+    /// input into some of its errors (duplicate keys), which would copy a file into the message.
+    static func yamlProblem(_ error: YamlError, text: String, file: String) -> ScenarioProblem {
         switch error {
         case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _):
             return ScenarioProblem(
                 file: file, line: mark.line, column: mark.column,
-                message: "not valid YAML: \(problem)\(context.map { " \($0.text)" } ?? "")")
+                message: "not valid YAML: \(problem.prefix(200))\(context.map { " \($0.text.prefix(200))" } ?? "")")
+        case .composer(_, let problem, let mark, _) where problem.contains("another document"):
+            return ScenarioProblem(
+                file: file, line: mark.line, column: mark.column,
+                message: "a second YAML document starts here; a scenario file holds exactly one")
+        case .composer(let context, let problem, let mark, _):
+            return ScenarioProblem(
+                file: file, line: mark.line, column: mark.column,
+                message: "not valid YAML: \(problem.prefix(200))\(context.map { " \($0.text.prefix(200))" } ?? "")")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            let key = duplicates.first ?? ""
+            let first = context.mark
+            let repeated = repeatedKeyMark(key, after: first, in: text) ?? (first.line, first.column)
+            let shown = key.count <= 64 ? "'\(key)'" : "a key"
+            return ScenarioProblem(
+                file: file, line: repeated.line, column: repeated.column,
+                message: "\(shown) appears twice in one mapping (first at \(first.line):\(first.column))")
+        case .reader(let problem, let offset, _, _):
+            let (line, column) = offset.map { position(ofCharacterOffset: $0, in: text) } ?? (1, 1)
+            return ScenarioProblem(file: file, line: line, column: column, message: "not valid YAML: \(problem.prefix(200))")
         default:
-            return ScenarioProblem(file: file, line: 1, column: 1, message: "not valid YAML: \(error)")
+            return ScenarioProblem(file: file, line: 1, column: 1, message: "not valid YAML")
         }
     }
+
+    /// Where `key` is written again as a key after its first occurrence: Yams reports only the
+    /// first. A key is the name at the start of a line's content, or after `{` or `,`, followed
+    /// (perhaps after quotes and spaces) by `:`.
+    static func repeatedKeyMark(_ key: String, after first: Mark, in text: String) -> (line: Int, column: Int)? {
+        guard !key.isEmpty else { return nil }
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        for (index, line) in lines.enumerated() where index + 1 >= first.line {
+            let characters = Array(line)
+            let start = index + 1 == first.line ? first.column : 0
+            var column = start
+            while column < characters.count {
+                defer { column += 1 }
+                let before = characters[..<column].last { $0 != " " && $0 != "\t" }
+                guard before == nil || before == "{" || before == "," || before == "-" || before == "?" else { continue }
+                var cursor = column
+                if cursor < characters.count, characters[cursor] == "\"" || characters[cursor] == "'" { cursor += 1 }
+                let name = Array(key)
+                guard cursor + name.count <= characters.count, Array(characters[cursor..<(cursor + name.count)]) == name else { continue }
+                cursor += name.count
+                if cursor < characters.count, characters[cursor] == "\"" || characters[cursor] == "'" { cursor += 1 }
+                while cursor < characters.count, characters[cursor] == " " { cursor += 1 }
+                if cursor < characters.count, characters[cursor] == ":" { return (index + 1, column + 1) }
+            }
+        }
+        return nil
+    }
+
+    private static func position(ofCharacterOffset offset: Int, in text: String) -> (Int, Int) {
+        var line = 1
+        var column = 1
+        for character in text.prefix(offset) {
+            if character == "\n" {
+                line += 1
+                column = 1
+            } else {
+                column += 1
+            }
+        }
+        return (line, column)
+    }
+}
+
+/// A whole number as a person writes it: digits, optionally grouped by single underscores
+/// (`10_000`), optionally signed. Not `1__0`, `0x10`, `1e3` or `+`: YAML 1.1 reads such forms as
+/// numbers in ways no reader of the file expects.
+func strictInteger(_ text: String) -> Int? {
+    var digits = Substring(text)
+    if digits.first == "-" || digits.first == "+" { digits = digits.dropFirst() }
+    let groups = digits.split(separator: "_", omittingEmptySubsequences: false)
+    guard !digits.isEmpty, groups.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isASCII && $0.isNumber } }) else { return nil }
+    return Int(text.replacingOccurrences(of: "_", with: ""))
+}
+
+/// A decimal number: `12`, `0.5`, `.5`, `2.5e-3`. Not hexadecimal (`0x1p3`, which Swift's
+/// `Double(_:)` accepts), not `inf` or `nan`, no underscores.
+func strictDecimal(_ text: String) -> Double? {
+    var rest = Substring(text)
+    if rest.first == "-" || rest.first == "+" { rest = rest.dropFirst() }
+    func digits() -> Int {
+        let count = rest.prefix { $0.isASCII && $0.isNumber }.count
+        rest = rest.dropFirst(count)
+        return count
+    }
+    var mantissaDigits = digits()
+    if rest.first == "." {
+        rest = rest.dropFirst()
+        mantissaDigits += digits()
+    }
+    guard mantissaDigits > 0 else { return nil }
+    if rest.first == "e" || rest.first == "E" {
+        rest = rest.dropFirst()
+        if rest.first == "-" || rest.first == "+" { rest = rest.dropFirst() }
+        guard digits() > 0 else { return nil }
+    }
+    guard rest.isEmpty, let value = Double(text), value.isFinite else { return nil }
+    return value
+}
+
+/// Like `describe`, but says when a number was quoted (a string, not a number).
+func describeNumberLike(_ node: Node) -> String {
+    if case .scalar(let scalar) = node, scalar.style != .plain, strictDecimal(scalar.string) != nil {
+        return "the quoted string '\(scalar.string.prefix(40))' (write numbers without quotes)"
+    }
+    return describe(node)
 }
 
 func describe(_ node: Node) -> String {
@@ -84,8 +216,14 @@ func describe(_ node: Node) -> String {
 private struct Reader {
     let file: String
     var problems: [ScenarioProblem] = []
+    /// Problems past the reporting cap: counted, not kept, so memory stays bounded.
+    var unreportedProblems = 0
 
     mutating func problem(_ node: Node?, _ message: String) {
+        guard problems.count < ScenarioParser.maximumReportedProblems else {
+            unreportedProblems += 1
+            return
+        }
         problems.append(
             ScenarioProblem(file: file, line: node?.mark?.line ?? 1, column: node?.mark?.column ?? 1, message: message))
     }
@@ -125,8 +263,8 @@ private struct Reader {
     }
 
     mutating func integer(_ node: Node, _ field: String, range: ClosedRange<Int>) -> Int? {
-        guard case .scalar(let scalar) = node, let value = Int(scalar.string.replacingOccurrences(of: "_", with: "")) else {
-            problem(node, "\(field): found \(describe(node)); expected a whole number in \(range.lowerBound)…\(range.upperBound)")
+        guard case .scalar(let scalar) = node, scalar.style == .plain, let value = strictInteger(scalar.string) else {
+            problem(node, "\(field): found \(describeNumberLike(node)); expected a whole number in \(range.lowerBound)…\(range.upperBound)")
             return nil
         }
         guard range.contains(value) else {
@@ -137,8 +275,8 @@ private struct Reader {
     }
 
     mutating func number(_ node: Node, _ field: String, range: ClosedRange<Double>) -> Double? {
-        guard case .scalar(let scalar) = node, let value = Double(scalar.string), value.isFinite else {
-            problem(node, "\(field): found \(describe(node)); expected a number in \(formatNumber(range.lowerBound))…\(formatNumber(range.upperBound))")
+        guard case .scalar(let scalar) = node, scalar.style == .plain, let value = strictDecimal(scalar.string) else {
+            problem(node, "\(field): found \(describeNumberLike(node)); expected a number in \(formatNumber(range.lowerBound))…\(formatNumber(range.upperBound))")
             return nil
         }
         guard range.contains(value) else {
@@ -167,16 +305,16 @@ private struct Reader {
 
     /// `10s`, `500ms`, `2m`, or a bare number of seconds.
     mutating func duration(_ node: Node, _ field: String) -> Double? {
-        guard case .scalar(let scalar) = node else {
-            problem(node, "\(field): found \(describe(node)); expected a duration such as 30s, 500ms or 2m")
+        guard case .scalar(let scalar) = node, scalar.style == .plain else {
+            problem(node, "\(field): found \(describeNumberLike(node)); expected a duration such as 30s, 500ms or 2m")
             return nil
         }
-        let text = scalar.string.trimmingCharacters(in: .whitespaces)
+        let text = scalar.string
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60)]
         var seconds: Double?
-        if let value = Double(text) {
+        if let value = strictDecimal(text) {
             seconds = value
-        } else if let (suffix, factor) = units.first(where: { text.hasSuffix($0.0) }), let value = Double(text.dropLast(suffix.count)) {
+        } else if let (suffix, factor) = units.first(where: { text.hasSuffix($0.0) }), let value = strictDecimal(String(text.dropLast(suffix.count))) {
             seconds = value * factor
         }
         guard let seconds, seconds > 0, seconds <= 86_400 else {

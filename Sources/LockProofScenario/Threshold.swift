@@ -81,7 +81,7 @@ public struct Threshold: Sendable, Equatable {
         }
         let left = trimmed[..<range.lowerBound].trimmingCharacters(in: .whitespaces)
         let right = trimmed[range.upperBound...].trimmingCharacters(in: .whitespaces)
-        guard let limit = Double(right), limit.isFinite else {
+        guard let limit = strictDecimal(right) else {
             throw ThresholdSyntaxError("'\(right)' in '\(text)' is not a number")
         }
         let aggregation: Aggregation
@@ -94,7 +94,7 @@ public struct Threshold: Sendable, Equatable {
         case "med": aggregation = .med
         case "value": aggregation = .value
         default:
-            guard left.hasPrefix("p("), left.hasSuffix(")"), let p = Double(left.dropFirst(2).dropLast()), p > 0, p <= 100
+            guard left.hasPrefix("p("), left.hasSuffix(")"), let p = strictDecimal(String(left.dropFirst(2).dropLast())), p > 0, p <= 100
             else {
                 throw ThresholdSyntaxError(
                     "'\(left)' in '\(text)' is not an aggregation; expected count, rate, avg, min, max, med, value or p(N) with 0 < N ≤ 100")
