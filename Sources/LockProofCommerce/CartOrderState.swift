@@ -66,7 +66,7 @@ public struct OrderState {
         let probe = client.probe(.orderState)
         let policy = strategy == .optimisticRetry ? client.settings.retry : RetryPolicy.none
         return try versioned(policy, probe, entity: "order", id: orderId) {
-            try transaction(client.database, probe: probe) { db in
+            try client.transaction(probe: probe) { db in
                 let row = try db.query("SELECT status, version FROM orders WHERE id = $1", [orderId])
                 guard let statusText = row.string(0, 0), let status = OrderStatus(rawValue: statusText),
                     let version = row.int(0, 1)
@@ -112,7 +112,7 @@ public struct CartQuantity {
         let probe = client.probe(.cartQuantity)
         let policy = strategy == .optimisticRetry ? client.settings.retry : RetryPolicy.none
         return try versioned(policy, probe, entity: "cart_item", id: productId) {
-            try transaction(client.database, probe: probe) { db in
+            try client.transaction(probe: probe) { db in
                 guard try db.query("SELECT 1 FROM users WHERE id = $1", [userId]).rowCount == 1 else {
                     throw DomainError.notFound(entity: "user", id: userId)
                 }

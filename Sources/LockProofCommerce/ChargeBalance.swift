@@ -58,7 +58,6 @@ public struct ChargeBalance {
     public func charge(userId: Int, amount: Int, idempotencyKey: String? = nil) throws -> ChargeResult {
         guard amount > 0 else { throw DomainError.invalidAmount(amount) }
         let probe = client.probe(.chargeBalance)
-        let db = client.database
         switch strategy {
         case .seed:
             return try withOptimisticRetry(client.settings.retry, probe: probe) { attempt in
@@ -71,7 +70,7 @@ public struct ChargeBalance {
                 try optimisticCharge(userId, amount, idempotencyKey, attempt, probe)
             }
         case .pessimistic:
-            return try transaction(db, probe: probe) { db in
+            return try client.transaction(probe: probe) { db in
                 let rows = try lockRowsForUpdate(db, table: .users, ids: [userId], columns: "balance", probe: probe)
                 guard let row = rows[userId], let balance = row.int(0, 0) else {
                     throw DomainError.notFound(entity: "user", id: userId)
@@ -82,7 +81,7 @@ public struct ChargeBalance {
                 return try record(userId, amount, balance + amount, idempotencyKey, attempts: 1, db: db)
             }
         case .atomic:
-            return try transaction(db, probe: probe) { db in
+            return try client.transaction(probe: probe) { db in
                 if let previous = try claimIdempotencyKey(idempotencyKey, userId: userId, db: db) { return previous }
                 let result = try db.query(
                     "UPDATE users SET balance = balance + $1, version = version + 1 WHERE id = $2 RETURNING balance",
@@ -96,7 +95,7 @@ public struct ChargeBalance {
             }
         case .redisLockFenced:
             return try client.withDistributedLockHandle(Self.lockKey(userId: userId), probe: probe) { handle in
-                try transaction(db, probe: probe) { db in
+                try client.transaction(probe: probe) { db in
                     if let handle {
                         let claimed = try db.query(
                             "UPDATE users SET fence_token = $2 WHERE id = $1 AND fence_token <= $2",
@@ -124,7 +123,7 @@ public struct ChargeBalance {
     /// Read, add, write back: right only if something outside the database excludes other writers.
     private func unguardedCharge(_ userId: Int, _ amount: Int, _ idempotencyKey: String?) throws -> ChargeResult {
         let probe = client.probe(.chargeBalance)
-        return try transaction(client.database, probe: probe) { db in
+        return try client.transaction(probe: probe) { db in
             let balance = try readBalance(userId, db: db).balance
             if let previous = try claimIdempotencyKey(idempotencyKey, userId: userId, db: db) { return previous }
             try client.think()
@@ -136,7 +135,7 @@ public struct ChargeBalance {
     private func optimisticCharge(
         _ userId: Int, _ amount: Int, _ key: String?, _ attempt: Int, _ probe: Probe
     ) throws -> ChargeResult {
-        try transaction(client.database, probe: probe) { db in
+        try client.transaction(probe: probe) { db in
             let (balance, version) = try readBalance(userId, db: db)
             if let previous = try claimIdempotencyKey(key, userId: userId, db: db) { return previous }
             try client.think()

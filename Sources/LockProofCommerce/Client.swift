@@ -152,11 +152,45 @@ public struct ClientCrashed: Error, CustomStringConvertible, Sendable {
     public var description: String { "client crashed \(point)" }
 }
 
-/// One virtual client: its own PostgreSQL session and Redis connection, used from one thread.
+/// The connections virtual users share when `workload.connections` is set: a bounded pool of
+/// PostgreSQL sessions and one of Redis connections, per process (per instance).
+public final class ClientPools: @unchecked Sendable {
+    public let postgres: ConnectionPool<PostgresConnection>
+    public let redis: ConnectionPool<RedisConnection>
+
+    public init(
+        configuration: ServerConfiguration, settings: CommerceSettings, postgres: Int, redis: Int, waitSeconds: Double
+    ) {
+        self.postgres = ConnectionPool(kind: .postgres, size: postgres, waitSeconds: waitSeconds) {
+            let connection = try PostgresConnection(
+                CommerceClient.clientURL(configuration.databaseURL), connectTimeoutSeconds: configuration.connectTimeoutSeconds)
+            try connection.setLockTimeout(milliseconds: settings.rowLockTimeoutMilliseconds)
+            return connection
+        }
+        self.redis = ConnectionPool(kind: .redis, size: redis, waitSeconds: waitSeconds) {
+            try RedisConnection(endpoint: configuration.redis, commandTimeout: settings.redisCommandTimeoutSeconds)
+        }
+    }
+
+    public func close() {
+        postgres.close()
+        redis.close()
+    }
+}
+
+/// One virtual client, used from one thread: its own PostgreSQL session and Redis connection, or,
+/// with `pools`, connections borrowed from pools shared with the other clients.
+///
+/// Pooled, a transaction borrows a session for its own length (`transaction`, `withDatabase`), as
+/// an application's pool lends one per transaction; `database` borrows one until
+/// `releaseConnections()`. A Redis connection is borrowed for a distributed lock's whole hold. So a
+/// client holding a Redis lock can wait for a PostgreSQL session: that wait lengthens the hold.
 public final class CommerceClient {
-    public let database: PostgresConnection
-    public let redis: RedisConnection
-    public let locks: DistributedLockClient
+    private let ownDatabase: PostgresConnection?
+    private let ownLocks: DistributedLockClient?
+    public let pools: ClientPools?
+    private let shared: SharedServices?
+    private var borrowedDatabase: PostgresConnection?
     public var events: any EventSink
     public var settings: CommerceSettings
     public var gateway: any PaymentGateway
@@ -164,18 +198,81 @@ public final class CommerceClient {
 
     public init(
         configuration: ServerConfiguration, shared: SharedServices?, events: any EventSink = NoEventSink(),
-        settings: CommerceSettings = CommerceSettings(), gateway: any PaymentGateway = AlwaysApprovingGateway()
+        settings: CommerceSettings = CommerceSettings(), gateway: any PaymentGateway = AlwaysApprovingGateway(),
+        pools: ClientPools? = nil
     ) throws {
-        database = try PostgresConnection(
-            Self.clientURL(configuration.databaseURL), connectTimeoutSeconds: configuration.connectTimeoutSeconds)
-        redis = try RedisConnection(endpoint: configuration.redis, commandTimeout: settings.redisCommandTimeoutSeconds)
-        locks = DistributedLockClient(
-            redis: redis, notifier: shared?.notifier, renewer: shared?.renewer, breaker: shared?.breaker)
+        self.shared = shared
+        self.pools = pools
+        if pools == nil {
+            let database = try PostgresConnection(
+                Self.clientURL(configuration.databaseURL), connectTimeoutSeconds: configuration.connectTimeoutSeconds)
+            try database.setLockTimeout(milliseconds: settings.rowLockTimeoutMilliseconds)
+            let redis = try RedisConnection(endpoint: configuration.redis, commandTimeout: settings.redisCommandTimeoutSeconds)
+            ownDatabase = database
+            ownLocks = DistributedLockClient(
+                redis: redis, notifier: shared?.notifier, renewer: shared?.renewer, breaker: shared?.breaker)
+        } else {
+            ownDatabase = nil
+            ownLocks = nil
+        }
         self.events = events
         self.settings = settings
         self.gateway = gateway
         self.faults = FaultHooks()
-        try database.setLockTimeout(milliseconds: settings.rowLockTimeoutMilliseconds)
+    }
+
+    /// This client's session: its own, or one borrowed from the pool until `releaseConnections()`.
+    public var database: PostgresConnection {
+        get throws {
+            if let connection = ownDatabase ?? borrowedDatabase { return connection }
+            let connection = try borrowDatabase()
+            borrowedDatabase = connection
+            return connection
+        }
+    }
+
+    /// Runs `body` with a session; pooled, borrowed for `body` only (unless one is already held).
+    public func withDatabase<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
+        if let connection = ownDatabase ?? borrowedDatabase { return try body(connection) }
+        let connection = try borrowDatabase()
+        borrowedDatabase = connection
+        defer { releaseConnections() }
+        return try body(connection)
+    }
+
+    /// One transaction (see `transaction(_:isolation:probe:_:)`) on a session held for its length.
+    public func transaction<T>(
+        isolation: IsolationLevel = .readCommitted, probe: Probe, _ body: (PostgresConnection) throws -> T
+    ) throws -> T {
+        try withDatabase { try LockProofLocking.transaction($0, isolation: isolation, probe: probe, body) }
+    }
+
+    /// Gives a borrowed session back to the pool (a broken one is repaired or dropped).
+    public func releaseConnections() {
+        guard let connection = borrowedDatabase, let pools else { return }
+        borrowedDatabase = nil
+        if !connection.isConnected {
+            try? connection.reconnectIfNeeded()
+            if connection.isConnected { try? connection.setLockTimeout(milliseconds: settings.rowLockTimeoutMilliseconds) }
+        }
+        if connection.isConnected { pools.postgres.giveBack(connection) } else { pools.postgres.discard() }
+    }
+
+    private func borrowDatabase() throws -> PostgresConnection {
+        let (connection, waited) = try pools!.postgres.borrow()
+        events.record(.poolWaited(.postgres, seconds: waited, holdingLock: heldLock != nil), caseName: "")
+        return connection
+    }
+
+    /// The lock client for one hold: this client's own, or one on a borrowed Redis connection.
+    private func withLockClient<T>(_ body: (DistributedLockClient) throws -> T) throws -> T {
+        if let ownLocks { return try body(ownLocks) }
+        let pool = pools!.redis
+        let (connection, waited) = try pool.borrow()
+        events.record(.poolWaited(.redis, seconds: waited, holdingLock: heldLock != nil), caseName: "")
+        defer { connection.isConnected ? pool.giveBack(connection) : pool.discard() }
+        return try body(
+            DistributedLockClient(redis: connection, notifier: shared?.notifier, renewer: shared?.renewer, breaker: shared?.breaker))
     }
 
     func probe(_ caseName: CaseName) -> Probe { Probe(caseName: caseName.rawValue, sink: events) }
@@ -199,11 +296,13 @@ public final class CommerceClient {
 
     /// The same, handing the body the lock (nil when Redis was skipped) for its fencing token.
     func withDistributedLockHandle<T>(_ key: String, probe: Probe, _ body: (LockHandle?) throws -> T) throws -> T {
-        try locks.withLockOrFallback(key, options: settings.lock, probe: probe) { handle in
-            heldLock = handle
-            defer { heldLock = nil }
-            if handle != nil { try faults.whileHoldingLock?(key) }
-            return try body(handle)
+        try withLockClient { locks in
+            try locks.withLockOrFallback(key, options: settings.lock, probe: probe) { handle in
+                heldLock = handle
+                defer { heldLock = nil }
+                if handle != nil { try faults.whileHoldingLock?(key) }
+                return try body(handle)
+            }
         }
     }
 
@@ -217,6 +316,7 @@ public final class CommerceClient {
 
     /// Re-establishes the session after the server dropped it, so the next operation can run.
     public func recoverConnections() {
+        guard let database = ownDatabase else { return releaseConnections() }
         try? database.reconnectIfNeeded()
         if database.isConnected { try? database.setLockTimeout(milliseconds: settings.rowLockTimeoutMilliseconds) }
     }

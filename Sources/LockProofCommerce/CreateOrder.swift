@@ -61,7 +61,7 @@ public struct CreateOrder {
     private func insertOrder(
         _ userId: Int, _ items: [OrderItemRequest], lockOrder: LockOrder?, _ probe: Probe
     ) throws -> CreatedOrder {
-        try transaction(client.database, probe: probe) { db in
+        try client.transaction(probe: probe) { db in
             guard try db.query("SELECT 1 FROM users WHERE id = $1", [userId]).rowCount == 1 else {
                 throw DomainError.notFound(entity: "user", id: userId)
             }

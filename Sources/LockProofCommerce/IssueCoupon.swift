@@ -38,7 +38,7 @@ public struct IssueCoupon {
             switch strategy {
             case .seed:
                 return try client.withDistributedLock(Self.lockKey(couponId: couponId), probe: probe) {
-                    try transaction(client.database, probe: probe) { db in
+                    try client.transaction(probe: probe) { db in
                         if try alreadyIssued(couponId, userId, db) {
                             throw DomainError.alreadyIssued(userId: userId, couponId: couponId, detectedBy: .applicationCheck)
                         }
@@ -46,9 +46,9 @@ public struct IssueCoupon {
                     }
                 }
             case .pessimistic:
-                return try transaction(client.database, probe: probe) { db in try issueLocked(couponId, userId, db, probe) }
+                return try client.transaction(probe: probe) { db in try issueLocked(couponId, userId, db, probe) }
             case .atomic:
-                return try transaction(client.database, probe: probe) { db in
+                return try client.transaction(probe: probe) { db in
                     try requireUser(userId, db)
                     let updated = try db.query(
                         """
@@ -64,7 +64,7 @@ public struct IssueCoupon {
                     return CouponIssue(couponId: couponId, userId: userId, issuedQuantity: issued)
                 }
             case .naive:
-                return try transaction(client.database, probe: probe) { db in
+                return try client.transaction(probe: probe) { db in
                     try requireUser(userId, db)
                     let coupon = try db.query("SELECT total_quantity, issued_quantity FROM coupons WHERE id = $1", [couponId])
                     guard let total = coupon.int(0, 0), let issued = coupon.int(0, 1) else {

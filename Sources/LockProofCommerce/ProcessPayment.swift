@@ -64,7 +64,7 @@ public struct ProcessPayment {
             throw DomainError.paymentDeclined(orderId: orderId, reason: reason)
         }
         // A timeout (no answer) leaves the intent open: `PaymentRecovery` asks the gateway later.
-        try Self.markPaid(orderId: orderId, db: client.database, probe: probe)
+        try client.withDatabase { try Self.markPaid(orderId: orderId, db: $0, probe: probe) }
         return PaymentResult(
             orderId: orderId, userId: userId, amount: deduction.amount, balanceAfter: deduction.balanceAfter,
             receipt: receipt)
@@ -86,7 +86,8 @@ public struct ProcessPayment {
     }
 
     private func orderOwner(_ orderId: Int) throws -> Int {
-        guard let owner = try client.database.query("SELECT user_id FROM orders WHERE id = $1", [orderId]).int(0, 0)
+        // Its own short borrow: a pooled session is not held while the Redis lock is awaited.
+        guard let owner = try client.withDatabase({ try $0.query("SELECT user_id FROM orders WHERE id = $1", [orderId]) }).int(0, 0)
         else { throw DomainError.notFound(entity: "order", id: orderId) }
         return owner
     }
@@ -108,7 +109,7 @@ public struct ProcessPayment {
     }
 
     private func deductLocked(_ orderId: Int, _ probe: Probe) throws -> Deduction {
-        try transaction(client.database, probe: probe) { db in
+        try client.transaction(probe: probe) { db in
             let order = try loadOrder(orderId, forUpdate: true, db: db)
             let users = try lockRowsForUpdate(db, table: .users, ids: [order.userId], columns: "balance", probe: probe)
             let products = try lockRowsForUpdate(
@@ -131,7 +132,7 @@ public struct ProcessPayment {
     }
 
     private func deductNaively(_ orderId: Int, _ probe: Probe) throws -> Deduction {
-        try transaction(client.database, probe: probe) { db in
+        try client.transaction(probe: probe) { db in
             let order = try loadOrder(orderId, forUpdate: false, db: db)
             guard let balance = try db.query("SELECT balance FROM users WHERE id = $1", [order.userId]).int(0, 0) else {
                 throw DomainError.notFound(entity: "user", id: order.userId)
@@ -198,8 +199,7 @@ public struct ProcessPayment {
     /// transaction; then one transaction restores balance and stock, fails the order and marks the
     /// record done. If that fails, the record stays `pending` with the error: never lost.
     func compensate(_ deduction: Deduction, reason: String, probe: Probe) throws {
-        let db = client.database
-        try transaction(db, probe: probe) { db in
+        try client.transaction(probe: probe) { db in
             try db.query(
                 """
                 INSERT INTO compensations (order_id, status, reason) VALUES ($1, 'pending', $2)
@@ -209,7 +209,7 @@ public struct ProcessPayment {
         do {
             try Compensation.run(orderId: deduction.orderId, client: client, probe: probe)
         } catch {
-            try? Compensation.recordFailure(orderId: deduction.orderId, error: error, db: db)
+            try? Compensation.recordFailure(orderId: deduction.orderId, error: error, db: client.database)
             throw error
         }
     }
@@ -222,7 +222,7 @@ public enum Compensation {
     /// PAYING is left alone.
     public static func run(orderId: Int, client: CommerceClient, probe: Probe) throws {
         do {
-            try transaction(client.database, probe: probe) { db in
+            try client.transaction(probe: probe) { db in
                 let order = try db.query("SELECT user_id, total_amount, status FROM orders WHERE id = $1 FOR UPDATE", [orderId])
                 guard let userId = order.int(0, 0), let total = order.int(0, 1) else {
                     throw DomainError.notFound(entity: "order", id: orderId)

@@ -41,7 +41,7 @@ public enum PaymentRecovery {
     /// but it fails a payment that would have succeeded).
     public static func run(client: CommerceClient, minimumAgeSeconds: Double = 0) throws -> RecoveryReport {
         let probe = client.probe(.processPayment)
-        let db = client.database
+        let db = try client.database
         var report = RecoveryReport()
         report.compensationsPendingBefore = try Compensation.pending(db: db).count
         let rows = try db.query(

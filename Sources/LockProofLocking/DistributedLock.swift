@@ -188,6 +188,9 @@ public final class DistributedLockClient {
             probe.record(.redisLockBypassed)
             return try body(nil)
         }
+        // Held from acquisition to release, as `withLock` reports it.
+        let acquired = monotonicSeconds()
+        defer { probe.record(.lockHeld(.redis, seconds: monotonicSeconds() - acquired)) }
         let value: T
         do {
             value = try body(handle)

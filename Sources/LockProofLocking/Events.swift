@@ -15,6 +15,12 @@ public enum LockFailureReason: String, Sendable, CaseIterable {
     case error
 }
 
+/// Which connection pool a wait concerns (`workload.connections`).
+public enum PoolKind: String, Sendable, CaseIterable {
+    case postgres
+    case redis
+}
+
 /// Resilience4j's names for how a retried call ended.
 public enum RetryCallKind: String, Sendable, CaseIterable {
     case successfulWithoutRetry = "successful_without_retry"
@@ -48,6 +54,9 @@ public enum LockProofEvent: Sendable, Equatable {
     case circuitBreaker(CircuitBreaker.State)
     /// The Redis lock was skipped because the breaker was open: database locks alone.
     case redisLockBypassed
+    /// A virtual user waited for a pooled connection; `holdingLock`: while holding a Redis lock,
+    /// so the wait lengthened that lock's hold. Process-wide (no case).
+    case poolWaited(PoolKind, seconds: Double, holdingLock: Bool)
 }
 
 /// Receives events; must be safe to call from many client threads at once.

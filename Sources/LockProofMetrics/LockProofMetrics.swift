@@ -19,6 +19,7 @@ public final class LockProofMetrics: EventSink, Sendable {
     private let compensationsByOutcome: (succeeded: Counter, failed: Counter)
     private let compensationsPending: Gauge
     private let circuitBreakerGauges: [CircuitBreakerState: Gauge]
+    private let poolWaits: [PoolKind: ValueHistogram]
 
     public init(instrumentationEnabled: Bool = true) {
         self.instrumentationEnabled = instrumentationEnabled
@@ -41,6 +42,7 @@ public final class LockProofMetrics: EventSink, Sendable {
             breakerGauges[state] = tables.gauge(MetricCatalog.circuitBreakerState, ["redis", state.rawValue])
         }
         circuitBreakerGauges = breakerGauges
+        poolWaits = Dictionary(uniqueKeysWithValues: PoolKind.allCases.map { ($0, tables.histogram(MetricCatalog.poolWait, [$0.rawValue])) })
         tables.gauge(MetricCatalog.buildInfo, [LockProofBuild.version]).set(to: 1)
         tables.createRemaining()
         setCircuitBreaker(state: .closed)
@@ -55,6 +57,10 @@ public final class LockProofMetrics: EventSink, Sendable {
         guard instrumentationEnabled else { return }
         if case .compensation(let succeeded) = event {
             (succeeded ? compensationsByOutcome.succeeded : compensationsByOutcome.failed).increment()
+            return
+        }
+        if case .poolWaited(let pool, let seconds, _) = event {
+            poolWaits[pool]?.record(max(0, seconds))
             return
         }
         if case .circuitBreaker(let state) = event {
@@ -91,7 +97,7 @@ public final class LockProofMetrics: EventSink, Sendable {
             series.distributedLockLost.increment()
         case .redisLockBypassed:
             break  // the breaker's state gauge says so; bypasses are counted in the run's summary
-        case .compensation, .circuitBreaker:
+        case .compensation, .circuitBreaker, .poolWaited:
             break  // handled above: they carry no case label
         }
     }

@@ -195,6 +195,14 @@ public enum MetricCatalog {
         help: "Distributed locks lost while held: the lease expired, or a stale fencing token was refused.",
         labels: [caseLabel])
 
+    // Connection pools (workload.connections).
+    public static let poolKinds = PoolKind.allCases.map(\.rawValue)
+
+    public static let poolWait = MetricFamily(
+        "lockproof_pool_wait_seconds", .histogram,
+        help: "Time a virtual user waited to borrow a pooled connection (workload.connections), by pool (postgres, redis), in seconds.",
+        labels: [MetricLabel(name: "pool", values: poolKinds)], buckets: secondsBuckets)
+
     public static let buildInfo = MetricFamily(
         "lockproof_build_info", .gauge,
         help: "Always 1; the version label says which LockProof is running.",
@@ -204,6 +212,6 @@ public enum MetricCatalog {
     public static let all: [MetricFamily] = [
         operations, operationDuration, retryAttempts, retryExhausted, retryCalls, optimisticConflicts, lockWait,
         lockHeld, lockAcquireFailures, deadlocks, serializationFailures, uniqueViolations, compensations, compensationsPending,
-        circuitBreakerState, distributedLockLost, buildInfo,
+        circuitBreakerState, distributedLockLost, poolWait, buildInfo,
     ]
 }

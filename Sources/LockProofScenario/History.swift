@@ -217,6 +217,7 @@ public func reasonName(_ error: any Error) -> String {
         case .other: return "database_error"
         }
     case is RetryExhausted: return "retry_exhausted"
+    case is PoolTimeout: return "pool_timeout"
     case is LockTimeout: return "redis_lock_timeout"
     case is RedisError: return "redis_error"
     case is GatewayDeclined: return "payment_declined"

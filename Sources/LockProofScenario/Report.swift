@@ -28,6 +28,24 @@ public struct ScenarioReport: Codable, Sendable {
         public let p99: Double
         public let max: Double
     }
+    /// Waits to borrow a pooled connection (`workload.connections`), by pool.
+    public struct PoolWait: Codable, Sendable {
+        public let pool: String
+        /// Every borrow, waited or not.
+        public let borrows: Int
+        public let p50: Double
+        public let p99: Double
+        public let max: Double
+        /// Borrows made while holding a Redis lock, and the seconds they added to its holds.
+        public let whileHoldingLock: Int
+        public let whileHoldingLockSeconds: Double
+
+        enum CodingKeys: String, CodingKey {
+            case pool, borrows, p50, p99, max
+            case whileHoldingLock = "while_holding_lock"
+            case whileHoldingLockSeconds = "while_holding_lock_seconds"
+        }
+    }
     public struct Counters: Codable, Sendable {
         public let retryAttempts: Int
         public let retryExhausted: Int
@@ -74,6 +92,7 @@ public struct ScenarioReport: Codable, Sendable {
     public let lockWaitSeconds: [LockWait]
     /// How long locks were held, by lock kind (same shape as the waits).
     public let lockHeldSeconds: [LockWait]
+    public let poolWaitSeconds: [PoolWait]
     public let counters: Counters
     public let faults: [String]
     /// The end-of-run payment recovery (payment scenarios).
@@ -96,6 +115,7 @@ public struct ScenarioReport: Codable, Sendable {
         case throughputPerSecond = "throughput_per_second"
         case lockWaitSeconds = "lock_wait_seconds"
         case lockHeldSeconds = "lock_held_seconds"
+        case poolWaitSeconds = "pool_wait_seconds"
         case counters, faults, recovery
         case circuitBreaker = "circuit_breaker"
         case fencedWritesRefused = "fenced_writes_refused"
@@ -131,6 +151,14 @@ public struct ScenarioReport: Codable, Sendable {
         lockHeldSeconds = ["redis", "row"].compactMap { lock in
             s.trend("lockproof_lock_held_seconds", where: ["lock": lock]).map {
                 LockWait(lock: lock, count: $0.count, p50: $0.percentile(50), p99: $0.percentile(99), max: $0.maximum)
+            }
+        }
+        poolWaitSeconds = ["postgres", "redis"].compactMap { pool in
+            s.trend("lockproof_pool_wait_seconds", where: ["pool": pool]).map {
+                let holding = s.trend(RunStatistics.poolWaitHoldingLock, where: ["pool": pool])
+                return PoolWait(
+                    pool: pool, borrows: $0.count, p50: $0.percentile(50), p99: $0.percentile(99), max: $0.maximum,
+                    whileHoldingLock: holding?.count ?? 0, whileHoldingLockSeconds: holding.map { $0.average * Double($0.count) } ?? 0)
             }
         }
         counters = Counters(
@@ -177,6 +205,11 @@ public enum ReportWriter {
         }
         for held in report.lockHeldSeconds {
             lines.append("lock held (\(held.lock)): \(held.count) holds, p50 \(ms(held.p50)), p99 \(ms(held.p99)), max \(ms(held.max))")
+        }
+        for wait in report.poolWaitSeconds {
+            lines.append(
+                "pool wait (\(wait.pool)): \(wait.borrows) borrows, p50 \(ms(wait.p50)), p99 \(ms(wait.p99)), max \(ms(wait.max)); "
+                    + "\(wait.whileHoldingLock) while holding a Redis lock, adding \(String(format: "%.3f", wait.whileHoldingLockSeconds)) s to its holds")
         }
         let c = report.counters
         lines.append(

@@ -58,6 +58,8 @@ public struct ThresholdMetric: Sendable {
                             help: "time to acquire a Redis or row lock"),
             ThresholdMetric(name: "lockproof_lock_held_seconds", kind: .trend, labels: ["lock": locks], cases: lockingCases,
                             help: "time a Redis lock (to release) or row locks (to commit) were held"),
+            ThresholdMetric(name: "lockproof_pool_wait_seconds", kind: .trend, labels: ["pool": PoolKind.allCases.map(\.rawValue)],
+                            cases: every, help: "time waiting for a pooled connection (needs workload.connections)"),
             ThresholdMetric(name: "lockproof_lock_acquire_failures_total", kind: .counter,
                             labels: ["lock": locks, "reason": LockFailureReason.allCases.map(\.rawValue)], cases: lockingCases,
                             help: "lock acquisitions that timed out or failed"),
@@ -140,6 +142,9 @@ public final class RunStatistics: EventSink, @unchecked Sendable {
             countLocked(Self.redisLockBypassed, [:])
         case .circuitBreaker:
             break  // the runner reads the breaker's own time line
+        case .poolWaited(let pool, let seconds, let holdingLock):
+            observeLocked("lockproof_pool_wait_seconds", ["pool": pool.rawValue], seconds)
+            if holdingLock { observeLocked(Self.poolWaitHoldingLock, ["pool": pool.rawValue], seconds) }
         }
     }
 
@@ -158,6 +163,8 @@ public final class RunStatistics: EventSink, @unchecked Sendable {
     /// that skipped Redis while its circuit breaker was open.
     public static let fencedWritesRefused = "fenced_writes_refused"
     public static let redisLockBypassed = "redis_lock_bypassed"
+    /// Pool waits of clients that held a Redis lock meanwhile: time added to that lock's hold.
+    public static let poolWaitHoldingLock = "pool_wait_holding_lock_seconds"
 
     /// Internal counter: payments that reached the gateway (what compensation counters watch).
     static let gatewayCalls = "gateway_calls"

@@ -203,6 +203,12 @@ public final class ScenarioRunner {
         let workload = scenario.workload
         let virtualUsers = workload.virtualUsers[0]
         let settings = commerceSettings(workload)
+        // Shared pools (workload.connections), or nil: one session and Redis connection per client.
+        let pools = workload.connections.map {
+            ClientPools(
+                configuration: self.configuration, settings: settings, postgres: $0.postgres, redis: $0.redis, waitSeconds: $0.waitSeconds)
+        }
+        defer { pools?.close() }
         let gateway = SimulatedPaymentGateway(
             latencySeconds: (workload.gatewayLatencyMilliseconds.lowerBound / 1000)...(workload.gatewayLatencyMilliseconds.upperBound / 1000),
             failureRate: workload.gatewayFailureRate, seed: workload.randomSeed,
@@ -230,7 +236,8 @@ public final class ScenarioRunner {
                 var user: VirtualUser?
                 do {
                     let client = try CommerceClient(
-                        configuration: configuration, shared: shared, events: statistics, settings: settings, gateway: gateway)
+                        configuration: configuration, shared: shared, events: statistics, settings: settings, gateway: gateway,
+                        pools: pools)
                     user = VirtualUser(index: index, scenario: scenario, initial: initial, client: client)
                 } catch {
                     setupErrors.mutate { $0.append("client \(index): \(error)") }

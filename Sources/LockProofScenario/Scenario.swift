@@ -145,6 +145,8 @@ public struct WorkloadSpec: Sendable, Equatable {
     public var rowLockTimeoutMilliseconds: Int? = nil
     /// A run that has not finished by then is a hang: it fails.
     public var timeoutSeconds = 300.0
+    /// Connections the virtual users share (per instance); nil = one of each per virtual user.
+    public var connections: ConnectionsSpec? = nil
 }
 
 /// The case an operation belongs to.
@@ -175,5 +177,19 @@ func locks(of caseName: CaseName, strategy: String) -> Set<String> {
         return ["redis", "row"]
     case (.processPayment, "pessimistic"), (.issueCoupon, "pessimistic"): return ["row"]
     default: return []
+    }
+}
+
+/// `workload.connections`: pools the virtual users borrow from, as an application's pool.
+public struct ConnectionsSpec: Sendable, Equatable {
+    public var postgres: Int
+    public var redis: Int
+    /// How long a borrower waits for a connection before its operation fails (`pool_timeout`).
+    public var waitSeconds = 30.0
+
+    public init(postgres: Int, redis: Int, waitSeconds: Double = 30) {
+        self.postgres = postgres
+        self.redis = redis
+        self.waitSeconds = waitSeconds
     }
 }

@@ -549,7 +549,7 @@ private struct Reader {
             known: [
                 "virtual_users", "iterations", "duration", "start", "pick", "amount", "items", "quantity", "item_order",
                 "think_ms", "mix", "gateway", "random_seed", "pay_after_create", "idempotency_keys", "idempotency_duplicates", "retry", "lock",
-                "row_lock_timeout_ms", "timeout",
+                "row_lock_timeout_ms", "timeout", "connections",
             ], section: "workload")
         if let entry = fields["virtual_users"] {
             if case .sequence(let items) = entry.value {
@@ -620,12 +620,37 @@ private struct Reader {
             let retry = entries(entry.value, known: ["max_attempts"], section: "workload.retry")
             workload.retryMaxAttempts = retry["max_attempts"].flatMap { integer($0.value, "workload.retry.max_attempts", range: 1...1_000) }
         }
+        if let entry = fields["connections"] { workload.connections = connections(entry.value) }
         if let entry = fields["lock"] {
             let lock = entries(entry.value, known: ["lease_ms", "wait_ms"], section: "workload.lock")
             workload.lockLeaseMilliseconds = lock["lease_ms"].flatMap { integer($0.value, "workload.lock.lease_ms", range: 10...600_000) }
             workload.lockWaitMilliseconds = lock["wait_ms"].flatMap { integer($0.value, "workload.lock.wait_ms", range: 0...600_000) }
         }
         return workload
+    }
+
+    /// `connections: 20` (both pools) or `{postgres: 20, redis: 64, wait: 5s}`.
+    mutating func connections(_ node: Node) -> ConnectionsSpec? {
+        let range = 1...10_000
+        if case .scalar = node {
+            return integer(node, "workload.connections", range: range).map { ConnectionsSpec(postgres: $0, redis: $0) }
+        }
+        let fields = entries(node, known: ["postgres", "redis", "wait"], section: "workload.connections")
+        guard case .mapping = node else { return nil }
+        guard let postgres = fields["postgres"].flatMap({ integer($0.value, "workload.connections.postgres", range: range) }) else {
+            if fields["postgres"] == nil { problem(node, "workload.connections: missing key 'postgres' (the PostgreSQL pool's size)") }
+            return nil
+        }
+        var spec = ConnectionsSpec(postgres: postgres, redis: postgres)
+        if let entry = fields["redis"] {
+            guard let redis = integer(entry.value, "workload.connections.redis", range: range) else { return nil }
+            spec.redis = redis
+        }
+        if let entry = fields["wait"] {
+            guard let wait = duration(entry.value, "workload.connections.wait") else { return nil }
+            spec.waitSeconds = wait
+        }
+        return spec
     }
 
     mutating func thresholdList(_ node: Node, scenario: Scenario) -> [Threshold] {
@@ -660,6 +685,10 @@ private struct Reader {
             }
             guard !metric.cases.isDisjoint(with: cases) else {
                 problem(key, "thresholds: '\(metricName)' cannot have samples in case \(scenario.caseLabel) (\(metric.help)); it applies to \(metric.cases.map(\.rawValue).sorted().joined(separator: ", "))")
+                continue
+            }
+            if metricName == "lockproof_pool_wait_seconds" && scenario.workload.connections == nil {
+                problem(key, "thresholds: '\(metricName)' cannot have samples: the virtual users borrow from no pool (set workload.connections)")
                 continue
             }
             var labelsValid = true

@@ -145,6 +145,8 @@ struct VirtualUser {
             reason = reasonName(error)
             if outcome == .unknown { client.recoverConnections() }
         }
+        // A pooled session borrowed for the whole operation goes back before the next one.
+        client.releaseConnections()
         let entry = HistoryEntry(
             client: index, index: iteration, operation: operation, arguments: arguments, items: items, start: start,
             end: clock(), outcome: outcome == .success ? .ok : outcome == .unknown ? .unknown : .fail, reason: reason,

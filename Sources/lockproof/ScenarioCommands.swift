@@ -173,6 +173,11 @@ func runScenarios(files: [String], options: ScenarioRunOptions) throws {
     } catch {
         throw startupFailure("\(error)")
     }
+    do {
+        try ConnectionBudget.check(scenarios.flatMap(\.runs), try configuration.openDatabase())
+    } catch {
+        throw startupFailure("\(error)")
+    }
     let shared: SharedServices
     do { shared = try SharedServices(configuration: configuration) } catch { throw startupFailure("\(error)") }
     defer { shared.stop() }

@@ -78,6 +78,24 @@ final class CommandLineTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: reports.path), "nothing written on bad input")
     }
 
+    /// 1,000 clients with a session each cannot fit a server allowing 400: refused with the numbers
+    /// before anything is written; the same rush through a pool of 20 fits.
+    func testARunThatCannotFitTheServersConnectionsExits2WithTheNumbers() throws {
+        let folder = try temporaryFolder()
+        let rush = passing.replacingOccurrences(of: "virtual_users: 2, iterations: 2", with: "virtual_users: 1000, iterations: 1")
+            .replacingOccurrences(of: "count == 4", with: "count == 1000")
+        let reports = folder.appendingPathComponent("reports")
+        let result = try lockproof(["run", try write(rush, "rush.yaml", in: folder), "--report-dir", reports.path, "--quiet"])
+        XCTAssertEqual(result.status, 2, result.err)
+        XCTAssertTrue(result.err.contains("needs 1001 PostgreSQL sessions (1000 virtual users with a session each"), result.err)
+        XCTAssertTrue(result.err.contains("max_connections"), result.err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: reports.path), "nothing written")
+        let pooled = rush.replacingOccurrences(of: "iterations: 1}", with: "iterations: 1, connections: 20}")
+        let ran = try lockproof(["run", try write(pooled, "pooled.yaml", in: folder), "--quiet"])
+        XCTAssertEqual(ran.status, 0, ran.out + ran.err)
+        XCTAssertTrue(ran.out.contains("pool wait (postgres): 1000 borrows"), ran.out)
+    }
+
     func testUnreachableServerExits2WithoutPrintingThePassword() throws {
         let folder = try temporaryFolder()
         let file = try write(passing, "p.yaml", in: folder)

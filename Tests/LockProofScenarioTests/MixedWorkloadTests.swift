@@ -4,6 +4,15 @@ import LockProofScenario
 import LockProofTestSupport
 import XCTest
 
+/// Runs a shipped scenario (`Scenarios/NAME.yaml`) against the test servers.
+func runShippedScenario(_ name: String) throws -> ScenarioResult {
+    let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../../Scenarios/\(name).yaml").standardized.path
+    let runner = ScenarioRunner(
+        configuration: TestServers.configuration, shared: TestServers.shared, progress: ProgressReporter(enabled: false))
+    return try runner.run(try ScenarioParser.load(path: path))
+}
+
 /// Mixed workloads and real races, run against the real servers.
 final class MixedWorkloadTests: XCTestCase {
     private let scenarios = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Scenarios").standardized
@@ -77,11 +86,7 @@ final class MixedWorkloadTests: XCTestCase {
 /// `seed.cart_quantity`: peer suites start a cart line at 1.
 final class CartOpeningQuantityTests: XCTestCase {
     func testALineOpeningAtOneEndsAtOnePlusEveryAcknowledgedAdd() throws {
-        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("../../Scenarios/cart-quantity-peer-line-at-one.yaml").standardized.path
-        let runner = ScenarioRunner(
-            configuration: TestServers.configuration, shared: TestServers.shared, progress: ProgressReporter(enabled: false))
-        let result = try runner.run(try ScenarioParser.load(path: path))
+        let result = try runShippedScenario("cart-quantity-peer-line-at-one")
         XCTAssertTrue(result.passed, ReportWriter.summary(result))
         let acknowledged = result.operations.ok
         XCTAssertEqual(try TestServers.database().query("SELECT quantity FROM cart_items").int(0, 0), 1 + acknowledged)

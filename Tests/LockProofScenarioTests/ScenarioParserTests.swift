@@ -294,3 +294,24 @@ final class StrictScenarioInputTests: XCTestCase {
         XCTAssertTrue(scenarioProblems(scenario("cart-quantity", seed: "users: 2000, products: 1000, cart_quantity: 1")).contains { $0.contains("expected at most 1000000") })
     }
 }
+
+/// `workload.connections` (issue 7).
+final class ConnectionsParserTests: XCTestCase {
+    private let base = "name: c\ncase: charge-balance\nworkload: {virtual_users: 50, iterations: 1"
+
+    func testConnectionsTakeANumberOrAMapping() throws {
+        XCTAssertEqual(try ScenarioParser.parse(base + ", connections: 20}", file: "t.yaml").workload.connections, ConnectionsSpec(postgres: 20, redis: 20))
+        XCTAssertEqual(
+            try ScenarioParser.parse(base + ", connections: {postgres: 4, redis: 8, wait: 2s}}", file: "t.yaml").workload.connections,
+            ConnectionsSpec(postgres: 4, redis: 8, waitSeconds: 2))
+        XCTAssertNil(try ScenarioParser.parse(base + "}", file: "t.yaml").workload.connections, "one of each per virtual user by default")
+        XCTAssertTrue(scenarioProblems(base + ", connections: 0}").contains { $0.contains("workload.connections: found 0") })
+        XCTAssertTrue(scenarioProblems(base + ", connections: {redis: 4}}").contains { $0.contains("missing key 'postgres'") })
+    }
+
+    func testAPoolWaitThresholdNeedsAPool() {
+        let threshold = "\nthresholds:\n  lockproof_pool_wait_seconds{pool=\"postgres\"}: [\"p(99) < 1\"]"
+        XCTAssertTrue(scenarioProblems(base + "}" + threshold).contains { $0.contains("borrow from no pool (set workload.connections)") })
+        XCTAssertEqual(scenarioProblems(base + ", connections: 5}" + threshold), [])
+    }
+}
