@@ -68,6 +68,16 @@ final class MixedWorkloadTests: XCTestCase {
         XCTAssertFalse(result.checks.first { $0.name == "money-conservation" }!.passed)
     }
 
+    /// Each deadlock-free alone, the seed's create and pay deadlock on shared users and products:
+    /// products → user (the order's foreign key) against user → products. Only a mix shows it.
+    func testTheSeedsCreateAndPayDeadlockEachOtherOnSharedData() throws {
+        let result = try runShippedScenario("mixed-create-pay-seed-deadlock")
+        XCTAssertFalse(result.checks.first { $0.name == "no-deadlock" }!.passed, ReportWriter.summary(result))
+        for name in ["money-conservation", "stock-conservation", "order-creation"] {
+            XCTAssertTrue(result.checks.first { $0.name == name }!.passed, "\(name): the victims roll back\n\(ReportWriter.summary(result))")
+        }
+    }
+
     /// Weights of a billion must cost nothing (expanded, they took 50 MB per virtual user and more).
     func testHugeWeightsRunWithoutExpandingThem() throws {
         let scenario = try ScenarioParser.parse(
