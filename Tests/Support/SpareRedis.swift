@@ -1,18 +1,20 @@
 import Foundation
 
 /// A second, private redis-server the test starts, stops and restarts itself (Redis down, Redis
-/// back), on `LOCKPROOF_REDIS_REPLICA_PORT` (default 56380), never on the shared test server.
+/// back), on `LOCKPROOF_REDIS_REPLICA_PORT` or else a free loopback port chosen once (so that test
+/// runs of several checkouts on one machine never meet), never on the shared test server.
 public final class SpareRedis {
     public let port: Int
     private var process: Process?
 
     public init() {
-        port = Int(ProcessInfo.processInfo.environment["LOCKPROOF_REDIS_REPLICA_PORT"] ?? "") ?? 56380
+        port = Int(ProcessInfo.processInfo.environment["LOCKPROOF_REDIS_REPLICA_PORT"] ?? "")
+            ?? (try? SilentListener().port) ?? 56380
     }
 
     deinit { stop() }
 
-    /// Starts it and waits (at most 5 s) until it accepts connections.
+    /// Starts it and waits (at most 30 s: a loaded machine starts processes slowly) until it accepts connections.
     public func start() throws {
         stop()
         let process = Process()
@@ -25,11 +27,11 @@ public final class SpareRedis {
         process.standardError = FileHandle.nullDevice
         try process.run()
         self.process = process
-        for _ in 0..<100 {
+        for _ in 0..<600 {
             if canConnect() { return }
             Thread.sleep(forTimeInterval: 0.05)
         }
-        throw SpareRedisError(message: "redis-server on port \(port) did not accept connections within 5 s")
+        throw SpareRedisError(message: "redis-server on port \(port) did not accept connections within 30 s")
     }
 
     /// Stops it (SIGTERM) and waits for the process to end.
