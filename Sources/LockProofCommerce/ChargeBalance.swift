@@ -24,6 +24,10 @@ public enum ChargeBalanceStrategy: String, Sendable, CaseIterable, Codable {
     /// not just checked at the write: otherwise a newer holder could read before an older one
     /// writes and still lose an update. Without a token (breaker open) it takes the row lock.
     case redisLockFenced = "redis-lock-fenced"
+    /// The optimistic transaction and retry with the idempotency key claimed in a statement of its
+    /// own before the transaction. The negative control for idempotency: a retry after a version
+    /// conflict finds its own key and answers "already applied" without applying the charge.
+    case keyOutsideTransaction = "key-outside-transaction"
 }
 
 /// The database refused a write whose fencing token is older than the newest it accepted for the
@@ -117,6 +121,15 @@ public struct ChargeBalance {
             }
         case .naive:
             return try unguardedCharge(userId, amount, idempotencyKey)
+        case .keyOutsideTransaction:
+            return try withOptimisticRetry(client.settings.retry, probe: probe) { attempt in
+                let claimed = try client.withDatabase { db in
+                    _ = try readBalance(userId, db: db)  // an unknown user claims no key
+                    return try claimIdempotencyKey(idempotencyKey, userId: userId, db: db)
+                }
+                if let previous = claimed { return previous }
+                return try optimisticCharge(userId, amount, idempotencyKey, attempt, probe, claimingKey: false)
+            }
         }
     }
 
@@ -133,11 +146,11 @@ public struct ChargeBalance {
     }
 
     private func optimisticCharge(
-        _ userId: Int, _ amount: Int, _ key: String?, _ attempt: Int, _ probe: Probe
+        _ userId: Int, _ amount: Int, _ key: String?, _ attempt: Int, _ probe: Probe, claimingKey: Bool = true
     ) throws -> ChargeResult {
         try client.transaction(probe: probe) { db in
             let (balance, version) = try readBalance(userId, db: db)
-            if let previous = try claimIdempotencyKey(key, userId: userId, db: db) { return previous }
+            if claimingKey, let previous = try claimIdempotencyKey(key, userId: userId, db: db) { return previous }
             try client.think()
             let updated = try db.query(
                 "UPDATE users SET balance = $1, version = version + 1 WHERE id = $2 AND version = $3",

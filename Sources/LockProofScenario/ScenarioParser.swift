@@ -420,7 +420,9 @@ private struct Reader {
     /// payment, which always costs its order's total): refuse it and say who reads it.
     mutating func rejectKeysThatDoNotApply(_ scenario: Scenario, seed: Node?, workload: Node?) {
         let names = scenario.operations.map(\.name) + (scenario.workload.payAfterCreate ? ["pay"] : [])
-        let retries = scenario.operations.contains { ["seed", "optimistic-retry"].contains($0.strategy) && $0.name == "charge" }
+        let retries = scenario.operations.contains {
+            ["seed", "optimistic-retry", "key-outside-transaction"].contains($0.strategy) && $0.name == "charge"
+        }
             || scenario.operations.contains { $0.strategy == "optimistic-retry" && ["complete", "cancel", "add"].contains($0.name) }
         let running = "this scenario runs \(Array(Set(names)).sorted().joined(separator: ", "))"
         func check(_ section: String, _ node: Node?, _ key: String, usedBy users: [String], why: String? = nil) {
@@ -444,7 +446,7 @@ private struct Reader {
         check("seed", seed, "stock", usedBy: ["pay", "create"])
         check("seed", seed, "cart_quantity", usedBy: ["add"])
         if let workload, let entry = mappingEntry(workload, "retry"), !retries {
-            problem(entry.key, "workload.retry: does not apply: no strategy of this scenario (\(scenario.strategyLabel)) retries; charge-balance seed and optimistic-retry, and optimistic-retry of order-state and cart-quantity do")
+            problem(entry.key, "workload.retry: does not apply: no strategy of this scenario (\(scenario.strategyLabel)) retries; charge-balance seed, optimistic-retry and key-outside-transaction, and optimistic-retry of order-state and cart-quantity do")
         }
         if let workload, let entry = mappingEntry(workload, "lock"), !scenario.locksTaken.contains("redis") {
             problem(entry.key, "workload.lock: does not apply: no strategy of this scenario (\(scenario.strategyLabel)) takes the Redis lock")
