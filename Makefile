@@ -5,7 +5,7 @@
 SWIFT ?= swift
 SWIFT_TEST_FLAGS ?= --disable-swift-testing
 
-.PHONY: deps build release test verify check-dashboards services-start services-stop clean
+.PHONY: deps build release test verify mutants check-dashboards services-start services-stop clean
 
 deps:
 	@scripts/install-deps.sh
@@ -24,6 +24,11 @@ test: deps
 ## verify: release build, every scenario in Scenarios/ with its checkers and thresholds, promtool checks
 verify: deps
 	scripts/with-services.sh scripts/verify.sh
+
+## mutants: every mutant of Tests/Mutants/ applied to a scratch copy, built, and run against
+## `lockproof verify --fail-fast` 3 times (MUTANTS_RUNS); prints the table and the score. Not part of CI.
+mutants: deps
+	scripts/with-services.sh scripts/mutants.sh
 
 check-dashboards: deps
 	scripts/check-dashboards.sh
