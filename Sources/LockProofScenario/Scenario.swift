@@ -105,8 +105,12 @@ public struct SeedSpec: Sendable, Equatable {
 public enum PickMode: String, Sendable, CaseIterable {
     /// Everyone works on the first one: maximum contention.
     case same
-    /// Client i works on number i (modulo the pool).
+    /// Client i works on number i (modulo the pool); in a mix, the k-th occurrence of every
+    /// operation works on number k, so the k-th complete meets the k-th cancel.
     case perClient = "per-client"
+    /// Every operation on a number of its own (its slot, modulo the pool): operations of a mix
+    /// never meet while the pool lasts (uncontended cost).
+    case perOperation = "per-operation"
     /// Uniformly at random (seeded).
     case random
 }

@@ -23,6 +23,8 @@ struct VirtualUser {
     let client: CommerceClient
     var generator: SeededGenerator
     let plan: MixPlan
+    /// The slot of the operation being performed (`pick: per-operation`).
+    private var currentSlot = 0
 
     init(index: Int, scenario: Scenario, initial: InitialState, client: CommerceClient) {
         self.index = index
@@ -44,13 +46,15 @@ struct VirtualUser {
         switch scenario.workload.pick {
         case .same: return pool[0]
         case .perClient: return pool[occurrence % pool.count]
+        case .perOperation: return pool[currentSlot % pool.count]
         case .random: return pool[Int.random(in: 0..<pool.count, using: &generator)]
         }
     }
 
     /// Runs the `iteration`-th operation; returns its history entries (create + pay makes two).
     mutating func perform(_ iteration: Int, clock: () -> Double, record: (HistoryEntry, OperationOutcome) -> Void) {
-        let (spec, occurrence) = plan.assign(slot: slot(iteration))
+        currentSlot = slot(iteration)
+        let (spec, occurrence) = plan.assign(slot: currentSlot)
         let operation = spec.name
         let strategy = spec.strategy
         switch operation {

@@ -49,6 +49,21 @@ final class MixedWorkloadTests: XCTestCase {
         }
     }
 
+    /// `per-operation` keeps the operations of a mix apart: each works on an order of its own.
+    func testPerOperationPickGivesEveryOperationItsOwnOrder() throws {
+        let scenario = try ScenarioParser.parse(
+            """
+            name: apart
+            case: order-state
+            seed: {orders: 40}
+            workload: {virtual_users: 8, iterations: 5, pick: per-operation, mix: {complete: 1, cancel: 1}}
+            """, file: "t.yaml")
+        let result = try run(scenario)
+        XCTAssertTrue(result.passed, ReportWriter.summary(result))
+        XCTAssertEqual(Set(try history(result).map { $0.arguments["order"]! }).count, 40)
+        XCTAssertEqual(result.count(.ok), 40, "nothing raced")
+    }
+
     /// 15 charges and 15 payments of 7,000 on one user with 100,000 → 100,000 exactly.
     func testChargesAndPaymentsOnOneUserConserveMoneyExactly() throws {
         let result = try run(try shipped("mixed-charge-pay-seed"))
