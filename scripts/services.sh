@@ -5,12 +5,17 @@
 #   scripts/services.sh env     # prints the export lines only
 # Everything lives under .run/ in the checkout (ignored by git). PostgreSQL refuses to run as root,
 # so as root its cluster runs as the `postgres` user.
+# The export lines also say which servers these are (LOCKPROOF_MANAGED_*): the scenario runner
+# injects server-level faults (Redis stopped, frozen or failed over; sessions terminated) only into
+# servers named there. A failover scenario starts a replica on LOCKPROOF_REDIS_REPLICA_PORT
+# (default 56380); `stop` stops it too.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 run="$root/.run"
 pg_port=${LOCKPROOF_PG_PORT:-55432}
 redis_port=${LOCKPROOF_REDIS_PORT:-56379}
+replica_port=${LOCKPROOF_REDIS_REPLICA_PORT:-56380}
 pg_bin=$(pg_config --bindir)
 mkdir -p "$run"
 
@@ -38,6 +43,11 @@ as_pg() {
 print_env() {
     echo "export LOCKPROOF_DATABASE_URL=postgresql://lockproof@127.0.0.1:$pg_port/lockproof"
     echo "export LOCKPROOF_REDIS_URL=redis://127.0.0.1:$redis_port/0"
+    echo "export LOCKPROOF_MANAGED_PG_PORT=$pg_port"
+    echo "export LOCKPROOF_MANAGED_REDIS_PORT=$redis_port"
+    echo "export LOCKPROOF_MANAGED_REDIS_CONF=$run/redis/redis.conf"
+    echo "export LOCKPROOF_MANAGED_REDIS_PIDFILE=$run/redis/redis.pid"
+    echo "export LOCKPROOF_MANAGED_REDIS_REPLICA_PORT=$replica_port"
 }
 
 start_pg() {
@@ -73,9 +83,19 @@ stop_pg() {
 start_redis() {
     mkdir -p "$run/redis"
     if [ -f "$run/redis/redis.pid" ] && kill -0 "$(cat "$run/redis/redis.pid")" 2>/dev/null; then return 0; fi
-    redis-server --port "$redis_port" --bind 127.0.0.1 --daemonize yes --dir "$run/redis" \
-        --pidfile "$run/redis/redis.pid" --logfile "$run/redis/redis.log" --save '' --appendonly no \
-        --maxclients 2000
+    # A config file, so that a fault that stopped it can start the same server again.
+    cat >"$run/redis/redis.conf" <<CONF
+port $redis_port
+bind 127.0.0.1
+daemonize yes
+dir $run/redis
+pidfile $run/redis/redis.pid
+logfile $run/redis/redis.log
+save ""
+appendonly no
+maxclients 2000
+CONF
+    redis-server "$run/redis/redis.conf"
     for _ in $(seq 1 50); do
         redis-cli -p "$redis_port" ping >/dev/null 2>&1 && return 0
         sleep 0.1
@@ -86,12 +106,15 @@ start_redis() {
 }
 
 stop_redis() {
-    local pidfile="$run/redis/redis.pid"
-    [ -f "$pidfile" ] || return 0
-    local pid; pid=$(cat "$pidfile")
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    rm -f "$pidfile"
+    local pidfile
+    for pidfile in "$run/redis/replica.pid" "$run/redis/redis.pid"; do
+        [ -f "$pidfile" ] || continue
+        local pid; pid=$(cat "$pidfile")
+        kill -CONT "$pid" 2>/dev/null || true  # a frozen server cannot act on SIGTERM
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        rm -f "$pidfile"
+    done
 }
 
 case "${1:-}" in

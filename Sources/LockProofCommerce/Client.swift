@@ -103,11 +103,16 @@ public final class SharedServices: @unchecked Sendable {
     public let renewer: LeaseRenewer
     /// The circuit breaker around Redis every client of the process shares.
     public let breaker: CircuitBreaker
+    /// Where the Redis primary is (a failover moves it).
+    public let route: RedisRoute
+    /// Who holds which Redis lock now (two holders of one lock show up here).
+    public let holders = LockHolderRegistry()
 
     public init(configuration: ServerConfiguration, breaker: CircuitBreakerOptions = .standard) throws {
         self.configuration = configuration
-        notifier = try LockReleaseNotifier(endpoint: configuration.redis)
-        renewer = try LeaseRenewer(endpoint: configuration.redis)
+        route = RedisRoute(configuration.redis)
+        notifier = try LockReleaseNotifier(endpoint: configuration.redis, route: route)
+        renewer = try LeaseRenewer(endpoint: configuration.redis, route: route)
         self.breaker = CircuitBreaker(options: breaker)
     }
 
@@ -210,7 +215,8 @@ public final class CommerceClient {
             let redis = try RedisConnection(endpoint: configuration.redis, commandTimeout: settings.redisCommandTimeoutSeconds)
             ownDatabase = database
             ownLocks = DistributedLockClient(
-                redis: redis, notifier: shared?.notifier, renewer: shared?.renewer, breaker: shared?.breaker)
+                redis: redis, notifier: shared?.notifier, renewer: shared?.renewer, breaker: shared?.breaker,
+                route: shared?.route, holders: shared?.holders)
         } else {
             ownDatabase = nil
             ownLocks = nil
@@ -272,7 +278,9 @@ public final class CommerceClient {
         events.record(.poolWaited(.redis, seconds: waited, holdingLock: heldLock != nil), caseName: "")
         defer { connection.isConnected ? pool.giveBack(connection) : pool.discard() }
         return try body(
-            DistributedLockClient(redis: connection, notifier: shared?.notifier, renewer: shared?.renewer, breaker: shared?.breaker))
+            DistributedLockClient(
+                redis: connection, notifier: shared?.notifier, renewer: shared?.renewer, breaker: shared?.breaker,
+                route: shared?.route, holders: shared?.holders))
     }
 
     func probe(_ caseName: CaseName) -> Probe { Probe(caseName: caseName.rawValue, sink: events) }

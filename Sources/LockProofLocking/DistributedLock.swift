@@ -74,29 +74,58 @@ enum LockScripts {
 /// The per-client side of the Redis lock (`SET key token NX PX lease`). Owns no connection of its
 /// own: it uses the client's, so it is as thread-bound as that connection.
 public final class DistributedLockClient {
-    public let redis: RedisConnection
+    public private(set) var redis: RedisConnection
     public let notifier: LockReleaseNotifier?
     public let renewer: LeaseRenewer?
     /// When set, Redis failures feed it and, while it is open, `withLockOrFallback` skips Redis.
     public let breaker: CircuitBreaker?
+    /// When set, a failover's new primary is followed (a new connection on the next call).
+    public let route: RedisRoute?
+    public let holders: LockHolderRegistry?
+    private var routeGeneration = 0
 
     public init(
         redis: RedisConnection, notifier: LockReleaseNotifier? = nil, renewer: LeaseRenewer? = nil,
-        breaker: CircuitBreaker? = nil
+        breaker: CircuitBreaker? = nil, route: RedisRoute? = nil, holders: LockHolderRegistry? = nil
     ) {
         self.redis = redis
         self.notifier = notifier
         self.renewer = renewer
         self.breaker = breaker
+        self.route = route
+        self.holders = holders
+        if let route {
+            let (endpoint, generation) = route.primary
+            // A connection to another server than the current primary (a pooled one opened before
+            // a failover) follows the route on first use.
+            routeGeneration = endpoint.host == redis.endpoint.host && endpoint.port == redis.endpoint.port ? generation : -1
+        }
+    }
+
+    private func followRoute() throws {
+        guard let route else { return }
+        let (endpoint, generation) = route.primary
+        guard generation != routeGeneration else { return }
+        redis = try RedisConnection(endpoint: endpoint, connectTimeout: redis.connectTimeout, commandTimeout: redis.commandTimeout)
+        routeGeneration = generation
     }
 
     /// Waits for the lock up to `options.waitMilliseconds`: woken by the release notification, or
     /// when the holder's lease runs out, never by busy polling.
     public func acquire(_ key: String, options: DistributedLockOptions, probe: Probe) throws -> LockHandle {
+        try acquire(key, options: options, probe: probe, answered: nil)
+    }
+
+    /// `answered` is called once, at Redis' first reply: Redis is up even if the wait goes on.
+    func acquire(
+        _ key: String, options: DistributedLockOptions, probe: Probe, answered: (() -> Void)?
+    ) throws -> LockHandle {
+        var answered = answered
         let token = UUID().uuidString
         let started = monotonicSeconds()
         let deadline = started + Double(options.waitMilliseconds) / 1000
         do {
+            try followRoute()
             while true {
                 let generation = notifier?.generation(of: key) ?? 0
                 let reply = try redis.eval(
@@ -105,11 +134,14 @@ public final class DistributedLockClient {
                 guard let items = reply.array, items.count == 2, let flag = items[0].integer,
                     let value = items[1].integer
                 else { throw RedisError(kind: .protocolError, message: "unexpected lock reply \(reply)") }
+                answered?()
+                answered = nil
                 if flag == 1 {
                     probe.record(.lockWaited(.redis, seconds: monotonicSeconds() - started))
                     let handle = LockHandle(
                         key: key, token: token, fencingToken: value, leaseMilliseconds: options.leaseMilliseconds)
                     if options.renewLease { renewer?.register(handle) }
+                    holders?.acquired(key)
                     return handle
                 }
                 let now = monotonicSeconds()
@@ -137,6 +169,8 @@ public final class DistributedLockClient {
     @discardableResult
     public func release(_ handle: LockHandle, probe: Probe) throws -> Bool {
         renewer?.unregister(handle)
+        holders?.released(handle.key)
+        try followRoute()
         let reply = try redis.eval(
             LockScripts.release, keys: [handle.key], arguments: [handle.token, LockScripts.releaseChannel])
         let released = reply.integer == 1
@@ -181,8 +215,9 @@ public final class DistributedLockClient {
         }
         let handle: LockHandle
         do {
-            handle = try acquire(key, options: options, probe: probe)
-            if let changed = breaker.recordSuccess() { probe.record(.circuitBreaker(changed)) }
+            handle = try acquire(key, options: options, probe: probe) {
+                if let changed = breaker.recordSuccess() { probe.record(.circuitBreaker(changed)) }
+            }
         } catch is RedisError {
             if let changed = breaker.recordFailure() { probe.record(.circuitBreaker(changed)) }
             probe.record(.redisLockBypassed)
@@ -215,16 +250,21 @@ public final class DistributedLockClient {
 /// One subscriber connection per process, on its own thread, that wakes the waiters of a lock when
 /// its holder releases it (as Redisson does with one pub/sub connection).
 public final class LockReleaseNotifier: @unchecked Sendable {
-    private let connection: RedisConnection
+    /// Replaced (under `condition`) when a failover moves the primary.
+    private var connection: RedisConnection
+    private let route: RedisRoute?
+    private var routeGeneration = 0
     private let condition = NSCondition()
     private var generations: [String: UInt64] = [:]
     private var stopping = false
     private var thread: Thread?
     private let stopped = DispatchSemaphore(value: 0)
 
-    public init(endpoint: RedisEndpoint) throws {
+    public init(endpoint: RedisEndpoint, route: RedisRoute? = nil) throws {
         // No read timeout: a timed-out read kills a hiredis context; `stop` interrupts the socket.
         connection = try RedisConnection(endpoint: endpoint, commandTimeout: 0)
+        self.route = route
+        routeGeneration = route?.primary.generation ?? 0
         try connection.send(["SUBSCRIBE", LockScripts.releaseChannel])
         _ = try connection.readReply()  // the subscribe confirmation
         let thread = Thread { [self] in run() }
@@ -250,8 +290,18 @@ public final class LockReleaseNotifier: @unchecked Sendable {
                 let done = stopping
                 condition.unlock()
                 if done { return }
-                // Lost the subscription: resubscribe; waiters meanwhile fall back to their lease bound.
+                // Lost the subscription: resubscribe (to the new primary after a failover); waiters
+                // meanwhile fall back to their lease bound.
                 Foundation.Thread.sleep(forTimeInterval: 0.05)
+                if let route, route.primary.generation != routeGeneration {
+                    let (endpoint, generation) = route.primary
+                    if let fresh = try? RedisConnection(endpoint: endpoint, commandTimeout: 0) {
+                        condition.lock()
+                        connection = fresh
+                        routeGeneration = generation
+                        condition.unlock()
+                    }
+                }
                 try? connection.send(["SUBSCRIBE", LockScripts.releaseChannel])
             }
         }
@@ -281,6 +331,7 @@ public final class LockReleaseNotifier: @unchecked Sendable {
         }
         stopping = true
         condition.broadcast()
+        let connection = self.connection
         condition.unlock()
         connection.interrupt()
         stopped.wait()
@@ -295,7 +346,9 @@ public final class LeaseRenewer: @unchecked Sendable {
         let handle: LockHandle
         var renewedAt: Double
     }
-    private let connection: RedisConnection
+    private var connection: RedisConnection
+    private let route: RedisRoute?
+    private var routeGeneration = 0
     private let condition = NSCondition()
     private var leases: [String: Lease] = [:]
     private var stopping = false
@@ -303,8 +356,10 @@ public final class LeaseRenewer: @unchecked Sendable {
     /// Renewals that found the lock gone (its lease had already expired).
     public private(set) var lostCount = 0
 
-    public init(endpoint: RedisEndpoint) throws {
+    public init(endpoint: RedisEndpoint, route: RedisRoute? = nil) throws {
         connection = try RedisConnection(endpoint: endpoint)
+        self.route = route
+        routeGeneration = route?.primary.generation ?? 0
         let thread = Thread { [self] in run() }
         thread.name = "lockproof-lease-renewer"
         thread.start()
@@ -345,6 +400,13 @@ public final class LeaseRenewer: @unchecked Sendable {
                 continue
             }
             condition.unlock()
+            if let route, route.primary.generation != routeGeneration {
+                let (endpoint, generation) = route.primary
+                if let fresh = try? RedisConnection(endpoint: endpoint) {
+                    connection = fresh
+                    routeGeneration = generation
+                }
+            }
             for lease in due {
                 let reply = try? connection.eval(
                     LockScripts.renew, keys: [lease.handle.key],

@@ -218,6 +218,10 @@ public func reasonName(_ error: any Error) -> String {
         }
     case is RetryExhausted: return "retry_exhausted"
     case is PoolTimeout: return "pool_timeout"
+    case is ClientCrashed: return "client_crashed"
+    case is GatewayTimeout: return "gateway_timeout"
+    case is FencedWriteRefused: return "fenced_write_refused"
+    case is InjectedCompensationFailure: return "compensation_failed"
     case is LockTimeout: return "redis_lock_timeout"
     case is RedisError: return "redis_error"
     case is GatewayDeclined: return "payment_declined"

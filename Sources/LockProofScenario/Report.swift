@@ -94,7 +94,10 @@ public struct ScenarioReport: Codable, Sendable {
     public let lockHeldSeconds: [LockWait]
     public let poolWaitSeconds: [PoolWait]
     public let counters: Counters
-    public let faults: [String]
+    /// Every fault as it really happened: kind, start, end, targets.
+    public let faults: [FaultRecord]
+    /// Redis locks held by two clients at once.
+    public let lockOverlaps: LockOverlapSummary?
     /// The end-of-run payment recovery (payment scenarios).
     public let recovery: RecoveryReport?
     public let circuitBreaker: CircuitBreakerSummary?
@@ -116,7 +119,9 @@ public struct ScenarioReport: Codable, Sendable {
         case lockWaitSeconds = "lock_wait_seconds"
         case lockHeldSeconds = "lock_held_seconds"
         case poolWaitSeconds = "pool_wait_seconds"
-        case counters, faults, recovery
+        case counters, faults
+        case lockOverlaps = "lock_overlaps"
+        case recovery
         case circuitBreaker = "circuit_breaker"
         case fencedWritesRefused = "fenced_writes_refused"
         case error, interrupted
@@ -172,7 +177,8 @@ public struct ScenarioReport: Codable, Sendable {
             compensationsFailed: s.count("lockproof_compensations_total", where: ["outcome": "failed"]),
             lockAcquireFailures: s.count("lockproof_lock_acquire_failures_total"),
             distributedLocksLost: s.count("lockproof_distributed_lock_lost_total"))
-        faults = []
+        faults = result.faults
+        lockOverlaps = result.lockOverlaps
         recovery = result.recovery
         circuitBreaker = result.circuitBreaker
         fencedWritesRefused = s.count(RunStatistics.fencedWritesRefused)
@@ -229,6 +235,13 @@ public enum ReportWriter {
             lines.append(
                 "redis circuit breaker: opened \(breaker.openings)×, open \(String(format: "%.2f", breaker.openSeconds)) s, \(breaker.bypassed) lock calls on database locks alone")
         }
+        if let overlaps = report.lockOverlaps, overlaps.overlaps > 0 {
+            lines.append(
+                "two holders of one Redis lock: \(overlaps.overlaps)× (at most \(overlaps.maxHolders) at once; first \(overlaps.firstKey ?? "?"))")
+        }
+        if !report.faults.isEmpty {
+            lines.append(contentsOf: faultTimeline(report.faults, runSeconds: report.durationSeconds))
+        }
         if let r = report.recovery {
             lines.append(
                 "recovery: \(r.interrupted) interrupted payments (\(r.markedPaid) marked PAID, \(r.compensated) compensated, \(r.stillOpen) still open); compensations pending \(r.compensationsPendingBefore) before, \(r.compensationsPendingAfter) after")
@@ -245,6 +258,28 @@ public enum ReportWriter {
         if let error = report.error { lines.append("error: \(error)") }
         lines.append("verdict: \(verdict(result))")
         return lines.joined(separator: "\n")
+    }
+
+    /// The faults on the run's time line: one bar per fault over the run's length.
+    static func faultTimeline(_ faults: [FaultRecord], runSeconds: Double) -> [String] {
+        let width = 40
+        let span = max(runSeconds, faults.compactMap(\.end).max() ?? 0, 0.001)
+        var lines = ["faults (time line 0 … \(String(format: "%.1f", span)) s):"]
+        let nameWidth = faults.map(\.kind.count).max() ?? 0
+        for fault in faults {
+            let from = min(width - 1, Int(fault.start / span * Double(width)))
+            let to = max(from + 1, min(width, Int(((fault.end ?? fault.start) / span * Double(width)).rounded(.up))))
+            let bar = String(repeating: "·", count: from) + String(repeating: "█", count: to - from)
+                + String(repeating: "·", count: width - to)
+            let when = fault.end.map { String(format: "%.2f–%.2f s", fault.start, $0) } ?? String(format: "%.2f s", fault.start)
+            var line = "  \(fault.kind.padding(toLength: nameWidth, withPad: " ", startingAt: 0)) |\(bar)| \(when)"
+            if !fault.targets.isEmpty { line += ": " + fault.targets.joined(separator: "; ") }
+            if let hits = fault.hits { line += " [\(hits) struck]" }
+            lines.append(line)
+            if let note = fault.note { lines.append("    \(note)") }
+            if let error = fault.error { lines.append("    ERROR: \(error)") }
+        }
+        return lines
     }
 
     static func verdict(_ result: ScenarioResult) -> String {

@@ -20,6 +20,10 @@ public struct ScenarioResult: Sendable {
     public var recovery: RecoveryReport? = nil
     /// The Redis circuit breaker during the run.
     public var circuitBreaker: CircuitBreakerSummary? = nil
+    /// The faults as they really happened (kind, start, end, targets).
+    public var faults: [FaultRecord] = []
+    /// Redis locks that had two holders at once in this process (lease lost, failover).
+    public var lockOverlaps: LockOverlapSummary? = nil
     /// Stopped by a signal before it finished.
     public let interrupted: Bool
     /// Its clients were still running when the runner gave up on them (a hang, an interruption):
@@ -32,7 +36,7 @@ public struct ScenarioResult: Sendable {
         scenario: Scenario, operations: OperationTally, checks: [CheckResult], thresholds: [ThresholdResult],
         statistics: RunStatistics, seconds: Double, runError: String?, interrupted: Bool = false,
         clientsAbandoned: Bool = false, historyFile: URL? = nil, recovery: RecoveryReport? = nil,
-        circuitBreaker: CircuitBreakerSummary? = nil
+        circuitBreaker: CircuitBreakerSummary? = nil, faults: [FaultRecord] = [], lockOverlaps: LockOverlapSummary? = nil
     ) {
         self.scenario = scenario
         self.operations = operations
@@ -46,6 +50,8 @@ public struct ScenarioResult: Sendable {
         self.historyFile = historyFile
         self.recovery = recovery
         self.circuitBreaker = circuitBreaker
+        self.faults = faults
+        self.lockOverlaps = lockOverlaps
     }
 
     /// A scenario that could not be run or judged at all.
@@ -101,6 +107,20 @@ public struct CircuitBreakerSummary: Sendable, Codable, Equatable {
         case openSeconds = "open_seconds"
         case openings
         case bypassed = "redis_lock_bypassed"
+    }
+}
+
+/// Two clients holding one Redis lock at once.
+public struct LockOverlapSummary: Sendable, Codable, Equatable {
+    /// Acquisitions that found the lock still held by another client.
+    public let overlaps: Int
+    public let maxHolders: Int
+    public let firstKey: String?
+
+    enum CodingKeys: String, CodingKey {
+        case overlaps
+        case maxHolders = "max_holders"
+        case firstKey = "first_key"
     }
 }
 
@@ -189,12 +209,20 @@ public final class ScenarioRunner {
             try Schema.reset(db)
             try clearLockKeys()
             shared.breaker.reset()
+            shared.holders.reset()
             initial = try seed(scenario, db: db)
         } catch {
             guard deadline.finish() else { throw error }
             throw RunAborted(message: "\(scenario.name): emptying the tables and seeding did not finish within \(formatNumber(scenario.workload.timeoutSeconds)) s (workload.timeout)")
         }
         deadline.finish()
+        // Server faults strike only servers the environment says the runner started itself.
+        let servers: ManagedServers?
+        do {
+            servers = try ManagedServers.check(configuration, faults: scenario.faults.map(\.kind))
+        } catch {
+            throw RunAborted(message: "\(scenario.name): \(error)")
+        }
 
         let statistics = RunStatistics(forward: forward)
         let judges = checkers(for: scenario)
@@ -213,9 +241,22 @@ public final class ScenarioRunner {
             latencySeconds: (workload.gatewayLatencyMilliseconds.lowerBound / 1000)...(workload.gatewayLatencyMilliseconds.upperBound / 1000),
             failureRate: workload.gatewayFailureRate, seed: workload.randomSeed,
             records: try DatabaseGatewayRecords(databaseURL: configuration.databaseURL))
+        let clockStart = LockedValue(0.0)
+        let runClock: @Sendable () -> Double = { monotonicSeconds() - clockStart.value }
+        let faultSwitches = ClientFaultSwitches(seed: workload.randomSeed)
+        let nemesis = Nemesis(
+            scenario.faults,
+            context: FaultContext(
+                configuration: configuration, shared: shared, servers: servers, gateway: gateway, clients: faultSwitches,
+                clock: runClock))
+        do {
+            try nemesis.prepare()
+        } catch {
+            _ = nemesis.stop(runSeconds: 0)
+            throw RunAborted(message: "\(scenario.name): the faults could not be prepared: \(error)")
+        }
         let barrier = StartBarrier(parties: virtualUsers + 1)
         let group = DispatchGroup()
-        let clockStart = LockedValue(0.0)
         let setupErrors = LockedValue<[String]>([])
         // Set when the clients must stop: an interruption, a hang the runner gave up on.
         let clientsStop = LockedValue(false)
@@ -238,6 +279,9 @@ public final class ScenarioRunner {
                     let client = try CommerceClient(
                         configuration: configuration, shared: shared, events: statistics, settings: settings, gateway: gateway,
                         pools: pools)
+                    if !scenario.faults.isEmpty {
+                        faultSwitches.install(on: client, index: index, renewer: shared.renewer, clock: runClock)
+                    }
                     user = VirtualUser(index: index, scenario: scenario, initial: initial, client: client)
                 } catch {
                     setupErrors.mutate { $0.append("client \(index): \(error)") }
@@ -284,6 +328,7 @@ public final class ScenarioRunner {
         progress.begin(scenario: scenario.name, expectedOperations: expected, durationSeconds: workload.durationSeconds)
         clockStart.set(monotonicSeconds())
         barrier.arriveAndWait()
+        nemesis.start()
         let limit = (workload.durationSeconds ?? 0) + workload.timeoutSeconds
         let giveUp = clockStart.value + limit
         var finished = false
@@ -308,6 +353,8 @@ public final class ScenarioRunner {
         clientsStop.set(true)
         let historyFailure = history.finish()
         let operations = history.operations
+        // Every fault still active ends now and every server is restored, whatever happened.
+        let faults = nemesis.stop(runSeconds: seconds)
 
         func broken(_ message: String, interrupted: Bool = false) -> ScenarioResult {
             ScenarioResult(
@@ -331,12 +378,17 @@ public final class ScenarioRunner {
             return broken("PostgreSQL unreachable after the run, the final state could not be read: \(error)")
         }
         let breaker = CircuitBreakerSummary(shared.breaker)
+        let overlaps = LockOverlapSummary(
+            overlaps: shared.holders.overlaps, maxHolders: shared.holders.maxHolders, firstKey: shared.holders.firstOverlappingKey)
+        let faultError = faults.first { $0.error != nil }.map { "fault \($0.kind) at \(formatSeconds($0.start)) s: \($0.error!)" }
         // Every interrupted payment is settled before the checkers look (as `lockproof recover`).
         var recovery: RecoveryReport?
         if scenario.runs("pay") {
             do {
                 let client = try CommerceClient(configuration: configuration, shared: nil, events: statistics, gateway: gateway)
                 recovery = try PaymentRecovery.run(client: client)
+                // What the compensation-failure alert would have seen before recovery.
+                statistics.setGauge("compensations_pending_before_recovery", Double(recovery?.compensationsPendingBefore ?? 0))
             } catch {
                 return broken("the payment recovery after the run failed: \(error)")
             }
@@ -354,7 +406,8 @@ public final class ScenarioRunner {
         let thresholds = scenario.thresholds.map { $0.evaluate(statistics, seconds: seconds) }
         return ScenarioResult(
             scenario: scenario, operations: operations, checks: checks, thresholds: thresholds, statistics: statistics,
-            seconds: seconds, runError: historyFailure, historyFile: historyFile, recovery: recovery, circuitBreaker: breaker)
+            seconds: seconds, runError: historyFailure ?? faultError, historyFile: historyFile, recovery: recovery,
+            circuitBreaker: breaker, faults: faults, lockOverlaps: overlaps)
     }
 
     /// A new session for the checkers, retried for up to ten seconds (a server coming back).

@@ -23,6 +23,8 @@ public struct Scenario: Sendable {
     public var workload: WorkloadSpec
     public var expect: Expectation
     public var thresholds: [Threshold]
+    /// The nemesis: faults injected during the run (`Faults/`).
+    public var faults: [FaultSpec] = []
 
     /// The same scenario at one of its virtual-user counts (a sweep runs each).
     func at(virtualUsers: Int) -> Scenario {

@@ -178,6 +178,14 @@ func runScenarios(files: [String], options: ScenarioRunOptions) throws {
     } catch {
         throw startupFailure("\(error)")
     }
+    // Faults that strike servers: only into the throwaway servers the environment names.
+    for scenario in scenarios where !scenario.faults.isEmpty {
+        do {
+            _ = try ManagedServers.check(configuration, faults: scenario.faults.map(\.kind))
+        } catch {
+            throw startupFailure("\(scenario.file): \(error)")
+        }
+    }
     let shared: SharedServices
     do { shared = try SharedServices(configuration: configuration) } catch { throw startupFailure("\(error)") }
     defer { shared.stop() }

@@ -53,6 +53,26 @@ final class CommandLineTests: XCTestCase {
           throughput: ["count == 4"]
         """
 
+    func testServerFaultsAgainstServersNotStartedHereAreRefusedBeforeAnythingRuns() throws {
+        let folder = try temporaryFolder()
+        let path = try write(
+            """
+            name: cli-redis-down
+            case: charge-balance
+            seed: {users: 1}
+            workload: {virtual_users: 1, duration: 2s}
+            faults:
+              - {kind: redis-down, start: 1s, duration: 500ms}
+            """, "down.yaml", in: folder)
+        let reports = folder.appendingPathComponent("reports")
+        let result = try lockproof(
+            ["run", path, "--report-dir", reports.path],
+            environment: ["LOCKPROOF_MANAGED_REDIS_PORT": "", "LOCKPROOF_MANAGED_REDIS_CONF": "", "LOCKPROOF_MANAGED_PG_PORT": ""])
+        XCTAssertEqual(result.status, 2, result.err)
+        XCTAssertTrue(result.err.contains("down.yaml") && result.err.contains("strikes only servers it started itself"), result.err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: reports.path), "nothing written")
+    }
+
     override func setUpWithError() throws {
         guard FileManager.default.isExecutableFile(atPath: binary.path) else {
             throw MissingBinary(path: binary.path)

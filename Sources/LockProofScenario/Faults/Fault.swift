@@ -1,0 +1,232 @@
+import Foundation
+import LockProofCommerce
+import LockProofLocking
+
+/// The nemesis' vocabulary: each kind lives in its own file beside this one; the runner only
+/// schedules them (`Nemesis`).
+public enum FaultKind: String, Sendable, CaseIterable, Codable {
+    case redisDown = "redis-down"
+    case redisPause = "redis-pause"
+    case redisFailover = "redis-failover"
+    case clientPause = "client-pause"
+    case pgTerminate = "pg-terminate"
+    case gatewayFailure = "gateway-failure"
+    case compensationFailure = "compensation-failure"
+    case crashAfterDeduct = "crash-after-deduct"
+
+    var injector: any FaultInjector.Type {
+        switch self {
+        case .redisDown: return RedisDownFault.self
+        case .redisPause: return RedisPauseFault.self
+        case .redisFailover: return RedisFailoverFault.self
+        case .clientPause: return ClientPauseFault.self
+        case .pgTerminate: return PgTerminateFault.self
+        case .gatewayFailure: return GatewayFailureFault.self
+        case .compensationFailure: return CompensationFailureFault.self
+        case .crashAfterDeduct: return CrashAfterDeductFault.self
+        }
+    }
+
+    /// Strikes a server (needs servers the runner's environment says it started itself).
+    public var touchesServers: Bool { injector.touchesServers }
+}
+
+/// How a kind unfolds in time.
+enum FaultTiming {
+    /// Begins at `start`, ends after `duration` (or when the run ends).
+    case window(durationRequired: Bool)
+    /// Strikes at `start`, then every `interval` until `start + duration`.
+    case strikes
+}
+
+/// One numeric parameter a kind accepts.
+struct FaultParameter {
+    let name: String
+    let range: ClosedRange<Double>
+    let defaultValue: Double
+    let help: String
+}
+
+/// A fault as written in a scenario's `faults:` list.
+public struct FaultSpec: Sendable, Equatable {
+    public var kind: FaultKind
+    /// Seconds after the run's start (the barrier).
+    public var startSeconds: Double
+    public var durationSeconds: Double?
+    public var intervalSeconds: Double?
+    /// The kind's parameters, every one filled in (defaults included).
+    public var parameters: [String: Double]
+
+    public func parameter(_ name: String) -> Double { parameters[name] ?? 0 }
+}
+
+/// A fault as it really happened, for the report and the time line.
+public struct FaultRecord: Sendable, Codable, Equatable {
+    public let kind: String
+    /// Seconds since the run started.
+    public var start: Double
+    public var end: Double?
+    /// What it struck: a server and its process, client sessions, the gateway, clients.
+    public var targets: [String]
+    /// How many operations it struck, for the kinds that strike operations (pauses, crashes,
+    /// failed compensations, gateway answers); nil for server faults.
+    public var hits: Int?
+    /// What it did, in words (e.g. what a failover did to the lock).
+    public var note: String?
+    /// Set when injecting or healing it failed.
+    public var error: String?
+}
+
+/// Everything a fault may act on.
+final class FaultContext: @unchecked Sendable {
+    let configuration: ServerConfiguration
+    let shared: SharedServices
+    let servers: ManagedServers?
+    let gateway: SimulatedPaymentGateway
+    let clients: ClientFaultSwitches
+    let clock: @Sendable () -> Double
+
+    init(
+        configuration: ServerConfiguration, shared: SharedServices, servers: ManagedServers?,
+        gateway: SimulatedPaymentGateway, clients: ClientFaultSwitches, clock: @escaping @Sendable () -> Double
+    ) {
+        self.configuration = configuration
+        self.shared = shared
+        self.servers = servers
+        self.gateway = gateway
+        self.clients = clients
+        self.clock = clock
+    }
+}
+
+/// One kind of fault. `begin` injects it (a strike is a `begin` alone), `end` heals it; each
+/// returns what it struck or did, and throws when it could not.
+protocol FaultInjector: AnyObject {
+    static var kind: FaultKind { get }
+    static var timing: FaultTiming { get }
+    static var parameters: [FaultParameter] { get }
+    static var touchesServers: Bool { get }
+    init(spec: FaultSpec, context: FaultContext)
+    /// Called once before the run starts (e.g. start a replica); may throw to abort the run.
+    func prepare() throws
+    func begin(into record: inout FaultRecord) throws
+    func end(into record: inout FaultRecord) throws
+    /// Called once after the run, whatever happened: leave every server as it was found.
+    func restore()
+}
+
+extension FaultInjector {
+    func prepare() throws {}
+    func end(into record: inout FaultRecord) throws {}
+    func restore() {}
+}
+
+/// Faults injected from inside the clients: every client's hooks read these switches.
+final class ClientFaultSwitches: @unchecked Sendable {
+    private let lock = NSLock()
+    private var generator: SeededGenerator
+    /// `client-pause`: pauses still to inflict, and how long each lasts.
+    private var pausesLeft = 0
+    private var pauseSeconds = 0.0
+    private var pauseRecords: [FaultRecord] = []
+    private(set) var crashRate = 0.0
+    private(set) var compensationFailureRate = 0.0
+    private var counts: [FaultKind: Int] = [:]
+
+    init(seed: UInt64) { generator = SeededGenerator(seed: seed ^ 0xFA17) }
+
+    func armPauses(count: Int, seconds: Double) {
+        lock.lock()
+        pausesLeft = count
+        pauseSeconds = seconds
+        lock.unlock()
+    }
+
+    func disarmPauses() {
+        lock.lock()
+        pausesLeft = 0
+        lock.unlock()
+    }
+
+    func setCrashRate(_ rate: Double) {
+        lock.lock()
+        crashRate = rate
+        lock.unlock()
+    }
+
+    func setCompensationFailureRate(_ rate: Double) {
+        lock.lock()
+        compensationFailureRate = rate
+        lock.unlock()
+    }
+
+    func hits(_ kind: FaultKind) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return counts[kind] ?? 0
+    }
+
+    /// The pauses inflicted so far, each as its own record.
+    func takePauseRecords() -> [FaultRecord] {
+        lock.lock()
+        defer { lock.unlock() }
+        let records = pauseRecords
+        pauseRecords = []
+        return records
+    }
+
+    private func draw(_ rate: Double, _ kind: FaultKind) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        guard rate > 0, rate >= 1 || Double.random(in: 0..<1, using: &generator) < rate else { return false }
+        counts[kind, default: 0] += 1
+        return true
+    }
+
+    /// Installs the hooks on one client.
+    func install(on client: CommerceClient, index: Int, renewer: LeaseRenewer, clock: @escaping @Sendable () -> Double) {
+        let box = UncheckedClient(client)
+        client.faults.duringThink = { [self] in
+            guard let held = box.client.heldLock else { return }
+            lock.lock()
+            guard pausesLeft > 0 else {
+                lock.unlock()
+                return
+            }
+            pausesLeft -= 1
+            counts[.clientPause, default: 0] += 1
+            let seconds = pauseSeconds
+            lock.unlock()
+            // A stalled process renews nothing: its lease runs out while it sleeps.
+            renewer.suspend(held)
+            let started = clock()
+            LockProofLocking.sleep(seconds: seconds)
+            let record = FaultRecord(
+                kind: FaultKind.clientPause.rawValue, start: started, end: clock(),
+                targets: ["client \(index) holding \(held.key) (fencing token \(held.fencingToken), lease \(held.leaseMilliseconds) ms)"],
+                hits: 1, note: "stalled between its read and its write, then went on writing")
+            lock.lock()
+            pauseRecords.append(record)
+            lock.unlock()
+        }
+        client.faults.afterDeduction = { [self] orderId in
+            if draw(crashRate, .crashAfterDeduct) { throw ClientCrashed(point: "after the deduction of order \(orderId)") }
+        }
+        client.faults.beforeCompensationCommit = { [self] orderId in
+            if draw(compensationFailureRate, .compensationFailure) { throw InjectedCompensationFailure(orderId: orderId) }
+        }
+    }
+}
+
+/// `compensation-failure`: the compensation's transaction is lost before it commits (its
+/// connection killed, or a lock timeout): it rolls back and stays pending.
+public struct InjectedCompensationFailure: Error, CustomStringConvertible, Sendable {
+    public let orderId: Int
+    public var description: String { "injected fault: the compensation of order \(orderId) lost its transaction before commit" }
+}
+
+/// A client handed to a hook that runs on that client's own thread only.
+private struct UncheckedClient: @unchecked Sendable {
+    let client: CommerceClient
+    init(_ client: CommerceClient) { self.client = client }
+}

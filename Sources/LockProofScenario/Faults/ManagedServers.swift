@@ -1,0 +1,157 @@
+import Foundation
+import LockProofCommerce
+import LockProofPostgres
+import LockProofRedis
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The servers the runner's environment says it started itself (`scripts/services.sh` exports
+/// LOCKPROOF_MANAGED_*): the only ones a fault may stop, freeze, fail over or cut sessions of.
+/// Servers merely named by LOCKPROOF_DATABASE_URL / LOCKPROOF_REDIS_URL are never touched.
+public struct ManagedServers: Sendable {
+    public let redisPort: Int
+    public let redisConfig: String
+    public let redisPidFile: String
+    public let replicaPort: Int
+    public let postgresPort: Int
+
+    /// Reads the environment; nil when it names no throwaway servers.
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> ManagedServers? {
+        guard let redisPort = environment["LOCKPROOF_MANAGED_REDIS_PORT"].flatMap(Int.init),
+            let config = environment["LOCKPROOF_MANAGED_REDIS_CONF"], !config.isEmpty,
+            let pidFile = environment["LOCKPROOF_MANAGED_REDIS_PIDFILE"], !pidFile.isEmpty,
+            let postgresPort = environment["LOCKPROOF_MANAGED_PG_PORT"].flatMap(Int.init)
+        else { return nil }
+        let replica = environment["LOCKPROOF_MANAGED_REDIS_REPLICA_PORT"].flatMap(Int.init) ?? 56380
+        return ManagedServers(
+            redisPort: redisPort, redisConfig: config, redisPidFile: pidFile, replicaPort: replica, postgresPort: postgresPort)
+    }
+
+    /// Refuses, with the reason, unless the configured servers are these throwaway ones.
+    public static func check(_ configuration: ServerConfiguration, faults: [FaultKind], environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ManagedServers? {
+        let serverFaults = faults.filter(\.touchesServers)
+        guard !serverFaults.isEmpty else { return fromEnvironment(environment) }
+        let kinds = Set(serverFaults.map(\.rawValue)).sorted().joined(separator: ", ")
+        guard let managed = fromEnvironment(environment) else {
+            throw FaultRefused(
+                message: "faults \(kinds) strike servers, and LockProof strikes only servers it started itself; the environment names none (run through `make verify` or scripts/with-services.sh, which start throwaway servers)")
+        }
+        let loopback = ["127.0.0.1", "localhost", "::1"]
+        guard loopback.contains(configuration.redis.host), configuration.redis.port == managed.redisPort else {
+            throw FaultRefused(
+                message: "faults \(kinds): LOCKPROOF_REDIS_URL names \(configuration.redis), not the throwaway Redis on port \(managed.redisPort); refusing to strike a server LockProof did not start")
+        }
+        guard let pid = managed.redisPid(), isRunning(pid) else {
+            throw FaultRefused(message: "faults \(kinds): the throwaway Redis has no running process (\(managed.redisPidFile))")
+        }
+        if serverFaults.contains(.pgTerminate) {
+            let target = try? PostgresTarget(conninfo: configuration.databaseURL)
+            let host = target?.host ?? "127.0.0.1"
+            guard loopback.contains(host) || host.hasPrefix("/"), target?.port.flatMap(Int.init) == managed.postgresPort else {
+                throw FaultRefused(
+                    message: "fault pg-terminate: LOCKPROOF_DATABASE_URL does not name the throwaway PostgreSQL on port \(managed.postgresPort); refusing to terminate sessions of a server LockProof did not start")
+            }
+        }
+        return managed
+    }
+
+    public var primary: RedisEndpoint { RedisEndpoint(host: "127.0.0.1", port: redisPort) }
+    public var replica: RedisEndpoint { RedisEndpoint(host: "127.0.0.1", port: replicaPort) }
+
+    func redisPid() -> pid_t? {
+        guard let text = try? String(contentsOfFile: redisPidFile, encoding: .utf8),
+            let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0
+        else { return nil }
+        return pid
+    }
+
+    var replicaPidFile: String { (redisPidFile as NSString).deletingLastPathComponent + "/replica.pid" }
+
+    func replicaPid() -> pid_t? {
+        guard let text = try? String(contentsOfFile: replicaPidFile, encoding: .utf8),
+            let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0
+        else { return nil }
+        return pid
+    }
+
+    /// Is `pid` a running process? A zombie (a daemon whose parent does not reap it) is not.
+    static func isRunning(_ pid: pid_t) -> Bool {
+        guard kill(pid, 0) == 0 else { return false }
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return true }
+        let state = stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first
+        return state != "Z" && state != "X"
+    }
+
+    /// Stops a server process and waits (at most 10 s) until it is gone.
+    static func stop(pid: pid_t, signal: Int32 = SIGTERM) throws {
+        kill(pid, SIGCONT)  // a frozen server cannot act on SIGTERM
+        kill(pid, signal)
+        for _ in 0..<200 {
+            if !isRunning(pid) { return }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        throw FaultRefused(message: "redis-server pid \(pid) did not stop within 10 s")
+    }
+
+    /// Starts `redis-server` with `arguments` (it daemonizes) and waits until `port` answers PING.
+    /// posix_spawn and waitpid rather than Foundation's Process, whose exit monitoring does not
+    /// work from every thread.
+    static func startRedis(_ arguments: [String], port: Int) throws {
+        let argv = ["redis-server"] + arguments
+        var cArguments = argv.map { strdup($0) } + [nil]
+        defer { cArguments.forEach { free($0) } }
+        var pid: pid_t = 0
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        // The runner blocks and ignores SIGINT/SIGTERM for its own handling; a child inherits both
+        // and would then never stop on SIGTERM. Give it a clean signal state.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for number in [SIGTERM, SIGINT, SIGHUP, SIGPIPE] { sigaddset(&defaults, number) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let status = posix_spawnp(&pid, "redis-server", &actions, &attributes, &cArguments, environ)
+        guard status == 0 else { throw FaultRefused(message: "cannot start redis-server (error \(status))") }
+        var exitStatus: Int32 = 0
+        while waitpid(pid, &exitStatus, 0) == -1 && errno == EINTR {}
+        try waitForPing(port: port)
+    }
+
+    static func waitForPing(port: Int, seconds: Double = 10) throws {
+        let deadline = Date(timeIntervalSinceNow: seconds)
+        while Date() < deadline {
+            if let redis = try? RedisConnection(endpoint: RedisEndpoint(host: "127.0.0.1", port: port), commandTimeout: 1),
+                (try? redis.checked(["PING"])) != nil
+            {
+                return
+            }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        throw FaultRefused(message: "redis-server on port \(port) did not answer within \(Int(seconds)) s")
+    }
+
+    /// The primary again, as `scripts/services.sh` started it, if it is not running.
+    func restartPrimary() throws {
+        if let pid = redisPid(), Self.isRunning(pid) { return }
+        try Self.startRedis([redisConfig], port: redisPort)
+    }
+}
+
+/// A fault LockProof will not inject here, or could not.
+public struct FaultRefused: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public var description: String { message }
+}

@@ -1,0 +1,42 @@
+import LockProofCommerce
+import LockProofPostgres
+
+/// `pg-terminate`: at `start` and then every `interval` until `start + duration`, `sessions`
+/// client sessions of the throwaway PostgreSQL, picked at random among those of this run's clients
+/// (application_name `lockproof-client`; those inside a transaction or a statement first), are terminated with `pg_terminate_backend`, whatever they
+/// are doing: idle, in the middle of a transaction, or committing. Their operations end `unknown`.
+final class PgTerminateFault: FaultInjector {
+    static let kind = FaultKind.pgTerminate
+    static let timing = FaultTiming.strikes
+    static let parameters = [
+        FaultParameter(name: "sessions", range: 1...1_000, defaultValue: 1, help: "sessions terminated per strike")
+    ]
+    static let touchesServers = true
+    private let spec: FaultSpec
+    private let context: FaultContext
+    private var connection: PostgresConnection?
+
+    init(spec: FaultSpec, context: FaultContext) {
+        self.spec = spec
+        self.context = context
+    }
+
+    func prepare() throws {
+        connection = try context.configuration.openDatabase()
+    }
+
+    func begin(into record: inout FaultRecord) throws {
+        guard let connection else { return }
+        try connection.reconnectIfNeeded()
+        let rows = try connection.query(
+            """
+            SELECT pid, state, pg_terminate_backend(pid) FROM (
+                SELECT pid, coalesce(state, '') AS state FROM pg_stat_activity
+                WHERE application_name = $1 AND datname = current_database() AND pid <> pg_backend_pid()
+                ORDER BY state = 'idle', random() LIMIT $2) AS picked
+            """, [CommerceClient.applicationName, Int(spec.parameter("sessions"))])
+        record.targets = (0..<rows.rowCount).map { "session pid \(rows.int($0, 0) ?? 0) (\(rows.string($0, 1) ?? "?"))" }
+        record.hits = rows.rowCount
+        record.end = record.start
+    }
+}

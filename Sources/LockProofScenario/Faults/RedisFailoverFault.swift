@@ -1,0 +1,147 @@
+import Foundation
+import LockProofLocking
+import LockProofRedis
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `redis-failover`: a real replica (a second redis-server with `replicaof`, on
+/// LOCKPROOF_MANAGED_REDIS_REPLICA_PORT) follows the throwaway primary from before the run. At
+/// `start` the replica stops replicating (it is promoted: `REPLICAOF NO ONE`, as a failover does
+/// to a replica that lags) while clients go on taking locks on the old primary for `lag_ms`; then
+/// the old primary crashes (SIGKILL) and the clients are pointed at the new one, as Sentinel
+/// would. Locks taken during the lag exist only on
+/// the dead primary: their holders still work while another client takes the same lock on the new
+/// one (Redisson issue #775, Kleppmann). The fencing counters lose their last increments too: the
+/// new primary hands out tokens the database has already accepted. The report says how many locks
+/// and how much of the counters the failover lost. At the end of the run the original primary is
+/// started again (empty) and the replica stopped.
+final class RedisFailoverFault: FaultInjector {
+    static let kind = FaultKind.redisFailover
+    static let timing = FaultTiming.window(durationRequired: false)
+    static let parameters = [
+        FaultParameter(name: "lag_ms", range: 10...60_000, defaultValue: 500, help: "how long replication is held back before the primary dies")
+    ]
+    static let touchesServers = true
+    private let spec: FaultSpec
+    private let context: FaultContext
+    private var promoted = false
+
+    init(spec: FaultSpec, context: FaultContext) {
+        self.spec = spec
+        self.context = context
+    }
+
+    private var servers: ManagedServers {
+        get throws {
+            guard let servers = context.servers else { throw FaultRefused(message: "no throwaway Redis to fail over") }
+            return servers
+        }
+    }
+
+    private func endpoint(port: Int) -> RedisEndpoint {
+        var endpoint = context.configuration.redis
+        endpoint.port = port
+        return endpoint
+    }
+
+    /// Starts the replica and waits until it has synchronised with the primary.
+    func prepare() throws {
+        let servers = try servers
+        if let pid = servers.replicaPid(), ManagedServers.isRunning(pid) { try ManagedServers.stop(pid: pid) }
+        let directory = (servers.redisPidFile as NSString).deletingLastPathComponent
+        try ManagedServers.startRedis(
+            [
+                "--port", String(servers.replicaPort), "--bind", "127.0.0.1", "--daemonize", "yes", "--dir", directory,
+                "--pidfile", servers.replicaPidFile, "--logfile", directory + "/replica.log", "--save", "", "--appendonly", "no",
+                "--maxclients", "2000", "--replicaof", "127.0.0.1", String(servers.redisPort),
+            ], port: servers.replicaPort)
+        let replica = try RedisConnection(endpoint: endpoint(port: servers.replicaPort), commandTimeout: 2)
+        let deadline = Date(timeIntervalSinceNow: 10)
+        while Date() < deadline {
+            if let info = try? replica.checked(["INFO", "replication"]).text, info.contains("master_link_status:up") { return }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        throw FaultRefused(message: "the replica on port \(servers.replicaPort) did not synchronise within 10 s")
+    }
+
+    func begin(into record: inout FaultRecord) throws {
+        let servers = try servers
+        guard let replicaPid = servers.replicaPid(), let primaryPid = servers.redisPid() else {
+            throw FaultRefused(message: "the primary or the replica has no process")
+        }
+        let replica = try RedisConnection(endpoint: endpoint(port: servers.replicaPort), commandTimeout: 5)
+        try replica.checked(["REPLICAOF", "NO", "ONE"])
+        promoted = true
+        LockProofLocking.sleep(seconds: spec.parameter("lag_ms") / 1000)
+        let old = try? RedisConnection(endpoint: endpoint(port: servers.redisPort), commandTimeout: 2)
+        let locksBefore = old.map { Self.locks(on: $0) } ?? []
+        let fencesBefore = old.map { Self.fences(on: $0) } ?? [:]
+        try ManagedServers.stop(pid: primaryPid, signal: SIGKILL)
+        context.shared.route.switchTo(endpoint(port: servers.replicaPort))
+        let locksAfter = Set(Self.locks(on: replica))
+        let fencesAfter = Self.fences(on: replica)
+        let lost = locksBefore.filter { !locksAfter.contains($0) }
+        let rewound = fencesBefore.filter { (fencesAfter[$0.key] ?? 0) < $0.value }
+        let example = rewound.sorted { $0.key < $1.key }.first.map {
+            " (\($0.key): \($0.value) on the old primary, \(fencesAfter[$0.key] ?? 0) on the new)"
+        } ?? ""
+        record.targets = [
+            "replica 127.0.0.1:\(servers.replicaPort) (pid \(replicaPid)) promoted, \(Int(spec.parameter("lag_ms"))) ms of writes behind",
+            "primary 127.0.0.1:\(servers.redisPort) (pid \(primaryPid)) killed",
+            "clients moved to the new primary",
+        ]
+        record.note =
+            "\(locksBefore.count) locks held on the old primary when it died, \(lost.count) of them missing on the new one (free to be taken again while their holders still work); \(rewound.count) fencing counters went backwards\(example)"
+    }
+
+    func end(into record: inout FaultRecord) throws {
+        guard promoted else { return }
+        let servers = try servers
+        try servers.restartPrimary()
+        context.shared.route.switchTo(context.configuration.redis)
+        if let pid = servers.replicaPid() { try ManagedServers.stop(pid: pid) }
+        promoted = false
+        record.targets.append("after the run: original primary started again (empty), replica stopped")
+    }
+
+    func restore() {
+        guard let servers = context.servers else { return }
+        try? servers.restartPrimary()
+        context.shared.route.switchTo(context.configuration.redis)
+        if let pid = servers.replicaPid(), ManagedServers.isRunning(pid) { try? ManagedServers.stop(pid: pid) }
+    }
+
+    /// The case lock keys present on a server.
+    static func locks(on redis: RedisConnection) -> [String] {
+        var keys: [String] = []
+        for pattern in ["balance:user:*", "coupon:issue:*", "order:create:user:*"] {
+            var cursor = "0"
+            repeat {
+                guard let reply = try? redis.checked(["SCAN", cursor, "MATCH", pattern, "COUNT", "1000"]),
+                    let parts = reply.array, parts.count == 2, let next = parts[0].text
+                else { return keys }
+                cursor = next
+                keys += parts[1].array?.compactMap(\.text) ?? []
+            } while cursor != "0"
+        }
+        return keys
+    }
+
+    /// Fencing counter values by lock key.
+    static func fences(on redis: RedisConnection) -> [String: Int] {
+        var values: [String: Int] = [:]
+        var cursor = "0"
+        repeat {
+            guard let reply = try? redis.checked(["SCAN", cursor, "MATCH", "lockproof:fence:*", "COUNT", "1000"]),
+                let parts = reply.array, parts.count == 2, let next = parts[0].text
+            else { return values }
+            cursor = next
+            for key in parts[1].array?.compactMap(\.text) ?? [] {
+                values[String(key.dropFirst("lockproof:fence:".count))] = Int(((try? redis.checked(["GET", key]))?.text) ?? "") ?? 0
+            }
+        } while cursor != "0"
+        return values
+    }
+}

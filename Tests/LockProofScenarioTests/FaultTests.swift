@@ -1,0 +1,194 @@
+import Foundation
+import LockProofCommerce
+import LockProofLocking
+import LockProofPostgres
+@testable import LockProofScenario
+import LockProofTestSupport
+import XCTest
+
+/// The nemesis: `faults:` validated with positions, refused against servers LockProof did not
+/// start, and real faults injected into the throwaway servers with the run's records.
+final class FaultTests: XCTestCase {
+    private func parse(_ faults: String, workload: String) throws -> Scenario {
+        try parse(faults, case: "charge-balance", workload: workload)
+    }
+
+    private func parse(_ faults: String, case caseName: String = "charge-balance", strategy: String = "seed", workload: String = "virtual_users: 2, duration: 3s", seed: String = "users: 2") throws -> Scenario {
+        try ScenarioParser.parse(
+            """
+            name: f
+            case: \(caseName)
+            strategy: \(strategy)
+            seed: {\(seed)}
+            workload: {\(workload)}
+            faults:
+            \(faults)
+            """, file: "f.yaml")
+    }
+
+    private func problems(_ faults: String, case caseName: String = "charge-balance", workload: String = "virtual_users: 2, duration: 3s") -> [String] {
+        do {
+            _ = try parse(faults, case: caseName, workload: workload)
+            return []
+        } catch let error as ScenarioValidationError {
+            return error.problems.map { "\($0.line):\($0.column): \($0.message)" }
+        } catch {
+            return ["\(error)"]
+        }
+    }
+
+    private func assertProblem(_ faults: String, _ fragment: String, case caseName: String = "charge-balance", file: StaticString = #filePath, line: UInt = #line) {
+        let found = problems(faults, case: caseName)
+        XCTAssertTrue(found.contains { $0.contains(fragment) }, "expected '\(fragment)', got \(found)", file: file, line: line)
+    }
+
+    func testFaultsParseWithTheirDefaults() throws {
+        let scenario = try parse(
+            """
+              - {kind: redis-down, start: 1s, duration: 500ms}
+              - {kind: pg-terminate, start: 0s, interval: 200ms, duration: 1s, sessions: 3}
+              - {kind: client-pause, start: 0.5s}
+            """, workload: "virtual_users: 2, duration: 3s, lock: {lease_ms: 500}")
+        XCTAssertEqual(scenario.faults.map(\.kind), [.redisDown, .pgTerminate, .clientPause])
+        XCTAssertEqual(scenario.faults[0].startSeconds, 1)
+        XCTAssertEqual(scenario.faults[0].durationSeconds, 0.5)
+        XCTAssertEqual(scenario.faults[1].intervalSeconds, 0.2)
+        XCTAssertEqual(scenario.faults[1].parameter("sessions"), 3)
+        XCTAssertEqual(scenario.faults[2].parameter("clients"), 1, "defaults are filled in")
+        XCTAssertEqual(scenario.faults[2].parameter("pause_ms"), 2_000)
+    }
+
+    func testBadFaultsAreRefusedWithFieldAndValue() {
+        assertProblem("  - {kind: redis-crash, start: 1s}", "faults[0].kind: found 'redis-crash'; expected one of redis-down")
+        assertProblem("  - {kind: redis-down, start: 1s}", "faults[0] (redis-down): missing key 'duration'")
+        assertProblem("  - {kind: redis-down, start: 1s, duration: 1s, interval: 100ms}", "'interval' applies to faults that strike repeatedly")
+        assertProblem("  - {kind: redis-pause, start: 1s, duration: 2s}", "faults[0].duration: found 2 s; expected longer than the lock lease (5 s")
+        assertProblem("  - {kind: client-pause, start: 1s, pause_ms: 100}", "faults[0].pause_ms: found 100; expected longer than the lock lease")
+        assertProblem("  - {kind: crash-after-deduct, start: 1s, duration: 1s}", "crash-after-deduct strikes payments, and the scenario runs none")
+        assertProblem("  - {kind: gateway-failure, start: 1s, duration: 1s, failure_rate: 2}", "faults[0].failure_rate: found 2; expected a number in 0…1")
+        assertProblem("  - {kind: redis-down, start: 1s, duration: 1s, sessions: 2}", "unknown key 'sessions'")
+        assertProblem("  - {kind: redis-down, start: 5s, duration: 1s}", "faults[0].start: found 5 s; the run lasts 3 s")
+        assertProblem("  - {kind: redis-failover}\n  - {kind: redis-failover}", "at most one redis-failover")
+        assertProblem("  - redis-down", "faults[0]: expected a mapping with 'kind'")
+    }
+
+    func testServerFaultsAreRefusedAgainstServersLockProofDidNotStart() throws {
+        let configuration = TestServers.configuration
+        XCTAssertThrowsError(try ManagedServers.check(configuration, faults: [.redisDown], environment: [:])) {
+            XCTAssertTrue("\($0)".contains("strikes only servers it started itself"), "\($0)")
+        }
+        var environment = [
+            "LOCKPROOF_MANAGED_REDIS_PORT": String(configuration.redis.port + 1), "LOCKPROOF_MANAGED_REDIS_CONF": "/x/redis.conf",
+            "LOCKPROOF_MANAGED_REDIS_PIDFILE": "/x/redis.pid", "LOCKPROOF_MANAGED_PG_PORT": "1",
+        ]
+        XCTAssertThrowsError(try ManagedServers.check(configuration, faults: [.redisPause], environment: environment)) {
+            XCTAssertTrue("\($0)".contains("not the throwaway Redis"), "\($0)")
+        }
+        environment["LOCKPROOF_MANAGED_REDIS_PORT"] = String(configuration.redis.port)
+        XCTAssertThrowsError(try ManagedServers.check(configuration, faults: [.redisDown], environment: environment)) {
+            XCTAssertTrue("\($0)".contains("has no running process"), "\($0)")
+        }
+        XCTAssertNil(try ManagedServers.check(configuration, faults: [.gatewayFailure, .crashAfterDeduct], environment: [:]),
+                     "faults inside the clients need no server of ours")
+    }
+
+    private func run(_ scenario: Scenario) throws -> ScenarioResult {
+        let runner = ScenarioRunner(
+            configuration: TestServers.configuration, shared: TestServers.shared, progress: ProgressReporter(enabled: false))
+        return try runner.run(scenario)
+    }
+
+    /// Crashes after the deduction leave open intents; recovery compensates each exactly once and
+    /// the checkers find money and stock conserved.
+    func testCrashesAfterTheDeductionAreRecoveredAndReported() throws {
+        let scenario = try parse(
+            "  - {kind: crash-after-deduct, start: 0s, duration: 30s, rate: 0.5}", case: "process-payment",
+            workload: "virtual_users: 4, iterations: 10, pick: per-client", seed: "users: 2, balance: 1000000, orders: 40")
+        let result = try run(scenario)
+        XCTAssertNil(result.runError)
+        let crashes = result.operations.reasons["client_crashed"] ?? 0
+        XCTAssertGreaterThan(crashes, 0)
+        XCTAssertEqual(result.operations.unknown, crashes, "a crashed client cannot know: unknown")
+        XCTAssertEqual(result.faults.first?.kind, "crash-after-deduct")
+        XCTAssertEqual(result.faults.first?.hits, crashes)
+        XCTAssertEqual(result.recovery?.interrupted, crashes)
+        XCTAssertEqual(result.recovery?.compensated, crashes)
+        XCTAssertEqual(result.recovery?.stillOpen, 0)
+        XCTAssertTrue(result.checks.allSatisfy(\.passed), "\(result.checks)")
+    }
+
+    /// A fault scheduled after the run's end never struck: that is an error, not a pass.
+    func testAFaultThatNeverStruckFailsTheRun() throws {
+        let scenario = try parse(
+            "  - {kind: crash-after-deduct, start: 20s, duration: 1s}", case: "process-payment",
+            workload: "virtual_users: 1, iterations: 1", seed: "users: 1, balance: 100000, orders: 1")
+        let result = try run(scenario)
+        XCTAssertFalse(result.passed)
+        XCTAssertTrue(result.runError?.contains("never struck") == true, result.runError ?? "nil")
+    }
+
+    /// Redis really stops mid-run: the breaker opens, charges go on under the database's version
+    /// check, Redis comes back, and nothing acknowledged is lost.
+    func testRedisDownOpensTheBreakerAndTheSeedLosesNothing() throws {
+        guard ManagedServers.fromEnvironment() != nil else {
+            throw XCTSkip("needs the throwaway servers of make test (LOCKPROOF_MANAGED_*)")
+        }
+        let scenario = try parse(
+            "  - {kind: redis-down, start: 300ms, duration: 1s}",
+            workload: "virtual_users: 4, duration: 2s, think_ms: 1", seed: "users: 2")
+        let result = try run(scenario)
+        XCTAssertNil(result.runError)
+        XCTAssertGreaterThanOrEqual(result.circuitBreaker?.openings ?? 0, 1)
+        XCTAssertGreaterThan(result.circuitBreaker?.bypassed ?? 0, 0)
+        XCTAssertTrue(result.faults.first?.targets.first?.contains("stopped") == true, "\(result.faults)")
+        XCTAssertNotNil(result.faults.first?.end)
+        XCTAssertTrue(result.checks.allSatisfy(\.passed), "\(result.checks)")
+        XCTAssertEqual(try TestServers.redis().checked(["PING"]).text, "PONG", "Redis is back for whatever runs next")
+    }
+
+    /// Jepsen's :info: a payment whose client died may or may not have taken the money. One that
+    /// did (the order ended PAID) and one that did not (compensated) are both accepted.
+    func testUnknownPaymentsThatDidAndDidNotApplyAreBothAccepted() throws {
+        let db = try TestServers.database()
+        try Schema.reset(db)
+        let data = SeedData(db: db)
+        let user = try data.users(count: 1, balance: 10_000)[0]
+        let product = try data.products(count: 1, price: 1_000, stock: 10)[0]
+        var orders: [Int] = []
+        for _ in 0..<2 {
+            let id = try db.query("INSERT INTO orders (user_id, status, total_amount) VALUES ($1, 'PENDING', 1000) RETURNING id", [user]).int(0, 0)!
+            try db.query("INSERT INTO order_items (order_id, product_id, quantity, unit_price) VALUES ($1, $2, 1, 1000)", [id, product])
+            orders.append(id)
+        }
+        let gateway = SimulatedPaymentGateway(failureRate: 0, seed: 1, records: try DatabaseGatewayRecords(databaseURL: TestServers.configuration.databaseURL))
+        let client = try TestServers.client(gateway: gateway)
+        gateway.behaviour.timeoutRate = 1
+        XCTAssertThrowsError(try ProcessPayment(client: client).pay(orderId: orders[0]))  // charged, never answered
+        gateway.behaviour.timeoutRate = 0
+        client.faults.afterDeduction = { _ in throw ClientCrashed(point: "test") }
+        XCTAssertThrowsError(try ProcessPayment(client: client).pay(orderId: orders[1]))  // died before the gateway
+        let report = try PaymentRecovery.run(client: client)
+        XCTAssertEqual(report.markedPaid, 1)
+        XCTAssertEqual(report.compensated, 1)
+        XCTAssertEqual(try db.query("SELECT balance FROM users WHERE id = $1", [user]).int(0, 0), 9_000, "one applied, one did not")
+
+        let history = orders.enumerated().map { index, order in
+            HistoryEntry(
+                client: index, index: 0, operation: "pay", arguments: ["order": order], items: nil, start: 0, end: 1,
+                outcome: .unknown, reason: index == 0 ? "gateway_timeout" : "client_crashed", result: nil)
+        }
+        let scenario = try parse("  []", case: "process-payment", workload: "virtual_users: 2, iterations: 1", seed: "users: 1, orders: 2")
+        var initial = InitialState()
+        initial.users = [user]
+        initial.products = [product]
+        initial.orders = orders
+        initial.balances = [user: 10_000]
+        initial.stock = [product: 10]
+        let context = CheckContext(scenario: scenario, initial: initial, db: db, statistics: RunStatistics())
+        for checker in checkers(for: scenario) {
+            for entry in history where checker.operations.contains(entry.operation) { checker.observe(entry) }
+            let result = try checker.check(context)
+            XCTAssertTrue(result.passed, "\(checker.name): \(result.violations)")
+        }
+    }
+}
