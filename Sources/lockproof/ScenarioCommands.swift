@@ -234,7 +234,9 @@ func runScenarios(files: [String], options: ScenarioRunOptions) throws {
         for run in scenario.runs {
             if let skipReason {
                 // Never silently dropped: a run that did not happen is an error in every output.
-                results.append(.error(run, "not run: \(skipReason)", interrupted: stop.reason != nil))
+                let notRun = ScenarioResult.error(run, "not run: \(skipReason)", interrupted: stop.reason != nil)
+                results.append(notRun)
+                if let reportURL { try? ReportWriter.write(notRun, to: reportURL) }
                 continue
             }
             var result: ScenarioResult

@@ -213,8 +213,10 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(result.out.contains("error: cli-pass: not run: cli-hang left clients running"), result.out)
         let junit = try String(contentsOf: reports.appendingPathComponent("junit.xml"), encoding: .utf8)
         XCTAssertTrue(junit.contains("tests=\"2\" failures=\"0\" errors=\"2\""), junit)
-        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: reports.appendingPathComponent("cli-hang.json"))) as! [String: Any]
-        XCTAssertEqual(json["status"] as? String, "error")
+        for name in ["cli-hang", "cli-pass"] {
+            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: reports.appendingPathComponent("\(name).json"))) as! [String: Any]
+            XCTAssertEqual(json["status"] as? String, "error", name)
+        }
         XCTAssertTrue(FileManager.default.fileExists(atPath: reports.appendingPathComponent("cli-hang.history.jsonl").path))
     }
 
