@@ -23,6 +23,10 @@ class CommerceTestCase: XCTestCase {
         var settings = CommerceSettings()
         settings.processingDelaySeconds = thinkSeconds
         settings.retry = RetryPolicy(maxAttempts: 10, baseDelay: 0.002, maxDelay: 0.05, jitter: true)
+        // These tests judge invariants, not latency: 200 clients queued on one Redis lock must not
+        // time out just because a loaded machine runs each holder slowly (the run's own timeout
+        // still bounds a hang).
+        settings.lock.waitMilliseconds = 60_000
         return settings
     }
 
