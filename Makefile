@@ -5,7 +5,7 @@
 SWIFT ?= swift
 SWIFT_TEST_FLAGS ?= --disable-swift-testing
 
-.PHONY: deps build release test verify mutants check-dashboards services-start services-stop clean
+.PHONY: deps build release test verify mutants fuzz check-dashboards services-start services-stop clean
 
 deps:
 	@scripts/install-deps.sh
@@ -29,6 +29,11 @@ verify: deps
 ## `lockproof verify --fail-fast` 3 times (MUTANTS_RUNS); prints the table and the score. Not part of CI.
 mutants: deps
 	scripts/with-services.sh scripts/mutants.sh
+
+## fuzz: libFuzzer on the scenario and threshold parsers, FUZZ_SECONDS (default 60) each, corpus from Scenarios/
+## (not part of test: make test runs a short seeded-mutator smoke run of the same targets instead)
+fuzz: deps
+	scripts/fuzz.sh
 
 check-dashboards: deps
 	scripts/check-dashboards.sh

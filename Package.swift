@@ -62,6 +62,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
+        // Fuzzing of the scenario and threshold parsers: libFuzzer entry points when built by
+        // `make fuzz` (-sanitize=fuzzer -D LOCKPROOF_LIBFUZZER), a seeded random mutator otherwise.
+        .executableTarget(name: "lockproof-fuzz", dependencies: ["LockProofScenario"], path: "Sources/LockProofFuzz"),
+
         .target(name: "LockProofTestSupport", dependencies: ["LockProofCommerce"], path: "Tests/Support"),
         .testTarget(
             name: "LockProofDriverTests", dependencies: ["LockProofTestSupport", "LockProofPostgres", "LockProofRedis"]),

@@ -206,7 +206,7 @@ func describe(_ node: Node) -> String {
         if node.int != nil { return "the number \(scalar.string)" }
         if node.float != nil { return "the number \(scalar.string)" }
         if node.bool != nil { return "the boolean \(scalar.string)" }
-        return "the string '\(scalar.string)'"
+        return scalar.string.count <= 60 ? "the string '\(scalar.string)'" : "the string '\(scalar.string.prefix(60))…'"
     case .mapping: return "a mapping"
     case .sequence: return "a list"
     case .alias: return "an alias"
@@ -225,8 +225,10 @@ private struct Reader {
             unreportedProblems += 1
             return
         }
+        // A message quotes what it found; a value of a megabyte must not be copied into it whole.
+        let bounded = message.count <= 400 ? message : message.prefix(250) + " … " + message.suffix(120)
         problems.append(
-            ScenarioProblem(file: file, line: node?.mark?.line ?? 1, column: node?.mark?.column ?? 1, message: message))
+            ScenarioProblem(file: file, line: node?.mark?.line ?? 1, column: node?.mark?.column ?? 1, message: bounded))
     }
 
     /// The mapping's entries, checking that every key is known and none repeats.

@@ -108,6 +108,15 @@ final class BoundedInputTests: XCTestCase {
         XCTAssertEqual(nested.map { "\($0.line):\($0.column)" }, ["7:3"], "\(nested)")
     }
 
+    func testAHugeValueIsNotCopiedIntoItsMessage() {
+        let long = String(repeating: "k", count: 100_000)
+        for yaml in [valid + "\n\(long): 1", valid.replacingOccurrences(of: "strategy: atomic", with: "strategy: \(long)")] {
+            let found = problems(yaml)
+            XCTAssertEqual(found.count, 1, "\(found.map(\.message.count))")
+            XCTAssertLessThan(found.first?.message.count ?? .max, 500)
+        }
+    }
+
     func testASecondDocumentIsReportedWhereItStarts() {
         let found = problems(valid + "\n---\nname: other\n")
         XCTAssertEqual(found.map { "\($0.line):\($0.column)" }, ["6:1"], "\(found)")

@@ -1,0 +1,29 @@
+import Foundation
+import XCTest
+
+/// A short, seeded run of the parsers' fuzz targets (`lockproof-fuzz`, the mutator build) in every
+/// `make test`: mutations of every shipped scenario through the scenario and threshold parsers must
+/// end in a scenario or bounded validation problems. `make fuzz` runs libFuzzer on them for longer.
+final class FuzzSmokeTests: XCTestCase {
+    func testMutatedScenariosNeverBreakTheParsersInvariants() throws {
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+            .appendingPathComponent("lockproof-fuzz")
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+            throw XCTSkip("lockproof-fuzz was not built next to the tests (\(binary.path))")
+        }
+        let scenarios = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Scenarios")
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = ["--iterations", "400", "--seed", "11", scenarios.path]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationReason, .exit, "a mutation crashed a parser: \(text)")
+        XCTAssertEqual(process.terminationStatus, 0, text)
+        XCTAssertTrue(text.contains("400 mutations × 2 targets"), text)
+    }
+}
