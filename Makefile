@@ -5,7 +5,7 @@
 SWIFT ?= swift
 SWIFT_TEST_FLAGS ?= --disable-swift-testing
 
-.PHONY: deps build release test verify mutants fuzz check-dashboards services-start services-stop clean
+.PHONY: deps build release test verify mutants fuzz bench check-dashboards services-start services-stop clean
 
 deps:
 	@scripts/install-deps.sh
@@ -34,6 +34,12 @@ mutants: deps
 ## (not part of test: make test runs a short seeded-mutator smoke run of the same targets instead)
 fuzz: deps
 	scripts/fuzz.sh
+
+## bench: the quick benchmark (every strategy against its pgbench ceiling, claim verdicts, HTML
+## report checked in headless Chromium) on throwaway servers; reports in .run/bench. Not part of CI.
+bench:
+	@scripts/install-deps.sh bench
+	scripts/with-services.sh scripts/bench.sh
 
 check-dashboards: deps
 	scripts/check-dashboards.sh

@@ -3,7 +3,7 @@ import PackageDescription
 
 // Layers, each importing only downward:
 //   C shims → drivers (PostgreSQL, Redis, HTTP) → locking primitives → commerce core
-//   → metrics → scenario runner → the `lockproof` CLI.
+//   → metrics → scenario runner → benchmark → the `lockproof` CLI.
 let package = Package(
     name: "LockProof",
     platforms: [.macOS(.v13)],
@@ -52,12 +52,16 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]),
 
+        // Benchmark: the matrix against pgbench's ceiling, reports, claim verdicts, metrics overhead
+        .target(name: "LockProofBench", dependencies: ["LockProofScenario", "LockProofMetrics", "LockProofHTTP"]),
+
         // The CLI
         .executableTarget(
             name: "lockproof",
             dependencies: [
                 "LockProofMetrics",
                 "LockProofScenario",
+                "LockProofBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -73,6 +77,7 @@ let package = Package(
         .testTarget(name: "LockProofCommerceTests", dependencies: ["LockProofTestSupport", "LockProofCommerce"]),
         .testTarget(
             name: "LockProofScenarioTests", dependencies: ["LockProofTestSupport", "LockProofScenario"]),
+        .testTarget(name: "LockProofBenchTests", dependencies: ["LockProofTestSupport", "LockProofBench"]),
         .testTarget(
             name: "LockProofMetricsTests",
             dependencies: ["LockProofTestSupport", "LockProofMetrics", "LockProofHTTP"]),

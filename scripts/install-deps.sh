@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages LockProof needs that a new machine lacks. Idempotent: does nothing
 # when everything is there. Needs root (CI and sessions run as root).
+#   scripts/install-deps.sh         what make test and make verify need
+#   scripts/install-deps.sh bench   also what make bench needs (gnuplot for the plots, Chromium to
+#                                   check the HTML report)
 set -euo pipefail
 
 missing=()
@@ -12,6 +15,12 @@ command -v pkg-config >/dev/null || missing+=(pkg-config)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v promtool >/dev/null || missing+=(prometheus)
 [ -x "$(pg_config --bindir 2>/dev/null)/initdb" ] || missing+=(postgresql)
+# pgbench ships with PostgreSQL, redis-benchmark with Redis (redis-tools): the benchmark's baselines.
+command -v redis-benchmark >/dev/null || missing+=(redis-tools)
+if [ "${1:-}" = bench ]; then
+    command -v gnuplot >/dev/null || missing+=(gnuplot-nox)
+    command -v chromium >/dev/null || missing+=(chromium)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
     echo "install-deps: everything is installed"

@@ -54,6 +54,10 @@ public final class PostgresConnection {
     /// What may be printed about the server: libpq's parse of `conninfo`, without the password.
     public let target: PostgresTarget
     public let connectTimeoutSeconds: Int
+    /// Sees every statement this session completed, with its parameters and first row. Nil (the
+    /// default) costs one check per statement; the benchmark sets it to derive pgbench scripts
+    /// from exactly what a strategy sends.
+    public var statementObserver: ((PostgresStatementTrace) -> Void)?
 
     /// libpq waits forever for a server that accepts the connection and never answers unless
     /// `connect_timeout` is set; 5 s unless the caller or the connection string says otherwise.
@@ -112,13 +116,17 @@ public final class PostgresConnection {
         let result = withCStringArray(values) { pointers in
             PQexecPrepared(conn, name, Int32(values.count), pointers, nil, nil, 0)
         }
-        return try check(result)
+        let checked = try check(result)
+        statementObserver?(PostgresStatementTrace(sql: sql, parameters: values, result: checked, simpleProtocol: false))
+        return checked
     }
 
     /// Runs statements without parameters (DDL, SET, BEGIN/COMMIT): the simple query protocol.
     @discardableResult
     public func execute(_ sql: String) throws -> PostgresResult {
-        try check(PQexec(conn, sql))
+        let checked = try check(PQexec(conn, sql))
+        statementObserver?(PostgresStatementTrace(sql: sql, parameters: [], result: checked, simpleProtocol: true))
+        return checked
     }
 
     /// Sets `lock_timeout` for the session (0 = wait forever).
@@ -196,6 +204,39 @@ public final class PostgresConnection {
     }
 }
 
+/// One completed statement as the session sent it, for tracing.
+public struct PostgresStatementTrace: Sendable, Equatable {
+    public let sql: String
+    /// The bound parameters in wire text (nil = NULL).
+    public let parameters: [String?]
+    public let columns: [String]
+    /// The first row's values, when the result has rows.
+    public let firstRow: [String?]
+    public let rowCount: Int
+    /// Sent with the simple query protocol (`execute`: BEGIN, COMMIT, SET) rather than prepared.
+    public let simpleProtocol: Bool
+
+    public init(
+        sql: String, parameters: [String?], columns: [String], firstRow: [String?], rowCount: Int, simpleProtocol: Bool
+    ) {
+        self.sql = sql
+        self.parameters = parameters
+        self.columns = columns
+        self.firstRow = firstRow
+        self.rowCount = rowCount
+        self.simpleProtocol = simpleProtocol
+    }
+
+    init(sql: String, parameters: [String?], result: PostgresResult, simpleProtocol: Bool) {
+        self.sql = sql
+        self.parameters = parameters
+        self.simpleProtocol = simpleProtocol
+        rowCount = result.rowCount
+        columns = (0..<result.columnCount).map { result.columnName($0) }
+        firstRow = rowCount > 0 ? (0..<result.columnCount).map { result.string(0, $0) } : []
+    }
+}
+
 /// A result set in text format with typed accessors.
 public final class PostgresResult {
     private let result: OpaquePointer
@@ -204,6 +245,8 @@ public final class PostgresResult {
     deinit { PQclear(result) }
 
     public var rowCount: Int { Int(PQntuples(result)) }
+    public var columnCount: Int { Int(PQnfields(result)) }
+    public func columnName(_ column: Int) -> String { String(cString: PQfname(result, Int32(column))) }
     /// Rows touched by INSERT/UPDATE/DELETE.
     public var affectedRows: Int { Int(String(cString: PQcmdTuples(result))) ?? 0 }
 

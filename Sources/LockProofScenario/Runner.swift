@@ -166,6 +166,9 @@ public final class ScenarioRunner {
     public let stop = StopRequest()
     /// How long an interrupted run waits for its clients before it reports without them.
     static let stopGraceSeconds = 0.8
+    /// Called on each client's thread once its client exists, before the start barrier (the
+    /// benchmark traces the statements a strategy sends through it).
+    public var clientCreated: (@Sendable (_ index: Int, _ client: CommerceClient) -> Void)?
 
     public init(configuration: ServerConfiguration, shared: SharedServices, progress: ProgressReporter) {
         self.configuration = configuration
@@ -206,11 +209,7 @@ public final class ScenarioRunner {
             seconds: scenario.workload.timeoutSeconds, backendPID: db.backendPID, configuration: configuration)
         let initial: InitialState
         do {
-            try Schema.reset(db)
-            try clearLockKeys()
-            shared.breaker.reset()
-            shared.holders.reset()
-            initial = try seed(scenario, db: db)
+            initial = try resetAndSeed(scenario, db: db)
         } catch {
             guard deadline.finish() else { throw error }
             throw RunAborted(message: "\(scenario.name): emptying the tables and seeding did not finish within \(formatNumber(scenario.workload.timeoutSeconds)) s (workload.timeout)")
@@ -269,6 +268,7 @@ public final class ScenarioRunner {
         let shared = shared
         let progress = progress
         let stop = stop
+        let clientCreated = clientCreated
 
         for index in 0..<virtualUsers {
             group.enter()
@@ -282,6 +282,7 @@ public final class ScenarioRunner {
                     if !scenario.faults.isEmpty {
                         faultSwitches.install(on: client, index: index, renewer: shared.renewer, clock: runClock)
                     }
+                    clientCreated?(index, client)
                     user = VirtualUser(index: index, scenario: scenario, initial: initial, client: client)
                 } catch {
                     setupErrors.mutate { $0.append("client \(index): \(error)") }
@@ -436,6 +437,16 @@ public final class ScenarioRunner {
         if let wait = workload.lockWaitMilliseconds { settings.lock.waitMilliseconds = wait }
         if let timeout = workload.rowLockTimeoutMilliseconds { settings.rowLockTimeoutMilliseconds = timeout }
         return settings
+    }
+
+    /// A clean schema, no lock keys, and the scenario's seed data: what every run starts from (the
+    /// benchmark's pgbench ceiling starts from it too).
+    public func resetAndSeed(_ scenario: Scenario, db: PostgresConnection) throws -> InitialState {
+        try Schema.reset(db)
+        try clearLockKeys()
+        shared.breaker.reset()
+        shared.holders.reset()
+        return try seed(scenario, db: db)
     }
 
     /// Deletes the lock and fencing keys the cases use, and nothing else in the database.

@@ -2,7 +2,8 @@ import ArgumentParser
 import LockProofMetrics
 
 /// The `lockproof` command. Each subcommand lives in its own file: `run`, `verify` and `check` in
-/// ScenarioCommands.swift, `serve` in ServeCommand.swift, `recover` in RecoverCommand.swift, `bench-metrics` in BenchMetricsCommand.swift.
+/// ScenarioCommands.swift, `serve` in ServeCommand.swift, `recover` in RecoverCommand.swift, `bench` in BenchCommand.swift,
+/// `bench-metrics` in BenchMetricsCommand.swift.
 struct LockProofCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lockproof",
@@ -13,5 +14,8 @@ struct LockProofCommand: ParsableCommand {
             redis://127.0.0.1:56379/0). `scripts/services.sh start` starts throwaway ones.
             """,
         version: LockProofBuild.version,
-        subcommands: [RunCommand.self, VerifyCommand.self, CheckCommand.self, ServeCommand.self, BenchMetricsCommand.self, RecoverCommand.self])
+        subcommands: [
+            RunCommand.self, VerifyCommand.self, CheckCommand.self, ServeCommand.self, BenchCommand.self,
+            BenchMetricsCommand.self, RecoverCommand.self,
+        ])
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LockProofBench
 import LockProofCommerce
 import LockProofHTTP
 import LockProofMetrics
@@ -279,6 +280,8 @@ func runScenarios(files: [String], options: ScenarioRunOptions) throws {
     print(ReportWriter.verdictTable(results))
     if let reportURL {
         try Data(ReportWriter.junit(results).utf8).write(to: reportURL.appendingPathComponent("junit.xml"))
+        // report.html: verdicts plus a timeline around every caught violation's first example.
+        try TimelineReport.write(results, to: reportURL)
         print("reports: \(reportURL.path)")
     }
     fflush(nil)

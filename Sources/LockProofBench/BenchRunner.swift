@@ -1,0 +1,139 @@
+import Foundation
+import LockProofCommerce
+import LockProofLocking
+import LockProofPostgres
+import LockProofScenario
+
+/// Runs the benchmark matrix: every cell with the scenario runner (same workload, same checkers as
+/// `verify`), its pgbench ceiling in the same run, repetitions interleaved (every cell once, then
+/// every cell again in reverse) so that a noisy stretch of the shared machine hits many cells a
+/// little rather than one cell a lot.
+public final class BenchRunner {
+    public let configuration: ServerConfiguration
+    public let preset: BenchPreset
+    public let cases: [BenchCase]
+    public var log: (String) -> Void = { print($0) }
+    /// Where pgbench scripts are written while they run.
+    public var workDirectory: String
+
+    public init(configuration: ServerConfiguration, preset: BenchPreset, cases: [BenchCase] = BenchCase.all) {
+        self.configuration = configuration
+        self.preset = preset
+        self.cases = cases
+        workDirectory = NSTemporaryDirectory()
+    }
+
+    public func run() throws -> BenchResults {
+        let started = monotonicSeconds()
+        let startedAt = ISO8601DateFormatter().string(from: Date())
+        guard let pgbench = findTool("pgbench") else {
+            throw BenchError("pgbench not found (it ships with PostgreSQL: pg_config --bindir); run scripts/install-deps.sh")
+        }
+        try ScenarioRunner.checkReachable(configuration)
+        let shared = try SharedServices(configuration: configuration)
+        defer { shared.stop() }
+        let runner = ScenarioRunner(configuration: configuration, shared: shared, progress: ProgressReporter(enabled: false))
+        let ceilingDatabase = try PostgresConnection(configuration.databaseURL)
+
+        // 1. Trace one operation of every strategy and derive its pgbench script per contention.
+        var scripts: [String: PgbenchScript] = [:]
+        var errors: [String] = []
+        var cellErrors: [BenchCellKey: [String]] = [:]
+        let cells = benchCells(preset, cases: cases)
+        let casesByName = Dictionary(uniqueKeysWithValues: cases.map { ($0.caseName, $0) })
+        for benchCase in cases {
+            for strategy in benchCase.strategies
+            where preset.negativeControls || !BenchCase.isNegativeControl(benchCase.caseName, strategy) {
+                for contention in benchCase.contentions {
+                    let name = scriptName(benchCase.caseName, strategy, contention)
+                    do {
+                        let cellScenario = try benchCase.scenario(
+                            strategy: strategy, clients: 1, contention: contention, seconds: nil, preset: preset)
+                        let traced = try traceOperation(
+                            benchCase: benchCase, strategy: strategy, contention: contention, preset: preset, runner: runner,
+                            picksFrom: cellScenario)
+                        scripts[name] = traced.script
+                    } catch {
+                        for cell in cells where scriptName(cell.caseName, cell.strategy, cell.contention) == name {
+                            cellErrors[cell, default: []].append("no ceiling script: \(error)")
+                        }
+                    }
+                }
+            }
+        }
+        log("bench: traced \(scripts.count) strategy transactions; \(cells.count) cells × \(preset.repetitions) repetitions")
+
+        // 2. The matrix, repetitions interleaved.
+        var runs: [BenchCellKey: [CellRun]] = [:]
+        var ceilings: [BenchCellKey: [PgbenchResult]] = [:]
+        for repetition in 0..<preset.repetitions {
+            let order = repetition % 2 == 0 ? cells : cells.reversed()
+            for (position, cell) in order.enumerated() {
+                let benchCase = casesByName[cell.caseName]!
+                let cellStarted = monotonicSeconds()
+                do {
+                    let scenario = try benchCase.scenario(
+                        strategy: cell.strategy, clients: cell.clients, contention: cell.contention, seconds: nil,
+                        preset: preset)
+                    let result = try runner.run(scenario)
+                    let run = CellRun(result)
+                    runs[cell, default: []].append(run)
+                    if run.operations == 0 {
+                        // An empty run measures nothing: an error, never a throughput of zero.
+                        throw BenchError(String(format: "no operation finished (%.1f s)", run.seconds))
+                    }
+                    let ceilingStarted = monotonicSeconds()
+                    if repetition < preset.ceilingRepetitions,
+                        let script = scripts[scriptName(cell.caseName, cell.strategy, cell.contention)]
+                    {
+                        _ = try runner.resetAndSeed(scenario, db: ceilingDatabase)
+                        let ceiling = try runPgbench(
+                            pgbench, script: script, clients: cell.clients,
+                            transactionsPerClient: (run.operations + cell.clients - 1) / cell.clients,
+                            databaseURL: configuration.databaseURL, directory: workDirectory)
+                        ceilings[cell, default: []].append(ceiling)
+                        log(String(format: "bench: [%d/%d %3d/%d] %@: %.0f ops/s, ceiling %.0f tps%@ (%.1f s + %.1f s)",
+                                   repetition + 1, preset.repetitions, position + 1, cells.count, cell.id, run.throughput,
+                                   ceiling.tps, run.invariantHeld ? "" : " — invariant broken",
+                                   ceilingStarted - cellStarted, monotonicSeconds() - ceilingStarted))
+                    } else {
+                        log(String(format: "bench: [%d/%d %3d/%d] %@: %.0f ops/s%@ (%.1f s)", repetition + 1,
+                                   preset.repetitions, position + 1, cells.count, cell.id, run.throughput,
+                                   run.invariantHeld ? "" : " — invariant broken", ceilingStarted - cellStarted))
+                    }
+                } catch {
+                    cellErrors[cell, default: []].append("repetition \(repetition + 1): \(error)")
+                    log("bench: \(cell.id): error: \(error)")
+                }
+            }
+        }
+
+        var results = BenchResults(
+            preset: preset.name, startedAt: startedAt, seconds: 0,
+            cells: cells.map {
+                CellResult(key: $0, runs: runs[$0] ?? [], ceilingRuns: ceilings[$0] ?? [], errors: cellErrors[$0] ?? [])
+            },
+            scripts: scripts.mapValues(\.text), redisLockCosts: [], claims: [], errors: errors)
+
+        // 3. The Redis lock's own cost, against redis-benchmark.
+        do {
+            results.redisLockCosts = try measureRedisLockCost(
+                configuration: configuration, clientCounts: preset.clientCounts, seconds: min(preset.seconds, 1))
+        } catch {
+            errors.append("Redis lock cost: \(error)")
+        }
+
+        // 4. The claims: the matrix plus the experiments it lacks.
+        let experiments = ClaimExperiments(runner: runner, preset: preset, log: log)
+        let measured = experiments.run()
+        errors += measured.errors
+        results.claims = judgeClaims(results, measured)
+        results.errors = errors
+        results.seconds = monotonicSeconds() - started
+        return results
+    }
+
+    private func scriptName(_ caseName: CaseName, _ strategy: String, _ contention: Contention) -> String {
+        "\(caseName.rawValue)/\(strategy)/\(contention.rawValue)"
+    }
+}

@@ -1,0 +1,108 @@
+import ArgumentParser
+import Foundation
+import LockProofBench
+import LockProofCommerce
+
+/// `lockproof bench`: the benchmark matrix against pgbench's ceiling, with reports and a verdict on
+/// every claim of the seed. The work is LockProofBench's; this only reads arguments and writes files.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Benchmark every strategy against the database's own ceiling (pgbench) and judge the seed's claims.",
+        discussion: """
+            Runs each case × strategy × client count × contention (one hot row or spread over many) \
+            with the scenario runner and its checkers, several repetitions interleaved; in the same \
+            run, pgbench executes exactly the statements of each strategy's transaction (traced from \
+            the core) on the same seed with the same clients (-M prepared). Reports throughput as a \
+            ratio to that ceiling, latency percentiles, retries, lock waits, failures and the \
+            checkers' verdict per cell, the Redis lock's cost against redis-benchmark, and a verdict \
+            on each of the seed's ten claims. Empties and reseeds the database named by \
+            LOCKPROOF_DATABASE_URL for every run. Exits 1 when anything could not be measured.
+            """)
+
+    @Flag(help: "The quick preset (clients 1 and 64; 2 repetitions of 256 operations; ceiling once; no negative controls): under 5 minutes on 2 idle cores.")
+    var quick = false
+
+    @Option(help: "Preset: quick, or full (the default: clients 1, 4, 16, 64, 128; 3 repetitions of 3000 operations).")
+    var preset: String?
+
+    @Option(help: ArgumentHelp("Write bench.json, bench.csv, bench.md and bench.html here.", valueName: "dir"))
+    var reportDir: String?
+
+    @Option(help: ArgumentHelp("Only these cases (comma-separated).", valueName: "cases"))
+    var cases: String?
+
+    @Option(help: ArgumentHelp("Override the preset's client counts (comma-separated).", valueName: "counts"))
+    var clients: String?
+
+    @Option(help: ArgumentHelp("Override the preset's repetitions.", valueName: "n"))
+    var repetitions: Int?
+
+    @Option(help: ArgumentHelp("Override the preset's operations per run (all clients together).", valueName: "n"))
+    var operations: Int?
+
+    func validate() throws {
+        if let preset, BenchPreset.named(preset) == nil {
+            throw ValidationError("--preset: found '\(preset)'; expected quick or full")
+        }
+        if quick, let preset, preset != "quick" { throw ValidationError("--quick and --preset \(preset) exclude each other") }
+        if let cases {
+            for name in cases.split(separator: ",") where CaseName(rawValue: String(name)) == nil {
+                throw ValidationError(
+                    "--cases: found '\(name)'; expected some of \(CaseName.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+        }
+        if let clients {
+            for count in clients.split(separator: ",") where (Int(count) ?? 0) < 1 || (Int(count) ?? 0) > 300 {
+                throw ValidationError("--clients: found '\(count)'; expected whole numbers from 1 to 300")
+            }
+        }
+        if let repetitions, repetitions < 1 { throw ValidationError("--repetitions: found \(repetitions); expected at least 1") }
+        if let operations, !(1...1_000_000).contains(operations) {
+            throw ValidationError("--operations: found \(operations); expected 1 to 1000000")
+        }
+    }
+
+    func run() throws {
+        var chosen = BenchPreset.named(preset ?? (quick ? "quick" : "full"))!
+        if let clients { chosen.clientCounts = clients.split(separator: ",").map { Int($0)! } }
+        if let repetitions {
+            chosen.repetitions = repetitions
+            chosen.ceilingRepetitions = min(chosen.ceilingRepetitions, repetitions)
+        }
+        if let operations { chosen.operations = operations }
+        let selected = cases.map { names in
+            BenchCase.all.filter { names.split(separator: ",").map(String.init).contains($0.caseName.rawValue) }
+        } ?? BenchCase.all
+        let configuration: ServerConfiguration
+        do {
+            configuration = try ServerConfiguration.fromEnvironment()
+            if let reportDir { try FileManager.default.createDirectory(atPath: reportDir, withIntermediateDirectories: true) }
+        } catch {
+            throw startupFailure("\(error)")
+        }
+        let runner = BenchRunner(configuration: configuration, preset: chosen, cases: selected)
+        runner.log = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+        let results: BenchResults
+        do {
+            results = try runner.run()
+        } catch {
+            throw startupFailure("\(error)")
+        }
+        let markdown = BenchReport.markdown(results)
+        print(markdown)
+        if let reportDir {
+            do {
+                try BenchReport.json(results).write(to: URL(fileURLWithPath: "\(reportDir)/bench.json"))
+                try BenchReport.csv(results).write(toFile: "\(reportDir)/bench.csv", atomically: true, encoding: .utf8)
+                try markdown.write(toFile: "\(reportDir)/bench.md", atomically: true, encoding: .utf8)
+                try BenchHTML.write(results, to: reportDir)
+            } catch {
+                FileHandle.standardError.write(Data("lockproof: error: writing the reports: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+            print("reports in \(reportDir): bench.json, bench.csv, bench.md, bench.html")
+        }
+        if results.failed { throw ExitCode(1) }
+    }
+}
