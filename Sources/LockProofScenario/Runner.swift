@@ -354,6 +354,8 @@ public final class ScenarioRunner {
         clientsStop.set(true)
         let historyFailure = history.finish()
         let operations = history.operations
+        // At the run's end, not after the faults are healed and the recovery has run.
+        let breaker = CircuitBreakerSummary(shared.breaker)
         // Every fault still active ends now and every server is restored, whatever happened.
         let faults = nemesis.stop(runSeconds: seconds)
 
@@ -378,7 +380,6 @@ public final class ScenarioRunner {
         } catch {
             return broken("PostgreSQL unreachable after the run, the final state could not be read: \(error)")
         }
-        let breaker = CircuitBreakerSummary(shared.breaker)
         let overlaps = LockOverlapSummary(
             overlaps: shared.holders.overlaps, maxHolders: shared.holders.maxHolders, firstKey: shared.holders.firstOverlappingKey)
         let faultError = faults.first { $0.error != nil }.map { "fault \($0.kind) at \(formatSeconds($0.start)) s: \($0.error!)" }

@@ -1,4 +1,5 @@
 import Foundation
+import LockProofCommerce
 import LockProofHTTP
 import LockProofTestSupport
 import XCTest
@@ -52,6 +53,35 @@ final class CommandLineTests: XCTestCase {
         thresholds:
           throughput: ["count == 4"]
         """
+
+    func testRecoverSettlesAnInterruptedPaymentOnceAndThenFindsNothing() throws {
+        try TestServers.reset()
+        let db = try TestServers.database()
+        let data = SeedData(db: db)
+        let user = try data.users(count: 1, balance: 5_000)[0]
+        let product = try data.products(count: 1, price: 1_000, stock: 3)[0]
+        let order = try XCTUnwrap(
+            db.query("INSERT INTO orders (user_id, status, total_amount) VALUES ($1, 'PENDING', 1000) RETURNING id", [user]).int(0, 0))
+        try db.query("INSERT INTO order_items (order_id, product_id, quantity, unit_price) VALUES ($1, $2, 1, 1000)", [order, product])
+        let client = try TestServers.client(
+            gateway: SimulatedPaymentGateway(
+                failureRate: 0, seed: 1, records: DatabaseGatewayRecords(databaseURL: TestServers.configuration.databaseURL)))
+        client.faults.afterDeduction = { _ in throw ClientCrashed(point: "in a test") }
+        XCTAssertThrowsError(try ProcessPayment(client: client).pay(orderId: order))
+        XCTAssertEqual(try db.query("SELECT balance FROM users WHERE id = $1", [user]).int(0, 0), 4_000)
+
+        let first = try lockproof(["recover", "--json"])
+        XCTAssertEqual(first.status, 0, first.err)
+        let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(first.out.utf8)) as? [String: Any])
+        XCTAssertEqual(report["interrupted"] as? Int, 1)
+        XCTAssertEqual(report["compensated"] as? Int, 1)
+        XCTAssertEqual(report["still_open"] as? Int, 0)
+        XCTAssertEqual(try db.query("SELECT balance FROM users WHERE id = $1", [user]).int(0, 0), 5_000)
+        let second = try lockproof(["recover"])
+        XCTAssertEqual(second.status, 0, second.err)
+        XCTAssertTrue(second.out.contains("interrupted payments: 0"), second.out)
+        XCTAssertEqual(try db.query("SELECT balance FROM users WHERE id = $1", [user]).int(0, 0), 5_000, "re-running changes nothing")
+    }
 
     func testServerFaultsAgainstServersNotStartedHereAreRefusedBeforeAnythingRuns() throws {
         let folder = try temporaryFolder()
