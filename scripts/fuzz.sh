@@ -36,7 +36,8 @@ if swift build --scratch-path .build/fuzz -c release -Xswiftc -sanitize=fuzzer -
     for target in scenario threshold; do
         seed_corpus "$target"
         echo "fuzz: libFuzzer on the $target parser for $seconds s"
-        if ! LOCKPROOF_FUZZ_TARGET=$target "$binary" "$work/corpus-$target" -max_total_time="$seconds" -max_len=65536 \
+        # SWIFT_BACKTRACE off: Swift's crash handler would take the signal before libFuzzer saves the input.
+        if ! SWIFT_BACKTRACE=enable=no LOCKPROOF_FUZZ_TARGET=$target "$binary" "$work/corpus-$target" -max_total_time="$seconds" -max_len=65536 \
             -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$work/findings/$target-" \
             >"$work/$target.log" 2>&1; then
             status=1

@@ -203,8 +203,9 @@ func describe(_ node: Node) -> String {
     switch node {
     case .scalar(let scalar):
         if scalar.string.isEmpty || node.null != nil { return "null" }
-        if node.int != nil { return "the number \(scalar.string)" }
-        if node.float != nil { return "the number \(scalar.string)" }
+        // Not `node.int`: Yams reads YAML 1.1 base-60 integers (`99999:59:59:…`) with arithmetic
+        // that traps on overflow, which crashed `lockproof check` (found by `make fuzz`).
+        if strictInteger(scalar.string) != nil || strictDecimal(scalar.string) != nil { return "the number \(scalar.string)" }
         if node.bool != nil { return "the boolean \(scalar.string)" }
         return scalar.string.count <= 60 ? "the string '\(scalar.string)'" : "the string '\(scalar.string.prefix(60))…'"
     case .mapping: return "a mapping"

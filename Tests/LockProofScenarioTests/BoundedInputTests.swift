@@ -108,6 +108,15 @@ final class BoundedInputTests: XCTestCase {
         XCTAssertEqual(nested.map { "\($0.line):\($0.column)" }, ["7:3"], "\(nested)")
     }
 
+    /// Found by `make fuzz`: Yams reads `99999:59:…` as a YAML 1.1 base-60 integer with arithmetic
+    /// that traps on overflow; describing such a value in a message crashed `lockproof check`.
+    func testABase60NumberThatOverflowsIsAProblemNotACrash() {
+        let huge = "99999:59:59:59:59:59:59:59:59:59:59:59:59"
+        XCTAssertEqual(problems(valid.replacingOccurrences(of: "seed: {users: 1}", with: "seed: {users: \(huge)}")).count, 1)
+        XCTAssertEqual(problems(huge).count, 1, "a document that is only such a number")
+        XCTAssertEqual(problems(valid.replacingOccurrences(of: "seed: {users: 1}", with: "seed: {users: 1:30}")).count, 1)
+    }
+
     func testAHugeValueIsNotCopiedIntoItsMessage() {
         let long = String(repeating: "k", count: 100_000)
         for yaml in [valid + "\n\(long): 1", valid.replacingOccurrences(of: "strategy: atomic", with: "strategy: \(long)")] {
