@@ -106,6 +106,38 @@ final class VerdictTests: XCTestCase {
         XCTAssertTrue(next.interrupted, "nothing starts once a stop was requested")
     }
 
+    /// A run leaves no session behind: its clients, fault hooks and all, are released. (With the
+    /// fault hooks holding their client, every faulted run kept its 16 sessions; a full verify ran
+    /// out of max_connections and its 200-client scenario could not start.)
+    func testARunWithFaultsReleasesEveryClientSession() throws {
+        let admin = try TestServers.database()
+        func sessions() throws -> Int {
+            try admin.query(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+            ).int(0, 0)!
+        }
+        let before = try sessions()
+        let scenario = try ScenarioParser.parse(
+            """
+            name: v-fault-sessions
+            case: process-payment
+            strategy: seed
+            seed: {users: 4, balance: 1000000, products: 2, stock: 100000, orders: 64}
+            workload: {virtual_users: 8, iterations: 3, pick: per-client}
+            faults:
+              - {kind: gateway-failure, start: 0s, duration: 2s, failure_rate: 0.3}
+            """, file: "v-fault-sessions.yaml")
+        let result = try runner().run(scenario)
+        XCTAssertNil(result.runError, ReportWriter.summary(result))
+        var after = try sessions()
+        let waited = Date()
+        while after > before && Date().timeIntervalSince(waited) < 10 {
+            Thread.sleep(forTimeInterval: 0.2)
+            after = try sessions()
+        }
+        XCTAssertLessThanOrEqual(after, before, "sessions left open by a finished run")
+    }
+
     func testReportFileNamesCannotCollideAndAreLengthChecked() {
         XCTAssertNotEqual(ReportWriter.fileBase("x@vu1"), ReportWriter.fileBase("x-vu1"), "a sweep run and a scenario named like it")
         XCTAssertEqual(ReportWriter.reportFileProblems([("x@vu1", "a.yaml"), ("x-vu1", "b.yaml")]), [])

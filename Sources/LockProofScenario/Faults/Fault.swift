@@ -187,7 +187,7 @@ final class ClientFaultSwitches: @unchecked Sendable {
     func install(on client: CommerceClient, index: Int, renewer: LeaseRenewer, clock: @escaping @Sendable () -> Double) {
         let box = UncheckedClient(client)
         client.faults.duringThink = { [self] in
-            guard let held = box.client.heldLock else { return }
+            guard let held = box.client?.heldLock else { return }
             lock.lock()
             guard pausesLeft > 0 else {
                 lock.unlock()
@@ -226,7 +226,9 @@ public struct InjectedCompensationFailure: Error, CustomStringConvertible, Senda
 }
 
 /// A client handed to a hook that runs on that client's own thread only.
-private struct UncheckedClient: @unchecked Sendable {
-    let client: CommerceClient
+/// Weak: the hook lives in the client, so a strong reference would be a cycle that keeps every
+/// client (and its PostgreSQL and Redis connections) alive after its run.
+private final class UncheckedClient: @unchecked Sendable {
+    weak var client: CommerceClient?
     init(_ client: CommerceClient) { self.client = client }
 }
