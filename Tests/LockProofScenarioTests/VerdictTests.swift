@@ -72,10 +72,19 @@ final class VerdictTests: XCTestCase {
 
     func testEveryBackendTerminatedMidRunIsReconnectedAndJudged() throws {
         let since = try TestServers.database().query("SELECT now()::text").string(0, 0)!
-        let scenario = try parse("v-terminated", "virtual_users: 8, duration: 3s, think_ms: 2, pick: random")
+        let scenario = try parse("v-terminated", "virtual_users: 8, duration: 4s, think_ms: 2, pick: random")
         let killer = Thread {
-            Thread.sleep(forTimeInterval: 1.5)
-            // Every session the run opened (the runner's own and every client's), not older ones.
+            // Once the clients are connected (not while seeding, which may be slow on a loaded
+            // machine), every session the run opened (the runner's own and every client's).
+            let waited = Date()
+            while Date().timeIntervalSince(waited) < 30 {
+                let opened = (try? TestServers.database().query(
+                    "SELECT count(*) FROM pg_stat_activity WHERE backend_start >= $1::timestamptz AND backend_type = 'client backend'",
+                    [since]).int(0, 0)) ?? 0
+                if opened >= 9 { break }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            Thread.sleep(forTimeInterval: 1)
             _ = try? TestServers.database().query(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_start >= $1::timestamptz AND backend_type = 'client backend'",
                 [since])
