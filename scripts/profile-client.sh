@@ -22,17 +22,24 @@ for target in "${targets[@]}"; do
     case_name=${target%%:*}
     strategy=${target#*:}
     mix=""
-    [ "$case_name" = order-state ] && mix="  mix: {complete: 1, cancel: 1}"
+    seed="users: 1000, balance: 1000"
+    case "$case_name" in
+        order-state) mix="  mix: {complete: 1, cancel: 1}"; seed="users: 1000, orders: $((operations + 10))" ;;
+        process-payment) seed="users: 1000, balance: 1000000000, products: 100, stock: 1000000000, orders: $((operations + 10))" ;;
+        issue-coupon) seed="users: $((operations + 10)), coupon_quantity: 1000000" ;;
+        create-order) seed="users: 1000, products: 100, stock: 1000000000" ;;
+        cart-quantity) seed="users: 1000, products: 100" ;;
+    esac
     cat >"$out/$case_name-$strategy.yaml" <<YAML
 name: profile-$case_name-$strategy
 description: one client under callgrind
 case: $case_name
 strategy: $strategy
-seed: {users: 1000, orders: $((operations + 10)), balance: 1000, products: 100, stock: 1000000}
+seed: {$seed}
 workload:
   virtual_users: 1
   iterations: $operations
-  pick: per-client
+  pick: per-operation
 $mix
 expect: pass
 YAML
@@ -41,11 +48,15 @@ YAML
         "$out/lockproof" run "$out/$case_name-$strategy.yaml" --quiet >"$out/$case_name-$strategy.log" 2>&1 || true
     grep -E "^operations:" "$out/$case_name-$strategy.log" | sed "s/^/$case_name\/$strategy: /"
     total=$(callgrind_annotate "$out/$case_name-$strategy.callgrind" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
+    if ! grep -q "^operations: $operations ok" "$out/$case_name-$strategy.log" || [ -z "$total" ] || [ "$total" -eq 0 ]; then
+        echo "profile-client: $case_name/$strategy did not run $operations successful operations (see $out/$case_name-$strategy.log)" >&2
+        exit 1
+    fi
     echo "$case_name/$strategy: $((total / operations)) instructions per operation (client side, in the operation)"
     echo "  most expensive functions, inclusive, per operation:"
     callgrind_annotate --inclusive=yes "$out/$case_name-$strategy.callgrind" 2>/dev/null \
-        | awk -v ops="$operations" 'found && NF >= 3 && $1 ~ /^[0-9,]+$/ { c = $1; gsub(",", "", c); $1 = ""; $2 = ""; printf "  %10d  %s\n", c / ops, substr($0, 1, 160); n++ } /file:function/ { found = 1 } n >= 25 { exit }'
+        | awk -v ops="$operations" 'found && NF >= 3 && $1 ~ /^[0-9,]+$/ { c = $1; gsub(",", "", c); $1 = ""; $2 = ""; printf "  %10d  %s\n", c / ops, substr($0, 1, 160); n++ } /file:function/ { found = 1 } n >= 25 { exit }' || true
     echo "  most expensive functions, self, per operation:"
     callgrind_annotate "$out/$case_name-$strategy.callgrind" 2>/dev/null \
-        | awk -v ops="$operations" 'found && NF >= 3 && $1 ~ /^[0-9,]+$/ { c = $1; gsub(",", "", c); $1 = ""; $2 = ""; printf "  %10d  %s\n", c / ops, substr($0, 1, 160); n++ } /file:function/ { found = 1 } n >= 12 { exit }'
+        | awk -v ops="$operations" 'found && NF >= 3 && $1 ~ /^[0-9,]+$/ { c = $1; gsub(",", "", c); $1 = ""; $2 = ""; printf "  %10d  %s\n", c / ops, substr($0, 1, 160); n++ } /file:function/ { found = 1 } n >= 12 { exit }' || true
 done
