@@ -89,6 +89,7 @@ public struct BenchCase: Sendable {
     /// Strategies that are deliberately broken (negative controls): measured and marked, never ranked.
     public static func isNegativeControl(_ caseName: CaseName, _ strategy: String) -> Bool {
         strategy == "naive" || (caseName == .createOrder && strategy == "unsorted")
+            || (caseName == .chargeBalance && strategy == "key-outside-transaction")
     }
 
     /// Strategies that take a Redis lock (their ceiling leaves out the Redis round trips).

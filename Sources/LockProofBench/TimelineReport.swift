@@ -73,7 +73,7 @@ public enum TimelineReport {
     }
 
     private static func focusDescription(_ example: String) -> String {
-        focus(example).map { "around the first overlapping operations on \($0.entity) \($0.id)" } ?? "from the start of the run"
+        focus(example).map { "around the first overlapping operations on \($0.entity) \($0.id) (or, when none names it, from the start of the run)" } ?? "from the start of the run"
     }
 
     static func touches(_ entry: HistoryEntry, _ focus: (entity: String, id: Int)) -> Bool {
@@ -93,6 +93,9 @@ public enum TimelineReport {
         let entries = try readHistory(file, limit: focus == nil ? window : 20_000) { entry in
             focus.map { touches(entry, $0) } ?? true
         }
+        // No operation names the entity (a payment names its order, not its products): the run's
+        // first operations instead.
+        if entries.isEmpty { return around("", in: try readHistory(file, limit: window)) }
         return around(example, in: entries)
     }
 

@@ -33,24 +33,37 @@ public func transaction<T>(
 /// When the running transaction of this thread took its first row lock. Per thread, because each
 /// virtual client runs its transactions on its own thread.
 enum RowLockClock {
-    private static let key = "lockproof.rowLocksAcquiredAt"
+    /// A pthread key rather than `Thread.current.threadDictionary`: the dictionary boxes the value
+    /// and hashes an NSString key on every access, about 7,000 instructions per transaction under
+    /// callgrind (docs/BENCH.md); a thread-specific slot costs a few.
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
 
-    static var firstAcquired: Double? { Thread.current.threadDictionary[key] as? Double }
+    /// The time stored in the slot as the pointer's bit pattern; a null pointer means none.
+    static var firstAcquired: Double? {
+        guard let pointer = pthread_getspecific(key) else { return nil }
+        return Double(bitPattern: UInt64(UInt(bitPattern: pointer)))
+    }
+
+    private static func store(_ seconds: Double?) {
+        let pointer = seconds.flatMap { UnsafeMutableRawPointer(bitPattern: UInt($0.bitPattern)) }
+        pthread_setspecific(key, pointer)
+    }
 
     /// Starts a transaction's clock; returns the enclosing one's, for `restore`.
     static func start() -> Double? {
         let enclosing = firstAcquired
-        Thread.current.threadDictionary.removeObject(forKey: key)
+        store(nil)
         return enclosing
     }
 
-    static func restore(_ enclosing: Double?) {
-        if let enclosing { Thread.current.threadDictionary[key] = enclosing }
-        else { Thread.current.threadDictionary.removeObject(forKey: key) }
-    }
+    static func restore(_ enclosing: Double?) { store(enclosing) }
 
     static func acquired(at seconds: Double) {
-        if firstAcquired == nil { Thread.current.threadDictionary[key] = seconds }
+        if firstAcquired == nil { store(seconds) }
     }
 }
 
