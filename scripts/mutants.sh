@@ -11,7 +11,8 @@
 # Which scenarios: first the folder Scenarios/ of the mutant's `Killer:` files (a subset of
 # Scenarios/: when it fails, `verify Scenarios/` fails too, since each scenario starts from a
 # clean database); when that does not kill it in every run, all of Scenarios/. MUTANTS_FULL=1
-# always runs all of Scenarios/. MUTANTS_ONLY=substring runs the matching mutants only.
+# always runs all of Scenarios/. MUTANTS_ONLY=regex (e.g. 'fencing|split') runs the mutants whose
+# name matches; the baseline then covers their Killer: scenarios only.
 #
 # Prints a table (mutant, what it breaks, killed by which scenario and checker or threshold, runs
 # killed) and the score. Exit 0 when every non-equivalent mutant was killed, 1 when one survived,
@@ -64,7 +65,9 @@ verify() {
     local folder=$1 out="$work/verify.out"
     (cd "$scratch" && .build/release/lockproof verify "$folder" --fail-fast --quiet >"$out" 2>"$work/verify.err")
     verdict_status=$?
-    killer=$(awk '/^scenario: /{name=$2} /^verdict: FAIL/{sub(/^verdict: FAIL \(/, ""); sub(/\)$/, ""); print name ": " $0; exit}' "$out")
+    killer=$(awk '/^scenario: /{name=$2} /^verdict: (FAIL|ERROR)/{sub(/^verdict: /, ""); print name ": " $0; exit}' "$out")
+    # A run aborted (a hang, a lost server) prints no verdict for its scenario: say what stopped it.
+    [ -n "$killer" ] || killer=$(grep -m 1 "^lockproof: error:" "$work/verify.err" | cut -c 18-200)
 }
 
 # The subset folder of a mutant's Killer: scenarios (links into the scratch copy's Scenarios/).
@@ -91,8 +94,23 @@ if ! build; then
     tail -n 30 "$work/build.log" >&2
     exit 2
 fi
-# Baseline: the unmutated code must pass, or every mutant would look killed.
-verify "$scratch/Scenarios"
+# Baseline: the unmutated code must pass, or every mutant would look killed. With MUTANTS_ONLY,
+# the selected mutants' Killer: scenarios (a survivor still falls back to all of Scenarios/).
+baseline="$scratch/Scenarios"
+if [ -n "$only" ]; then
+    baseline="$work/baseline"
+    rm -rf "$baseline"
+    mkdir -p "$baseline"
+    for patch in "${patches[@]}"; do
+        name=$(field Mutant "$patch")
+        [[ "$name" =~ $only ]] || continue
+        for file in $(field Killer "$patch"); do
+            [ -f "$scratch/Scenarios/$file" ] && ln -sf "$scratch/Scenarios/$file" "$baseline/$file"
+        done
+    done
+    [ -n "$(ls -A "$baseline")" ] || baseline="$scratch/Scenarios"
+fi
+verify "$baseline"
 if [ "$verdict_status" -ne 0 ]; then
     echo "mutants: the unmutated checkout fails verify (exit $verdict_status, $killer): fix that first" >&2
     exit 2
@@ -106,7 +124,7 @@ equivalent=0
 for patch in "${patches[@]}"; do
     name=$(field Mutant "$patch")
     [ -n "$name" ] || name=$(basename "$patch" .patch)
-    if [ -n "$only" ] && [[ "$name" != *"$only"* ]]; then continue; fi
+    if [ -n "$only" ] && ! [[ "$name" =~ $only ]]; then continue; fi
     breaks=$(field Breaks "$patch")
     reason=$(field Equivalent "$patch")
     mutant_started=$(date +%s)
