@@ -48,6 +48,8 @@ public struct CellRun: Sendable, Codable, Equatable {
     public let optimisticConflicts: Int
     public let deadlocks: Int
     public let lockWaits: [LockWaitSample]
+    /// How long locks were held, by lock kind (`lockproof_lock_held_seconds`).
+    public let lockHolds: [LockWaitSample]
     /// Failure reason → count (`insufficient_stock`, `conflict`, `deadlock`, …).
     public let failures: [String: Int]
     /// Checker name → passed.
@@ -65,15 +67,14 @@ extension CellRun {
         let statistics = result.statistics
         let latency = statistics.trend("latency")
         let failures = result.operations.reasons
-        var waits: [LockWaitSample] = []
-        for lock in ["redis", "row"] {
-            if let trend = statistics.trend("lockproof_lock_wait_seconds", where: ["lock": lock]) {
-                waits.append(
-                    LockWaitSample(
-                        lock: lock, count: trend.count, p50: trend.percentile(50), p99: trend.percentile(99),
-                        average: trend.average))
+        func samples(_ metric: String) -> [LockWaitSample] {
+            ["redis", "row"].compactMap { lock in
+                statistics.trend(metric, where: ["lock": lock]).map {
+                    LockWaitSample(lock: lock, count: $0.count, p50: $0.percentile(50), p99: $0.percentile(99), average: $0.average)
+                }
             }
         }
+        let waits = samples("lockproof_lock_wait_seconds")
         self.init(
             seconds: result.seconds, operations: result.operations.total, succeeded: result.operations.ok,
             throughput: result.seconds > 0 ? Double(result.operations.total) / result.seconds : 0, latencyP50: latency?.percentile(50), latencyP95: latency?.percentile(95),
@@ -81,7 +82,8 @@ extension CellRun {
             retryAttempts: statistics.count("lockproof_retry_attempts_total"),
             retryExhausted: statistics.count("lockproof_retry_exhausted_total"),
             optimisticConflicts: statistics.count("lockproof_optimistic_conflicts_total"),
-            deadlocks: statistics.count("lockproof_db_deadlocks_total"), lockWaits: waits, failures: failures,
+            deadlocks: statistics.count("lockproof_db_deadlocks_total"), lockWaits: waits,
+            lockHolds: samples("lockproof_lock_held_seconds"), failures: failures,
             checks: Dictionary(result.checks.map { ($0.name, $0.passed) }, uniquingKeysWith: { $0 && $1 }),
             violations: result.checks.flatMap { $0.violations.map(\.name) }, runError: result.runError)
     }
