@@ -8,14 +8,14 @@
 # The export lines also say which servers these are (LOCKPROOF_MANAGED_*): the scenario runner
 # injects server-level faults (Redis stopped, frozen or failed over; sessions terminated) only into
 # servers named there. A failover scenario starts a replica on LOCKPROOF_REDIS_REPLICA_PORT
-# (default 56380); `stop` stops it too.
+# (default 26380); `stop` stops it too.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 run="$root/.run"
-pg_port=${LOCKPROOF_PG_PORT:-55432}
-redis_port=${LOCKPROOF_REDIS_PORT:-56379}
-replica_port=${LOCKPROOF_REDIS_REPLICA_PORT:-56380}
+pg_port=${LOCKPROOF_PG_PORT:-25432}
+redis_port=${LOCKPROOF_REDIS_PORT:-26379}
+replica_port=${LOCKPROOF_REDIS_REPLICA_PORT:-26380}
 pg_bin=$(pg_config --bindir)
 mkdir -p "$run"
 

@@ -9,5 +9,5 @@ if [ -n "${LOCKPROOF_DATABASE_URL:-}" ] && [ -n "${LOCKPROOF_REDIS_URL:-}" ]; th
 fi
 trap '"$root/scripts/services.sh" stop' EXIT
 eval "$("$root/scripts/services.sh" start)"
-echo "with-services: PostgreSQL on 127.0.0.1:${LOCKPROOF_PG_PORT:-55432}, Redis on 127.0.0.1:${LOCKPROOF_REDIS_PORT:-56379}"
+echo "with-services: PostgreSQL on 127.0.0.1:${LOCKPROOF_PG_PORT:-25432}, Redis on 127.0.0.1:${LOCKPROOF_REDIS_PORT:-26379}"
 "$@"

@@ -27,8 +27,8 @@ public enum CaseName: String, Sendable, CaseIterable, Codable {
 /// Where the servers are: `LOCKPROOF_DATABASE_URL` and `LOCKPROOF_REDIS_URL`, and how long a
 /// connection attempt to either may take (`LOCKPROOF_CONNECT_TIMEOUT`, seconds, default 5).
 public struct ServerConfiguration: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible {
-    public static let defaultDatabaseURL = "postgresql://lockproof@127.0.0.1:55432/lockproof"
-    public static let defaultRedisURL = "redis://127.0.0.1:56379/0"
+    public static let defaultDatabaseURL = "postgresql://lockproof@127.0.0.1:25432/lockproof"
+    public static let defaultRedisURL = "redis://127.0.0.1:26379/0"
     public static let defaultConnectTimeoutSeconds = 5
 
     public var databaseURL: String
@@ -238,6 +238,7 @@ public final class CommerceClient {
     }
 
     /// Runs `body` with a session; pooled, borrowed for `body` only (unless one is already held).
+    @discardableResult
     public func withDatabase<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
         if let connection = ownDatabase ?? borrowedDatabase { return try body(connection) }
         let connection = try borrowDatabase()
@@ -247,6 +248,7 @@ public final class CommerceClient {
     }
 
     /// One transaction (see `transaction(_:isolation:probe:_:)`) on a session held for its length.
+    @discardableResult
     public func transaction<T>(
         isolation: IsolationLevel = .readCommitted, probe: Probe, _ body: (PostgresConnection) throws -> T
     ) throws -> T {

@@ -10,8 +10,8 @@ struct LockProofCommand: ParsableCommand {
         abstract: "Prove that locking strategies keep their promises on real PostgreSQL and Redis, and measure what they cost.",
         discussion: """
             Servers are taken from LOCKPROOF_DATABASE_URL (default \
-            postgresql://lockproof@127.0.0.1:55432/lockproof) and LOCKPROOF_REDIS_URL (default \
-            redis://127.0.0.1:56379/0). `scripts/services.sh start` starts throwaway ones.
+            postgresql://lockproof@127.0.0.1:25432/lockproof) and LOCKPROOF_REDIS_URL (default \
+            redis://127.0.0.1:26379/0). `scripts/services.sh start` starts throwaway ones.
             """,
         version: LockProofBuild.version,
         subcommands: [

@@ -9,7 +9,7 @@ public final class SpareRedis {
 
     public init() {
         port = Int(ProcessInfo.processInfo.environment["LOCKPROOF_REDIS_REPLICA_PORT"] ?? "")
-            ?? (try? SilentListener().port) ?? 56380
+            ?? (try? SilentListener().port) ?? 26380
     }
 
     deinit { stop() }

@@ -24,7 +24,7 @@ public struct ManagedServers: Sendable {
             let pidFile = environment["LOCKPROOF_MANAGED_REDIS_PIDFILE"], !pidFile.isEmpty,
             let postgresPort = environment["LOCKPROOF_MANAGED_PG_PORT"].flatMap(Int.init)
         else { return nil }
-        let replica = environment["LOCKPROOF_MANAGED_REDIS_REPLICA_PORT"].flatMap(Int.init) ?? 56380
+        let replica = environment["LOCKPROOF_MANAGED_REDIS_REPLICA_PORT"].flatMap(Int.init) ?? 26380
         return ManagedServers(
             redisPort: redisPort, redisConfig: config, redisPidFile: pidFile, replicaPort: replica, postgresPort: postgresPort)
     }
