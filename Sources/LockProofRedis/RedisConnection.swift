@@ -230,7 +230,13 @@ public final class RedisConnection {
     public let endpoint: RedisEndpoint
     public let connectTimeout: Double
     public let commandTimeout: Double
+    /// Read freely by the owning thread; freed or replaced only under `contextLock`, which
+    /// `interrupt` (another thread) holds while it reads the socket, so that it never reads a
+    /// freed context nor shuts down a descriptor number already reused by another connection.
     private var context: UnsafeMutablePointer<redisContext>?
+    private let contextLock = NSLock()
+    /// Set by `interrupt`: no command reconnects afterwards (a reconnect would block again).
+    private var interrupted = false
     private var scriptHashes: [String: String] = [:]
 
     /// `connectTimeout` (default: the endpoint's) bounds opening the connection and its
@@ -252,8 +258,7 @@ public final class RedisConnection {
     public var isConnected: Bool { context != nil }
 
     private func connect() throws {
-        if let context { redisFree(context) }
-        context = nil
+        try replaceContext(with: nil)
         scriptHashes = [:]
         guard let ctx = redisConnectWithTimeout(endpoint.host, Int32(endpoint.port), timeval(seconds: connectTimeout))
         else { throw RedisError(kind: .connectionFailed, message: "cannot allocate a hiredis context") }
@@ -265,7 +270,12 @@ public final class RedisConnection {
         // The handshake runs under the connect timeout: a server that accepted and stays silent
         // fails here rather than hanging the first command (some connections have no command timeout).
         redisSetTimeout(ctx, timeval(seconds: connectTimeout))
-        context = ctx
+        do {
+            try replaceContext(with: ctx)
+        } catch {
+            redisFree(ctx)
+            throw error
+        }
         do {
             if let password = endpoint.password {
                 try expectOK(try command(endpoint.user.map { ["AUTH", $0, password] } ?? ["AUTH", password]))
@@ -273,8 +283,7 @@ public final class RedisConnection {
             if endpoint.database != 0 { try expectOK(try command(["SELECT", String(endpoint.database)])) }
             try expectOK(try command(["PING"]))
         } catch let error as RedisError {
-            if let context { redisFree(context) }
-            context = nil
+            try? replaceContext(with: nil)
             let reason =
                 error.kind == .timeout
                 ? "no answer within \(connectTimeout) s (connect timeout)" : endpoint.scrub(error.message)
@@ -365,8 +374,25 @@ public final class RedisConnection {
 
     /// Shuts the socket down so that a thread blocked reading on it wakes up with an error.
     /// The only call that may come from another thread.
+    /// The connection stays interrupted: later commands fail instead of reconnecting.
     public func interrupt() {
+        contextLock.lock()
+        defer { contextLock.unlock() }
+        interrupted = true
         if let context { shutdown(context.pointee.fd, Int32(SHUT_RDWR)) }
+    }
+
+    /// Frees the current context (closing its socket) and installs `fresh`, under the lock
+    /// `interrupt` takes; throws, installing nothing, once the connection was interrupted.
+    private func replaceContext(with fresh: UnsafeMutablePointer<redisContext>?) throws {
+        contextLock.lock()
+        defer { contextLock.unlock() }
+        if let context { redisFree(context) }
+        context = nil
+        if fresh != nil && interrupted {
+            throw RedisError(kind: .io, message: "connection interrupted")
+        }
+        context = fresh
     }
 
     /// After a socket error hiredis' context is unusable: free it; the next command reconnects.
@@ -374,8 +400,7 @@ public final class RedisConnection {
         let message = endpoint.scrub(Self.errorText(ctx))
         let kind: RedisError.Kind =
             message.contains("temporarily unavailable") || message.contains("timed out") ? .timeout : .io
-        redisFree(ctx)
-        context = nil
+        try? replaceContext(with: nil)
         scriptHashes = [:]
         return RedisError(kind: kind, message: message.isEmpty ? "connection lost" : message)
     }

@@ -36,6 +36,26 @@ final class RedisDriverTests: XCTestCase {
         XCTAssertEqual(try redis.command(["PING"]), .status("PONG"))
     }
 
+    /// `interrupt` (the lock notifier's stop, from another thread) wakes a blocked read, and the
+    /// connection stays interrupted: the reader's next command fails instead of reconnecting and
+    /// blocking again (its context is freed under the lock `interrupt` takes, never read after).
+    func testInterruptWakesABlockedReadAndNoCommandReconnectsAfterIt() throws {
+        let box = InterruptBox(try TestServers.redis(commandTimeout: 0))
+        let woke = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            box.blockedError = Result { try box.redis.command(["BLPOP", "lockproof:test:interrupt", "0"]) }.failure
+            box.laterError = Result { try box.redis.command(["PING"]) }.failure
+            woke.signal()
+        }
+        thread.start()
+        Thread.sleep(forTimeInterval: 0.2)
+        box.redis.interrupt()
+        XCTAssertEqual(woke.wait(timeout: .now() + 10), .success, "the blocked read did not wake up")
+        XCTAssertEqual((box.blockedError as? RedisError)?.kind, .io, "\(String(describing: box.blockedError))")
+        XCTAssertNotNil(box.laterError, "a command after interrupt reconnected")
+        XCTAssertFalse(box.redis.isConnected)
+    }
+
     func testUnreachableServerIsConnectionFailed() {
         XCTAssertThrowsError(try RedisConnection(url: "redis://127.0.0.1:1/0", connectTimeout: 1)) {
             XCTAssertEqual(($0 as? RedisError)?.kind, .connectionFailed)
@@ -59,5 +79,21 @@ final class RedisDriverTests: XCTestCase {
         try other.checked(["SET", "lockproof:test:db", "three"])
         XCTAssertEqual(try TestServers.redis().command(["EXISTS", "lockproof:test:db"]), .integer(base.database == 3 ? 1 : 0))
         try other.checked(["DEL", "lockproof:test:db"])
+    }
+}
+
+/// The connection and what its reader thread saw, handed between the test's two threads (the
+/// semaphore orders the accesses).
+private final class InterruptBox: @unchecked Sendable {
+    let redis: RedisConnection
+    var blockedError: Error?
+    var laterError: Error?
+    init(_ redis: RedisConnection) { self.redis = redis }
+}
+
+extension Result {
+    fileprivate var failure: Failure? {
+        if case .failure(let error) = self { return error }
+        return nil
     }
 }

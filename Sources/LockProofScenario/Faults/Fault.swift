@@ -129,8 +129,8 @@ final class ClientFaultSwitches: @unchecked Sendable {
     private var pausesLeft = 0
     private var pauseSeconds = 0.0
     private var pauseRecords: [FaultRecord] = []
-    private(set) var crashRate = 0.0
-    private(set) var compensationFailureRate = 0.0
+    private var crashRate = 0.0
+    private var compensationFailureRate = 0.0
     private var counts: [FaultKind: Int] = [:]
 
     init(seed: UInt64) { generator = SeededGenerator(seed: seed ^ 0xFA17) }
@@ -175,9 +175,11 @@ final class ClientFaultSwitches: @unchecked Sendable {
         return records
     }
 
-    private func draw(_ rate: Double, _ kind: FaultKind) -> Bool {
+    /// The rate is read under the lock: the nemesis sets it from its own thread.
+    private func draw(_ rate: KeyPath<ClientFaultSwitches, Double>, _ kind: FaultKind) -> Bool {
         lock.lock()
         defer { lock.unlock() }
+        let rate = self[keyPath: rate]
         guard rate > 0, rate >= 1 || Double.random(in: 0..<1, using: &generator) < rate else { return false }
         counts[kind, default: 0] += 1
         return true
@@ -210,10 +212,10 @@ final class ClientFaultSwitches: @unchecked Sendable {
             lock.unlock()
         }
         client.faults.afterDeduction = { [self] orderId in
-            if draw(crashRate, .crashAfterDeduct) { throw ClientCrashed(point: "after the deduction of order \(orderId)") }
+            if draw(\.crashRate, .crashAfterDeduct) { throw ClientCrashed(point: "after the deduction of order \(orderId)") }
         }
         client.faults.beforeCompensationCommit = { [self] orderId in
-            if draw(compensationFailureRate, .compensationFailure) { throw InjectedCompensationFailure(orderId: orderId) }
+            if draw(\.compensationFailureRate, .compensationFailure) { throw InjectedCompensationFailure(orderId: orderId) }
         }
     }
 }
