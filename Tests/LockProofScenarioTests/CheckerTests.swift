@@ -264,6 +264,30 @@ final class CheckerTests: XCTestCase {
         XCTAssertEqual(try violations(checker, "process-payment", [], initial), ["compensated-order-not-failed"])
     }
 
+    /// The durable-payment settlement checks: an intent left open, money both charged by the
+    /// gateway and given back, and an order PAID that the gateway never charged.
+    func testCompensationNamesEveryUnsettledOrDisagreeingPayment() throws {
+        let checker = CompensationChecker()
+        let initial = try users([10_000])
+        let user = try XCTUnwrap(initial.users.first)
+        let paid = try order(user: user, status: "PAID", total: 100, items: [])
+        try db.query("INSERT INTO payment_intents (order_id, user_id, amount, status) VALUES ($1, $2, 100, 'paid')", [paid, user])
+        try db.query("INSERT INTO gateway_charges (order_id, amount, outcome) VALUES ($1, 100, 'approved')", [paid])
+        XCTAssertEqual(try violations(checker, "process-payment", [], initial), [])
+
+        try db.query("UPDATE payment_intents SET status = 'open' WHERE order_id = $1", [paid])
+        XCTAssertEqual(try violations(checker, "process-payment", [], initial), ["payment-unsettled"])
+        try db.query("UPDATE payment_intents SET status = 'paid' WHERE order_id = $1", [paid])
+
+        try db.query("UPDATE gateway_charges SET outcome = 'declined' WHERE order_id = $1", [paid])
+        XCTAssertEqual(try violations(checker, "process-payment", [], initial), ["paid-without-charge"])
+
+        try db.query("UPDATE gateway_charges SET outcome = 'approved' WHERE order_id = $1", [paid])
+        try db.query("UPDATE orders SET status = 'PAYMENT_FAILED' WHERE id = $1", [paid])
+        try db.query("INSERT INTO compensations (order_id, status, reason) VALUES ($1, 'succeeded', 'declined')", [paid])
+        XCTAssertEqual(try violations(checker, "process-payment", [], initial), ["charged-and-refunded"])
+    }
+
     // MARK: coupon-quantity
 
     func testCouponNamesEveryWayIssuingGoesWrong() throws {
