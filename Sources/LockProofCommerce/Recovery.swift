@@ -96,60 +96,36 @@ public enum PaymentRecovery {
 /// `lockproof serve` runs recovery in the background: one thread with its own client, every
 /// `intervalSeconds`, settling intents at least that old.
 public final class PeriodicRecovery: @unchecked Sendable {
-    public let intervalSeconds: Double
+    public var intervalSeconds: Double { thread.intervalSeconds }
     private let client: CommerceClient
-    private let condition = NSCondition()
-    private var stopping = false
-    private var started = false
-    private let finished = DispatchSemaphore(value: 0)
+    private let lock = NSLock()
     private var last: RecoveryReport?
+    private var thread: PeriodicThread!
 
     public init(client: CommerceClient, intervalSeconds: Double) {
         precondition(intervalSeconds > 0, "the recovery interval must be positive")
         self.client = client
-        self.intervalSeconds = intervalSeconds
+        thread = PeriodicThread(name: "lockproof-payment-recovery", intervalSeconds: intervalSeconds, firstPass: .afterInterval) {
+            [weak self] in self?.pass(minimumAgeSeconds: intervalSeconds)
+        }
     }
 
     /// What the last pass did (nil before the first).
     public var lastReport: RecoveryReport? {
-        condition.lock()
-        defer { condition.unlock() }
+        lock.lock()
+        defer { lock.unlock() }
         return last
     }
 
-    public func start() {
-        condition.lock()
-        defer { condition.unlock() }
-        guard !started else { return }
-        started = true
-        let thread = Thread { [self] in loop() }
-        thread.name = "lockproof-payment-recovery"
-        thread.start()
-    }
+    public func start() { thread.start() }
 
-    private func loop() {
-        defer { finished.signal() }
-        while true {
-            condition.lock()
-            let deadline = Date(timeIntervalSinceNow: intervalSeconds)
-            while !stopping && Date() < deadline { _ = condition.wait(until: deadline) }
-            let done = stopping
-            condition.unlock()
-            if done { return }
-            try? client.database.reconnectIfNeeded()
-            let report = try? PaymentRecovery.run(client: client, minimumAgeSeconds: intervalSeconds)
-            condition.lock()
-            if let report { last = report }
-            condition.unlock()
-        }
-    }
+    public func stop() { thread.stop() }
 
-    public func stop() {
-        condition.lock()
-        let wasStarted = started && !stopping
-        stopping = true
-        condition.broadcast()
-        condition.unlock()
-        if wasStarted { finished.wait() }
+    private func pass(minimumAgeSeconds: Double) {
+        try? client.database.reconnectIfNeeded()
+        guard let report = try? PaymentRecovery.run(client: client, minimumAgeSeconds: minimumAgeSeconds) else { return }
+        lock.lock()
+        last = report
+        lock.unlock()
     }
 }

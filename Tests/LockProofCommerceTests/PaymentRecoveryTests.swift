@@ -50,6 +50,27 @@ final class PaymentRecoveryTests: CommerceTestCase {
         XCTAssertEqual(try scalar("SELECT count(*) FROM balance_ledger WHERE reason = 'compensation'"), 1)
     }
 
+    /// `serve`'s background recovery: the same pass on its own thread, for intents at least one
+    /// interval old, and nothing runs after `stop`.
+    func testPeriodicRecoverySettlesAnInterruptedPaymentOnItsOwnThread() throws {
+        let (userId, _, orderId) = try oneOrder()
+        let client = try TestServers.client(gateway: try databaseGateway())
+        client.faults.afterDeduction = { _ in throw ClientCrashed(point: "after the deduction") }
+        XCTAssertThrowsError(try ProcessPayment(client: client).pay(orderId: orderId))
+        XCTAssertEqual(try balance(userId), 8_000)
+
+        let recovery = PeriodicRecovery(client: try TestServers.client(gateway: try databaseGateway()), intervalSeconds: 0.2)
+        XCTAssertNil(recovery.lastReport)
+        recovery.start()
+        let deadline = Date(timeIntervalSinceNow: 30)
+        while try balance(userId) != 10_000 && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        recovery.stop()
+        XCTAssertNotNil(recovery.lastReport, "no pass ran")
+        XCTAssertEqual(try balance(userId), 10_000, "compensated once")
+        XCTAssertEqual(try scalar("SELECT count(*) FROM balance_ledger WHERE reason = 'compensation'"), 1)
+        XCTAssertEqual(try db.query("SELECT status FROM orders WHERE id = $1", [orderId]).string(0, 0), "PAYMENT_FAILED")
+    }
+
     func testAChargeTheGatewayMadeButNeverAnsweredIsMarkedPaid() throws {
         let (userId, productId, orderId) = try oneOrder()
         let client = try TestServers.client(gateway: try databaseGateway(timeoutRate: 1))

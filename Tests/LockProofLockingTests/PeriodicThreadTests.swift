@@ -1,0 +1,56 @@
+import Foundation
+import XCTest
+
+@testable import LockProofLocking
+
+final class PeriodicThreadTests: XCTestCase {
+    /// Counts passes under a lock; the tests only read it after `stop`, when no pass runs.
+    private final class PassCounter: @unchecked Sendable {
+        private let lock = NSLock()
+        private var count = 0
+        func add() { lock.withLock { count += 1 } }
+        var value: Int { lock.withLock { count } }
+    }
+
+    func testFirstPassAtStartRunsBeforeTheFirstIntervalAndStopWakesTheThread() {
+        let counter = PassCounter()
+        let ran = DispatchSemaphore(value: 0)
+        // An hour-long interval: only the first pass can run, and stop must not wait for the hour.
+        let thread = PeriodicThread(name: "test-at-start", intervalSeconds: 3600, firstPass: .atStart) {
+            counter.add()
+            ran.signal()
+        }
+        thread.start()
+        thread.start()  // a second start starts nothing
+        XCTAssertEqual(ran.wait(timeout: .now() + 10), .success, "the first pass did not run at start")
+        let stopped = DispatchSemaphore(value: 0)
+        Thread { thread.stop(); stopped.signal() }.start()
+        XCTAssertEqual(stopped.wait(timeout: .now() + 10), .success, "stop waited for the interval instead of waking the thread")
+        XCTAssertEqual(counter.value, 1)
+    }
+
+    func testAfterIntervalWaitsAndRepeatsUntilStopped() {
+        let counter = PassCounter()
+        let third = DispatchSemaphore(value: 0)
+        let thread = PeriodicThread(name: "test-after-interval", intervalSeconds: 0.02, firstPass: .afterInterval) {
+            counter.add()
+            if counter.value == 3 { third.signal() }
+        }
+        thread.start()
+        XCTAssertEqual(third.wait(timeout: .now() + 10), .success, "three passes did not run")
+        thread.stop()
+        let afterStop = counter.value
+        Thread.sleep(forTimeInterval: 0.1)
+        XCTAssertEqual(counter.value, afterStop, "a pass ran after stop returned")
+        XCTAssertGreaterThanOrEqual(afterStop, 3)
+    }
+
+    func testNoPassBeforeTheIntervalWhenItMustAge() {
+        let counter = PassCounter()
+        let thread = PeriodicThread(name: "test-aging", intervalSeconds: 3600, firstPass: .afterInterval) { counter.add() }
+        thread.start()
+        Thread.sleep(forTimeInterval: 0.05)
+        thread.stop()
+        XCTAssertEqual(counter.value, 0, "work that must age ran before its interval")
+    }
+}
