@@ -36,8 +36,8 @@ public final class CircuitBreaker: @unchecked Sendable {
         case bypass
     }
 
-    public let options: CircuitBreakerOptions
     private let lock = NSLock()
+    private var currentOptions: CircuitBreakerOptions
     private var current = State.closed
     private var consecutiveFailures = 0
     private var openedAt = 0.0
@@ -48,7 +48,14 @@ public final class CircuitBreaker: @unchecked Sendable {
     private var bypasses = 0
 
     public init(options: CircuitBreakerOptions = .standard) {
-        self.options = options
+        currentOptions = options
+    }
+
+    /// Its threshold and cool-down (a scenario may set its own: `workload.breaker`).
+    public var options: CircuitBreakerOptions {
+        lock.lock()
+        defer { lock.unlock() }
+        return currentOptions
     }
 
     public var state: State {
@@ -89,7 +96,7 @@ public final class CircuitBreaker: @unchecked Sendable {
         case .closed:
             answer = .call
         case .open:
-            if monotonicSeconds() - openedAt >= options.coolDownSeconds {
+            if monotonicSeconds() - openedAt >= currentOptions.coolDownSeconds {
                 current = .halfOpen
                 probeInFlight = true
                 changed = .halfOpen
@@ -136,7 +143,7 @@ public final class CircuitBreaker: @unchecked Sendable {
         switch current {
         case .closed:
             consecutiveFailures += 1
-            if consecutiveFailures >= options.failureThreshold {
+            if consecutiveFailures >= currentOptions.failureThreshold {
                 current = .open
                 openedAt = now
                 openedSince = now
@@ -155,9 +162,10 @@ public final class CircuitBreaker: @unchecked Sendable {
         return changed
     }
 
-    /// Back to closed with every count at zero (a new run).
-    public func reset() {
+    /// Back to closed with every count at zero (a new run), with `options` from now on if given.
+    public func reset(options: CircuitBreakerOptions? = nil) {
         lock.lock()
+        if let options { currentOptions = options }
         current = .closed
         consecutiveFailures = 0
         probeInFlight = false

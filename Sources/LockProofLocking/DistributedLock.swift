@@ -125,8 +125,9 @@ public final class DistributedLockClient {
         let started = monotonicSeconds()
         let deadline = started + Double(options.waitMilliseconds) / 1000
         do {
-            try followRoute()
             while true {
+                // Each try, not once per call: a waiter outlives a failover.
+                try followRoute()
                 let generation = notifier?.generation(of: key) ?? 0
                 let reply = try redis.eval(
                     LockScripts.acquire, keys: [key, LockScripts.fenceKey(key)],

@@ -445,7 +445,10 @@ public final class ScenarioRunner {
     public func resetAndSeed(_ scenario: Scenario, db: PostgresConnection) throws -> InitialState {
         try Schema.reset(db)
         try clearLockKeys()
-        shared.breaker.reset()
+        var breaker = CircuitBreakerOptions.standard
+        if let threshold = scenario.workload.breakerFailureThreshold { breaker.failureThreshold = threshold }
+        if let coolDown = scenario.workload.breakerCoolDownMilliseconds { breaker.coolDownSeconds = Double(coolDown) / 1000 }
+        shared.breaker.reset(options: breaker)
         shared.holders.reset()
         return try seed(scenario, db: db)
     }

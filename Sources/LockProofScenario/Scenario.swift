@@ -148,6 +148,9 @@ public struct WorkloadSpec: Sendable, Equatable {
     public var retryMaxAttempts: Int? = nil
     public var lockLeaseMilliseconds: Int? = nil
     public var lockWaitMilliseconds: Int? = nil
+    /// The Redis circuit breaker (`workload.breaker`); nil keeps the standard 3 failures, 1 s.
+    public var breakerFailureThreshold: Int? = nil
+    public var breakerCoolDownMilliseconds: Int? = nil
     public var rowLockTimeoutMilliseconds: Int? = nil
     /// A run that has not finished by then is a hang: it fails.
     public var timeoutSeconds = 300.0

@@ -451,6 +451,9 @@ private struct Reader {
         if let workload, let entry = mappingEntry(workload, "lock"), !scenario.locksTaken.contains("redis") {
             problem(entry.key, "workload.lock: does not apply: no strategy of this scenario (\(scenario.strategyLabel)) takes the Redis lock")
         }
+        if let workload, let entry = mappingEntry(workload, "breaker"), !scenario.locksTaken.contains("redis") {
+            problem(entry.key, "workload.breaker: does not apply: no strategy of this scenario (\(scenario.strategyLabel)) takes the Redis lock the breaker guards")
+        }
     }
 
     /// The value node of `key` in a mapping, if it is one and has the key.
@@ -551,7 +554,7 @@ private struct Reader {
             known: [
                 "virtual_users", "iterations", "duration", "start", "pick", "amount", "items", "quantity", "item_order",
                 "think_ms", "mix", "gateway", "random_seed", "pay_after_create", "idempotency_keys", "idempotency_duplicates", "retry", "lock",
-                "row_lock_timeout_ms", "timeout", "connections",
+                "breaker", "row_lock_timeout_ms", "timeout", "connections",
             ], section: "workload")
         if let entry = fields["virtual_users"] {
             if case .sequence(let items) = entry.value {
@@ -627,6 +630,15 @@ private struct Reader {
             let lock = entries(entry.value, known: ["lease_ms", "wait_ms"], section: "workload.lock")
             workload.lockLeaseMilliseconds = lock["lease_ms"].flatMap { integer($0.value, "workload.lock.lease_ms", range: 10...600_000) }
             workload.lockWaitMilliseconds = lock["wait_ms"].flatMap { integer($0.value, "workload.lock.wait_ms", range: 0...600_000) }
+        }
+        if let entry = fields["breaker"] {
+            let breaker = entries(entry.value, known: ["failure_threshold", "cool_down_ms"], section: "workload.breaker")
+            workload.breakerFailureThreshold = breaker["failure_threshold"].flatMap {
+                integer($0.value, "workload.breaker.failure_threshold", range: 1...1_000_000)
+            }
+            workload.breakerCoolDownMilliseconds = breaker["cool_down_ms"].flatMap {
+                integer($0.value, "workload.breaker.cool_down_ms", range: 0...600_000)
+            }
         }
         return workload
     }

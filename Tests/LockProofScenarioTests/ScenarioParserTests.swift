@@ -295,6 +295,40 @@ final class StrictScenarioInputTests: XCTestCase {
     }
 }
 
+/// `workload.breaker` (issue 8): the Redis circuit breaker of a scenario, validated like every key.
+final class BreakerParserTests: XCTestCase {
+    private func scenario(_ breaker: String, strategy: String = "seed") -> String {
+        "name: b\ncase: charge-balance\nstrategy: \(strategy)\nseed: {users: 1}\nworkload: {virtual_users: 1, iterations: 1, breaker: \(breaker)}"
+    }
+
+    func testBreakerSettingsAreRead() throws {
+        let parsed = try ScenarioParser.parse(scenario("{failure_threshold: 1000, cool_down_ms: 100}"), file: "t.yaml")
+        XCTAssertEqual(parsed.workload.breakerFailureThreshold, 1000)
+        XCTAssertEqual(parsed.workload.breakerCoolDownMilliseconds, 100)
+        let unset = try ScenarioParser.parse(scenario("{}"), file: "t.yaml")
+        XCTAssertNil(unset.workload.breakerFailureThreshold)
+        XCTAssertNil(unset.workload.breakerCoolDownMilliseconds)
+    }
+
+    func testBadBreakerValuesAreNamedWithFieldAndValue() {
+        let cases: [(String, String)] = [
+            ("{failure_threshold: 0}", "workload.breaker.failure_threshold: found 0; expected a whole number in 1…1000000"),
+            ("{failure_threshold: 2.5}", "workload.breaker.failure_threshold: found the number 2.5"),
+            ("{cool_down_ms: -1}", "workload.breaker.cool_down_ms: found -1; expected a whole number in 0…600000"),
+            ("{cool_down_ms: 600001}", "workload.breaker.cool_down_ms: found 600001"),
+            ("{cooldown_ms: 5}", "workload.breaker: unknown key 'cooldown_ms' (did you mean 'cool_down_ms'?)"),
+            ("5", "workload.breaker: found"),
+        ]
+        for (breaker, fragment) in cases {
+            let problems = scenarioProblems(scenario(breaker))
+            XCTAssertTrue(problems.contains { $0.contains(fragment) }, "\(breaker): \(problems)")
+        }
+        XCTAssertTrue(
+            scenarioProblems(scenario("{failure_threshold: 5}", strategy: "atomic"))
+                .contains { $0.contains("workload.breaker: does not apply: no strategy of this scenario (atomic) takes the Redis lock") })
+    }
+}
+
 /// `workload.connections` (issue 7).
 final class ConnectionsParserTests: XCTestCase {
     private let base = "name: c\ncase: charge-balance\nworkload: {virtual_users: 50, iterations: 1"

@@ -75,6 +75,32 @@ public struct FaultRecord: Sendable, Codable, Equatable {
     public var note: String?
     /// Set when injecting or healing it failed.
     public var error: String?
+    /// `redis-failover` only: what the failover did to the locks and fencing counters.
+    public var failover: FailoverEffect? = nil
+}
+
+/// What a failover did to the Redis locks: compared between the old primary just before it died
+/// and the promoted replica just after.
+public struct FailoverEffect: Sendable, Codable, Equatable {
+    /// Locks held on the old primary when it died.
+    public var locksHeld: Int
+    /// Of those, the ones the new primary does not have with the same holder: free to be taken
+    /// again (or held by a stale entry that expires) while their holders still work.
+    public var locksLost: Int
+    public var lostExample: String?
+    /// Fencing counters lower on the new primary than on the old one: it hands out tokens the
+    /// database may already have accepted.
+    public var fencingCountersRewound: Int
+    /// e.g. `balance:user:1: 36 on the old primary, 27 on the new`.
+    public var rewoundExample: String?
+
+    enum CodingKeys: String, CodingKey {
+        case locksHeld = "locks_held"
+        case locksLost = "locks_lost"
+        case lostExample = "lost_example"
+        case fencingCountersRewound = "fencing_counters_rewound"
+        case rewoundExample = "rewound_example"
+    }
 }
 
 /// Everything a fault may act on.

@@ -76,24 +76,30 @@ final class RedisFailoverFault: FaultInjector {
         promoted = true
         LockProofLocking.sleep(seconds: spec.parameter("lag_ms") / 1000)
         let old = try? RedisConnection(endpoint: endpoint(port: servers.redisPort), commandTimeout: 2)
-        let locksBefore = old.map { Self.locks(on: $0) } ?? []
+        let locksBefore = old.map { Self.locks(on: $0) } ?? [:]
         let fencesBefore = old.map { Self.fences(on: $0) } ?? [:]
-        try ManagedServers.stop(pid: primaryPid, signal: SIGKILL)
+        // Clients move the moment the primary dies (Sentinel's detection delay is not modelled:
+        // clients meeting a dead primary would only fall back, and hide the lost locks).
+        kill(primaryPid, SIGKILL)
         context.shared.route.switchTo(endpoint(port: servers.replicaPort))
-        let locksAfter = Set(Self.locks(on: replica))
+        try ManagedServers.stop(pid: primaryPid, signal: SIGKILL)
+        let locksAfter = Self.locks(on: replica)
+        // A lock is lost when the new primary lacks it or has another holder's token: a key alone
+        // is not enough, the replica may still carry an earlier holder's entry until it expires.
+        let lost = locksBefore.filter { locksAfter[$0.key] != $0.value }.keys.sorted()
         let fencesAfter = Self.fences(on: replica)
-        let lost = locksBefore.filter { !locksAfter.contains($0) }
-        let rewound = fencesBefore.filter { (fencesAfter[$0.key] ?? 0) < $0.value }
-        let example = rewound.sorted { $0.key < $1.key }.first.map {
-            " (\($0.key): \($0.value) on the old primary, \(fencesAfter[$0.key] ?? 0) on the new)"
-        } ?? ""
+        let rewound = fencesBefore.filter { (fencesAfter[$0.key] ?? 0) < $0.value }.sorted { $0.key < $1.key }
+        let rewoundExample = rewound.first.map { "\($0.key): \($0.value) on the old primary, \(fencesAfter[$0.key] ?? 0) on the new" }
         record.targets = [
             "replica 127.0.0.1:\(servers.replicaPort) (pid \(replicaPid)) promoted, \(Int(spec.parameter("lag_ms"))) ms of writes behind",
             "primary 127.0.0.1:\(servers.redisPort) (pid \(primaryPid)) killed",
             "clients moved to the new primary",
         ]
+        record.failover = FailoverEffect(
+            locksHeld: locksBefore.count, locksLost: lost.count, lostExample: lost.first,
+            fencingCountersRewound: rewound.count, rewoundExample: rewoundExample)
         record.note =
-            "\(locksBefore.count) locks held on the old primary when it died, \(lost.count) of them missing on the new one (free to be taken again while their holders still work); \(rewound.count) fencing counters went backwards\(example)"
+            "\(locksBefore.count) locks held on the old primary when it died, \(lost.count) of them lost on the new one (\(lost.first.map { "e.g. \($0); " } ?? "")free to be taken again while their holders still work); \(rewound.count) fencing counters went backwards\(rewoundExample.map { " (\($0))" } ?? "")"
     }
 
     func end(into record: inout FaultRecord) throws {
@@ -113,20 +119,22 @@ final class RedisFailoverFault: FaultInjector {
         if let pid = servers.replicaPid(), ManagedServers.isRunning(pid) { try? ManagedServers.stop(pid: pid) }
     }
 
-    /// The case lock keys present on a server.
-    static func locks(on redis: RedisConnection) -> [String] {
-        var keys: [String] = []
+    /// The case locks present on a server: key → holder's token.
+    static func locks(on redis: RedisConnection) -> [String: String] {
+        var locks: [String: String] = [:]
         for pattern in ["balance:user:*", "coupon:issue:*", "order:create:user:*"] {
             var cursor = "0"
             repeat {
                 guard let reply = try? redis.checked(["SCAN", cursor, "MATCH", pattern, "COUNT", "1000"]),
                     let parts = reply.array, parts.count == 2, let next = parts[0].text
-                else { return keys }
+                else { return locks }
                 cursor = next
-                keys += parts[1].array?.compactMap(\.text) ?? []
+                for key in parts[1].array?.compactMap(\.text) ?? [] {
+                    if let token = (try? redis.checked(["GET", key]))?.text { locks[key] = token }
+                }
             } while cursor != "0"
         }
-        return keys
+        return locks
     }
 
     /// Fencing counter values by lock key.
