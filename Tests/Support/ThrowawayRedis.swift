@@ -36,10 +36,23 @@ public final class ThrowawayRedis {
         } catch { return String(describing: error) }
     }
 
-    deinit {
+    /// Stops it (SIGTERM) and waits for the process to end; again is a no-op.
+    public func stop() {
+        guard process.isRunning else { return }
         process.terminate()
         process.waitUntilExit()
     }
+
+    /// Kills it at once (SIGKILL: a crash, nothing handed over) and waits for the process to end.
+    public func crash() {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    public var endpoint: RedisEndpoint { RedisEndpoint(host: "127.0.0.1", port: port) }
+
+    deinit { stop() }
 }
 
 public enum ThrowawayRedisError: Error { case notInstalled, didNotStart }
