@@ -62,8 +62,21 @@ public enum OperationOutcome: String, Sendable, CaseIterable, Codable {
         switch error {
         case is DomainError: return .rejected
         case let error as PostgresError: return error.kind == .connectionLost ? .unknown : .error
-        case is ClientCrashed, is GatewayTimeout: return .unknown
+        case is ClientCrashed, is GatewayTimeout, is PaymentInterrupted: return .unknown
         default: return .error
         }
     }
+}
+
+/// A payment whose deduction committed and whose client then failed before settling it (see
+/// `ProcessPayment.pay`): its intent stays open for `PaymentRecovery`. Unknown to the checkers;
+/// reported under the reason of its cause.
+public struct PaymentInterrupted: Error, CustomStringConvertible, Sendable {
+    public let orderId: Int
+    public let cause: any Error
+    public init(orderId: Int, cause: any Error) {
+        self.orderId = orderId
+        self.cause = cause
+    }
+    public var description: String { "payment of order \(orderId) interrupted after its deduction: \(cause)" }
 }

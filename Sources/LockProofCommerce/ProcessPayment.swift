@@ -39,7 +39,20 @@ public struct ProcessPayment {
         self.strategy = strategy
     }
 
+    /// Once the deduction has committed, the payment has taken money: a later failure of the
+    /// client's own (a pool timeout, a lock timeout marking it PAID, a compensation that failed)
+    /// leaves an open intent that recovery settles either way, so the outcome is unknown, never a
+    /// plain failure that a checker would read as "took nothing".
     public func pay(orderId: Int) throws -> PaymentResult {
+        var deducted = false
+        do {
+            return try pay(orderId: orderId, deducted: &deducted)
+        } catch where deducted && OperationOutcome.classify(error) == .error {
+            throw PaymentInterrupted(orderId: orderId, cause: error)
+        }
+    }
+
+    private func pay(orderId: Int, deducted: inout Bool) throws -> PaymentResult {
         let probe = client.probe(.processPayment)
         let userId = try orderOwner(orderId)
         let deduction: Deduction
@@ -53,6 +66,7 @@ public struct ProcessPayment {
         case .naive:
             deduction = try deductNaively(orderId, probe)
         }
+        deducted = true
         try client.faults.afterDeduction?(orderId)
         // Outside the transaction and the lock: a slow gateway holds no lock.
         let receipt: String

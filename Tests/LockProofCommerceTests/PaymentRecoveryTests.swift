@@ -1,6 +1,7 @@
 import Foundation
 import LockProofCommerce
 import LockProofLocking
+import LockProofPostgres
 import LockProofTestSupport
 import XCTest
 
@@ -71,6 +72,44 @@ final class PaymentRecoveryTests: CommerceTestCase {
         XCTAssertEqual(try db.query("SELECT status FROM orders WHERE id = $1", [orderId]).string(0, 0), "PAYMENT_FAILED")
     }
 
+    /// The gateway charged, then the client could not mark the order PAID (its row lock timed
+    /// out behind another session): the money is taken, so the outcome is unknown, not a failure
+    /// a checker would read as "took nothing"; recovery then marks the order PAID once.
+    func testAFailureAfterTheDeductionIsUnknownAndRecoveryFinishesThePayment() throws {
+        let (userId, productId, orderId) = try oneOrder()
+        var settings = CommerceSettings()
+        settings.rowLockTimeoutMilliseconds = 200
+        let client = try TestServers.client(settings: settings, gateway: try databaseGateway())
+        let blocker = UncheckedSession(try TestServers.database())
+        client.faults.afterDeduction = { id in
+            _ = try blocker.session.execute("BEGIN")
+            _ = try blocker.session.query("SELECT id FROM orders WHERE id = $1 FOR UPDATE", [id])
+        }
+        XCTAssertThrowsError(try ProcessPayment(client: client).pay(orderId: orderId)) {
+            XCTAssertTrue($0 is PaymentInterrupted, "\($0)")
+            XCTAssertEqual(OperationOutcome.classify($0), .unknown, "the deduction committed: not a plain failure")
+        }
+        _ = try blocker.session.execute("ROLLBACK")
+        XCTAssertEqual(try db.query("SELECT status FROM orders WHERE id = $1", [orderId]).string(0, 0), "PAYING")
+        XCTAssertEqual(try balance(userId), 8_000)
+
+        let report = try PaymentRecovery.run(client: try TestServers.client(gateway: try databaseGateway()))
+        XCTAssertEqual(report.markedPaid, 1, "the gateway had charged it")
+        XCTAssertEqual(try db.query("SELECT status FROM orders WHERE id = $1", [orderId]).string(0, 0), "PAID")
+        XCTAssertEqual(try balance(userId), 8_000, "charged exactly once")
+        XCTAssertEqual(try stock(productId), 8)
+    }
+
+    /// A refusal before anything was taken stays a plain refusal.
+    func testARefusalBeforeTheDeductionIsNotInterrupted() throws {
+        let (_, _, orderId) = try oneOrder(balance: 100)
+        let client = try TestServers.client(gateway: try databaseGateway())
+        XCTAssertThrowsError(try ProcessPayment(client: client).pay(orderId: orderId)) {
+            XCTAssertFalse($0 is PaymentInterrupted, "\($0)")
+            XCTAssertEqual(OperationOutcome.classify($0), .rejected)
+        }
+    }
+
     func testAChargeTheGatewayMadeButNeverAnsweredIsMarkedPaid() throws {
         let (userId, productId, orderId) = try oneOrder()
         let client = try TestServers.client(gateway: try databaseGateway(timeoutRate: 1))
@@ -125,4 +164,11 @@ final class PaymentRecoveryTests: CommerceTestCase {
         XCTAssertEqual(try PaymentRecovery.run(client: client), RecoveryReport())
         XCTAssertEqual(try balance(userId), 8_000)
     }
+}
+
+/// A session handed to a fault hook, which must be Sendable; only the test's thread and the hook
+/// (called on the same thread, inside `pay`) use it, one after the other.
+private final class UncheckedSession: @unchecked Sendable {
+    let session: PostgresConnection
+    init(_ session: PostgresConnection) { self.session = session }
 }
