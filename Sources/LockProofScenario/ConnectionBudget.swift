@@ -1,14 +1,16 @@
 import LockProofCommerce
 import LockProofPostgres
+import LockProofRedis
 
-/// A run would open more PostgreSQL sessions than the server has left.
+/// A run would open more PostgreSQL sessions or Redis connections than the server has left.
 public struct ConnectionBudgetExceeded: Error, CustomStringConvertible, Sendable {
     public let message: String
     public var description: String { message }
 }
 
 /// Compares the sessions scenarios need with what the server has left, before anything runs, so
-/// that a 500-user rush is refused with the numbers rather than failing with "too many clients".
+/// that a 500-user rush is refused with the numbers rather than failing with "too many clients"
+/// (PostgreSQL) or "max number of clients reached" (Redis).
 public enum ConnectionBudget {
     /// Sessions one run opens: one per virtual user or the pool's size, the runner's own (seed,
     /// checks), and the end-of-run payment recovery's.
@@ -32,17 +34,62 @@ public enum ConnectionBudget {
         return (max - reserved - inUse, max, inUse, reserved)
     }
 
+    /// Redis connections one run opens: one per virtual user or the Redis pool's size, and the
+    /// process's own: the lock-release subscriber, the lease renewer, the runner's and a fault's.
+    public static func redisConnectionsNeeded(_ scenario: Scenario) -> (clients: Int, total: Int) {
+        let users = scenario.workload.virtualUsers.max() ?? 1
+        let clients = scenario.workload.connections.map { min($0.redis, users) } ?? users
+        return (clients, clients + 4)
+    }
+
+    /// What the Redis server has left: `maxclients` less the connections open now other than this
+    /// one. Nil when the server does not say (CONFIG refused to this user): the run then meets the
+    /// limit, if at all, as a connection error.
+    public static func redisAvailable(_ redis: RedisConnection) -> (available: Int, max: Int, inUse: Int)? {
+        guard let config = try? redis.checked(["CONFIG", "GET", "maxclients"]).array, config.count == 2,
+            let max = config[1].integer.map(Int.init),
+            let info = try? redis.checked(["INFO", "clients"]).text,
+            let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("connected_clients:") }),
+            let connected = Int(line.dropFirst("connected_clients:".count).trimmingCharacters(in: .whitespaces))
+        else { return nil }
+        let inUse = Swift.max(0, connected - 1)
+        return (max - inUse, max, inUse)
+    }
+
+    /// Checks both servers `configuration` names, each over a connection of its own.
+    public static func check(_ scenarios: [Scenario], configuration: ServerConfiguration) throws {
+        let redis = try? RedisConnection(endpoint: configuration.redis, commandTimeout: Double(configuration.connectTimeoutSeconds))
+        try check(scenarios, try configuration.openDatabase(), redis: redis)
+    }
+
     /// Throws, naming the scenario and the numbers, when one of `scenarios` cannot fit.
-    public static func check(_ scenarios: [Scenario], _ db: PostgresConnection) throws {
+    public static func check(_ scenarios: [Scenario], _ db: PostgresConnection, redis: RedisConnection? = nil) throws {
+        if let redis, let server = redisAvailable(redis) {
+            try refuseFirstMisfit(
+                scenarios, needs: redisConnectionsNeeded, available: server.available, units: "Redis connections",
+                unit: "connection",
+                server: "maxclients \(server.max), \(server.inUse) in use",
+                advice: "set workload.connections to share a pool, lower virtual_users, or raise maxclients")
+        }
         let server = try available(db)
+        try refuseFirstMisfit(
+            scenarios, needs: sessionsNeeded, available: server.available, units: "PostgreSQL sessions", unit: "session",
+            server: "max_connections \(server.max), \(server.inUse) in use, \(server.reserved) reserved for superusers",
+            advice: "set workload.connections to share a pool, or lower virtual_users")
+    }
+
+    private static func refuseFirstMisfit(
+        _ scenarios: [Scenario], needs: (Scenario) -> (clients: Int, total: Int), available: Int, units: String, unit: String,
+        server: String, advice: String
+    ) throws {
         for scenario in scenarios {
-            let needed = sessionsNeeded(scenario)
-            guard needed.total > server.available else { continue }
+            let needed = needs(scenario)
+            guard needed.total > available else { continue }
             let users = scenario.workload.virtualUsers.max() ?? 1
             let clients = scenario.workload.connections == nil
-                ? "\(users) virtual users with a session each" : "a pool of \(needed.clients)"
+                ? "\(users) virtual users with a \(unit) each" : "a pool of \(needed.clients)"
             throw ConnectionBudgetExceeded(
-                message: "\(scenario.file): scenario \(scenario.name) needs \(needed.total) PostgreSQL sessions (\(clients), \(needed.total - needed.clients) for the runner), but the server has \(server.available) left (max_connections \(server.max), \(server.inUse) in use, \(server.reserved) reserved for superusers); set workload.connections to share a pool, or lower virtual_users")
+                message: "\(scenario.file): scenario \(scenario.name) needs \(needed.total) \(units) (\(clients), \(needed.total - needed.clients) for the runner), but the server has \(available) left (\(server)); \(advice)")
         }
     }
 }

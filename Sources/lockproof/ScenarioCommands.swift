@@ -175,7 +175,7 @@ func runScenarios(files: [String], options: ScenarioRunOptions) throws {
         throw startupFailure("\(error)")
     }
     do {
-        try ConnectionBudget.check(scenarios.flatMap(\.runs), try configuration.openDatabase())
+        try ConnectionBudget.check(scenarios.flatMap(\.runs), configuration: configuration)
     } catch {
         throw startupFailure("\(error)")
     }

@@ -75,6 +75,28 @@ final class ConnectionPoolTests: XCTestCase {
     }
 }
 
+extension ConnectionPoolTests {
+    func testTheRedisBudgetIsComparedWithMaxclients() throws {
+        let db = try TestServers.database()
+        let redis = try TestServers.redis()
+        let original = try XCTUnwrap(ConnectionBudget.redisAvailable(redis), "the throwaway Redis answers CONFIG GET")
+        // Room for 30 more connections: 60 users with one each cannot fit, a pool of 10 can.
+        try redis.checked(["CONFIG", "SET", "maxclients", String(original.inUse + 30)])
+        defer { _ = try? redis.checked(["CONFIG", "SET", "maxclients", String(original.max)]) }
+        let server = try XCTUnwrap(ConnectionBudget.redisAvailable(redis))
+        XCTAssertEqual(server.available, 30)
+        let tooMany = try ScenarioParser.parse(
+            "name: wide\ncase: charge-balance\nworkload: {virtual_users: 60, iterations: 1}", file: "wide.yaml")
+        XCTAssertThrowsError(try ConnectionBudget.check([tooMany], db, redis: redis)) {
+            XCTAssertTrue("\($0)".contains("wide.yaml: scenario wide needs 64 Redis connections"), "\($0)")
+            XCTAssertTrue("\($0)".contains("maxclients \(server.max)"), "\($0)")
+        }
+        var pooled = tooMany
+        pooled.workload.connections = ConnectionsSpec(postgres: 10, redis: 10)
+        XCTAssertNoThrow(try ConnectionBudget.check([pooled], db, redis: redis))
+    }
+}
+
 private final class LockedSet: @unchecked Sendable {
     private let lock = NSLock()
     private var stored = Set<Int>()
