@@ -4,6 +4,11 @@
 # the operation (VirtualUser.perform), so schema setup and seeding are left out.
 #   scripts/profile-client.sh [operations] [case:strategy ...]
 # Default: 300 operations of charge-balance:seed, charge-balance:pessimistic, order-state:seed.
+# PROFILE_WHOLE=1: instead, the whole process per operation (the runner's loop, statistics, the
+# checkers' history, every thread) against pgbench running the strategy's derived script: each is
+# counted over N operations and over 1, and the difference divided by N - 1, on the benchmark's
+# spread seed; the scripts come from a benchmark report (PROFILE_BENCH_JSON, default
+# .run/bench/bench.json, written by make bench).
 # Needs the servers (run inside scripts/with-services.sh) and valgrind; builds release.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,6 +23,66 @@ out=.run/profile
 mkdir -p "$out"
 # valgrind cannot read the DWARF of Swift's release build: profile a copy with the symbols only.
 strip --strip-debug -o "$out/lockproof" .build/release/lockproof
+if [ "${PROFILE_WHOLE:-0}" = 1 ]; then
+    bench_json=${PROFILE_BENCH_JSON:-.run/bench/bench.json}
+    [ -f "$bench_json" ] || { echo "profile-client: $bench_json not found (run make bench first)" >&2; exit 2; }
+    pgbench=$(pg_config --bindir)/pgbench
+    [ -x "$pgbench" ] || { echo "profile-client: pgbench not found in $(pg_config --bindir)" >&2; exit 2; }
+    for target in "${targets[@]}"; do
+        case_name=${target%%:*}
+        strategy=${target#*:}
+        # The benchmark's spread seed (BenchCase.scenarioYAML), so pgbench's picks find their rows.
+        extra=""
+        pick=random
+        case "$case_name" in
+            charge-balance) seed="users: 10000, balance: 999999937"; extra="  amount: 101" ;;
+            process-payment) seed="users: 10000, balance: 999999937, products: 1000, price: 13, stock: 999999929, orders: 8000, order_items: 1, order_quantity: 2"; pick=per-operation ;;
+            issue-coupon) seed="users: 20000, coupon_quantity: 10000000"; pick=per-operation ;;
+            create-order) seed="users: 10000, products: 1000, price: 13, stock: 999999929"; extra="  items: 2
+  quantity: 3" ;;
+            order-state) seed="users: 1000, orders: 20000, price: 13"; pick=per-operation; extra="  mix: {complete: 1, cancel: 1}" ;;
+            cart-quantity) seed="users: 10000, products: 100"; extra="  quantity: 3" ;;
+        esac
+        key="$case_name/$strategy/spread"
+        python3 - "$bench_json" "$key" "$out/$case_name-$strategy.sql" "$out/$case_name-$strategy.defs" <<'PY' || { echo "profile-client: no pgbench script for $key in $bench_json" >&2; exit 1; }
+import json, sys
+report = json.load(open(sys.argv[1]))
+script = report["pgbenchScripts"][sys.argv[2]]
+open(sys.argv[3], "w").write(script)
+definitions = report.get("pgbenchDefinitions", {}).get(sys.argv[2], {})
+open(sys.argv[4], "w").write("".join("-D\n%s=%s\n" % item for item in sorted(definitions.items())))
+PY
+        mapfile -t defines <"$out/$case_name-$strategy.defs"
+        for count in 1 "$operations"; do
+            cat >"$out/$case_name-$strategy-$count.yaml" <<YAML
+name: profile-$case_name-$strategy-$count
+description: one client under callgrind, the whole process
+case: $case_name
+strategy: $strategy
+seed: {$seed}
+workload:
+  virtual_users: 1
+  iterations: $count
+  pick: $pick
+$extra
+expect: pass
+YAML
+            valgrind --tool=callgrind --callgrind-out-file="$out/whole-$case_name-$strategy-$count.callgrind" \
+                "$out/lockproof" run "$out/$case_name-$strategy-$count.yaml" --quiet >"$out/whole-$case_name-$strategy-$count.log" 2>&1 || true
+            grep -q "^operations: $count ok" "$out/whole-$case_name-$strategy-$count.log" || {
+                echo "profile-client: $case_name/$strategy did not run $count successful operations (see $out/whole-$case_name-$strategy-$count.log)" >&2; exit 1; }
+            valgrind --tool=callgrind --callgrind-out-file="$out/pgbench-$case_name-$strategy-$count.callgrind" \
+                "$pgbench" -n -M prepared -f "$out/$case_name-$strategy.sql" -c 1 -j 1 -t "$count" -D clients=1 -D n=0 \
+                "${defines[@]}" "$LOCKPROOF_DATABASE_URL" >"$out/pgbench-$case_name-$strategy-$count.log" 2>&1 || {
+                echo "profile-client: pgbench failed (see $out/pgbench-$case_name-$strategy-$count.log)" >&2; exit 1; }
+        done
+        total() { callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }'; }
+        lockproof=$(( ($(total "$out/whole-$case_name-$strategy-$operations.callgrind") - $(total "$out/whole-$case_name-$strategy-1.callgrind")) / (operations - 1) ))
+        ceiling=$(( ($(total "$out/pgbench-$case_name-$strategy-$operations.callgrind") - $(total "$out/pgbench-$case_name-$strategy-1.callgrind")) / (operations - 1) ))
+        echo "$case_name/$strategy: whole process $lockproof instructions per operation; pgbench $ceiling per transaction of the same statements ($((lockproof - ceiling)) more)"
+    done
+    exit 0
+fi
 for target in "${targets[@]}"; do
     case_name=${target%%:*}
     strategy=${target#*:}

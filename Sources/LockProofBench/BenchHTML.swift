@@ -68,9 +68,13 @@ public enum BenchHTML {
         defer { try? FileManager.default.removeItem(atPath: work) }
         var sections: [String] = []
         for benchCase in BenchCase.all {
-            for contention in benchCase.contentions {
+            // The matrix per contention, then the cells whose clients share a pool.
+            let pools = Set(results.cells.filter { $0.key.caseName == benchCase.caseName }.compactMap(\.key.pool)).sorted()
+            let groups: [(Contention, Int?)] = benchCase.contentions.map { ($0, nil) } + pools.map { (.spread, $0) }
+            for (contention, pool) in groups {
                 let cells = results.cells.filter {
-                    $0.key.caseName == benchCase.caseName && $0.key.contention == contention && !$0.runs.isEmpty
+                    $0.key.caseName == benchCase.caseName && $0.key.contention == contention && $0.key.pool == pool
+                        && !$0.runs.isEmpty
                 }
                 guard !cells.isEmpty else { continue }
                 let strategies = benchCase.strategies.filter { strategy in cells.contains { $0.key.strategy == strategy } }
@@ -93,7 +97,14 @@ public enum BenchHTML {
                     waits.append(("\(strategy) row p99", points(strategy) { $0.lockWait("row", \.p99).map { $0 * 1000 } }, false, color))
                     waits.append(("\(strategy) redis p99", points(strategy) { $0.lockWait("redis", \.p99).map { $0 * 1000 } }, true, color))
                 }
-                let title = "\(benchCase.caseName.rawValue), \(contention.rawValue)"
+                var poolWaits = throughput
+                if pool != nil {
+                    for (index, strategy) in strategies.enumerated() {
+                        poolWaits.append(("\(strategy) postgres p99", points(strategy) { $0.poolWait("postgres", \.p99).map { $0 * 1000 } }, false, index + 1))
+                        poolWaits.append(("\(strategy) redis p99", points(strategy) { $0.poolWait("redis", \.p99).map { $0 * 1000 } }, true, index + 1))
+                    }
+                }
+                let title = "\(benchCase.caseName.rawValue), \(contention.rawValue)" + (pool.map { ", pool of \($0)" } ?? "")
                 var charts: [(title: String, yLabel: String, series: [(name: String, points: [(Double, Double)], dashed: Bool, color: Int)])] = [
                     ("\(title): throughput (ceiling dashed)", "operations/s", throughput),
                     ("\(title): latency p50 (solid), p99 (dashed)", "ms", latency),
@@ -102,6 +113,9 @@ public enum BenchHTML {
                 if waits.contains(where: { !$0.points.isEmpty }) {
                     charts.append(("\(title): lock wait p99 (row solid, redis dashed)", "ms", waits))
                 }
+                if poolWaits.contains(where: { !$0.points.isEmpty }) {
+                    charts.append(("\(title): pool wait p99 (postgres solid, redis dashed)", "ms", poolWaits))
+                }
                 var figures: [String] = []
                 for chart in charts {
                     let svg = try Gnuplot.lines(
@@ -109,7 +123,7 @@ public enum BenchHTML {
                     figures.append("<figure class=\"plot\" data-title=\"\(html(chart.title))\">\(svg)</figure>")
                 }
                 sections.append(
-                    "<section class=\"case\" id=\"\(benchCase.caseName.rawValue)-\(contention.rawValue)\"><h2>\(html(title))</h2>\n"
+                    "<section class=\"case\" id=\"\(benchCase.caseName.rawValue)-\(contention.rawValue)\(pool.map { "-pool\($0)" } ?? "")\"><h2>\(html(title))</h2>\n"
                         + figures.joined(separator: "\n") + "</section>")
             }
         }
@@ -130,7 +144,7 @@ public enum BenchHTML {
             </head><body>
             <h1>LockProof benchmark — \(html(results.preset)) preset</h1>
             \(results.failed ? "<p class=\"failed\">The run had errors: the numbers are incomplete (see the summary).</p>" : "")
-            <p>Plots drawn by gnuplot. Each solid line is a strategy measured by LockProof (median of the repetitions); the dashed line of the same colour is pgbench running exactly that strategy's statements on the same seed with the same clients.</p>
+            <p>Plots drawn by gnuplot. Each solid line is a strategy measured by LockProof (median of the repetitions); the dashed line of the same colour is pgbench running exactly that strategy's statements on the same seed with the same clients (in a pooled section: as many clients as the pool has sessions).</p>
             \(sections.joined(separator: "\n"))
             <h2>Summary, verdicts and ratios</h2>
             <div class="summary">\(markdownToHTML(markdownTables))</div>

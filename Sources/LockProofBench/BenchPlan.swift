@@ -14,28 +14,37 @@ public struct BenchPreset: Sendable, Equatable {
     public var name: String
     public var clientCounts: [Int]
     public var repetitions: Int
-    /// Operations of one measured run, all clients together (each client runs its share, so a
-    /// slow start of its thread on a loaded machine shortens no run). pgbench's ceiling runs the
-    /// same number of transactions per client.
-    public var operations: Int
+    /// Length of one measured run, in whole seconds (pgbench's `-T` takes whole seconds): every
+    /// client runs operations until then and finishes the one in flight, as pgbench's clients do,
+    /// so both sides measure the same thing (from the start barrier, connections already made, to
+    /// the last client's end). A fixed count per client would end each run with its slowest
+    /// client instead, and tiny runs would measure their fixed costs.
+    public var cellSeconds: Int
     /// Repetitions that also measure the ceiling (the first ones).
     public var ceilingRepetitions: Int
     /// Length of the claim experiments that run for a time (deadlocks).
     public var seconds: Double
-    /// Pre-made orders of the payment and order-state cells: at least the operations of a run.
-    public var orders: Int
+    /// Pre-made orders per second of a cell, for payments (at most a few thousand a second here)
+    /// and order-state changes (several times faster): every operation takes an order of its own,
+    /// so a run must not do more (a cell that would is an error, never a silent wrap-around).
+    public var paymentOrdersPerSecond = 8_000
+    public var stateOrdersPerSecond = 20_000
+    /// Orders a cell of `caseName` seeds.
+    public func orders(_ caseName: CaseName) -> Int {
+        (caseName == .orderState ? stateOrdersPerSecond : paymentOrdersPerSecond) * cellSeconds
+    }
     /// Measure the deliberately broken strategies too (the claims and `verify` catch them anyway).
     public var negativeControls: Bool
+    /// Cells whose clients share a connection pool: (clients, sessions) for each pooled strategy.
+    public var pooledClients: [Int]
+    public var poolSessions: Int
 
     public static let quick = BenchPreset(
-        name: "quick", clientCounts: [1, 64], repetitions: 2, operations: 256, ceilingRepetitions: 1, seconds: 0.5,
-        orders: 3_000, negativeControls: false)
+        name: "quick", clientCounts: [1, 64], repetitions: 2, cellSeconds: 1, ceilingRepetitions: 1, seconds: 0.5,
+        negativeControls: false, pooledClients: [64, 128], poolSessions: 16)
     public static let full = BenchPreset(
-        name: "full", clientCounts: [1, 4, 16, 64, 128], repetitions: 3, operations: 3_000, ceilingRepetitions: 3,
-        seconds: 3, orders: 60_000, negativeControls: true)
-
-    /// Operations each client runs in a cell of `clients` clients.
-    public func iterations(clients: Int) -> Int { max(2, (operations + clients - 1) / clients) }
+        name: "full", clientCounts: [1, 4, 16, 64, 128], repetitions: 3, cellSeconds: 3, ceilingRepetitions: 3,
+        seconds: 3, negativeControls: true, pooledClients: [64, 128], poolSessions: 16)
 
     public static func named(_ name: String) -> BenchPreset? {
         switch name {
@@ -46,22 +55,39 @@ public struct BenchPreset: Sendable, Equatable {
     }
 }
 
-/// One point of the matrix: a case, a strategy, a number of clients and a contention.
+/// One point of the matrix: a case, a strategy, a number of clients, a contention, and the
+/// connection pool the clients share (nil: every client owns its session and Redis connection).
 public struct BenchCellKey: Sendable, Hashable, Codable, Comparable {
     public let caseName: CaseName
     public let strategy: String
     public let clients: Int
     public let contention: Contention
+    /// Sessions (and Redis connections) of the pool all clients borrow from.
+    public let pool: Int?
 
-    public var id: String { "\(caseName.rawValue)/\(strategy)/\(contention.rawValue)/c\(clients)" }
+    public init(caseName: CaseName, strategy: String, clients: Int, contention: Contention, pool: Int? = nil) {
+        self.caseName = caseName
+        self.strategy = strategy
+        self.clients = clients
+        self.contention = contention
+        self.pool = pool
+    }
+
+    public var id: String {
+        "\(caseName.rawValue)/\(strategy)/\(contention.rawValue)/c\(clients)" + (pool.map { "/pool\($0)" } ?? "")
+    }
+
+    /// Clients pgbench runs for the ceiling: a pool of N lets N transactions be in flight at the
+    /// database, so the most it can do is pgbench with N clients.
+    public var ceilingClients: Int { min(clients, pool ?? clients) }
 
     public static func < (lhs: BenchCellKey, rhs: BenchCellKey) -> Bool {
-        (lhs.caseName.rawValue, lhs.strategy, lhs.contention.rawValue, lhs.clients)
-            < (rhs.caseName.rawValue, rhs.strategy, rhs.contention.rawValue, rhs.clients)
+        (lhs.caseName.rawValue, lhs.strategy, lhs.contention.rawValue, lhs.pool ?? 0, lhs.clients)
+            < (rhs.caseName.rawValue, rhs.strategy, rhs.contention.rawValue, rhs.pool ?? 0, rhs.clients)
     }
 
     enum CodingKeys: String, CodingKey {
-        case caseName = "case", strategy, clients, contention
+        case caseName = "case", strategy, clients, contention, pool
     }
 }
 
@@ -99,11 +125,22 @@ public struct BenchCase: Sendable {
             || (caseName == .chargeBalance && strategy.hasPrefix("redis-lock"))
     }
 
+    /// Strategies measured with a shared connection pool too: a payment's and a charge's seed
+    /// (a Redis lock held while the client waits for a session) against their pessimistic
+    /// strategy (row locks only, nothing held while waiting).
+    public var pooledStrategies: [String] {
+        switch caseName {
+        case .processPayment, .chargeBalance: return ["seed", "pessimistic"]
+        default: return []
+        }
+    }
+
     /// The scenario of one cell, as scenario-file YAML (validated by the same parser as `verify`).
     /// `pick` overrides the contention's pick mode (tracing uses `random` for distinctive ids).
+    /// The run lasts `iterations` per client when given, else `seconds`, else the preset's cell length.
     public func scenarioYAML(
-        strategy: String, clients: Int, contention: Contention, seconds: Double?, iterations: Int? = nil,
-        preset: BenchPreset, pick: PickMode? = nil, randomSeed: Int = 11
+        strategy: String, clients: Int, contention: Contention, seconds: Double? = nil, iterations: Int? = nil,
+        preset: BenchPreset, pick: PickMode? = nil, randomSeed: Int = 11, pool: Int? = nil
     ) -> String {
         var seed: [String] = []
         var workload: [String] = []
@@ -116,7 +153,7 @@ public struct BenchCase: Sendable {
         case .processPayment:
             seed = [
                 "users: \(hot ? 1 : 10_000)", "balance: 999999937", "products: \(hot ? 1 : 1_000)", "price: 13",
-                "stock: 999999929", "orders: \(max(preset.orders, preset.operations * 2))", "order_items: 1", "order_quantity: 2",
+                "stock: 999999929", "orders: \(preset.orders(caseName))", "order_items: 1", "order_quantity: 2",
             ]
             pickMode = .perOperation
         case .issueCoupon:
@@ -126,7 +163,7 @@ public struct BenchCase: Sendable {
             seed = ["users: \(hot ? 1 : 10_000)", "products: \(hot ? 2 : 1_000)", "price: 13", "stock: 999999929"]
             workload = ["items: 2", "quantity: 3"]
         case .orderState:
-            seed = ["users: 1000", "orders: \(max(preset.orders, preset.operations * 2))", "price: 13"]
+            seed = ["users: 1000", "orders: \(preset.orders(caseName))", "price: 13"]
             // A single traced operation runs `complete` alone (a mix needs operations for each).
             workload = iterations == 1 ? [] : ["mix: {complete: 1, cancel: 1}"]
             pickMode = .perOperation
@@ -134,10 +171,11 @@ public struct BenchCase: Sendable {
             seed = ["users: \(hot ? 1 : 10_000)", "products: \(hot ? 1 : 100)"]
             workload = ["quantity: 3"]
         }
+        if let pool { workload.append("connections: \(pool)") }
         let length = iterations.map { "iterations: \($0)" }
-            ?? seconds.map { "duration: \(Int($0 * 1000))ms" } ?? "iterations: \(preset.iterations(clients: clients))"
+            ?? "duration: \(Int(((seconds ?? Double(preset.cellSeconds)) * 1000).rounded()))ms"
         return """
-            name: bench-\(caseName.rawValue)-\(strategy)-\(contention.rawValue)-c\(clients)
+            name: bench-\(caseName.rawValue)-\(strategy)-\(contention.rawValue)-c\(clients)\(pool.map { "-pool\($0)" } ?? "")
             description: benchmark cell
             case: \(caseName.rawValue)
             strategy: \(strategy)
@@ -157,18 +195,25 @@ public struct BenchCase: Sendable {
     }
 
     public func scenario(
-        strategy: String, clients: Int, contention: Contention, seconds: Double?, iterations: Int? = nil,
-        preset: BenchPreset, pick: PickMode? = nil, randomSeed: Int = 11
+        strategy: String, clients: Int, contention: Contention, seconds: Double? = nil, iterations: Int? = nil,
+        preset: BenchPreset, pick: PickMode? = nil, randomSeed: Int = 11, pool: Int? = nil
     ) throws -> Scenario {
         try ScenarioParser.parse(
             scenarioYAML(
                 strategy: strategy, clients: clients, contention: contention, seconds: seconds, iterations: iterations,
-                preset: preset, pick: pick, randomSeed: randomSeed),
+                preset: preset, pick: pick, randomSeed: randomSeed, pool: pool),
             file: "<bench \(caseName.rawValue)/\(strategy)>")
+    }
+
+    /// The scenario of a cell of the matrix.
+    public func scenario(_ cell: BenchCellKey, preset: BenchPreset) throws -> Scenario {
+        try scenario(
+            strategy: cell.strategy, clients: cell.clients, contention: cell.contention, preset: preset, pool: cell.pool)
     }
 }
 
-/// The cells of a preset, in a fixed order.
+/// The cells of a preset, in a fixed order: the matrix, then the pooled cells (spread only: a
+/// pool's queue, not one hot row, is what they measure).
 public func benchCells(_ preset: BenchPreset, cases: [BenchCase] = BenchCase.all) -> [BenchCellKey] {
     var cells: [BenchCellKey] = []
     for benchCase in cases {
@@ -179,6 +224,16 @@ public func benchCells(_ preset: BenchPreset, cases: [BenchCase] = BenchCase.all
                     cells.append(
                         BenchCellKey(caseName: benchCase.caseName, strategy: strategy, clients: clients, contention: contention))
                 }
+            }
+        }
+    }
+    for benchCase in cases {
+        for strategy in benchCase.pooledStrategies {
+            for clients in preset.pooledClients where clients > preset.poolSessions {
+                cells.append(
+                    BenchCellKey(
+                        caseName: benchCase.caseName, strategy: strategy, clients: clients, contention: .spread,
+                        pool: preset.poolSessions))
             }
         }
     }

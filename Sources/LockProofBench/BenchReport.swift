@@ -32,7 +32,25 @@ public enum BenchReport {
             let runs: [CellRun]
             let ceilingRuns: [PgbenchResult]
             let errors: [String]
-            let poolWait: String
+            /// Transactions attempted per finished operation (1 + retries), and attempted
+            /// transactions per second over the ceiling.
+            let attemptsPerOperation: Double?
+            let attemptRatio: Double?
+            /// The clients' CPU per finished operation and pgbench's per transaction, in seconds.
+            let clientCPUPerOperation: Double?
+            let ceilingCPUPerTransaction: Double?
+            /// Clients pgbench ran for the ceiling (the pool's sessions in a pooled cell).
+            let ceilingClients: Int
+            /// Waits for a pooled connection by pool, median over the repetitions (seconds);
+            /// absent when every client owns its connections.
+            let poolWait: [String: PoolWait]?
+        }
+        struct PoolWait: Encodable {
+            let p50: Double?
+            let p99: Double?
+            let average: Double?
+            /// Average wait of the borrows made while holding a Redis lock.
+            let averageHoldingLock: Double?
         }
         let preset: String
         let startedAt: String
@@ -43,6 +61,8 @@ public enum BenchReport {
         let redisLockCosts: [RedisLockCost]
         let claims: [ClaimVerdict]
         let pgbenchScripts: [String: String]
+        /// Each script's text constants, passed to pgbench as `-D name=value`.
+        let pgbenchDefinitions: [String: [String: String]]
 
         init(_ results: BenchResults) {
             preset = results.preset
@@ -58,30 +78,43 @@ public enum BenchReport {
                     latencyP50: cell.median { $0.latencyP50 }, latencyP95: cell.median { $0.latencyP95 },
                     latencyP99: cell.median { $0.latencyP99 }, latencyMax: cell.median { $0.latencyMax },
                     failures: cell.failures, runs: cell.runs, ceilingRuns: cell.ceilingRuns, errors: cell.errors,
-                    poolWait: "not measured: LockProof has no connection pool yet (each client owns its session)")
+                    attemptsPerOperation: cell.attemptsPerOperation, attemptRatio: cell.attemptRatio,
+                    clientCPUPerOperation: cell.clientCPUPerOperation, ceilingCPUPerTransaction: cell.ceilingCPUPerTransaction,
+                    ceilingClients: cell.key.ceilingClients,
+                    poolWait: cell.key.pool == nil ? nil : Dictionary(uniqueKeysWithValues: ["postgres", "redis"].map { pool in
+                        (pool, PoolWait(
+                            p50: cell.poolWait(pool, \.p50), p99: cell.poolWait(pool, \.p99), average: cell.poolWait(pool, \.average),
+                            averageHoldingLock: cell.median { run in run.poolWaitsHoldingLock.first { $0.lock == pool }?.average }))
+                    }))
             }
             redisLockCosts = results.redisLockCosts
             claims = results.claims
             pgbenchScripts = results.scripts
+            pgbenchDefinitions = results.scriptDefinitions
         }
     }
 
     public static func csv(_ results: BenchResults) -> String {
         var lines = [
-            "case,strategy,contention,clients,negative_control,redis_lock,invariant_held,throughput_median,throughput_min,throughput_max,ceiling_tps_median,ratio,retries_per_op,latency_p50_s,latency_p95_s,latency_p99_s,latency_max_s,redis_wait_p50_s,redis_wait_p99_s,row_wait_p50_s,row_wait_p99_s,failures,repetitions,errors"
+            "case,strategy,contention,clients,pool,negative_control,redis_lock,invariant_held,throughput_median,throughput_min,throughput_max,ceiling_clients,ceiling_tps_median,ratio,retries_per_op,attempts_per_op,attempt_ratio,client_cpu_per_op_s,pgbench_cpu_per_tx_s,latency_avg_s,pgbench_latency_avg_s,latency_p50_s,latency_p95_s,latency_p99_s,latency_max_s,redis_wait_p50_s,redis_wait_p99_s,row_wait_p50_s,row_wait_p99_s,pool_wait_postgres_p50_s,pool_wait_postgres_p99_s,pool_wait_redis_p50_s,pool_wait_redis_p99_s,failures,repetitions,errors"
         ]
         func number(_ value: Double?) -> String { value.map { String(format: "%.6g", $0) } ?? "" }
         for cell in results.cells {
             let failures = cell.failures.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ";")
             let fields: [String] = [
                 cell.key.caseName.rawValue, cell.key.strategy, cell.key.contention.rawValue, String(cell.key.clients),
+                cell.key.pool.map(String.init) ?? "",
                 String(cell.negativeControl), String(cell.usesRedisLock), String(cell.invariantHeld),
                 number(cell.throughput?.median), number(cell.throughput?.min), number(cell.throughput?.max),
-                number(cell.ceiling?.median), number(cell.ratio), number(cell.retriesPerOperation),
+                String(cell.key.ceilingClients), number(cell.ceiling?.median), number(cell.ratio), number(cell.retriesPerOperation),
+                number(cell.attemptsPerOperation), number(cell.attemptRatio), number(cell.clientCPUPerOperation),
+                number(cell.ceilingCPUPerTransaction), number(cell.latencyAverage), number(cell.ceilingLatencyAverage),
                 number(cell.median { $0.latencyP50 }), number(cell.median { $0.latencyP95 }),
                 number(cell.median { $0.latencyP99 }), number(cell.median { $0.latencyMax }),
                 number(cell.lockWait("redis", \.p50)), number(cell.lockWait("redis", \.p99)),
-                number(cell.lockWait("row", \.p50)), number(cell.lockWait("row", \.p99)), failures,
+                number(cell.lockWait("row", \.p50)), number(cell.lockWait("row", \.p99)),
+                number(cell.poolWait("postgres", \.p50)), number(cell.poolWait("postgres", \.p99)),
+                number(cell.poolWait("redis", \.p50)), number(cell.poolWait("redis", \.p99)), failures,
                 String(cell.runs.count), cell.errors.joined(separator: " | "),
             ]
             lines.append(fields.map(csvField).joined(separator: ","))
@@ -96,10 +129,11 @@ public enum BenchReport {
 
     /// The ratio table: one row per case and strategy, one column per contention and client count.
     public static func ratioTable(_ results: BenchResults) -> String {
-        let columns = Array(Set(results.cells.map { ColumnKey(contention: $0.key.contention, clients: $0.key.clients) }))
-            .sorted()
+        let columns = Array(
+            Set(results.cells.map { ColumnKey(contention: $0.key.contention, clients: $0.key.clients, pool: $0.key.pool) })
+        ).sorted()
         var lines = [
-            "| case | strategy | " + columns.map { "\($0.contention.rawValue) c\($0.clients)" }.joined(separator: " | ") + " |",
+            "| case | strategy | " + columns.map(\.title).joined(separator: " | ") + " |",
             "|---|---|" + columns.map { _ in "---:" }.joined(separator: "|") + "|",
         ]
         var rows: [(CaseName, String)] = []
@@ -111,7 +145,9 @@ public enum BenchReport {
             if BenchCase.isNegativeControl(caseName, strategy) { marks += " ✗control" }
             if BenchCase.usesRedisLock(caseName, strategy) { marks += " (redis)" }
             let values = columns.map { column -> String in
-                guard let cell = results.cell(caseName, strategy, column.contention, column.clients) else { return "" }
+                guard let cell = results.cell(caseName, strategy, column.contention, column.clients, pool: column.pool) else {
+                    return ""
+                }
                 if !cell.errors.isEmpty { return "ERROR" }
                 guard let ratio = cell.ratio else { return "n/a" }
                 let mark = cell.invariantHeld ? "" : " ✗"
@@ -125,8 +161,10 @@ public enum BenchReport {
     struct ColumnKey: Hashable, Comparable {
         let contention: Contention
         let clients: Int
+        let pool: Int?
+        var title: String { "\(contention.rawValue) c\(clients)" + (pool.map { " pool\($0)" } ?? "") }
         static func < (lhs: ColumnKey, rhs: ColumnKey) -> Bool {
-            (lhs.contention.rawValue, lhs.clients) < (rhs.contention.rawValue, rhs.clients)
+            (lhs.pool ?? 0, lhs.contention.rawValue, lhs.clients) < (rhs.pool ?? 0, rhs.contention.rawValue, rhs.clients)
         }
     }
 
@@ -146,17 +184,46 @@ public enum BenchReport {
         text += "### Throughput as a ratio to the pgbench ceiling\n\n"
         text += "Ceiling: pgbench running exactly the statements of the strategy's transaction (traced from the core) with the same clients, `-M prepared`, on the same seed. ✗ = a checker caught a broken invariant in the cell; ✗control = a deliberately broken strategy; (redis) = takes a Redis lock, whose round trips the ceiling leaves out (see below).\n\n"
         text += ratioTable(results) + "\n\n"
-        let goalCells = results.cells.filter { !$0.usesRedisLock && !$0.negativeControl && $0.ratio != nil }
+        let goalCells = results.unpooledCells.filter { !$0.usesRedisLock && !$0.negativeControl && $0.ratio != nil }
         let below = goalCells.filter { ($0.ratio ?? 0) < 0.9 }
-        text += "Goal ≥ 0.90 for strategies without a Redis lock: \(goalCells.count - below.count) of \(goalCells.count) cells meet it."
+        text += "Goal ≥ 0.90 for strategies without a Redis lock (clients with connections of their own): \(goalCells.count - below.count) of \(goalCells.count) cells meet it."
         if !below.isEmpty {
-            text += " Below it:\n\n"
+            text += " Below it, with what the cell measured (mean latencies: LockProof's operations, pgbench's transactions; CPU: the client side only, LockProof's threads against pgbench's process):\n\n"
             for cell in below.sorted(by: { ($0.ratio ?? 0) < ($1.ratio ?? 0) }) {
                 text += "- \(cell.key.id): " + String(format: "%.2f", cell.ratio ?? 0) + " — \(explainGap(cell))\n"
             }
         }
+        let retrying = results.unpooledCells.filter { ($0.retriesPerOperation ?? 0) > 0.005 && $0.ratio != nil }
+        if !retrying.isEmpty {
+            text += "\n\n### Retries: the client's cost apart from the strategy's\n\n"
+            text += "pgbench runs one attempt per transaction; a retrying strategy runs one transaction per attempt. Attempted transactions/s over the ceiling is what the client achieved with the database's work; finished operations/s over the ceiling (the ratio above) adds the retries' cost.\n\n"
+            text += "| cell | ratio (ops) | attempts/op | attempted tx/s | ceiling tps | attempt ratio |\n|---|---:|---:|---:|---:|---:|\n"
+            for cell in retrying.sorted(by: { $0.key < $1.key }) {
+                text += String(
+                    format: "| %@ | %.2f | %.2f | %.0f | %.0f | %.2f |\n", cell.key.id, cell.ratio ?? 0, cell.attemptsPerOperation ?? 1,
+                    cell.median { $0.attemptedThroughput } ?? 0, cell.ceiling?.median ?? 0, cell.attemptRatio ?? 0)
+            }
+        }
+        let pooled = results.cells.filter { $0.key.pool != nil && !$0.runs.isEmpty }
+        if !pooled.isEmpty {
+            text += "\n\n### Shared connection pools\n\n"
+            text += "The clients borrow from one pool of PostgreSQL sessions and one of Redis connections (`workload.connections`). At most that many transactions are in flight at the database, so the ceiling is pgbench with as many clients as the pool has sessions. Pool waits: `lockproof_pool_wait_seconds` per borrow (a session per transaction; a Redis connection for a lock's whole hold); *holding a lock*: the average wait of borrows made while the client held a Redis lock, time added to that lock's hold.\n\n"
+            text += "| cell | ops/s | ceiling tps (pgbench clients) | ratio | postgres wait p50 / p99 | redis wait p50 / p99 | wait while holding a lock (avg) | failures |\n|---|---:|---:|---:|---:|---:|---:|---|\n"
+            for cell in pooled.sorted(by: { $0.key < $1.key }) {
+                let failures = cell.failures.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+                let holding = ["postgres", "redis"].compactMap { pool in
+                    cell.median { run in run.poolWaitsHoldingLock.first { $0.lock == pool }?.average }.map { "\(pool) \(ms($0))" }
+                }.joined(separator: ", ")
+                text += "| \(cell.key.id) | " + String(format: "%.0f", cell.throughput?.median ?? 0)
+                    + " | " + String(format: "%.0f (%d)", cell.ceiling?.median ?? 0, cell.key.ceilingClients)
+                    + " | " + (cell.ratio.map { String(format: "%.2f", $0) } ?? "n/a") + (cell.invariantHeld ? "" : " ✗")
+                    + " | \(ms(cell.poolWait("postgres", \.p50))) / \(ms(cell.poolWait("postgres", \.p99)))"
+                    + " | \(ms(cell.poolWait("redis", \.p50))) / \(ms(cell.poolWait("redis", \.p99)))"
+                    + " | \(holding.isEmpty ? "none" : holding) | \(failures.isEmpty ? "none" : failures) |\n"
+            }
+        }
         text += "\n\n### Fastest correct strategy per case (hot / spread, most clients)\n\n"
-        let most = results.cells.map(\.key.clients).max() ?? 1
+        let most = results.unpooledCells.map(\.key.clients).max() ?? 1
         text += "| case | contention | ranking (ops/s, median [min–max]) |\n|---|---|---|\n"
         for benchCase in BenchCase.all {
             for contention in benchCase.contentions {
@@ -190,7 +257,10 @@ public enum BenchReport {
     static func explainGap(_ cell: CellResult) -> String {
         var reasons: [String] = []
         if let retries = cell.retriesPerOperation, retries > 0.05 {
-            reasons.append(String(format: "%.2f retries per operation (each a whole transaction plus backoff; pgbench runs one attempt)", retries))
+            reasons.append(
+                String(
+                    format: "%.2f attempts per operation (each retry a whole transaction plus backoff; pgbench runs one attempt): attempted transactions %.2f of the ceiling",
+                    1 + retries, cell.attemptRatio ?? 0))
         }
         let failures = cell.failures.values.reduce(0, +)
         if failures > 0 {
@@ -200,14 +270,27 @@ public enum BenchReport {
         if let wait = cell.lockWait("row", \.p50), wait > 0.001 {
             reasons.append(String(format: "row lock waits p50 %.1f ms", wait * 1000))
         }
-        let pgbenchLatency = Spread(cell.ceilingRuns.compactMap(\.latencyAverageMilliseconds))?.median
-        if let pgbenchLatency, let p50 = cell.median({ $0.latencyP50 }) {
+        if cell.key.pool != nil, let wait = cell.poolWait("postgres", \.average), wait > 0.0005 {
+            reasons.append(String(format: "pool waits %.1f ms on average", wait * 1000))
+        }
+        if let average = cell.latencyAverage, let pgbench = cell.ceilingLatencyAverage {
+            reasons.append(
+                String(format: "mean latency %.3f ms against pgbench's %.3f ms (%+.3f ms)", average * 1000, pgbench * 1000, (average - pgbench) * 1000))
+        }
+        if let cpu = cell.clientCPUPerOperation, let pgbench = cell.ceilingCPUPerTransaction {
             reasons.append(
                 String(
-                    format: "operation latency p50 %.2f ms against pgbench's average %.2f ms for the same statements (%+.2f ms: the client's own work, its thread's scheduling among %d)",
-                    p50 * 1000, pgbenchLatency, p50 * 1000 - pgbenchLatency, cell.key.clients))
+                    format: "client CPU %.0f µs per operation against pgbench's %.0f µs per transaction (%+.0f µs%@)", cpu * 1e6,
+                    pgbench * 1e6, (cpu - pgbench) * 1e6,
+                    cell.key.clients > 1 ? ", on the cores the server shares" : ", in series with every round trip"))
+        }
+        if cell.key.caseName == .processPayment {
+            // Not a statement of the strategy: the external system's own bookkeeping.
+            reasons.append("each payment also calls the simulated gateway, which records the charge with an INSERT on its one session shared by every client; the ceiling leaves the gateway out")
         }
         if reasons.isEmpty { reasons.append("no measured cause") }
         return reasons.joined(separator: "; ")
     }
+
+    private static func ms(_ seconds: Double?) -> String { seconds.map { String(format: "%.1f ms", $0 * 1000) } ?? "n/a" }
 }

@@ -43,6 +43,7 @@ public struct CellRun: Sendable, Codable, Equatable {
     public let latencyP95: Double?
     public let latencyP99: Double?
     public let latencyMax: Double?
+    public var latencyAverage: Double? = nil
     public let retryAttempts: Int
     public let retryExhausted: Int
     public let optimisticConflicts: Int
@@ -57,8 +58,24 @@ public struct CellRun: Sendable, Codable, Equatable {
     /// Violation names the checkers reported.
     public let violations: [String]
     public let runError: String?
+    /// The client threads' CPU time over their operations (user + system), in seconds.
+    public var clientCPUSeconds: Double? = nil
+    /// Operations of the busiest client.
+    public var mostIterations: Int? = nil
+    /// Waits for a pooled connection, by pool (`postgres`, `redis`), when the clients share pools.
+    public var poolWaits: [LockWaitSample] = []
+    /// Of those, the waits of clients holding a Redis lock meanwhile (they lengthen its hold).
+    public var poolWaitsHoldingLock: [LockWaitSample] = []
 
     public var retriesPerOperation: Double { operations > 0 ? Double(retryAttempts) / Double(operations) : 0 }
+    /// Transactions attempted per finished operation: the first attempt plus each retry.
+    public var attemptsPerOperation: Double { 1 + retriesPerOperation }
+    /// Attempted transactions per second: what the database was asked to do, retries included.
+    public var attemptedThroughput: Double { throughput * attemptsPerOperation }
+    /// The clients' CPU time per finished operation, in seconds.
+    public var clientCPUPerOperation: Double? {
+        clientCPUSeconds.map { $0 / Double(max(1, operations)) }
+    }
     public var invariantHeld: Bool { runError == nil && checks.values.allSatisfy { $0 } }
 }
 
@@ -67,10 +84,10 @@ extension CellRun {
         let statistics = result.statistics
         let latency = statistics.trend("latency")
         let failures = result.operations.reasons
-        func samples(_ metric: String) -> [LockWaitSample] {
-            ["redis", "row"].compactMap { lock in
-                statistics.trend(metric, where: ["lock": lock]).map {
-                    LockWaitSample(lock: lock, count: $0.count, p50: $0.percentile(50), p99: $0.percentile(99), average: $0.average)
+        func samples(_ metric: String, label: String = "lock", values: [String] = ["redis", "row"]) -> [LockWaitSample] {
+            values.compactMap { value in
+                statistics.trend(metric, where: [label: value]).map {
+                    LockWaitSample(lock: value, count: $0.count, p50: $0.percentile(50), p99: $0.percentile(99), average: $0.average)
                 }
             }
         }
@@ -86,6 +103,11 @@ extension CellRun {
             lockHolds: samples("lockproof_lock_held_seconds"), failures: failures,
             checks: Dictionary(result.checks.map { ($0.name, $0.passed) }, uniquingKeysWith: { $0 && $1 }),
             violations: result.checks.flatMap { $0.violations.map(\.name) }, runError: result.runError)
+        latencyAverage = latency?.average
+        clientCPUSeconds = statistics.gauge(RunStatistics.clientCPUSeconds)
+        mostIterations = statistics.gauge(RunStatistics.clientIterationsMost).map { Int($0) }
+        poolWaits = samples("lockproof_pool_wait_seconds", label: "pool", values: ["postgres", "redis"])
+        poolWaitsHoldingLock = samples(RunStatistics.poolWaitHoldingLock, label: "pool", values: ["postgres", "redis"])
     }
 }
 
@@ -110,6 +132,23 @@ public struct CellResult: Sendable, Codable {
     public var violations: [String] { Array(Set(runs.flatMap(\.violations))).sorted() }
     public func median(_ value: (CellRun) -> Double?) -> Double? { Spread(runs.compactMap(value))?.median }
     public var retriesPerOperation: Double? { median { $0.retriesPerOperation } }
+    public var attemptsPerOperation: Double? { median { $0.attemptsPerOperation } }
+    /// Median attempted transactions per second over the median ceiling: the strategy's retries
+    /// counted as the work they are, so a reader sees the client's cost apart from the retries'.
+    public var attemptRatio: Double? {
+        guard let attempted = median({ $0.attemptedThroughput }), let ceiling, ceiling.median > 0 else { return nil }
+        return attempted / ceiling.median
+    }
+    public var clientCPUPerOperation: Double? { median { $0.clientCPUPerOperation } }
+    public var ceilingCPUPerTransaction: Double? { Spread(ceilingRuns.compactMap(\.cpuPerTransaction))?.median }
+    public var ceilingLatencyAverage: Double? {
+        (Spread(ceilingRuns.compactMap(\.latencyAverageMilliseconds))?.median).map { $0 / 1000 }
+    }
+    public func poolWait(_ pool: String, _ percentile: (LockWaitSample) -> Double) -> Double? {
+        median { run in run.poolWaits.first { $0.lock == pool }.map(percentile) }
+    }
+    /// Median of the operations' average latency (seconds).
+    public var latencyAverage: Double? { median { $0.latencyAverage } }
     public func lockWait(_ lock: String, _ percentile: (LockWaitSample) -> Double) -> Double? {
         median { run in run.lockWaits.first { $0.lock == lock }.map(percentile) }
     }
@@ -142,6 +181,8 @@ public struct BenchResults: Sendable, Codable {
     public var seconds: Double
     public var cells: [CellResult]
     public var scripts: [String: String]
+    /// The text constants each script takes as `-D name=value`.
+    public var scriptDefinitions: [String: [String: String]] = [:]
     public var redisLockCosts: [RedisLockCost]
     public var claims: [ClaimVerdict]
     /// Errors of the run as a whole (a tool missing, an experiment that could not run).
@@ -150,19 +191,27 @@ public struct BenchResults: Sendable, Codable {
     /// Any error anywhere makes the run fail: a verdict never hides one.
     public var failed: Bool { !errors.isEmpty || cells.contains { !$0.errors.isEmpty } }
 
-    public func cells(_ caseName: CaseName) -> [CellResult] { cells.filter { $0.key.caseName == caseName } }
+    /// The unpooled cells of a case.
+    public func cells(_ caseName: CaseName) -> [CellResult] { cells.filter { $0.key.caseName == caseName && $0.key.pool == nil } }
 
-    public func cell(_ caseName: CaseName, _ strategy: String, _ contention: Contention, _ clients: Int) -> CellResult? {
+    public func cell(_ caseName: CaseName, _ strategy: String, _ contention: Contention, _ clients: Int, pool: Int? = nil)
+        -> CellResult?
+    {
         cells.first {
             $0.key.caseName == caseName && $0.key.strategy == strategy && $0.key.contention == contention
-                && $0.key.clients == clients
+                && $0.key.clients == clients && $0.key.pool == pool
         }
     }
+
+    /// The cells of the matrix proper: every client with connections of its own.
+    public var unpooledCells: [CellResult] { cells.filter { $0.key.pool == nil } }
 
     /// Strategies of a case ranked by median throughput at one point, fastest first; a strategy
     /// that broke its invariant (or a negative control) is never ranked above one that kept it.
     public func ranking(_ caseName: CaseName, _ contention: Contention, _ clients: Int) -> [CellResult] {
-        cells.filter { $0.key.caseName == caseName && $0.key.contention == contention && $0.key.clients == clients }
+        cells.filter {
+            $0.key.caseName == caseName && $0.key.contention == contention && $0.key.clients == clients && $0.key.pool == nil
+        }
             .sorted { lhs, rhs in
                 let lhsValid = lhs.invariantHeld && !lhs.negativeControl && lhs.errors.isEmpty
                 let rhsValid = rhs.invariantHeld && !rhs.negativeControl && rhs.errors.isEmpty

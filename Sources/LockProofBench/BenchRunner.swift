@@ -44,15 +44,21 @@ public final class BenchRunner {
         for benchCase in cases {
             for strategy in benchCase.strategies
             where preset.negativeControls || !BenchCase.isNegativeControl(benchCase.caseName, strategy) {
+                var traced: TracedOperation?
+                var traceError: (any Error)?
+                do {
+                    traced = try traceOperation(benchCase: benchCase, strategy: strategy, preset: preset, runner: runner)
+                } catch {
+                    traceError = error
+                }
                 for contention in benchCase.contentions {
                     let name = scriptName(benchCase.caseName, strategy, contention)
                     do {
+                        if let traceError { throw traceError }
                         let cellScenario = try benchCase.scenario(
-                            strategy: strategy, clients: 1, contention: contention, seconds: nil, preset: preset)
-                        let traced = try traceOperation(
-                            benchCase: benchCase, strategy: strategy, contention: contention, preset: preset, runner: runner,
-                            picksFrom: cellScenario)
-                        scripts[name] = traced.script
+                            strategy: strategy, clients: 1, contention: contention, preset: preset)
+                        scripts[name] = try traced!.script(
+                            caseName: benchCase.caseName, strategy: strategy, picksFrom: cellScenario)
                     } catch {
                         for cell in cells where scriptName(cell.caseName, cell.strategy, cell.contention) == name {
                             cellErrors[cell, default: []].append("no ceiling script: \(error)")
@@ -61,7 +67,7 @@ public final class BenchRunner {
                 }
             }
         }
-        log("bench: traced \(scripts.count) strategy transactions; \(cells.count) cells × \(preset.repetitions) repetitions")
+        log("bench: traced \(scripts.count) strategy transactions; \(cells.count) cells × \(preset.repetitions) repetitions of \(preset.cellSeconds) s")
 
         // 2. The matrix, repetitions interleaved.
         var runs: [BenchCellKey: [CellRun]] = [:]
@@ -72,9 +78,7 @@ public final class BenchRunner {
                 let benchCase = casesByName[cell.caseName]!
                 let cellStarted = monotonicSeconds()
                 do {
-                    let scenario = try benchCase.scenario(
-                        strategy: cell.strategy, clients: cell.clients, contention: cell.contention, seconds: nil,
-                        preset: preset)
+                    let scenario = try benchCase.scenario(cell, preset: preset)
                     let result = try runner.run(scenario)
                     let run = CellRun(result)
                     runs[cell, default: []].append(run)
@@ -82,14 +86,14 @@ public final class BenchRunner {
                         // An empty run measures nothing: an error, never a throughput of zero.
                         throw BenchError(String(format: "no operation finished (%.1f s)", run.seconds))
                     }
+                    if let exhausted = exhaustedPool(scenario, run) { throw BenchError(exhausted) }
                     let ceilingStarted = monotonicSeconds()
                     if repetition < preset.ceilingRepetitions,
                         let script = scripts[scriptName(cell.caseName, cell.strategy, cell.contention)]
                     {
                         _ = try runner.resetAndSeed(scenario, db: ceilingDatabase)
                         let ceiling = try runPgbench(
-                            pgbench, script: script, clients: cell.clients,
-                            transactionsPerClient: (run.operations + cell.clients - 1) / cell.clients,
+                            pgbench, script: script, clients: cell.ceilingClients, length: .seconds(preset.cellSeconds),
                             databaseURL: configuration.databaseURL, directory: workDirectory)
                         ceilings[cell, default: []].append(ceiling)
                         log(String(format: "bench: [%d/%d %3d/%d] %@: %.0f ops/s, ceiling %.0f tps%@ (%.1f s + %.1f s)",
@@ -114,6 +118,7 @@ public final class BenchRunner {
                 CellResult(key: $0, runs: runs[$0] ?? [], ceilingRuns: ceilings[$0] ?? [], errors: cellErrors[$0] ?? [])
             },
             scripts: scripts.mapValues(\.text), redisLockCosts: [], claims: [], errors: errors)
+        results.scriptDefinitions = scripts.mapValues(\.definitions)
 
         // 3. The Redis lock's own cost, against redis-benchmark.
         do {
@@ -131,6 +136,24 @@ public final class BenchRunner {
         results.errors = errors
         results.seconds = monotonicSeconds() - started
         return results
+    }
+
+    /// A cell whose clients walk a pool of rows one operation each (`per-operation`) must not run
+    /// past its end: the next operation would meet a row already used (a paid order) and measure
+    /// something else. The busiest client's last slot tells.
+    private func exhaustedPool(_ scenario: Scenario, _ run: CellRun) -> String? {
+        guard scenario.workload.pick == .perOperation, let most = run.mostIterations else { return nil }
+        let pool: Int
+        let what: String
+        switch scenario.caseName {
+        case .processPayment, .orderState: (pool, what) = (scenario.seed.orders, "orders")
+        case .issueCoupon: (pool, what) = (scenario.seed.users, "users")
+        default: return nil
+        }
+        let slots = most * scenario.workload.virtualUsers[0]
+        return slots > pool
+            ? "the run reached slot \(slots) of a pool of \(pool) \(what) (one per operation): raise the preset's orders per second"
+            : nil
     }
 
     private func scriptName(_ caseName: CaseName, _ strategy: String, _ contention: Contention) -> String {

@@ -76,18 +76,27 @@ func findTool(_ name: String) -> String? {
 public struct TracedOperation: Sendable {
     public let statements: [PostgresStatementTrace]
     public let inputs: [String: Int]
-    public let script: PgbenchScript
+
+    /// The pgbench script of these statements, its inputs picked as `cellScenario`'s clients pick
+    /// them; refused when it differs from the trace.
+    public func script(caseName: CaseName, strategy: String, picksFrom cellScenario: Scenario) throws -> PgbenchScript {
+        let script = try PgbenchScript.derive(from: statements, inputs: inputs, picks: PgbenchPicks.of(cellScenario))
+        let differences = PgbenchScript.differences(script: script.text, trace: statements)
+        guard differences.isEmpty else {
+            throw BenchError("the pgbench script of \(caseName.rawValue)/\(strategy) differs from the traced statements: \(differences.joined(separator: "; "))")
+        }
+        return script
+    }
 }
 
-/// Runs one operation of the cell's strategy (one client, one iteration, on the cell's seed with
-/// random picks so ids are distinctive) and records every statement it sent.
-func traceOperation(
-    benchCase: BenchCase, strategy: String, contention: Contention, preset: BenchPreset, runner: ScenarioRunner,
-    picksFrom cellScenario: Scenario
-) throws -> TracedOperation {
+/// Runs one operation of a strategy (one client, one iteration, on the spread seed with random
+/// picks so ids are distinctive) and records every statement it sent. The statements do not
+/// depend on the contention (only the ids do), so one trace serves every cell of the strategy.
+func traceOperation(benchCase: BenchCase, strategy: String, preset: BenchPreset, runner: ScenarioRunner) throws
+    -> TracedOperation
+{
     let scenario = try benchCase.scenario(
-        strategy: strategy, clients: 1, contention: .spread, seconds: nil, iterations: 1, preset: preset, pick: .random,
-        randomSeed: 97)
+        strategy: strategy, clients: 1, contention: .spread, iterations: 1, preset: preset, pick: .random, randomSeed: 97)
     let traces = TraceLog()
     let previous = runner.clientCreated
     runner.clientCreated = { _, client in
@@ -113,13 +122,7 @@ func traceOperation(
         inputs["item\(index)_product"] = item.productId
         inputs["item\(index)_quantity"] = item.quantity
     }
-    let statements = traces.entries
-    let script = try PgbenchScript.derive(from: statements, inputs: inputs, picks: PgbenchPicks.of(cellScenario))
-    let differences = PgbenchScript.differences(script: script.text, trace: statements)
-    guard differences.isEmpty else {
-        throw BenchError("the pgbench script of \(benchCase.caseName.rawValue)/\(strategy) differs from the traced statements: \(differences.joined(separator: "; "))")
-    }
-    return TracedOperation(statements: statements, inputs: inputs, script: script)
+    return TracedOperation(statements: traces.entries, inputs: inputs)
 }
 
 final class TraceLog: @unchecked Sendable {
@@ -142,16 +145,32 @@ public struct PgbenchResult: Sendable, Codable, Equatable {
     public let tps: Double
     public let transactions: Int
     public let failedTransactions: Int
+    /// Measured per transaction (pgbench measures latencies when `-P` is given; without it,
+    /// "latency average" is only the run time × clients / transactions).
     public let latencyAverageMilliseconds: Double?
+    public var latencyStddevMilliseconds: Double? = nil
+    /// pgbench's own CPU time (user + system) over the run: the client side of the ceiling.
+    public var cpuSeconds: Double? = nil
+    /// Clients pgbench ran (a pooled cell's ceiling runs as many as the pool has sessions).
+    public var clients: Int? = nil
+
+    /// pgbench's CPU time per transaction, in seconds.
+    public var cpuPerTransaction: Double? { cpuSeconds.map { $0 / Double(max(1, transactions)) } }
 }
 
-/// Runs pgbench with a derived script: the same clients as the cell, the prepared protocol, a
-/// fixed duration, on the database the cell was seeded into.
-///
-/// pgbench runs as many transactions per client as the LockProof run of the cell finished per
-/// client, so both sides measure the same amount of work over about the same time.
+/// How long pgbench runs: a number of transactions per client, or whole seconds (`-T`).
+public enum PgbenchLength: Sendable {
+    case transactionsPerClient(Int)
+    case seconds(Int)
+}
+
+/// Runs pgbench with a derived script: the same clients as the cell, the prepared protocol, on
+/// the database the cell was seeded into. A cell runs it for the same whole seconds as the
+/// LockProof run (`-T`), so both clocks run from the start (connections made) to the last client's
+/// end; `-P` (its interval longer than the run, so it prints nothing) makes pgbench measure every
+/// transaction's latency.
 func runPgbench(
-    _ pgbench: String, script: PgbenchScript, clients: Int, transactionsPerClient: Int, databaseURL: String,
+    _ pgbench: String, script: PgbenchScript, clients: Int, length: PgbenchLength, databaseURL: String,
     directory: String
 ) throws -> PgbenchResult {
     let path = "\(directory)/ceiling-\(UUID().uuidString.prefix(8)).sql"
@@ -159,17 +178,39 @@ func runPgbench(
     defer { try? FileManager.default.removeItem(atPath: path) }
     var arguments = [
         "-n", "-M", "prepared", "-f", path, "-c", String(clients), "-j", String(min(clients, 2)),
-        "-t", String(max(2, transactionsPerClient)), "-D", "clients=\(clients)", "-D", "n=0",
+        "-D", "clients=\(clients)", "-D", "n=0",
     ]
+    let timeout: Double
+    switch length {
+    case .transactionsPerClient(let count):
+        arguments += ["-t", String(max(1, count))]
+        timeout = 300
+    case .seconds(let seconds):
+        arguments += ["-T", String(max(1, seconds)), "-P", String(max(1, seconds) * 100)]
+        timeout = Double(seconds) + 120
+    }
     for (name, value) in script.definitions.sorted(by: { $0.key < $1.key }) { arguments += ["-D", "\(name)=\(value)"] }
     arguments.append(databaseURL)
-    let (status, output) = try runProgram(pgbench, arguments, timeoutSeconds: 300)
+    let cpuBefore = childrenCPUSeconds()
+    let (status, output) = try runProgram(pgbench, arguments, timeoutSeconds: timeout)
+    let cpu = childrenCPUSeconds() - cpuBefore
     guard status == 0 else {
         // pgbench's output names the failing statement; it carries no password (the URL is ours).
         let tail = output.split(separator: "\n").suffix(4).joined(separator: " | ")
         throw BenchError("pgbench exited with status \(status): \(redactedURL(tail))")
     }
-    return try parsePgbenchOutput(output)
+    var result = try parsePgbenchOutput(output)
+    result.cpuSeconds = cpu > 0 ? cpu : nil
+    result.clients = clients
+    return result
+}
+
+/// CPU time (user + system) of this process's children that have ended and been waited for.
+func childrenCPUSeconds() -> Double {
+    var usage = rusage()
+    guard getrusage(RUSAGE_CHILDREN.rawValue, &usage) == 0 else { return 0 }
+    func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 /// Reads tps, transactions and failures from pgbench's summary block.
@@ -178,6 +219,7 @@ public func parsePgbenchOutput(_ output: String) throws -> PgbenchResult {
     var transactions = 0
     var failed = 0
     var latency: Double?
+    var stddev: Double?
     for line in output.split(separator: "\n").map(String.init) {
         if line.hasPrefix("tps = "), tps == nil || line.contains("without initial connection time") {
             tps = Double(line.dropFirst(6).split(separator: " ").first ?? "")
@@ -187,10 +229,14 @@ public func parsePgbenchOutput(_ output: String) throws -> PgbenchResult {
             failed = Int(line.split(separator: ":")[1].split(separator: "(")[0].trimmingCharacters(in: .whitespaces)) ?? 0
         } else if line.hasPrefix("latency average = ") {
             latency = Double(line.dropFirst("latency average = ".count).split(separator: " ").first ?? "")
+        } else if line.hasPrefix("latency stddev = ") {
+            stddev = Double(line.dropFirst("latency stddev = ".count).split(separator: " ").first ?? "")
         }
     }
     guard let tps, transactions > 0 else {
         throw BenchError("pgbench printed no tps or processed no transaction: \(output.suffix(300))")
     }
-    return PgbenchResult(tps: tps, transactions: transactions, failedTransactions: failed, latencyAverageMilliseconds: latency)
+    return PgbenchResult(
+        tps: tps, transactions: transactions, failedTransactions: failed, latencyAverageMilliseconds: latency,
+        latencyStddevMilliseconds: stddev)
 }

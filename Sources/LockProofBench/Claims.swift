@@ -195,7 +195,7 @@ private func percent(_ part: Int, _ whole: Int) -> String {
 /// The ten claims of the seed (shared/BRIEF.md), each judged from the matrix and the experiments.
 func judgeClaims(_ results: BenchResults, _ measured: ClaimMeasurements) -> [ClaimVerdict] {
     var verdicts: [ClaimVerdict] = []
-    let clientCounts = Array(Set(results.cells.map(\.key.clients))).sorted()
+    let clientCounts = Array(Set(results.unpooledCells.map(\.key.clients))).sorted()
     let most = clientCounts.last ?? 1
     func notMeasured(_ number: Int, _ claim: String, _ why: String) -> ClaimVerdict {
         ClaimVerdict(number: number, claim: claim, verdict: .notMeasured, evidence: why, measuredBy: [])
@@ -233,7 +233,7 @@ func judgeClaims(_ results: BenchResults, _ measured: ClaimMeasurements) -> [Cla
     // 2. Ten retries are enough.
     do {
         let claim = "Ten retries with exponential backoff are enough; exhaustion should never happen."
-        let retrying = results.cells.filter {
+        let retrying = results.unpooledCells.filter {
             ($0.key.caseName == .chargeBalance && ["seed", "optimistic-retry"].contains($0.key.strategy))
                 || ($0.key.caseName == .cartQuantity && $0.key.strategy == "optimistic-retry")
         }
@@ -248,7 +248,7 @@ func judgeClaims(_ results: BenchResults, _ measured: ClaimMeasurements) -> [Cla
                 ClaimVerdict(
                     number: 2, claim: claim,
                     verdict: exhausted == 0 ? .holds : .conditional,
-                    evidence: "\(exhausted) of \(operations) retried operations exhausted 10 attempts"
+                    evidence: "\(exhausted) of \(operations) operations of the retrying cells exhausted 10 attempts"
                         + (exhaustedCells.isEmpty ? "" : " (in \(exhaustedCells.map(\.key.id).joined(separator: ", ")))")
                         + (exhaustedCells.isEmpty ? "" : "; clear in every \(clearContentions(retrying, exhaustedCells)) cell")
                         + String(format: "; most retries per operation: %.2f in %@", worst?.retriesPerOperation ?? 0, worst?.key.id ?? "-"),
@@ -302,28 +302,35 @@ func judgeClaims(_ results: BenchResults, _ measured: ClaimMeasurements) -> [Cla
         if cells.isEmpty {
             verdicts.append(notMeasured(4, claim, "no process-payment seed cell was measured"))
         } else {
+            // Two statements, each judged: average waits under 50 ms, and holds "about 50 ms"
+            // (25–100 ms). Either failing in every cell fails the claim as stated.
+            let about = 0.025...0.1
+            let holdsAbout = !holds.isEmpty && holds.allSatisfy { about.contains($0) }
+            let holdsNever = !holds.isEmpty && !holds.contains { about.contains($0) }
+            let verdict: ClaimVerdict.Verdict =
+                over.count == cells.count || holdsNever ? .doesNotHold : over.isEmpty && holdsAbout ? .holds : .conditional
+            var evidence = "averages by cell: \(lines.joined(separator: " | "))"
+            evidence += over.isEmpty ? "; waits under 50 ms in every cell" : "; waits of 50 ms or more in \(over.joined(separator: ", "))"
+            if holds.isEmpty {
+                evidence += "; no hold was recorded"
+            } else if !holdsAbout {
+                evidence += String(
+                    format: "; holds averaged %.1f–%.1f ms, %@ about 50 ms", (holds.min() ?? 0) * 1000, (holds.max() ?? 0) * 1000,
+                    holdsNever ? "in no cell" : "not in every cell")
+            }
+            evidence += " (holds from lockproof_lock_held_seconds: the Redis lock and the row locks span the deducting transaction only; the gateway is called after they are released, so its latency never lengthens a hold)"
             verdicts.append(
-                ClaimVerdict(
-                    number: 4, claim: claim,
-                    // Waits decide; "held about 50 ms" holds when every average hold is 25–100 ms.
-                    verdict: over.count == cells.count
-                        ? .doesNotHold
-                        : over.isEmpty && holds.allSatisfy({ (0.025...0.1).contains($0) }) ? .holds : .conditional,
-                    evidence: "averages by cell: \(lines.joined(separator: " | "))"
-                        + (over.isEmpty ? "" : "; waits of 50 ms or more in \(over.joined(separator: ", "))")
-                        + (holds.allSatisfy({ (0.025...0.1).contains($0) }) ? "" : String(format: "; holds averaged %.1f–%.1f ms, not about 50 ms", (holds.min() ?? 0) * 1000, (holds.max() ?? 0) * 1000))
-                        + " (holds from lockproof_lock_held_seconds; the simulated gateway takes 0 ms here, so a hold is the deducting transaction alone)",
-                    measuredBy: cells.map(\.key.id)))
+                ClaimVerdict(number: 4, claim: claim, verdict: verdict, evidence: evidence, measuredBy: cells.map(\.key.id)))
         }
     }
 
     // 5. Pessimistic locking is required for deductions; optimistic would lose money.
     do {
         let claim = "Pessimistic locking is required for deductions; optimistic would lose money."
-        let optimistic = results.cells.filter {
+        let optimistic = results.unpooledCells.filter {
             $0.key.caseName == .chargeBalance && $0.key.strategy == "optimistic-retry" && !$0.runs.isEmpty
         }
-        let naive = results.cells.filter {
+        let naive = results.unpooledCells.filter {
             [.chargeBalance, .processPayment].contains($0.key.caseName) && $0.key.strategy == "naive" && !$0.runs.isEmpty
         }
         let optimisticKept = optimistic.filter(\.invariantHeld).count

@@ -75,7 +75,7 @@ public func lockRowsForUpdate(
     _ connection: PostgresConnection, table: LockableTable, ids: [Int], ascending: Bool = true,
     columns: String = "id", probe: Probe
 ) throws -> [Int: PostgresResult] {
-    let order = ascending ? Array(Set(ids)).sorted() : uniqued(ids)
+    let order = ids.count == 1 ? ids : ascending ? Array(Set(ids)).sorted() : uniqued(ids)
     var rows: [Int: PostgresResult] = [:]
     let started = monotonicSeconds()
     do {

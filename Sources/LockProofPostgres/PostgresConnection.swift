@@ -40,6 +40,15 @@ public enum IsolationLevel: String, Sendable, CaseIterable {
     case readCommitted = "READ COMMITTED"
     case repeatableRead = "REPEATABLE READ"
     case serializable = "SERIALIZABLE"
+
+    /// The statement that opens a transaction at this level (a literal: no string built per transaction).
+    var begin: String {
+        switch self {
+        case .readCommitted: return "BEGIN ISOLATION LEVEL READ COMMITTED"
+        case .repeatableRead: return "BEGIN ISOLATION LEVEL REPEATABLE READ"
+        case .serializable: return "BEGIN ISOLATION LEVEL SERIALIZABLE"
+        }
+    }
 }
 
 /// One PostgreSQL session over libpq. Not thread-safe: each virtual client owns its own.
@@ -144,7 +153,7 @@ public final class PostgresConnection {
     public func transaction<T>(
         isolation: IsolationLevel = .readCommitted, _ body: (PostgresConnection) throws -> T
     ) throws -> T {
-        try execute("BEGIN ISOLATION LEVEL \(isolation.rawValue)")
+        try execute(isolation.begin)
         inTransaction = true
         do {
             let value = try body(self)
@@ -272,10 +281,28 @@ public final class PostgresResult {
     }
 }
 
+/// The strings as NUL-terminated C strings for libpq, all in one buffer: a `strdup` of each went
+/// through a temporary `utf8CString` array per string and cost more than libpq's own work for the
+/// statement (callgrind, docs/BENCH.md).
 private func withCStringArray<R>(_ strings: [String?], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
-    let pointers: [UnsafeMutablePointer<CChar>?] = strings.map { $0.map { strdup($0) } ?? nil }
-    defer { pointers.forEach { free($0) } }
-    return body(pointers.map { UnsafePointer($0) })
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(strings.reduce(0) { $0 + ($1?.utf8.count ?? 0) + 1 })
+    var offsets: [Int] = []
+    offsets.reserveCapacity(strings.count)
+    for string in strings {
+        guard let string else {
+            offsets.append(-1)
+            continue
+        }
+        offsets.append(bytes.count)
+        bytes.append(contentsOf: string.utf8)
+        bytes.append(0)
+    }
+    return bytes.withUnsafeBufferPointer { buffer in
+        buffer.withMemoryRebound(to: CChar.self) { characters in
+            body(offsets.map { $0 < 0 ? nil : UnsafePointer(characters.baseAddress! + $0) })
+        }
+    }
 }
 
 extension String {

@@ -92,6 +92,57 @@ public struct ThresholdMetric: Sendable {
 struct SeriesKey: Hashable, Sendable {
     let metric: String
     let labels: [String: String]
+    /// Hashed once: hashing the name and labels' strings on every sample cost more than the
+    /// rest of recording it (callgrind, `scripts/profile-client.sh`).
+    private let hash: Int
+
+    init(metric: String, labels: [String: String]) {
+        self.metric = metric
+        self.labels = labels
+        var hasher = Hasher()
+        hasher.combine(metric)
+        hasher.combine(labels)
+        hash = hasher.finalize()
+    }
+
+    func hash(into hasher: inout Hasher) { hasher.combine(hash) }
+
+    static func == (lhs: SeriesKey, rhs: SeriesKey) -> Bool {
+        lhs.hash == rhs.hash && lhs.metric == rhs.metric && lhs.labels == rhs.labels
+    }
+}
+
+/// The keys of the series every operation records, made once.
+private enum EveryOperation {
+    static let throughput = SeriesKey(metric: "throughput", labels: [:])
+    static let errors = SeriesKey(metric: "errors", labels: [:])
+    static let duration = SeriesKey(metric: "lockproof_operation_duration_seconds", labels: [:])
+    static let latency = SeriesKey(metric: "latency", labels: [:])
+    static let retryAttempts = SeriesKey(metric: "lockproof_retry_attempts_total", labels: [:])
+    static let success = outcome(.success)
+    static let rejected = outcome(.rejected)
+    static let error = outcome(.error)
+    static let unknown = outcome(.unknown)
+    static let redisWait = SeriesKey(metric: "lockproof_lock_wait_seconds", labels: ["lock": LockKind.redis.rawValue])
+    static let rowWait = SeriesKey(metric: "lockproof_lock_wait_seconds", labels: ["lock": LockKind.row.rawValue])
+    static let redisHeld = SeriesKey(metric: "lockproof_lock_held_seconds", labels: ["lock": LockKind.redis.rawValue])
+    static let rowHeld = SeriesKey(metric: "lockproof_lock_held_seconds", labels: ["lock": LockKind.row.rawValue])
+
+    private static func outcome(_ outcome: OperationOutcome) -> SeriesKey {
+        SeriesKey(metric: "lockproof_operations_total", labels: ["outcome": outcome.rawValue])
+    }
+
+    static func key(_ outcome: OperationOutcome) -> SeriesKey {
+        switch outcome {
+        case .success: return success
+        case .rejected: return rejected
+        case .error: return error
+        case .unknown: return unknown
+        }
+    }
+
+    static func wait(_ kind: LockKind) -> SeriesKey { kind == .redis ? redisWait : rowWait }
+    static func held(_ kind: LockKind) -> SeriesKey { kind == .redis ? redisHeld : rowHeld }
 }
 
 /// Everything a run measured, aggregated from the core's events and the operations' outcomes.
@@ -111,13 +162,13 @@ public final class RunStatistics: EventSink, @unchecked Sendable {
         defer { lock.unlock() }
         switch event {
         case .lockWaited(let kind, let seconds):
-            observeLocked("lockproof_lock_wait_seconds", ["lock": kind.rawValue], seconds)
+            observeLocked(EveryOperation.wait(kind), seconds)
         case .lockHeld(let kind, let seconds):
-            observeLocked("lockproof_lock_held_seconds", ["lock": kind.rawValue], seconds)
+            observeLocked(EveryOperation.held(kind), seconds)
         case .lockAcquireFailed(let kind, let reason):
             countLocked("lockproof_lock_acquire_failures_total", ["lock": kind.rawValue, "reason": reason.rawValue])
         case .retryAttempt:
-            countLocked("lockproof_retry_attempts_total", [:])
+            countLocked(EveryOperation.retryAttempts)
         case .retryExhausted:
             countLocked("lockproof_retry_exhausted_total", [:])
         case .retryCall(let kind):
@@ -152,11 +203,11 @@ public final class RunStatistics: EventSink, @unchecked Sendable {
     public func recordOperation(outcome: OperationOutcome, seconds: Double) {
         lock.lock()
         defer { lock.unlock() }
-        countLocked("lockproof_operations_total", ["outcome": outcome.rawValue])
-        countLocked("throughput", [:])
-        if outcome == .error || outcome == .unknown { countLocked("errors", [:]) }
-        observeLocked("lockproof_operation_duration_seconds", [:], seconds)
-        observeLocked("latency", [:], seconds)
+        countLocked(EveryOperation.key(outcome))
+        countLocked(EveryOperation.throughput)
+        if outcome == .error || outcome == .unknown { countLocked(EveryOperation.errors) }
+        observeLocked(EveryOperation.duration, seconds)
+        observeLocked(EveryOperation.latency, seconds)
     }
 
     /// Internal counters: writes the database refused for a stale fencing token, and lock calls
@@ -165,6 +216,11 @@ public final class RunStatistics: EventSink, @unchecked Sendable {
     public static let redisLockBypassed = "redis_lock_bypassed"
     /// Pool waits of clients that held a Redis lock meanwhile: time added to that lock's hold.
     public static let poolWaitHoldingLock = "pool_wait_holding_lock_seconds"
+
+    /// Gauges of a finished run: the client threads' CPU seconds over their operations, and the
+    /// operations of the busiest client.
+    public static let clientCPUSeconds = "client_cpu_seconds"
+    public static let clientIterationsMost = "client_iterations_most"
 
     /// Internal counter: payments that reached the gateway (what compensation counters watch).
     static let gatewayCalls = "gateway_calls"
@@ -182,11 +238,18 @@ public final class RunStatistics: EventSink, @unchecked Sendable {
     }
 
     private func countLocked(_ metric: String, _ labels: [String: String]) {
-        counters[SeriesKey(metric: metric, labels: labels), default: 0] += 1
+        countLocked(SeriesKey(metric: metric, labels: labels))
+    }
+
+    private func countLocked(_ key: SeriesKey) {
+        counters[key, default: 0] += 1
     }
 
     private func observeLocked(_ metric: String, _ labels: [String: String], _ seconds: Double) {
-        let key = SeriesKey(metric: metric, labels: labels)
+        observeLocked(SeriesKey(metric: metric, labels: labels), seconds)
+    }
+
+    private func observeLocked(_ key: SeriesKey, _ seconds: Double) {
         // In place: taking the histogram out of the dictionary and back would copy its buckets on
         // every sample, under the lock every client thread shares.
         _ = trends[key, default: Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)]

@@ -257,6 +257,7 @@ public final class ScenarioRunner {
         let barrier = StartBarrier(parties: virtualUsers + 1)
         let group = DispatchGroup()
         let setupErrors = LockedValue<[String]>([])
+        let clientLoops = LockedValue(ClientLoopTotals())
         // Set when the clients must stop: an interruption, a hang the runner gave up on.
         let clientsStop = LockedValue(false)
         let observer = operationObserver
@@ -295,6 +296,15 @@ public final class ScenarioRunner {
                 var backoff = FailureBackoff()
                 var iteration = 0
                 func mustStop() -> Bool { clientsStop.value || stop.reason != nil || setupErrors.value.count > 0 }
+                // The client's own CPU time over its operations (the benchmark compares it with pgbench's).
+                let cpuStart = threadCPUSeconds()
+                defer {
+                    let cpu = threadCPUSeconds() - cpuStart
+                    clientLoops.mutate {
+                        $0.cpuSeconds += cpu
+                        $0.mostIterations = max($0.mostIterations, iteration)
+                    }
+                }
                 while true {
                     if let iterations = workload.iterations, iteration >= iterations { break }
                     if let deadline, monotonicSeconds() >= deadline { break }
@@ -306,8 +316,8 @@ public final class ScenarioRunner {
                         if entry.operation == "pay" && (entry.outcome == .ok || entry.reason == "payment_declined") {
                             statistics.countGatewayCall()
                         }
-                        if let (caseName, strategy) = operationLabels[entry.operation] {
-                            observer?(caseName, strategy, outcome, entry.seconds)
+                        if let observer, let (caseName, strategy) = operationLabels[entry.operation] {
+                            observer(caseName, strategy, outcome, entry.seconds)
                         }
                         progress.operationFinished(failed: outcome == .error || outcome == .unknown)
                         pause = backoff.delay(after: entry)
@@ -351,6 +361,11 @@ public final class ScenarioRunner {
         if interruption == nil, let reason = stop.reason { interruption = reason }
         let seconds = monotonicSeconds() - clockStart.value
         progress.end()
+        if finished {
+            let loops = clientLoops.value
+            statistics.setGauge(RunStatistics.clientCPUSeconds, loops.cpuSeconds)
+            statistics.setGauge(RunStatistics.clientIterationsMost, Double(loops.mostIterations))
+        }
         clientsStop.set(true)
         let historyFailure = history.finish()
         let operations = history.operations
@@ -511,6 +526,21 @@ public final class ScenarioRunner {
         }
         return initial
     }
+}
+
+/// What the clients' loops did, summed when each ends.
+struct ClientLoopTotals {
+    /// CPU time of the client threads between the start barrier and their last operation.
+    var cpuSeconds = 0.0
+    /// Operations of the client that did most (its slots reach `clients × mostIterations`).
+    var mostIterations = 0
+}
+
+/// CPU time the calling thread has used, in seconds.
+func threadCPUSeconds() -> Double {
+    var time = timespec()
+    guard clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time) == 0 else { return 0 }
+    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
 }
 
 /// Pauses a client whose operations keep failing the same way against an unavailable server

@@ -20,10 +20,10 @@ struct BenchCommand: ParsableCommand {
             LOCKPROOF_DATABASE_URL for every run. Exits 1 when anything could not be measured.
             """)
 
-    @Flag(help: "The quick preset (clients 1 and 64; 2 repetitions of 256 operations; ceiling once; no negative controls): under 5 minutes on 2 idle cores.")
+    @Flag(help: "The quick preset (clients 1 and 64, pooled cells of 64 and 128 clients on 16 sessions; 2 repetitions of 1 s; ceiling once; no negative controls): under 5 minutes on 2 cores.")
     var quick = false
 
-    @Option(help: "Preset: quick, or full (the default: clients 1, 4, 16, 64, 128; 3 repetitions of 3000 operations).")
+    @Option(help: "Preset: quick, or full (the default: clients 1, 4, 16, 64, 128; 3 repetitions of 3 s, each with its ceiling).")
     var preset: String?
 
     @Option(help: ArgumentHelp("Write bench.json, bench.csv, bench.md and bench.html here.", valueName: "dir"))
@@ -38,8 +38,8 @@ struct BenchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Override the preset's repetitions.", valueName: "n"))
     var repetitions: Int?
 
-    @Option(help: ArgumentHelp("Override the preset's operations per run (all clients together).", valueName: "n"))
-    var operations: Int?
+    @Option(help: ArgumentHelp("Override the preset's length of a run in whole seconds (LockProof's and pgbench's -T alike).", valueName: "n"))
+    var seconds: Int?
 
     func validate() throws {
         if let preset, BenchPreset.named(preset) == nil {
@@ -58,8 +58,8 @@ struct BenchCommand: ParsableCommand {
             }
         }
         if let repetitions, repetitions < 1 { throw ValidationError("--repetitions: found \(repetitions); expected at least 1") }
-        if let operations, !(1...1_000_000).contains(operations) {
-            throw ValidationError("--operations: found \(operations); expected 1 to 1000000")
+        if let seconds, !(1...3_600).contains(seconds) {
+            throw ValidationError("--seconds: found \(seconds); expected 1 to 3600")
         }
     }
 
@@ -70,7 +70,7 @@ struct BenchCommand: ParsableCommand {
             chosen.repetitions = repetitions
             chosen.ceilingRepetitions = min(chosen.ceilingRepetitions, repetitions)
         }
-        if let operations { chosen.operations = operations }
+        if let seconds { chosen.cellSeconds = seconds }
         let selected = cases.map { names in
             BenchCase.all.filter { names.split(separator: ",").map(String.init).contains($0.caseName.rawValue) }
         } ?? BenchCase.all

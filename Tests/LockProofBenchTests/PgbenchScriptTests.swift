@@ -96,34 +96,35 @@ final class PgbenchScriptTests: XCTestCase {
         XCTAssertThrowsError(try parsePgbenchOutput("pgbench: error: connection refused"))
     }
 
-    /// Every strategy of every case: trace one real operation, derive its script, check it against
-    /// the trace, and run it through pgbench on the same seed without a failed transaction.
+    /// Every strategy of every case: trace one real operation, derive its script per contention,
+    /// check it against the trace, and run it through pgbench on the same seed without a failed
+    /// transaction.
     func testEveryStrategyScriptMatchesTheCoreAndRunsInPgbench() throws {
         guard let pgbench = findTool("pgbench") else { return XCTFail("pgbench is missing: run scripts/install-deps.sh") }
         let runner = ScenarioRunner(
             configuration: TestServers.configuration, shared: TestServers.shared, progress: ProgressReporter(enabled: false))
-        let preset = BenchPreset(
-            name: "test", clientCounts: [2], repetitions: 1, operations: 10, ceilingRepetitions: 1, seconds: 0.3, orders: 200,
-            negativeControls: true)
+        var preset = BenchPreset(
+            name: "test", clientCounts: [2], repetitions: 1, cellSeconds: 1, ceilingRepetitions: 1, seconds: 0.3,
+            negativeControls: true, pooledClients: [], poolSessions: 2)
+        preset.paymentOrdersPerSecond = 200
+        preset.stateOrdersPerSecond = 200
         let db = try TestServers.database()
         for benchCase in BenchCase.all {
             for strategy in benchCase.strategies {
-              for contention in benchCase.contentions {
-                let cell = try benchCase.scenario(
-                    strategy: strategy, clients: 2, contention: contention, seconds: nil, preset: preset)
-                let traced = try traceOperation(
-                    benchCase: benchCase, strategy: strategy, contention: contention, preset: preset, runner: runner,
-                    picksFrom: cell)
-                XCTAssertGreaterThan(traced.statements.count, 2, "\(benchCase.caseName)/\(strategy)")
-                XCTAssertTrue(
-                    traced.statements.contains { $0.sql.hasPrefix("BEGIN") }, "\(benchCase.caseName)/\(strategy) has no transaction")
-                _ = try runner.resetAndSeed(cell, db: db)
-                let result = try runPgbench(
-                    pgbench, script: traced.script, clients: 2, transactionsPerClient: 5,
-                    databaseURL: TestServers.configuration.databaseURL, directory: NSTemporaryDirectory())
-                XCTAssertEqual(result.transactions, 10, "\(benchCase.caseName)/\(strategy)")
-                XCTAssertEqual(result.failedTransactions, 0, "\(benchCase.caseName)/\(strategy)")
-              }
+                let name = "\(benchCase.caseName.rawValue)/\(strategy)"
+                let traced = try traceOperation(benchCase: benchCase, strategy: strategy, preset: preset, runner: runner)
+                XCTAssertGreaterThan(traced.statements.count, 2, name)
+                XCTAssertTrue(traced.statements.contains { $0.sql.hasPrefix("BEGIN") }, "\(name) has no transaction")
+                for contention in benchCase.contentions {
+                    let cell = try benchCase.scenario(strategy: strategy, clients: 2, contention: contention, preset: preset)
+                    let script = try traced.script(caseName: benchCase.caseName, strategy: strategy, picksFrom: cell)
+                    _ = try runner.resetAndSeed(cell, db: db)
+                    let result = try runPgbench(
+                        pgbench, script: script, clients: 2, length: .transactionsPerClient(5),
+                        databaseURL: TestServers.configuration.databaseURL, directory: NSTemporaryDirectory())
+                    XCTAssertEqual(result.transactions, 10, "\(name)/\(contention)")
+                    XCTAssertEqual(result.failedTransactions, 0, "\(name)/\(contention)")
+                }
             }
         }
     }
