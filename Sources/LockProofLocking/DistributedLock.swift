@@ -304,6 +304,12 @@ public final class LockReleaseNotifier: @unchecked Sendable {
                     }
                 }
                 try? connection.send(["SUBSCRIBE", LockScripts.releaseChannel])
+                // `stop` may have interrupted the connection just replaced: look again before
+                // blocking on the new one (a stop after this interrupts the new one).
+                condition.lock()
+                let stoppedMeanwhile = stopping
+                condition.unlock()
+                if stoppedMeanwhile { return }
             }
         }
     }

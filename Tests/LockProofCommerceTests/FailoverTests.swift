@@ -34,10 +34,16 @@ final class FailoverTests: CommerceTestCase {
         super.tearDown()
     }
 
-    /// Waits (bounded) until the replica has every write the primary has acknowledged so far.
-    private func replicated(_ primaryConnection: RedisConnection) throws {
-        let acknowledged = try primaryConnection.checked(["WAIT", "1", "5000"]).integer
-        XCTAssertEqual(acknowledged, 1, "the replica did not acknowledge the writes within 5 s")
+    /// Waits (bounded) until the replica has the primary's value of `key`: what it holds when it is
+    /// promoted is then known, not assumed.
+    private func replicated(_ key: String, from primaryConnection: RedisConnection) throws {
+        let value = try primaryConnection.checked(["GET", key]).text
+        let replicaConnection = try RedisConnection(endpoint: replica.endpoint, commandTimeout: 2)
+        let deadline = Date(timeIntervalSinceNow: 10)
+        while try replicaConnection.checked(["GET", key]).text != value {
+            guard Date() < deadline else { throw FailoverTestError("the replica did not receive \(key) = \(value ?? "nil") within 10 s") }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
     }
 
     /// What a failover does when the replica lags: it stops following (promoted) while the primary
@@ -66,7 +72,7 @@ final class FailoverTests: CommerceTestCase {
         // Before the failover: a holding that reached the replica.
         let replicatedHolding = try a.acquire(key, options: options, probe: probe)
         XCTAssertTrue(try a.release(replicatedHolding, probe: probe))
-        try replicated(primaryConnection)
+        try replicated(fenceKey, from: primaryConnection)
 
         let newPrimary = try promoteReplica()
         // Replication is held back from here: A's lock and its token exist only on the old primary.
@@ -121,7 +127,7 @@ final class FailoverTests: CommerceTestCase {
         let fenceKey = "lockproof:fence:" + ChargeBalance.lockKey(userId: userId)
 
         for _ in 0..<2 { _ = try charge.charge(userId: userId, amount: 1) }
-        try replicated(primaryConnection)
+        try replicated(fenceKey, from: primaryConnection)
         let newPrimary = try promoteReplica()
         // During the lag: two more charges the replica never sees; the database accepts token 4.
         for _ in 0..<2 { _ = try charge.charge(userId: userId, amount: 1) }

@@ -6,6 +6,7 @@ import LockProofRedis
 public final class ThrowawayRedis {
     public let port: Int
     private let process = Process()
+    private let directory: URL
 
     public init(arguments: [String]) throws {
         guard let executable = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"].first(where: {
@@ -13,8 +14,12 @@ public final class ThrowawayRedis {
         }) else { throw ThrowawayRedisError.notInstalled }
         // A free port: the listener closes at once (a race other tests are unlikely to win).
         port = try SilentListener().port
+        // A folder of its own: a replica's full sync writes an RDB file even with saving off.
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("lockproof-redis-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"] + arguments
+        process.arguments =
+            ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", directory.path] + arguments
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
@@ -52,7 +57,10 @@ public final class ThrowawayRedis {
 
     public var endpoint: RedisEndpoint { RedisEndpoint(host: "127.0.0.1", port: port) }
 
-    deinit { stop() }
+    deinit {
+        stop()
+        try? FileManager.default.removeItem(at: directory)
+    }
 }
 
 public enum ThrowawayRedisError: Error { case notInstalled, didNotStart }
