@@ -1,3 +1,4 @@
+import Foundation
 import LockProofCommerce
 import LockProofLocking
 import LockProofPostgres
@@ -19,6 +20,7 @@ public final class LockProofMetrics: EventSink, Sendable {
     private let compensationsByOutcome: (succeeded: Counter, failed: Counter)
     private let compensationsPending: Gauge
     private let circuitBreakerGauges: [CircuitBreakerState: Gauge]
+    private let circuitBreakerOpenTime: BreakerOpenTime
     private let poolWaits: [PoolKind: ValueHistogram]
 
     public init(instrumentationEnabled: Bool = true) {
@@ -42,6 +44,7 @@ public final class LockProofMetrics: EventSink, Sendable {
             breakerGauges[state] = tables.gauge(MetricCatalog.circuitBreakerState, ["redis", state.rawValue])
         }
         circuitBreakerGauges = breakerGauges
+        circuitBreakerOpenTime = BreakerOpenTime(counter: tables.counter(MetricCatalog.circuitBreakerOpenSeconds, ["redis"]))
         poolWaits = Dictionary(uniqueKeysWithValues: PoolKind.allCases.map { ($0, tables.histogram(MetricCatalog.poolWait, [$0.rawValue])) })
         tables.gauge(MetricCatalog.buildInfo, [LockProofBuild.version]).set(to: 1)
         tables.createRemaining()
@@ -123,8 +126,14 @@ public final class LockProofMetrics: EventSink, Sendable {
     /// Sets the current state's series to 1 and the others to 0. The others are cleared first, so
     /// a scrape in between sees no state at 1 for an instant rather than two.
     public func setCircuitBreaker(state: CircuitBreakerState) {
+        circuitBreakerOpenTime.entered(state)
         for (other, gauge) in circuitBreakerGauges where other != state { gauge.set(to: 0) }
         circuitBreakerGauges[state]?.set(to: 1)
+    }
+
+    /// Adds a finished spell of `seconds` with the breaker open (to fill every series).
+    func recordCircuitBreakerOpen(seconds: Double) {
+        circuitBreakerOpenTime.add(seconds: seconds)
     }
 
     // MARK: Rendering
@@ -135,10 +144,49 @@ public final class LockProofMetrics: EventSink, Sendable {
     public func renderBytes() -> [UInt8] {
         // A local buffer rather than the registry's shared one: concurrent scrapes do not queue
         // behind each other's rendering.
+        // A breaker still open is counted up to now: the counter grows during the outage, not only
+        // when it ends.
+        circuitBreakerOpenTime.flush()
         var buffer: [UInt8] = []
         buffer.reserveCapacity(96 * 1024)
         registry.emit(into: &buffer)
         return buffer
+    }
+}
+
+/// Accumulates the time the breaker is not closed into `lockproof_circuit_breaker_open_seconds_total`:
+/// added when it closes, and at every render for a spell still going on.
+final class BreakerOpenTime: @unchecked Sendable {
+    private let counter: Counter
+    private let lock = NSLock()
+    /// Start of the part of the current spell not yet added; nil while closed.
+    private var uncountedSince: Double?
+
+    init(counter: Counter) { self.counter = counter }
+
+    func entered(_ state: CircuitBreakerState) {
+        lock.lock()
+        defer { lock.unlock() }
+        let now = monotonicSeconds()
+        if state == .closed {
+            if let since = uncountedSince { counter.increment(by: max(0, now - since)) }
+            uncountedSince = nil
+        } else if uncountedSince == nil {
+            uncountedSince = now
+        }
+    }
+
+    func add(seconds: Double) {
+        counter.increment(by: max(0, seconds))
+    }
+
+    func flush() {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let since = uncountedSince else { return }
+        let now = monotonicSeconds()
+        counter.increment(by: max(0, now - since))
+        uncountedSince = now
     }
 }
 

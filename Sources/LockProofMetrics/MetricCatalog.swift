@@ -190,6 +190,11 @@ public enum MetricCatalog {
             MetricLabel(name: "state", values: circuitBreakerStates),
         ])
 
+    public static let circuitBreakerOpenSeconds = MetricFamily(
+        "lockproof_circuit_breaker_open_seconds_total", .counter,
+        help: "Seconds the circuit breaker spent not closed (open, or half-open while its probe runs): Redis skipped, database locks only.",
+        labels: [MetricLabel(name: "name", values: circuitBreakerNames)])
+
     public static let distributedLockLost = MetricFamily(
         "lockproof_distributed_lock_lost_total", .counter,
         help: "Distributed locks lost while held: the lease expired, or a stale fencing token was refused.",
@@ -212,6 +217,6 @@ public enum MetricCatalog {
     public static let all: [MetricFamily] = [
         operations, operationDuration, retryAttempts, retryExhausted, retryCalls, optimisticConflicts, lockWait,
         lockHeld, lockAcquireFailures, deadlocks, serializationFailures, uniqueViolations, compensations, compensationsPending,
-        circuitBreakerState, distributedLockLost, poolWait, buildInfo,
+        circuitBreakerState, circuitBreakerOpenSeconds, distributedLockLost, poolWait, buildInfo,
     ]
 }

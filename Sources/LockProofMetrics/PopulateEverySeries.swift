@@ -40,6 +40,7 @@ extension LockProofMetrics {
         record(.compensation(succeeded: true), caseName: CaseName.processPayment.rawValue)
         record(.compensation(succeeded: false), caseName: CaseName.processPayment.rawValue)
         setCompensationsPending(1)
+        recordCircuitBreakerOpen(seconds: 1)
         for pool in PoolKind.allCases {
             for seconds in MetricCatalog.secondsBuckets + [20] { record(.poolWaited(pool, seconds: seconds * 0.9, holdingLock: false), caseName: "") }
         }

@@ -84,6 +84,7 @@ public struct ThresholdMetric: Sendable {
     /// Catalog families no threshold can use, and why.
     public static let unusable: [String: String] = [
         "lockproof_circuit_breaker_state": "it is a state, not a measurement; the summary reports the time the breaker spent open",
+        "lockproof_circuit_breaker_open_seconds_total": "a run's JSON report and summary give the time the breaker spent open (circuit_breaker.open_seconds)",
         "lockproof_build_info": "it is a constant, not a measurement",
     ]
 }

@@ -4,6 +4,7 @@ import LockProofHTTP
 import LockProofLocking
 import LockProofMetrics
 import LockProofPostgres
+import LockProofRedis
 import LockProofTestSupport
 import XCTest
 
@@ -42,6 +43,41 @@ final class MetricsValuesTests: XCTestCase {
             exposition.value("lockproof_retry_calls_total", ["case": "charge-balance", "kind": "successful_with_retry"]), 1)
         XCTAssertEqual(exposition.value("lockproof_retry_exhausted_total", charge), 0)
         XCTAssertEqual(exposition.samples(named: "lockproof_retry_attempts_total").map(\.value).reduce(0, +), 3)
+    }
+
+    /// A real spare redis-server stops: the breaker opens, and the time it spends open grows on
+    /// /metrics while it stays open (not only once it closes); once Redis is back and the probe
+    /// closes it, the counter stops, at the breaker's own measure of the outage.
+    func testTheTimeTheBreakerSpendsOpenGrowsWhileItIsOpenAndStopsWhenItCloses() throws {
+        let spare = SpareRedis()
+        try spare.start()
+        defer { spare.stop() }
+        let breaker = CircuitBreaker(options: CircuitBreakerOptions(failureThreshold: 2, coolDownSeconds: 0.3))
+        let locks = DistributedLockClient(
+            redis: try RedisConnection(endpoint: RedisEndpoint(port: spare.port), commandTimeout: 1), breaker: breaker)
+        let probe = Probe(caseName: CaseName.chargeBalance.rawValue, sink: metrics)
+        let options = DistributedLockOptions(leaseMilliseconds: 2_000, waitMilliseconds: 1_000, renewLease: false)
+        let port = self.port
+        let openSeconds = { try XCTUnwrap(try scrape(port: port).value("lockproof_circuit_breaker_open_seconds_total", ["name": "redis"])) }
+
+        XCTAssertNotNil(try locks.withLockOrFallback("test:breaker-time", options: options, probe: probe) { $0 })
+        XCTAssertEqual(try openSeconds(), 0, "closed so far")
+        spare.stop()
+        for _ in 0..<2 { XCTAssertNil(try locks.withLockOrFallback("test:breaker-time", options: options, probe: probe) { $0 }) }
+        XCTAssertEqual(breaker.state, .open)
+        let whileOpen = try openSeconds()
+        LockProofLocking.sleep(seconds: 0.2)
+        let later = try openSeconds()
+        XCTAssertGreaterThanOrEqual(later - whileOpen, 0.19, "it grows while the breaker is open")
+
+        try spare.start()
+        LockProofLocking.sleep(seconds: 0.35)
+        XCTAssertNotNil(try locks.withLockOrFallback("test:breaker-time", options: options, probe: probe) { $0 }, "the probe took the lock")
+        XCTAssertEqual(breaker.state, .closed)
+        let closed = try openSeconds()
+        LockProofLocking.sleep(seconds: 0.1)
+        XCTAssertEqual(try openSeconds(), closed, "it stops once the breaker closed")
+        XCTAssertEqual(closed, breaker.openSeconds, accuracy: 0.1, "the breaker's own measure of the outage")
     }
 
     func testTheBreakerStateAndAFencedRefusalReachTheMetrics() throws {
