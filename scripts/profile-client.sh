@@ -4,11 +4,12 @@
 # the operation (VirtualUser.perform), so schema setup and seeding are left out.
 #   scripts/profile-client.sh [operations] [case:strategy ...]
 # Default: 300 operations of charge-balance:seed, charge-balance:pessimistic, order-state:seed.
-# PROFILE_WHOLE=1: instead, the whole process per operation (the runner's loop, statistics, the
-# checkers' history, every thread) against pgbench running the strategy's derived script: each is
-# counted over N operations and over 1, and the difference divided by N - 1, on the benchmark's
-# spread seed; the scripts come from a benchmark report (PROFILE_BENCH_JSON, default
-# .run/bench/bench.json, written by make bench).
+# PROFILE_PGBENCH=1: instead, LockProof against pgbench running the strategy's derived script, on
+# the benchmark's spread seed, each counted over N operations and over 2, the difference divided
+# by N - 2: LockProof inside VirtualUser.perform (which includes what the runner does with each
+# finished operation: the history and its checkers, the statistics, the progress count) and
+# pgbench's whole process (one thread per client group; nothing else runs in it). The scripts
+# come from a benchmark report (PROFILE_BENCH_JSON, default .run/bench/bench.json).
 # Needs the servers (run inside scripts/with-services.sh) and valgrind; builds release.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,7 +24,7 @@ out=.run/profile
 mkdir -p "$out"
 # valgrind cannot read the DWARF of Swift's release build: profile a copy with the symbols only.
 strip --strip-debug -o "$out/lockproof" .build/release/lockproof
-if [ "${PROFILE_WHOLE:-0}" = 1 ]; then
+if [ "${PROFILE_PGBENCH:-0}" = 1 ]; then
     bench_json=${PROFILE_BENCH_JSON:-.run/bench/bench.json}
     [ -f "$bench_json" ] || { echo "profile-client: $bench_json not found (run make bench first)" >&2; exit 2; }
     pgbench=$(pg_config --bindir)/pgbench
@@ -53,10 +54,10 @@ definitions = report.get("pgbenchDefinitions", {}).get(sys.argv[2], {})
 open(sys.argv[4], "w").write("".join("-D\n%s=%s\n" % item for item in sorted(definitions.items())))
 PY
         mapfile -t defines <"$out/$case_name-$strategy.defs"
-        for count in 1 "$operations"; do
+        for count in 2 "$operations"; do
             cat >"$out/$case_name-$strategy-$count.yaml" <<YAML
 name: profile-$case_name-$strategy-$count
-description: one client under callgrind, the whole process
+description: one client under callgrind against pgbench
 case: $case_name
 strategy: $strategy
 seed: {$seed}
@@ -68,7 +69,7 @@ $extra
 expect: pass
 YAML
             valgrind --tool=callgrind --callgrind-out-file="$out/whole-$case_name-$strategy-$count.callgrind" \
-                "$out/lockproof" run "$out/$case_name-$strategy-$count.yaml" --quiet >"$out/whole-$case_name-$strategy-$count.log" 2>&1 || true
+                --toggle-collect='*VirtualUser*perform*' "$out/lockproof" run "$out/$case_name-$strategy-$count.yaml" --quiet >"$out/whole-$case_name-$strategy-$count.log" 2>&1 || true
             grep -q "^operations: $count ok" "$out/whole-$case_name-$strategy-$count.log" || {
                 echo "profile-client: $case_name/$strategy did not run $count successful operations (see $out/whole-$case_name-$strategy-$count.log)" >&2; exit 1; }
             valgrind --tool=callgrind --callgrind-out-file="$out/pgbench-$case_name-$strategy-$count.callgrind" \
@@ -77,9 +78,9 @@ YAML
                 echo "profile-client: pgbench failed (see $out/pgbench-$case_name-$strategy-$count.log)" >&2; exit 1; }
         done
         total() { callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }'; }
-        lockproof=$(( ($(total "$out/whole-$case_name-$strategy-$operations.callgrind") - $(total "$out/whole-$case_name-$strategy-1.callgrind")) / (operations - 1) ))
-        ceiling=$(( ($(total "$out/pgbench-$case_name-$strategy-$operations.callgrind") - $(total "$out/pgbench-$case_name-$strategy-1.callgrind")) / (operations - 1) ))
-        echo "$case_name/$strategy: whole process $lockproof instructions per operation; pgbench $ceiling per transaction of the same statements ($((lockproof - ceiling)) more)"
+        lockproof=$(( ($(total "$out/whole-$case_name-$strategy-$operations.callgrind") - $(total "$out/whole-$case_name-$strategy-2.callgrind")) / (operations - 2) ))
+        ceiling=$(( ($(total "$out/pgbench-$case_name-$strategy-$operations.callgrind") - $(total "$out/pgbench-$case_name-$strategy-2.callgrind")) / (operations - 2) ))
+        echo "$case_name/$strategy: LockProof $lockproof instructions per operation; pgbench $ceiling per transaction of the same statements ($((lockproof - ceiling)) more)"
     done
     exit 0
 fi

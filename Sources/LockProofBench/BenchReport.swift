@@ -39,6 +39,8 @@ public enum BenchReport {
             /// The clients' CPU per finished operation and pgbench's per transaction, in seconds.
             let clientCPUPerOperation: Double?
             let ceilingCPUPerTransaction: Double?
+            let contextSwitchesPerOperation: Double?
+            let ceilingContextSwitchesPerTransaction: Double?
             /// Clients pgbench ran for the ceiling (the pool's sessions in a pooled cell).
             let ceilingClients: Int
             /// Waits for a pooled connection by pool, median over the repetitions (seconds);
@@ -80,6 +82,8 @@ public enum BenchReport {
                     failures: cell.failures, runs: cell.runs, ceilingRuns: cell.ceilingRuns, errors: cell.errors,
                     attemptsPerOperation: cell.attemptsPerOperation, attemptRatio: cell.attemptRatio,
                     clientCPUPerOperation: cell.clientCPUPerOperation, ceilingCPUPerTransaction: cell.ceilingCPUPerTransaction,
+                    contextSwitchesPerOperation: cell.contextSwitchesPerOperation,
+                    ceilingContextSwitchesPerTransaction: cell.ceilingContextSwitchesPerTransaction,
                     ceilingClients: cell.key.ceilingClients,
                     poolWait: cell.key.pool == nil ? nil : Dictionary(uniqueKeysWithValues: ["postgres", "redis"].map { pool in
                         (pool, PoolWait(
@@ -96,7 +100,7 @@ public enum BenchReport {
 
     public static func csv(_ results: BenchResults) -> String {
         var lines = [
-            "case,strategy,contention,clients,pool,negative_control,redis_lock,invariant_held,throughput_median,throughput_min,throughput_max,ceiling_clients,ceiling_tps_median,ratio,retries_per_op,attempts_per_op,attempt_ratio,client_cpu_per_op_s,pgbench_cpu_per_tx_s,latency_avg_s,pgbench_latency_avg_s,latency_p50_s,latency_p95_s,latency_p99_s,latency_max_s,redis_wait_p50_s,redis_wait_p99_s,row_wait_p50_s,row_wait_p99_s,pool_wait_postgres_p50_s,pool_wait_postgres_p99_s,pool_wait_redis_p50_s,pool_wait_redis_p99_s,failures,repetitions,errors"
+            "case,strategy,contention,clients,pool,negative_control,redis_lock,invariant_held,throughput_median,throughput_min,throughput_max,ceiling_clients,ceiling_tps_median,ratio,retries_per_op,attempts_per_op,attempt_ratio,client_cpu_per_op_s,pgbench_cpu_per_tx_s,context_switches_per_op,pgbench_context_switches_per_tx,latency_avg_s,pgbench_latency_avg_s,latency_p50_s,latency_p95_s,latency_p99_s,latency_max_s,redis_wait_p50_s,redis_wait_p99_s,row_wait_p50_s,row_wait_p99_s,pool_wait_postgres_p50_s,pool_wait_postgres_p99_s,pool_wait_redis_p50_s,pool_wait_redis_p99_s,failures,repetitions,errors"
         ]
         func number(_ value: Double?) -> String { value.map { String(format: "%.6g", $0) } ?? "" }
         for cell in results.cells {
@@ -108,7 +112,8 @@ public enum BenchReport {
                 number(cell.throughput?.median), number(cell.throughput?.min), number(cell.throughput?.max),
                 String(cell.key.ceilingClients), number(cell.ceiling?.median), number(cell.ratio), number(cell.retriesPerOperation),
                 number(cell.attemptsPerOperation), number(cell.attemptRatio), number(cell.clientCPUPerOperation),
-                number(cell.ceilingCPUPerTransaction), number(cell.latencyAverage), number(cell.ceilingLatencyAverage),
+                number(cell.ceilingCPUPerTransaction), number(cell.contextSwitchesPerOperation),
+                number(cell.ceilingContextSwitchesPerTransaction), number(cell.latencyAverage), number(cell.ceilingLatencyAverage),
                 number(cell.median { $0.latencyP50 }), number(cell.median { $0.latencyP95 }),
                 number(cell.median { $0.latencyP99 }), number(cell.median { $0.latencyMax }),
                 number(cell.lockWait("redis", \.p50)), number(cell.lockWait("redis", \.p99)),
@@ -283,6 +288,12 @@ public enum BenchReport {
                     format: "client CPU %.0f µs per operation against pgbench's %.0f µs per transaction (%+.0f µs%@)", cpu * 1e6,
                     pgbench * 1e6, (cpu - pgbench) * 1e6,
                     cell.key.clients > 1 ? ", on the cores the server shares" : ", in series with every round trip"))
+        }
+        if let switches = cell.contextSwitchesPerOperation, let pgbench = cell.ceilingContextSwitchesPerTransaction {
+            reasons.append(
+                String(
+                    format: "%.1f context switches per operation against pgbench's %.2f per transaction (a thread per client sleeps at every round trip; pgbench's threads multiplex their connections)",
+                    switches, pgbench))
         }
         if cell.key.caseName == .processPayment {
             // Not a statement of the strategy: the external system's own bookkeeping.

@@ -62,6 +62,8 @@ public struct CellRun: Sendable, Codable, Equatable {
     public var clientCPUSeconds: Double? = nil
     /// Operations of the busiest client.
     public var mostIterations: Int? = nil
+    /// The client threads' context switches over their operations.
+    public var clientContextSwitches: Int? = nil
     /// Waits for a pooled connection, by pool (`postgres`, `redis`), when the clients share pools.
     public var poolWaits: [LockWaitSample] = []
     /// Of those, the waits of clients holding a Redis lock meanwhile (they lengthen its hold).
@@ -75,6 +77,9 @@ public struct CellRun: Sendable, Codable, Equatable {
     /// The clients' CPU time per finished operation, in seconds.
     public var clientCPUPerOperation: Double? {
         clientCPUSeconds.map { $0 / Double(max(1, operations)) }
+    }
+    public var contextSwitchesPerOperation: Double? {
+        clientContextSwitches.map { Double($0) / Double(max(1, operations)) }
     }
     public var invariantHeld: Bool { runError == nil && checks.values.allSatisfy { $0 } }
 }
@@ -106,6 +111,7 @@ extension CellRun {
         latencyAverage = latency?.average
         clientCPUSeconds = statistics.gauge(RunStatistics.clientCPUSeconds)
         mostIterations = statistics.gauge(RunStatistics.clientIterationsMost).map { Int($0) }
+        clientContextSwitches = statistics.gauge(RunStatistics.clientContextSwitches).map { Int($0) }
         poolWaits = samples("lockproof_pool_wait_seconds", label: "pool", values: ["postgres", "redis"])
         poolWaitsHoldingLock = samples(RunStatistics.poolWaitHoldingLock, label: "pool", values: ["postgres", "redis"])
     }
@@ -141,6 +147,10 @@ public struct CellResult: Sendable, Codable {
     }
     public var clientCPUPerOperation: Double? { median { $0.clientCPUPerOperation } }
     public var ceilingCPUPerTransaction: Double? { Spread(ceilingRuns.compactMap(\.cpuPerTransaction))?.median }
+    public var contextSwitchesPerOperation: Double? { median { $0.contextSwitchesPerOperation } }
+    public var ceilingContextSwitchesPerTransaction: Double? {
+        Spread(ceilingRuns.compactMap { run in run.contextSwitches.map { Double($0) / Double(max(1, run.transactions)) } })?.median
+    }
     public var ceilingLatencyAverage: Double? {
         (Spread(ceilingRuns.compactMap(\.latencyAverageMilliseconds))?.median).map { $0 / 1000 }
     }

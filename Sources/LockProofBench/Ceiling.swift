@@ -153,6 +153,8 @@ public struct PgbenchResult: Sendable, Codable, Equatable {
     public var cpuSeconds: Double? = nil
     /// Clients pgbench ran (a pooled cell's ceiling runs as many as the pool has sessions).
     public var clients: Int? = nil
+    /// pgbench's context switches over the run (its threads multiplex every connection).
+    public var contextSwitches: Int? = nil
 
     /// pgbench's CPU time per transaction, in seconds.
     public var cpuPerTransaction: Double? { cpuSeconds.map { $0 / Double(max(1, transactions)) } }
@@ -191,26 +193,29 @@ func runPgbench(
     }
     for (name, value) in script.definitions.sorted(by: { $0.key < $1.key }) { arguments += ["-D", "\(name)=\(value)"] }
     arguments.append(databaseURL)
-    let cpuBefore = childrenCPUSeconds()
+    let before = childrenUsage()
     let (status, output) = try runProgram(pgbench, arguments, timeoutSeconds: timeout)
-    let cpu = childrenCPUSeconds() - cpuBefore
+    let after = childrenUsage()
     guard status == 0 else {
         // pgbench's output names the failing statement; it carries no password (the URL is ours).
         let tail = output.split(separator: "\n").suffix(4).joined(separator: " | ")
         throw BenchError("pgbench exited with status \(status): \(redactedURL(tail))")
     }
     var result = try parsePgbenchOutput(output)
+    let cpu = after.cpuSeconds - before.cpuSeconds
     result.cpuSeconds = cpu > 0 ? cpu : nil
+    result.contextSwitches = after.contextSwitches - before.contextSwitches
     result.clients = clients
     return result
 }
 
-/// CPU time (user + system) of this process's children that have ended and been waited for.
-func childrenCPUSeconds() -> Double {
+/// CPU time (user + system) and context switches of this process's children that have ended and
+/// been waited for.
+func childrenUsage() -> (cpuSeconds: Double, contextSwitches: Int) {
     var usage = rusage()
-    guard getrusage(RUSAGE_CHILDREN.rawValue, &usage) == 0 else { return 0 }
+    guard getrusage(RUSAGE_CHILDREN.rawValue, &usage) == 0 else { return (0, 0) }
     func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
-    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+    return (seconds(usage.ru_utime) + seconds(usage.ru_stime), usage.ru_nvcsw + usage.ru_nivcsw)
 }
 
 /// Reads tps, transactions and failures from pgbench's summary block.

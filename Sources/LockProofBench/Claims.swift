@@ -315,8 +315,8 @@ func judgeClaims(_ results: BenchResults, _ measured: ClaimMeasurements) -> [Cla
                 evidence += "; no hold was recorded"
             } else if !holdsAbout {
                 evidence += String(
-                    format: "; holds averaged %.1f–%.1f ms, %@ about 50 ms", (holds.min() ?? 0) * 1000, (holds.max() ?? 0) * 1000,
-                    holdsNever ? "in no cell" : "not in every cell")
+                    format: "; holds averaged %.1f–%.1f ms: about 50 ms (25–100 ms) in %d of %d (lock, cell) averages",
+                    (holds.min() ?? 0) * 1000, (holds.max() ?? 0) * 1000, holds.filter { about.contains($0) }.count, holds.count)
             }
             evidence += " (holds from lockproof_lock_held_seconds: the Redis lock and the row locks span the deducting transaction only; the gateway is called after they are released, so its latency never lengthens a hold)"
             verdicts.append(

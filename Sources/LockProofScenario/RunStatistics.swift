@@ -93,23 +93,26 @@ public struct ThresholdMetric: Sendable {
 struct SeriesKey: Hashable, Sendable {
     let metric: String
     let labels: [String: String]
-    /// Hashed once: hashing the name and labels' strings on every sample cost more than the
-    /// rest of recording it (callgrind, `scripts/profile-client.sh`).
+    /// The name and labels as one text (`metric{a=x,b=y}`), hashed once: hashing and comparing
+    /// the name and the labels' strings on every sample cost more than the rest of recording it
+    /// (callgrind, `scripts/profile-client.sh`). A key made once compares with itself by its
+    /// text's storage.
+    private let identity: String
     private let hash: Int
 
     init(metric: String, labels: [String: String]) {
         self.metric = metric
         self.labels = labels
+        identity = metric + "{" + labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",") + "}"
         var hasher = Hasher()
-        hasher.combine(metric)
-        hasher.combine(labels)
+        hasher.combine(identity)
         hash = hasher.finalize()
     }
 
     func hash(into hasher: inout Hasher) { hasher.combine(hash) }
 
     static func == (lhs: SeriesKey, rhs: SeriesKey) -> Bool {
-        lhs.hash == rhs.hash && lhs.metric == rhs.metric && lhs.labels == rhs.labels
+        lhs.hash == rhs.hash && lhs.identity == rhs.identity
     }
 }
 
@@ -222,6 +225,8 @@ public final class RunStatistics: EventSink, @unchecked Sendable {
     /// operations of the busiest client.
     public static let clientCPUSeconds = "client_cpu_seconds"
     public static let clientIterationsMost = "client_iterations_most"
+    /// The client threads' context switches over their operations.
+    public static let clientContextSwitches = "client_context_switches"
 
     /// Internal counter: payments that reached the gateway (what compensation counters watch).
     static let gatewayCalls = "gateway_calls"

@@ -297,11 +297,12 @@ public final class ScenarioRunner {
                 var iteration = 0
                 func mustStop() -> Bool { clientsStop.value || stop.reason != nil || setupErrors.value.count > 0 }
                 // The client's own CPU time over its operations (the benchmark compares it with pgbench's).
-                let cpuStart = threadCPUSeconds()
+                let usageStart = ThreadUsage.now()
                 defer {
-                    let cpu = threadCPUSeconds() - cpuStart
+                    let usage = ThreadUsage.now()
                     clientLoops.mutate {
-                        $0.cpuSeconds += cpu
+                        $0.cpuSeconds += usage.cpuSeconds - usageStart.cpuSeconds
+                        $0.contextSwitches += usage.contextSwitches - usageStart.contextSwitches
                         $0.mostIterations = max($0.mostIterations, iteration)
                     }
                 }
@@ -364,6 +365,7 @@ public final class ScenarioRunner {
         if finished {
             let loops = clientLoops.value
             statistics.setGauge(RunStatistics.clientCPUSeconds, loops.cpuSeconds)
+            statistics.setGauge(RunStatistics.clientContextSwitches, Double(loops.contextSwitches))
             statistics.setGauge(RunStatistics.clientIterationsMost, Double(loops.mostIterations))
         }
         clientsStop.set(true)
@@ -532,15 +534,25 @@ public final class ScenarioRunner {
 struct ClientLoopTotals {
     /// CPU time of the client threads between the start barrier and their last operation.
     var cpuSeconds = 0.0
+    /// Times those threads gave up the CPU (waiting for a server) or were made to, meanwhile.
+    var contextSwitches = 0
     /// Operations of the client that did most (its slots reach `clients × mostIterations`).
     var mostIterations = 0
 }
 
-/// CPU time the calling thread has used, in seconds.
-func threadCPUSeconds() -> Double {
-    var time = timespec()
-    guard clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time) == 0 else { return 0 }
-    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+/// The calling thread's CPU time (user + system) and context switches so far.
+struct ThreadUsage {
+    let cpuSeconds: Double
+    let contextSwitches: Int
+
+    static func now() -> ThreadUsage {
+        var usage = rusage()
+        // RUSAGE_THREAD (Linux): this thread alone.
+        guard getrusage(__rusage_who_t(1), &usage) == 0 else { return ThreadUsage(cpuSeconds: 0, contextSwitches: 0) }
+        func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
+        return ThreadUsage(
+            cpuSeconds: seconds(usage.ru_utime) + seconds(usage.ru_stime), contextSwitches: usage.ru_nvcsw + usage.ru_nivcsw)
+    }
 }
 
 /// Pauses a client whose operations keep failing the same way against an unavailable server
