@@ -17,8 +17,12 @@ release: deps
 	$(SWIFT) build -c release
 
 ## test: unit and concurrency tests on real servers, then the promtool checks
+## A hung test fails the run within this bound instead of eating CI's whole time limit.
+SWIFT_TEST_TIMEOUT ?= 40m
 test: deps
-	scripts/with-services.sh $(SWIFT) test $(SWIFT_TEST_FLAGS)
+	@scripts/with-services.sh timeout -k 30s $(SWIFT_TEST_TIMEOUT) $(SWIFT) test $(SWIFT_TEST_FLAGS) || { \
+		status=$$?; [ $$status -ne 124 ] || echo "make test: swift test did not finish within $(SWIFT_TEST_TIMEOUT): a test hangs" >&2; \
+		exit $$status; }
 	scripts/check-dashboards.sh
 
 ## verify: release build, every scenario in Scenarios/ with its checkers and thresholds, promtool checks
