@@ -97,7 +97,7 @@ public enum BenchHTML {
                     waits.append(("\(strategy) row p99", points(strategy) { $0.lockWait("row", \.p99).map { $0 * 1000 } }, false, color))
                     waits.append(("\(strategy) redis p99", points(strategy) { $0.lockWait("redis", \.p99).map { $0 * 1000 } }, true, color))
                 }
-                var poolWaits = throughput
+                var poolWaits: [(name: String, points: [(Double, Double)], dashed: Bool, color: Int)] = []
                 if pool != nil {
                     for (index, strategy) in strategies.enumerated() {
                         poolWaits.append(("\(strategy) postgres p99", points(strategy) { $0.poolWait("postgres", \.p99).map { $0 * 1000 } }, false, index + 1))

@@ -226,6 +226,13 @@ public enum BenchReport {
                     + " | \(ms(cell.poolWait("redis", \.p50))) / \(ms(cell.poolWait("redis", \.p99)))"
                     + " | \(holding.isEmpty ? "none" : holding) | \(failures.isEmpty ? "none" : failures) |\n"
             }
+            let short = pooled.filter { ($0.ratio ?? 1) < 0.9 }.sorted { ($0.ratio ?? 0) < ($1.ratio ?? 0) }
+            if !short.isEmpty {
+                text += "\nWhere the pooled cells' time goes (their clients queue for sessions: every borrow that waits wakes a sleeping thread):\n\n"
+                for cell in short {
+                    text += "- \(cell.key.id): " + String(format: "%.2f", cell.ratio ?? 0) + " — \(explainGap(cell))\n"
+                }
+            }
         }
         text += "\n\n### Fastest correct strategy per case (hot / spread, most clients)\n\n"
         let most = results.unpooledCells.map(\.key.clients).max() ?? 1
@@ -275,8 +282,13 @@ public enum BenchReport {
         if let wait = cell.lockWait("row", \.p50), wait > 0.001 {
             reasons.append(String(format: "row lock waits p50 %.1f ms", wait * 1000))
         }
-        if cell.key.pool != nil, let wait = cell.poolWait("postgres", \.average), wait > 0.0005 {
-            reasons.append(String(format: "pool waits %.1f ms on average", wait * 1000))
+        if cell.key.pool != nil {
+            let waits = ["postgres", "redis"].compactMap { pool in
+                cell.poolWait(pool, \.average).flatMap { $0 > 0.0005 ? String(format: "%@ %.1f ms", pool, $0 * 1000) : nil }
+            }
+            if !waits.isEmpty {
+                reasons.append("pool waits on average: \(waits.joined(separator: ", ")) (inside the operation's latency; pgbench's \(cell.key.ceilingClients) clients never queue)")
+            }
         }
         if let average = cell.latencyAverage, let pgbench = cell.ceilingLatencyAverage {
             reasons.append(
