@@ -77,6 +77,8 @@ public struct ThresholdMetric: Sendable {
                             help: "compensations recorded but not carried out, at the end of the run"),
             ThresholdMetric(name: "lockproof_distributed_lock_lost_total", kind: .counter, labels: [:], cases: redisLockCases,
                             help: "leases that expired while held"),
+            ThresholdMetric(name: RunStatistics.fencedWritesRefused, kind: .counter, labels: [:], cases: [.chargeBalance],
+                            help: "writes the database refused for a stale fencing token (redis-lock-fenced)"),
         ]
         return Dictionary(uniqueKeysWithValues: metrics.map { ($0.name, $0) })
     }()

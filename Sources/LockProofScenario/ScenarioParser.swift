@@ -771,6 +771,10 @@ private struct Reader {
                 problem(key, "thresholds: '\(metricName)' cannot have samples in case \(scenario.caseLabel) (\(metric.help)); it applies to \(metric.cases.map(\.rawValue).sorted().joined(separator: ", "))")
                 continue
             }
+            if metricName == RunStatistics.fencedWritesRefused && !scenario.operations.contains(where: { $0.strategy == "redis-lock-fenced" }) {
+                problem(key, "thresholds: '\(metricName)' cannot have samples: only redis-lock-fenced checks fencing tokens (this scenario runs \(scenario.strategyLabel))")
+                continue
+            }
             if metricName == "lockproof_pool_wait_seconds" && scenario.workload.connections == nil {
                 problem(key, "thresholds: '\(metricName)' cannot have samples: the virtual users borrow from no pool (set workload.connections)")
                 continue

@@ -329,6 +329,22 @@ final class BreakerParserTests: XCTestCase {
     }
 }
 
+/// `fenced_writes_refused` (issue 8): a threshold on the database's fencing refusals.
+final class FencedWritesThresholdTests: XCTestCase {
+    private func scenario(strategy: String) -> String {
+        "name: f\ncase: charge-balance\nstrategy: \(strategy)\nseed: {users: 1}\nworkload: {virtual_users: 1, iterations: 1}\nthresholds: {fenced_writes_refused: [\"count > 0\"]}"
+    }
+
+    func testOnlyTheFencedStrategyCanBeJudgedByItsRefusals() throws {
+        XCTAssertTrue(
+            scenarioProblems(scenario(strategy: "seed"))
+                .contains { $0.contains("'fenced_writes_refused' cannot have samples: only redis-lock-fenced checks fencing tokens (this scenario runs seed)") },
+            "\(scenarioProblems(scenario(strategy: "seed")))")
+        let parsed = try ScenarioParser.parse(scenario(strategy: "redis-lock-fenced"), file: "t.yaml")
+        XCTAssertEqual(parsed.thresholds.map(\.metric), ["fenced_writes_refused"])
+    }
+}
+
 /// `workload.connections` (issue 7).
 final class ConnectionsParserTests: XCTestCase {
     private let base = "name: c\ncase: charge-balance\nworkload: {virtual_users: 50, iterations: 1"
