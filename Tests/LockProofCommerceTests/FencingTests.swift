@@ -48,7 +48,7 @@ final class FencingTests: CommerceTestCase {
     func testRedisLockAloneLosesAnUpdateWhenItsHolderStallsPastTheLease() throws {
         let sink = RecordingEventSink()
         let (a, b, balance) = try pausedHolder(.redisLock, stallInThink: true, sink: sink)
-        XCTAssertNotNil(try? a.get(), "A's charge is acknowledged")
+        XCTAssertNotNil(try? a.get(), "A's charge is acknowledged: \(a)")
         XCTAssertNotNil(try? b.get(), "B's charge is acknowledged")
         XCTAssertEqual(balance, 100, "B's acknowledged 10 was overwritten: a lost update")
         XCTAssertGreaterThanOrEqual(sink.count { $0 == .distributedLockLost }, 1, "A found its lease gone at release")
