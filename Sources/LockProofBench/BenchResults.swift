@@ -64,6 +64,8 @@ public struct CellRun: Sendable, Codable, Equatable {
     public var mostIterations: Int? = nil
     /// The client threads' context switches over their operations.
     public var clientContextSwitches: Int? = nil
+    /// Average time the simulated gateway took to record a charge (payments), seconds.
+    public var gatewayRecordAverage: Double? = nil
     /// Waits for a pooled connection, by pool (`postgres`, `redis`), when the clients share pools.
     public var poolWaits: [LockWaitSample] = []
     /// Of those, the waits of clients holding a Redis lock meanwhile (they lengthen its hold).
@@ -112,6 +114,7 @@ extension CellRun {
         clientCPUSeconds = statistics.gauge(RunStatistics.clientCPUSeconds)
         mostIterations = statistics.gauge(RunStatistics.clientIterationsMost).map { Int($0) }
         clientContextSwitches = statistics.gauge(RunStatistics.clientContextSwitches).map { Int($0) }
+        gatewayRecordAverage = statistics.trend(RunStatistics.gatewayRecordSeconds)?.average
         poolWaits = samples("lockproof_pool_wait_seconds", label: "pool", values: ["postgres", "redis"])
         poolWaitsHoldingLock = samples(RunStatistics.poolWaitHoldingLock, label: "pool", values: ["postgres", "redis"])
     }

@@ -230,6 +230,16 @@ public final class RunStatistics: EventSink, @unchecked Sendable {
     /// The client threads' context switches over their operations.
     public static let clientContextSwitches = "client_context_switches"
 
+    /// Internal trend: how long the simulated gateway took to record a charge (its own session,
+    /// shared by every client), seconds.
+    public static let gatewayRecordSeconds = "gateway_record_seconds"
+
+    func observe(_ metric: String, seconds: Double) {
+        lock.lock()
+        observeLocked(metric, [:], seconds)
+        lock.unlock()
+    }
+
     /// Internal counter: payments that reached the gateway (what compensation counters watch).
     static let gatewayCalls = "gateway_calls"
 

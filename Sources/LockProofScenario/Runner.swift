@@ -239,7 +239,8 @@ public final class ScenarioRunner {
         let gateway = SimulatedPaymentGateway(
             latencySeconds: (workload.gatewayLatencyMilliseconds.lowerBound / 1000)...(workload.gatewayLatencyMilliseconds.upperBound / 1000),
             failureRate: workload.gatewayFailureRate, seed: workload.randomSeed,
-            records: try DatabaseGatewayRecords(databaseURL: configuration.databaseURL))
+            records: TimedGatewayRecords(
+                try DatabaseGatewayRecords(databaseURL: configuration.databaseURL), statistics: statistics))
         let clockStart = LockedValue(0.0)
         let runClock: @Sendable () -> Double = { monotonicSeconds() - clockStart.value }
         let faultSwitches = ClientFaultSwitches(seed: workload.randomSeed)
@@ -527,6 +528,24 @@ public final class ScenarioRunner {
             }
         }
         return initial
+    }
+}
+
+/// The simulated gateway's records, timed: the benchmark reports what the gateway adds to a
+/// payment (the ceiling runs the strategy's statements, not the gateway's).
+struct TimedGatewayRecords: GatewayRecords {
+    let inner: any GatewayRecords
+    let statistics: RunStatistics
+
+    init(_ inner: any GatewayRecords, statistics: RunStatistics) {
+        self.inner = inner
+        self.statistics = statistics
+    }
+
+    func first(orderId: Int, amount: Int, _ answer: GatewayAnswer) throws -> GatewayAnswer {
+        let started = monotonicSeconds()
+        defer { statistics.observe(RunStatistics.gatewayRecordSeconds, seconds: monotonicSeconds() - started) }
+        return try inner.first(orderId: orderId, amount: amount, answer)
     }
 }
 
