@@ -72,6 +72,9 @@ public final class BenchRunner {
         // 2. The matrix, repetitions interleaved.
         var runs: [BenchCellKey: [CellRun]] = [:]
         var ceilings: [BenchCellKey: [PgbenchResult]] = [:]
+        // A pooled cell's ceiling depends on the pool, not on its clients: one pgbench run per
+        // strategy, pool and repetition serves every client count (one line, not two noisy ones).
+        var sharedCeilings: [String: PgbenchResult] = [:]
         for repetition in 0..<preset.repetitions {
             let order = repetition % 2 == 0 ? cells : cells.reversed()
             for (position, cell) in order.enumerated() {
@@ -91,10 +94,19 @@ public final class BenchRunner {
                     if repetition < preset.ceilingRepetitions,
                         let script = scripts[scriptName(cell.caseName, cell.strategy, cell.contention)]
                     {
-                        _ = try runner.resetAndSeed(scenario, db: ceilingDatabase)
-                        let ceiling = try runPgbench(
-                            pgbench, script: script, clients: cell.ceilingClients, length: .seconds(preset.cellSeconds),
-                            databaseURL: configuration.databaseURL, directory: workDirectory)
+                        let sharedKey = cell.pool.map {
+                            "\(scriptName(cell.caseName, cell.strategy, cell.contention))/pool\($0)/\(repetition)"
+                        }
+                        let ceiling: PgbenchResult
+                        if let sharedKey, let measured = sharedCeilings[sharedKey] {
+                            ceiling = measured
+                        } else {
+                            _ = try runner.resetAndSeed(scenario, db: ceilingDatabase)
+                            ceiling = try runPgbench(
+                                pgbench, script: script, clients: cell.ceilingClients, length: .seconds(preset.cellSeconds),
+                                databaseURL: configuration.databaseURL, directory: workDirectory)
+                            if let sharedKey { sharedCeilings[sharedKey] = ceiling }
+                        }
                         ceilings[cell, default: []].append(ceiling)
                         log(String(format: "bench: [%d/%d %3d/%d] %@: %.0f ops/s, ceiling %.0f tps%@ (%.1f s + %.1f s)",
                                    repetition + 1, preset.repetitions, position + 1, cells.count, cell.id, run.throughput,
