@@ -19,7 +19,8 @@ public enum ChargeBalanceStrategy: String, Sendable, CaseIterable, Codable {
     /// or a failover that forgets the lock, lets two writers in and loses updates.
     case redisLock = "redis-lock"
     /// The Redis lock plus fencing: the transaction's first statement records the lock's fencing
-    /// token on the user row and is refused when the row already carries a newer one, so a holder
+    /// token on the user row and is refused when the row already carries that token or a newer one
+    /// (a holding claims its token once; an equal one was reissued after a failover), so a holder
     /// whose lease ran out can no longer write (Kleppmann). The token is claimed before the read,
     /// not just checked at the write: otherwise a newer holder could read before an older one
     /// writes and still lose an update. Without a token (breaker open) it takes the row lock.
@@ -101,8 +102,11 @@ public struct ChargeBalance {
             return try client.withDistributedLockHandle(Self.lockKey(userId: userId), probe: probe) { handle in
                 try client.transaction(probe: probe) { db in
                     if let handle {
+                        // Strictly newer: a holding claims its token once, so a token equal to
+                        // the last accepted one was reissued (a counter that went backwards in a
+                        // failover) and belongs to another holder.
                         let claimed = try db.query(
-                            "UPDATE users SET fence_token = $2 WHERE id = $1 AND fence_token <= $2",
+                            "UPDATE users SET fence_token = $2 WHERE id = $1 AND fence_token < $2",
                             [userId, handle.fencingToken])
                         guard claimed.affectedRows == 1 else {
                             _ = try readBalance(userId, db: db)  // a missing user is not a fencing refusal

@@ -122,7 +122,7 @@ public enum Schema {
         )
         """,
         // Fencing: the newest fencing token the database accepted for a user row; a write carrying
-        // an older one is refused (Kleppmann). ADD COLUMN IF NOT EXISTS upgrades older databases.
+        // that one or an older one is refused (Kleppmann; each holding claims its token once). ADD COLUMN IF NOT EXISTS upgrades older databases.
         "ALTER TABLE users ADD COLUMN IF NOT EXISTS fence_token BIGINT NOT NULL DEFAULT 0",
         // Durable payments: written in the deduction's own transaction, so that no crash can leave
         // money taken without a record. `open` until the order is PAID or compensated.

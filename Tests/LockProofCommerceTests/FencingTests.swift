@@ -88,9 +88,12 @@ final class FencingTests: CommerceTestCase {
         try TestServers.redis().checked(["DEL", "lockproof:fence:" + ChargeBalance.lockKey(userId: userId)])
         XCTAssertThrowsError(try charge.charge(userId: userId, amount: 1)) { XCTAssertTrue($0 is FencedWriteRefused) }
         XCTAssertThrowsError(try charge.charge(userId: userId, amount: 1)) { XCTAssertTrue($0 is FencedWriteRefused) }
-        XCTAssertNoThrow(try charge.charge(userId: userId, amount: 1), "token 3 again: equal to the last accepted")
+        // Token 3 again: equal to the last accepted one, but another holding's: two holders must
+        // never both write with one token.
+        XCTAssertThrowsError(try charge.charge(userId: userId, amount: 1)) { XCTAssertTrue($0 is FencedWriteRefused) }
+        XCTAssertNoThrow(try charge.charge(userId: userId, amount: 1), "token 4: newer than any accepted")
         XCTAssertEqual(try balance(userId), 4)
-        XCTAssertEqual(sink.count { $0 == .fencedWriteRefused }, 2)
+        XCTAssertEqual(sink.count { $0 == .fencedWriteRefused }, 3)
     }
 }
 
