@@ -13,19 +13,37 @@ final class FencingTests: CommerceTestCase {
         return settings
     }
 
-    /// Client A charges 100 and stalls for `pauseSeconds` at `stall` (after it took the lock); once
-    /// A is stalled, client B charges 10. Returns both results and the final balance.
+    /// When a stalled holder goes on.
+    private enum Resume {
+        /// After a fixed pause: for strategies under which B cannot finish while A stalls.
+        case afterSeconds(Double)
+        /// Once B's charge has returned (bounded): B's whole charge falls inside A's stall on a
+        /// loaded machine too, so the interleaving under test is the one that happens.
+        case whenBReturned
+    }
+
+    /// Client A charges 100 and stalls at `stall` (after it took the lock) past its lease; once A
+    /// is stalled, client B charges 10. Returns both results, the final balance, and whether B had
+    /// returned before A went on.
     private func pausedHolder(
-        _ strategy: ChargeBalanceStrategy, stallInThink: Bool, pauseSeconds: Double = 0.8, sink: RecordingEventSink
-    ) throws -> (a: Result<ChargeResult, any Error>, b: Result<ChargeResult, any Error>, balance: Int) {
+        _ strategy: ChargeBalanceStrategy, stallInThink: Bool, resume: Resume = .afterSeconds(0.8), sink: RecordingEventSink
+    ) throws -> (a: Result<ChargeResult, any Error>, b: Result<ChargeResult, any Error>, balance: Int, bReturnedDuringStall: Bool) {
         let userId = try seed.users(count: 1, balance: 0)[0]
         let b = try TestServers.client(events: sink, settings: Self.shortLease())
         let stalled = DispatchSemaphore(value: 0)
+        let bReturned = DispatchSemaphore(value: 0)
+        let bReturnedDuringStall = OnceFlag()
         let once = OnceFlag()
         let stall: @Sendable () -> Void = {
             guard once.first() else { return }
             stalled.signal()
-            Thread.sleep(forTimeInterval: pauseSeconds)
+            switch resume {
+            case .afterSeconds(let seconds):
+                Thread.sleep(forTimeInterval: seconds)
+            case .whenBReturned:
+                // Bounded: a B that waits for A (a strategy that serialises them) must not hang.
+                if bReturned.wait(timeout: .now() + 20) == .success { _ = bReturnedDuringStall.first() }
+            }
         }
         let resultA = ResultSlot<ChargeResult>()
         let done = DispatchSemaphore(value: 0)
@@ -41,23 +59,27 @@ final class FencingTests: CommerceTestCase {
         thread.start()
         XCTAssertEqual(stalled.wait(timeout: .now() + 10), .success, "A never stalled")
         let resultB = Result { try ChargeBalance(client: b, strategy: strategy).charge(userId: userId, amount: 10) }
+        bReturned.signal()
         XCTAssertEqual(done.wait(timeout: .now() + 30), .success, "A hung")
-        return (resultA.value!, resultB, try balance(userId))
+        return (resultA.value!, resultB, try balance(userId), bReturnedDuringStall.taken)
     }
 
     func testRedisLockAloneLosesAnUpdateWhenItsHolderStallsPastTheLease() throws {
         let sink = RecordingEventSink()
-        let (a, b, balance) = try pausedHolder(.redisLock, stallInThink: true, sink: sink)
+        let (a, b, balance, bReturnedDuringStall) = try pausedHolder(
+            .redisLock, stallInThink: true, resume: .whenBReturned, sink: sink)
+        XCTAssertTrue(bReturnedDuringStall, "B took the lock A's expired lease freed and charged while A stalled: \(b)")
         XCTAssertNotNil(try? a.get(), "A's charge is acknowledged: \(a)")
-        XCTAssertNotNil(try? b.get(), "B's charge is acknowledged")
+        XCTAssertNotNil(try? b.get(), "B's charge is acknowledged: \(b)")
         XCTAssertEqual(balance, 100, "B's acknowledged 10 was overwritten: a lost update")
+        XCTAssertEqual(try ledgerSum(userId: try scalar("SELECT min(id) FROM users")), 110, "both charges were acknowledged and recorded")
         XCTAssertGreaterThanOrEqual(sink.count { $0 == .distributedLockLost }, 1, "A found its lease gone at release")
     }
 
     func testFencingAndTheDatabaseLockKeepEveryUpdateWhenTheHolderStalls() throws {
         for strategy in [ChargeBalanceStrategy.redisLockFenced, .seed] {
             try TestServers.reset()
-            let (a, b, balance) = try pausedHolder(strategy, stallInThink: true, sink: RecordingEventSink())
+            let (a, b, balance, _) = try pausedHolder(strategy, stallInThink: true, sink: RecordingEventSink())
             XCTAssertNotNil(try? a.get(), "\(strategy): \(a)")
             XCTAssertNotNil(try? b.get(), "\(strategy): \(b)")
             XCTAssertEqual(balance, 110, "\(strategy): both acknowledged charges are in the balance")
@@ -66,8 +88,10 @@ final class FencingTests: CommerceTestCase {
 
     func testAStaleFencingTokenIsRefusedAndCounted() throws {
         let sink = RecordingEventSink()
-        let (a, b, balance) = try pausedHolder(.redisLockFenced, stallInThink: false, sink: sink)
-        XCTAssertNotNil(try? b.get(), "B, the newer holder, wrote")
+        let (a, b, balance, bReturnedDuringStall) = try pausedHolder(
+            .redisLockFenced, stallInThink: false, resume: .whenBReturned, sink: sink)
+        XCTAssertTrue(bReturnedDuringStall, "B charged while A stalled before its transaction: \(b)")
+        XCTAssertNotNil(try? b.get(), "B, the newer holder, wrote: \(b)")
         XCTAssertThrowsError(try a.get()) { XCTAssertTrue($0 is FencedWriteRefused, "\($0)") }
         XCTAssertEqual(balance, 10, "A's stale write never happened, and its failure was reported")
         XCTAssertEqual(sink.count { $0 == .fencedWriteRefused }, 1)
@@ -99,12 +123,17 @@ final class FencingTests: CommerceTestCase {
 
 final class OnceFlag: @unchecked Sendable {
     private let lock = NSLock()
-    private var taken = false
+    private var wasTaken = false
+    var taken: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return wasTaken
+    }
     func first() -> Bool {
         lock.lock()
         defer { lock.unlock() }
-        if taken { return false }
-        taken = true
+        if wasTaken { return false }
+        wasTaken = true
         return true
     }
 }
