@@ -342,7 +342,7 @@ func judgeClaims(_ results: BenchResults, _ measured: ClaimMeasurements) -> [Cla
                 ClaimVerdict(
                     number: 5, claim: claim,
                     verdict: optimisticKept == optimistic.count ? .doesNotHold : .conditional,
-                    evidence: "the optimistic version check conserved money in \(optimisticKept) of \(optimistic.count) charge-balance cells (no lost update); what loses money is no check at all: the naive read-modify-write broke conservation in \(naiveBroke) of \(naive.count) benchmark cells and, with 16 clients on one balance, showed \(measured.naiveChargeViolations.isEmpty ? "no violation" : measured.naiveChargeViolations.joined(separator: ", ")) in \(measured.naiveChargeOperations) charges. No payment strategy is optimistic, so deductions were measured through charges, which update the same balance row",
+                    evidence: "the optimistic version check conserved money in \(optimisticKept) of \(optimistic.count) charge-balance cells (no lost update); what loses money is no check at all: the naive read-modify-write \(naive.isEmpty ? "(a control the preset leaves out of the matrix)," : "broke conservation in \(naiveBroke) of \(naive.count) benchmark cells and,") with 16 clients on one balance, showed \(measured.naiveChargeViolations.isEmpty ? "no violation" : measured.naiveChargeViolations.joined(separator: ", ")) in \(measured.naiveChargeOperations) charges. No payment strategy is optimistic, so deductions were measured through charges, which update the same balance row",
                     measuredBy: optimistic.map(\.key.id) + naive.map(\.key.id) + ["experiment lost-update"]))
         }
     }
