@@ -147,6 +147,33 @@ extension FaultInjector {
     func restore() {}
 }
 
+/// A fault that strikes from a client hook (placed by `ClientFaultSwitches.install`): while it is
+/// active, its `rate` parameter is the share of the hook's calls that fail. Each kind's own file
+/// says what fails and where; this is the switching on and off, and the counting, they share.
+protocol ClientHookRateFault: FaultInjector {
+    var spec: FaultSpec { get }
+    var context: FaultContext { get }
+    /// The record's target, given the share that fails (e.g. "20%").
+    static func target(failing share: String) -> String
+}
+
+extension ClientHookRateFault {
+    static var timing: FaultTiming { .window(durationRequired: true) }
+    static var touchesServers: Bool { false }
+
+    func begin(into record: inout FaultRecord) throws {
+        context.clients.setRate(spec.parameter("rate"), of: Self.kind)
+        record.targets = [Self.target(failing: "\(Int((spec.parameter("rate") * 100).rounded()))%")]
+    }
+
+    func end(into record: inout FaultRecord) throws {
+        context.clients.setRate(0, of: Self.kind)
+        record.hits = context.clients.hits(Self.kind)
+    }
+
+    func restore() { context.clients.setRate(0, of: Self.kind) }
+}
+
 /// Faults injected from inside the clients: every client's hooks read these switches.
 final class ClientFaultSwitches: @unchecked Sendable {
     private let lock = NSLock()
@@ -155,8 +182,8 @@ final class ClientFaultSwitches: @unchecked Sendable {
     private var pausesLeft = 0
     private var pauseSeconds = 0.0
     private var pauseRecords: [FaultRecord] = []
-    private var crashRate = 0.0
-    private var compensationFailureRate = 0.0
+    /// Rate-based hook faults (`crash-after-deduct`, `compensation-failure`): share of hook calls that fail.
+    private var rates: [FaultKind: Double] = [:]
     private var counts: [FaultKind: Int] = [:]
 
     init(seed: UInt64) { generator = SeededGenerator(seed: seed ^ 0xFA17) }
@@ -174,15 +201,9 @@ final class ClientFaultSwitches: @unchecked Sendable {
         lock.unlock()
     }
 
-    func setCrashRate(_ rate: Double) {
+    func setRate(_ rate: Double, of kind: FaultKind) {
         lock.lock()
-        crashRate = rate
-        lock.unlock()
-    }
-
-    func setCompensationFailureRate(_ rate: Double) {
-        lock.lock()
-        compensationFailureRate = rate
+        rates[kind] = rate
         lock.unlock()
     }
 
@@ -202,10 +223,10 @@ final class ClientFaultSwitches: @unchecked Sendable {
     }
 
     /// The rate is read under the lock: the nemesis sets it from its own thread.
-    private func draw(_ rate: KeyPath<ClientFaultSwitches, Double>, _ kind: FaultKind) -> Bool {
+    private func draw(_ kind: FaultKind) -> Bool {
         lock.lock()
         defer { lock.unlock() }
-        let rate = self[keyPath: rate]
+        let rate = rates[kind] ?? 0
         guard rate > 0, rate >= 1 || Double.random(in: 0..<1, using: &generator) < rate else { return false }
         counts[kind, default: 0] += 1
         return true
@@ -238,10 +259,10 @@ final class ClientFaultSwitches: @unchecked Sendable {
             lock.unlock()
         }
         client.faults.afterDeduction = { [self] orderId in
-            if draw(\.crashRate, .crashAfterDeduct) { throw ClientCrashed(point: "after the deduction of order \(orderId)") }
+            if draw(.crashAfterDeduct) { throw ClientCrashed(point: "after the deduction of order \(orderId)") }
         }
         client.faults.beforeCompensationCommit = { [self] orderId in
-            if draw(\.compensationFailureRate, .compensationFailure) { throw InjectedCompensationFailure(orderId: orderId) }
+            if draw(.compensationFailure) { throw InjectedCompensationFailure(orderId: orderId) }
         }
     }
 }
