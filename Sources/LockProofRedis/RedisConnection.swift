@@ -347,10 +347,11 @@ public final class RedisConnection {
         return reply
     }
 
-    /// Blocks until the next pushed message on a subscribed connection.
+    /// Blocks until the next pushed message on a subscribed connection. Never reconnects: a new
+    /// connection has no subscription, and reading it would wait for nothing forever; after a
+    /// failure the caller subscribes again with `send`, which does reconnect.
     public func readReply() throws -> RedisReply {
-        if context == nil { try connect() }
-        guard let ctx = context else { throw RedisError(kind: .io, message: "not connected") }
+        guard let ctx = context else { throw RedisError(kind: .io, message: "not connected: subscribe again") }
         var raw: UnsafeMutableRawPointer?
         guard redisGetReply(ctx, &raw) == REDIS_OK, let raw else { throw dropContext(ctx) }
         defer { freeReplyObject(raw) }

@@ -11,6 +11,24 @@ final class RedisDriverTests: XCTestCase {
         XCTAssertEqual(try redis.command(["DEL", "lockproof:test:binary"]), .integer(1))
     }
 
+    /// A subscriber whose connection dropped must subscribe again: reading would otherwise open
+    /// a fresh connection with no subscription and wait on it forever (the lock release notifier
+    /// after a Redis restart). A new SUBSCRIBE reconnects.
+    func testAReadAfterTheConnectionDroppedNeverReconnectsButSubscribingAgainDoes() throws {
+        let subscriber = try TestServers.redis(commandTimeout: 5)
+        try subscriber.send(["SUBSCRIBE", "lockproof:test:channel"])
+        XCTAssertEqual(try subscriber.readReply().array?.first?.text, "subscribe")
+        _ = try TestServers.redis().checked(["CLIENT", "KILL", "TYPE", "pubsub"])
+        XCTAssertThrowsError(try subscriber.readReply(), "the server closed it")
+        XCTAssertThrowsError(try subscriber.readReply()) {
+            XCTAssertTrue("\($0)".contains("subscribe again"), "a read reconnected instead: \($0)")
+        }
+        try subscriber.send(["SUBSCRIBE", "lockproof:test:channel"])
+        XCTAssertEqual(try subscriber.readReply().array?.first?.text, "subscribe")
+        _ = try TestServers.redis().checked(["PUBLISH", "lockproof:test:channel", "hello"])
+        XCTAssertEqual(try subscriber.readReply().array?.last?.text, "hello")
+    }
+
     func testErrorReplyIsTypedAndConnectionStaysUsable() throws {
         let redis = try TestServers.redis()
         guard case .error(let message) = try redis.command(["NOSUCHCOMMAND"]) else { return XCTFail("expected an error reply") }
