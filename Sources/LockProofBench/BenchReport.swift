@@ -310,7 +310,7 @@ public enum BenchReport {
         if cell.key.caseName == .processPayment {
             // Not a statement of the strategy: the external system's own bookkeeping.
             let took = cell.median { $0.gatewayRecordAverage }.map { String(format: " (%.2f ms per payment on average)", $0 * 1000) } ?? ""
-            reasons.append("each payment also calls the simulated gateway, which records the charge with an INSERT on its one session shared by every client\(took); the ceiling leaves the gateway out")
+            reasons.append("each payment also calls the simulated gateway, which records the charge with an INSERT on one of its own four sessions\(took); the ceiling leaves the gateway out")
         }
         if reasons.isEmpty { reasons.append("no measured cause") }
         return reasons.joined(separator: "; ")

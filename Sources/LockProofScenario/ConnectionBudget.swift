@@ -13,11 +13,11 @@ public struct ConnectionBudgetExceeded: Error, CustomStringConvertible, Sendable
 /// (PostgreSQL) or "max number of clients reached" (Redis).
 public enum ConnectionBudget {
     /// Sessions one run opens: one per virtual user or the pool's size, the runner's own (seed,
-    /// checks), and the end-of-run payment recovery's.
+    /// checks), and with payments the end-of-run recovery's and the simulated gateway's.
     public static func sessionsNeeded(_ scenario: Scenario) -> (clients: Int, total: Int) {
         let users = scenario.workload.virtualUsers.max() ?? 1
         let clients = scenario.workload.connections.map { min($0.postgres, users) } ?? users
-        return (clients, clients + 1 + (scenario.runs("pay") ? 1 : 0))
+        return (clients, clients + 1 + (scenario.runs("pay") ? 1 + DatabaseGatewayRecords.defaultSessions : 0))
     }
 
     /// What the server has left for this role: `max_connections`, less the slots reserved for

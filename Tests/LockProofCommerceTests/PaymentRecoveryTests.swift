@@ -110,6 +110,51 @@ final class PaymentRecoveryTests: CommerceTestCase {
         }
     }
 
+    /// The gateway records on sessions of its own, several at once; when all are busy past its
+    /// bound it answers nothing (a timeout: it recorded nothing, so recovery voids the order), and
+    /// every call it did record keeps its first answer.
+    func testTheGatewayRecordsConcurrentlyAndTimesOutWhenEverySessionIsBusy() throws {
+        let records = try DatabaseGatewayRecords(databaseURL: TestServers.configuration.databaseURL, sessions: 1, waitSeconds: 0.2)
+        // Another transaction's uncommitted record of order 1 holds the gateway's only session
+        // (its INSERT waits on the unique key) for as long as this test keeps it open.
+        let holder = try TestServers.database()
+        _ = try holder.execute("BEGIN")
+        _ = try holder.query("INSERT INTO gateway_charges (order_id, amount, outcome) VALUES (1, 5, 'approved')")
+        let first = ResultBox()
+        let firstDone = DispatchSemaphore(value: 0)
+        Thread {
+            first.set(Result { try records.first(orderId: 1, amount: 5, .declined) })
+            firstDone.signal()
+        }.start()
+        Thread.sleep(forTimeInterval: 0.1)  // let it take the session; if it has not, the next call simply waits
+        XCTAssertThrowsError(try records.first(orderId: 2, amount: 7, .approved), "no session free within 0.2 s") {
+            XCTAssertTrue($0 is GatewayTimeout, "\($0)")
+        }
+        _ = try holder.execute("ROLLBACK")
+        XCTAssertEqual(firstDone.wait(timeout: .now() + 30), .success, "the first call never finished")
+        XCTAssertEqual(try first.value?.get(), .declined, "once the other record is gone, the call records its own answer")
+        XCTAssertEqual(try scalar("SELECT count(*) FROM gateway_charges WHERE order_id = 2"), 0, "the timed-out call recorded nothing")
+
+        // With more sessions, concurrent calls all record, each once.
+        let wide = try DatabaseGatewayRecords(databaseURL: TestServers.configuration.databaseURL, sessions: 4)
+        let barrier = StartBarrier(parties: 16)
+        let group = DispatchGroup()
+        let failures = ResultBox()
+        for order in 100..<116 {
+            group.enter()
+            Thread {
+                defer { group.leave() }
+                barrier.arriveAndWait()
+                if case .failure = Result(catching: { try wide.first(orderId: order, amount: order, .approved) }) {
+                    failures.set(.success(.declined))
+                }
+            }.start()
+        }
+        XCTAssertEqual(group.wait(timeout: .now() + 60), .success, "concurrent gateway calls hung")
+        XCTAssertNil(failures.value, "a concurrent call failed")
+        XCTAssertEqual(try scalar("SELECT count(*) FROM gateway_charges WHERE order_id BETWEEN 100 AND 115"), 16)
+    }
+
     func testAChargeTheGatewayMadeButNeverAnsweredIsMarkedPaid() throws {
         let (userId, productId, orderId) = try oneOrder()
         let client = try TestServers.client(gateway: try databaseGateway(timeoutRate: 1))
@@ -171,4 +216,11 @@ final class PaymentRecoveryTests: CommerceTestCase {
 private final class UncheckedSession: @unchecked Sendable {
     let session: PostgresConnection
     init(_ session: PostgresConnection) { self.session = session }
+}
+
+private final class ResultBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: Result<GatewayAnswer, any Error>?
+    func set(_ result: Result<GatewayAnswer, any Error>) { lock.withLock { stored = result } }
+    var value: Result<GatewayAnswer, any Error>? { lock.withLock { stored } }
 }
