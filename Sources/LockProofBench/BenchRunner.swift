@@ -15,6 +15,8 @@ public final class BenchRunner {
     public var log: (String) -> Void = { print($0) }
     /// Where pgbench scripts are written while they run.
     public var workDirectory: String
+    /// How long to wait for another run holding the database (`--wait-for-database`); 0: refuse.
+    public var waitForDatabaseSeconds: Double = 0
 
     public init(configuration: ServerConfiguration, preset: BenchPreset, cases: [BenchCase] = BenchCase.all) {
         self.configuration = configuration
@@ -29,10 +31,14 @@ public final class BenchRunner {
         guard let pgbench = findTool("pgbench") else {
             throw BenchError("pgbench not found (it ships with PostgreSQL: pg_config --bindir); run scripts/install-deps.sh")
         }
-        try ScenarioRunner.checkReachable(configuration)
+        // Held for the whole benchmark: no other run disturbs a cell (see DatabaseClaim).
+        let claim = try ScenarioRunner.claimDatabase(
+            configuration, command: "bench", waitSeconds: waitForDatabaseSeconds, waiting: { [log] in log("bench: waiting for the database: \($0)") })
+        defer { claim.release() }
         let shared = try SharedServices(configuration: configuration)
         defer { shared.stop() }
         let runner = ScenarioRunner(configuration: configuration, shared: shared, progress: ProgressReporter(enabled: false))
+        runner.claim = claim
         let ceilingDatabase = try PostgresConnection(configuration.databaseURL)
 
         // 1. Trace one operation of every strategy and derive its pgbench script per contention.

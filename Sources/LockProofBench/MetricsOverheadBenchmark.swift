@@ -36,12 +36,14 @@ public struct MetricsOverheadBenchmark {
     /// Runs and prints the figures. Throws `BenchError` when the servers cannot be used.
     public func run() throws {
         let chargeStrategy = strategy
+        let claim: DatabaseClaim
         let shared: SharedServices
         let workers: [BenchClient]
         do {
+            // It adds users and takes Redis locks: refused where a run or serve is (see DatabaseClaim).
+            claim = try DatabaseClaim.claimForWriting(.run, configuration: configuration, command: "bench-metrics")
             shared = try SharedServices(configuration: configuration)
             let database = try configuration.openDatabase()
-            try Schema.apply(database)
             let users = try SeedData(db: database).users(count: clients, balance: 0)
             workers = try users.map { userId in
                 BenchClient(
@@ -51,7 +53,10 @@ public struct MetricsOverheadBenchmark {
         } catch {
             throw BenchError("\(error)")
         }
-        defer { shared.stop() }
+        defer {
+            shared.stop()
+            claim.release()
+        }
 
         print("workload: charge-balance strategy \(strategy.rawValue), \(clients) clients on their own users, \(rounds) rounds of \(seconds) s on + \(seconds) s off")
         let instrumented = LockProofMetrics(instrumentationEnabled: true)

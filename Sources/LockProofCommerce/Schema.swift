@@ -1,12 +1,33 @@
 import LockProofPostgres
 
-/// The tables the five cases work on. `apply` is idempotent and safe to run from several
-/// processes at once; `reset` empties every table for a clean run.
+/// The tables the five cases work on, and the marker that says a database is LockProof's.
+///
+/// LockProof writes only into a database it owns: one where it created its tables itself, into a
+/// schema that had none of them, and wrote the `lockproof_schema` marker (version, when, by which
+/// build) in the same transaction. `apply` creates the schema in such an empty database, or checks
+/// that the database is LockProof's (`Schema.ownership`), and refuses anything else before
+/// writing: LockProof's table names without the marker, other tables referencing LockProof's, a
+/// marker of a version this build does not know. `reset` empties exactly LockProof's tables.
 public enum Schema {
     public static let tables = [
         "gateway_charges", "payment_intents", "compensations", "idempotency_keys", "stock_ledger", "balance_ledger", "cart_items",
         "order_items", "orders", "user_coupons", "coupons", "products", "users",
     ]
+
+    /// The marker table: one row, written when LockProof created the schema.
+    public static let markerTable = "lockproof_schema"
+
+    /// The schema version this build creates. Version 1: the tables below, fence_token included.
+    public static let version = 1
+
+    /// The versions this build can work on (no migration exists yet: a newer one is refused).
+    public static let knownVersions: Set<Int> = [1]
+
+    /// Serializes creating the schema across processes (CREATE TABLE IF NOT EXISTS is not atomic).
+    static let creationLockKey = Int64(0x4C6F_636B_5072)
+
+    /// LockProof's tables and the marker: every name LockProof would create.
+    public static var ownedNames: [String] { tables + [markerTable] }
 
     static let statements = [
         """
@@ -14,7 +35,10 @@ public enum Schema {
             id BIGSERIAL PRIMARY KEY,
             name TEXT NOT NULL DEFAULT '',
             balance BIGINT NOT NULL DEFAULT 0 CONSTRAINT users_balance_non_negative CHECK (balance >= 0),
-            version BIGINT NOT NULL DEFAULT 0
+            version BIGINT NOT NULL DEFAULT 0,
+            -- Fencing: the newest fencing token the database accepted for this user row; a write
+            -- carrying that one or an older one is refused (Kleppmann; each holding claims its token once).
+            fence_token BIGINT NOT NULL DEFAULT 0
         )
         """,
         """
@@ -121,9 +145,6 @@ public enum Schema {
             updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
         )
         """,
-        // Fencing: the newest fencing token the database accepted for a user row; a write carrying
-        // that one or an older one is refused (Kleppmann; each holding claims its token once). ADD COLUMN IF NOT EXISTS upgrades older databases.
-        "ALTER TABLE users ADD COLUMN IF NOT EXISTS fence_token BIGINT NOT NULL DEFAULT 0",
         // Durable payments: written in the deduction's own transaction, so that no crash can leave
         // money taken without a record. `open` until the order is PAID or compensated.
         """
@@ -147,54 +168,227 @@ public enum Schema {
             created_at TIMESTAMPTZ NOT NULL DEFAULT now()
         )
         """,
+        """
+        CREATE TABLE IF NOT EXISTS lockproof_schema (
+            version INT NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+            created_by TEXT NOT NULL
+        )
+        """,
     ]
 
-    /// Creates what is missing. Serialized by an advisory lock so that concurrent callers do not
-    /// race on CREATE TABLE IF NOT EXISTS (which is not atomic in PostgreSQL).
+
+    /// Creates the schema and its marker in a database that has none of LockProof's tables, or
+    /// checks that the database is LockProof's; throws `DatabaseNotOwned` (before anything is
+    /// written) otherwise. In a marked database it writes nothing and takes no lock but the catalog
+    /// reads'. Safe from several processes at once: creation runs under an advisory transaction
+    /// lock and looks again once it holds it.
     public static func apply(_ connection: PostgresConnection) throws {
+        let found = try ownership(connection)
+        try found.refuseIfNotOwned()
+        guard !found.isComplete else { return }
         try connection.transaction { conn in
-            try conn.query("SELECT pg_advisory_xact_lock($1)", [Int64(0x4C6F_636B_5072)])
+            try conn.query("SELECT pg_advisory_xact_lock($1)", [creationLockKey])
+            let again = try ownership(conn)
+            try again.refuseIfNotOwned()
+            guard !again.isComplete else { return }
             for statement in statements { try conn.execute(statement) }
+            if again.markerVersions.isEmpty {
+                try conn.query(
+                    "INSERT INTO lockproof_schema (version, created_by) VALUES ($1, $2)",
+                    [version, "lockproof \(LockProofRelease.version)"])
+            }
         }
     }
 
-    /// What the database user cannot do of what a run does, found before anything is written: the
-    /// schema statements and the TRUNCATE of `reset` are tried in a transaction that is rolled
-    /// back (so PostgreSQL itself decides what they need), and the row privileges every case uses
-    /// are asked of the catalog. Returns a sentence per missing privilege; empty when all is there.
-    public static func missingPrivileges(_ connection: PostgresConnection) throws -> [String] {
-        var missing: [String] = []
-        try connection.execute("BEGIN")
-        do {
-            try connection.query("SELECT pg_advisory_xact_lock($1)", [Int64(0x4C6F_636B_5072)])
-            for statement in statements { try connection.execute(statement) }
-            try connection.execute("TRUNCATE \(tables.joined(separator: ", ")) RESTART IDENTITY CASCADE")
-            let rows = try connection.query(
+    /// What the catalog says about LockProof's names in the schema where unqualified names resolve
+    /// (`current_schema()`). Reads the catalog and the marker only: no lock another session notices.
+    public static func ownership(_ connection: PostgresConnection) throws -> SchemaOwnership {
+        let names = "{" + ownedNames.joined(separator: ",") + "}"
+        let where_ = try connection.query("SELECT current_schema(), current_database()")
+        var found = SchemaOwnership(schema: where_.string(0, 0), database: where_.string(0, 1) ?? "?")
+        guard found.schema != nil else { return found }
+        let present = try connection.query(
+            """
+            SELECT c.relname FROM pg_class c
+            WHERE c.relnamespace = current_schema()::regnamespace AND c.relname = ANY($1::text[])
+            ORDER BY c.relname
+            """, [names])
+        let presentNames = (0..<present.rowCount).compactMap { present.string($0, 0) }
+        found.tablesPresent = presentNames.filter { $0 != markerTable }
+        found.markerPresent = presentNames.contains(markerTable)
+        // Foreign keys from tables that are not LockProof's into LockProof's, and tables that
+        // inherit from LockProof's (TRUNCATE of a parent reaches them): both would be touched.
+        let references = try connection.query(
+            """
+            SELECT format('%s (constraint %s, references %s)', src.oid::regclass, con.conname, dst.relname)
+            FROM pg_constraint con
+            JOIN pg_class src ON src.oid = con.conrelid
+            JOIN pg_class dst ON dst.oid = con.confrelid
+            WHERE con.contype = 'f' AND dst.relnamespace = current_schema()::regnamespace AND dst.relname = ANY($1::text[])
+              AND NOT (src.relnamespace = current_schema()::regnamespace AND src.relname = ANY($1::text[]))
+            UNION ALL
+            SELECT format('%s (inherits from %s)', child.oid::regclass, parent.relname)
+            FROM pg_inherits i
+            JOIN pg_class child ON child.oid = i.inhrelid
+            JOIN pg_class parent ON parent.oid = i.inhparent
+            WHERE parent.relnamespace = current_schema()::regnamespace AND parent.relname = ANY($1::text[])
+              AND NOT (child.relnamespace = current_schema()::regnamespace AND child.relname = ANY($1::text[]))
+            ORDER BY 1
+            """, [names])
+        found.foreignReferences = (0..<references.rowCount).compactMap { references.string($0, 0) }
+        if found.markerPresent {
+            // Its shape and the privilege to read it are asked of the catalog first, so that reading
+            // it cannot fail (and abort the creation transaction `apply` reads it in).
+            let shape = try connection.query(
                 """
-                SELECT t, has_table_privilege(t, 'SELECT'), has_table_privilege(t, 'INSERT'),
-                       has_table_privilege(t, 'UPDATE'), has_table_privilege(t, 'DELETE')
-                FROM unnest($1::text[]) AS t
-                """, ["{" + tables.joined(separator: ",") + "}"])
-            for row in 0..<rows.rowCount {
-                let lacking = ["SELECT", "INSERT", "UPDATE", "DELETE"].enumerated()
-                    .filter { rows.bool(row, $0.offset + 1) != true }.map(\.element)
-                if !lacking.isEmpty, let table = rows.string(row, 0) {
-                    missing.append("\(lacking.joined(separator: ", ")) on table \(table)")
-                }
+                SELECT has_table_privilege(c.oid, 'SELECT'),
+                       (SELECT count(*) FROM pg_attribute a WHERE a.attrelid = c.oid AND NOT a.attisdropped AND
+                           ((a.attname = 'version' AND a.atttypid = 'int4'::regtype) OR
+                            (a.attname = 'created_at' AND a.atttypid = 'timestamptz'::regtype) OR
+                            (a.attname = 'created_by' AND a.atttypid = 'text'::regtype)))
+                FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace AND c.relname = $1 AND c.relkind = 'r'
+                """, [markerTable])
+            if shape.rowCount != 1 || shape.int(0, 1) != 3 {
+                found.markerMalformed = "it lacks the columns version integer, created_at timestamptz, created_by text"
+            } else if shape.bool(0, 0) != true {
+                found.markerUnreadable = "SELECT on table \(markerTable)"
+            } else {
+                let rows = try connection.query("SELECT version, created_at::text, created_by FROM lockproof_schema ORDER BY created_at")
+                found.markerVersions = (0..<rows.rowCount).compactMap { rows.int($0, 0) }
+                if rows.rowCount > 0 { found.markerCreated = "\(rows.string(0, 1) ?? "?") by \(rows.string(0, 2) ?? "?")" }
             }
-        } catch let error as PostgresError where error.sqlState == "42501" {
-            missing.append(error.message)
-        } catch {
-            connection.rollbackQuietly()
-            throw error
         }
-        connection.rollbackQuietly()
+        return found
+    }
+
+    /// What the database user cannot do of what a run does, asked of the catalog (no statement is
+    /// tried, so no lock is taken that another session could notice): on a LockProof database,
+    /// SELECT/INSERT/UPDATE/DELETE/TRUNCATE on every table and ownership of their id sequences
+    /// (TRUNCATE … RESTART IDENTITY needs it); on an empty one, CREATE in the schema. Returns a
+    /// sentence per missing privilege; empty when all is there. Throws `DatabaseNotOwned` for a
+    /// database that is not LockProof's.
+    public static func missingPrivileges(_ connection: PostgresConnection) throws -> [String] {
+        let found = try ownership(connection)
+        if let unreadable = found.markerUnreadable { return [unreadable] }
+        try found.refuseIfNotOwned()
+        var missing: [String] = []
+        if !found.isComplete {
+            let create = try connection.query("SELECT has_schema_privilege(current_schema(), 'CREATE')")
+            if create.bool(0, 0) != true { missing.append("CREATE on schema \(found.schema ?? "?") (to create LockProof's tables)") }
+            if found.tablesPresent.isEmpty { return missing }
+        }
+        let privileges = ["SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE"]
+        let rows = try connection.query(
+            """
+            SELECT c.relname, \(privileges.map { "has_table_privilege(c.oid, '\($0)')" }.joined(separator: ", "))
+            FROM pg_class c
+            WHERE c.relnamespace = current_schema()::regnamespace AND c.relname = ANY($1::text[])
+            ORDER BY c.relname
+            """, ["{" + tables.joined(separator: ",") + "}"])
+        for row in 0..<rows.rowCount {
+            let lacking = privileges.enumerated().filter { rows.bool(row, $0.offset + 1) != true }.map(\.element)
+            if !lacking.isEmpty, let table = rows.string(row, 0) {
+                missing.append("\(lacking.joined(separator: ", ")) on table \(table)")
+            }
+        }
+        let sequences = try connection.query(
+            """
+            SELECT s.relname FROM pg_depend d
+            JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+            JOIN pg_class t ON t.oid = d.refobjid
+            WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+              AND t.relnamespace = current_schema()::regnamespace AND t.relname = ANY($1::text[])
+              AND NOT pg_has_role(s.relowner, 'USAGE')
+            ORDER BY s.relname
+            """, ["{" + tables.joined(separator: ",") + "}"])
+        if sequences.rowCount > 0 {
+            let names = (0..<sequences.rowCount).compactMap { sequences.string($0, 0) }
+            missing.append("ownership of sequences \(names.joined(separator: ", ")) (to restart ids when emptying the tables)")
+        }
         return missing
     }
 
-    /// Applies the schema and empties every table, restarting ids.
+    /// Empties exactly LockProof's tables (ONLY: no table inheriting from them; no CASCADE: no
+    /// table referencing them), restarting ids, in a database `apply` found to be LockProof's.
     public static func reset(_ connection: PostgresConnection) throws {
         try apply(connection)
-        try connection.execute("TRUNCATE \(tables.joined(separator: ", ")) RESTART IDENTITY CASCADE")
+        try connection.execute("TRUNCATE \(tables.map { "ONLY \($0)" }.joined(separator: ", ")) RESTART IDENTITY")
     }
+}
+
+/// What `Schema.ownership` found: LockProof's names in the database and what refers to them.
+public struct SchemaOwnership: Sendable, Equatable {
+    /// The schema unqualified names resolve to; nil when the search_path names none that exists.
+    public var schema: String?
+    public var database: String
+    /// LockProof's tables found (the marker aside).
+    public var tablesPresent: [String] = []
+    public var markerPresent = false
+    /// The marker's rows' versions (one row in a database LockProof created).
+    public var markerVersions: [Int] = []
+    /// "when by which build", from the marker's first row.
+    public var markerCreated: String?
+    /// The missing privilege, when the marker could not be read for lack of one.
+    public var markerUnreadable: String?
+    /// Why the marker table could not be read, when it is not LockProof's shape.
+    public var markerMalformed: String?
+    /// Tables that are not LockProof's but reference or inherit from LockProof's tables.
+    public var foreignReferences: [String] = []
+
+    /// A marked database with every table: nothing to create.
+    public var isComplete: Bool { markerVersions.count == 1 && tablesPresent.count == Schema.tables.count }
+
+    /// Why LockProof must not write to this database, or nil when it may (a marked database of a
+    /// version this build knows, or one with none of LockProof's names to create them in).
+    public var problem: String? {
+        let how = "Point LOCKPROOF_DATABASE_URL at an empty database (e.g. `createdb lockproof_run` and …/lockproof_run): the first LockProof command that writes creates its tables and the \(Schema.markerTable) marker there."
+        guard let schema else {
+            return "database \(database): its search_path names no schema that exists, so LockProof has nowhere to create its tables. \(how)"
+        }
+        if !foreignReferences.isEmpty {
+            let unmarked = markerPresent || tablesPresent.isEmpty
+                ? "" : " It also has tables named like LockProof's (\(tablesPresent.joined(separator: ", "))) but no \(Schema.markerTable) marker."
+            return "database \(database): tables that are not LockProof's depend on LockProof's tables: \(foreignReferences.joined(separator: "; ")). Emptying LockProof's tables would touch them, so LockProof writes nothing here.\(unmarked) \(how)"
+        }
+        if markerPresent {
+            if let markerMalformed {
+                return "database \(database): a table \(schema).\(Schema.markerTable) exists but is not LockProof's marker (\(markerMalformed)). LockProof writes nothing here. \(how)"
+            }
+            if let markerUnreadable {
+                return "database \(database): the database user cannot read LockProof's marker (it lacks \(markerUnreadable)), so LockProof cannot tell whether this database is its own and writes nothing here."
+            }
+            if markerVersions.count != 1 {
+                return "database \(database): LockProof's marker \(schema).\(Schema.markerTable) has \(markerVersions.count) rows, not 1: LockProof did not leave it so and writes nothing here. \(how)"
+            }
+            let known = Schema.knownVersions.sorted().map(String.init).joined(separator: ", ")
+            if let found = markerVersions.first, !Schema.knownVersions.contains(found) {
+                return "database \(database): LockProof's marker says schema version \(found) (created \(markerCreated ?? "?")); this build of LockProof \(LockProofRelease.version) knows version \(known) only and writes nothing here. Use the LockProof build that created it, or an empty database. \(how)"
+            }
+            return nil
+        }
+        guard tablesPresent.isEmpty else {
+            let olderBuild = tablesPresent.count == Schema.tables.count
+                ? " If an older LockProof build created them (it wrote no marker), and nothing else uses this database, drop and create it again (`dropdb \(database) && createdb \(database)`; for the throwaway servers `scripts/services.sh start` does so itself), or use another one."
+                : ""
+            return "database \(database): has tables named like LockProof's (\(tablesPresent.joined(separator: ", "))) in schema \(schema) but no \(Schema.markerTable) marker: LockProof did not create them and writes nothing here.\(olderBuild) \(how)"
+        }
+        return nil
+    }
+
+    func refuseIfNotOwned() throws {
+        if let problem { throw DatabaseNotOwned(message: problem) }
+    }
+}
+
+/// A database LockProof must not write to (see `SchemaOwnership.problem`).
+public struct DatabaseNotOwned: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public var description: String { message }
+}
+
+/// The release of LockProof this build is, recorded in the schema marker (and exported as
+/// `lockproof_build_info` by LockProofMetrics).
+public enum LockProofRelease {
+    public static let version = "0.1.0"
 }

@@ -62,7 +62,7 @@ public enum CircuitBreakerState: String, Sendable, CaseIterable {
 
 public enum LockProofBuild {
     /// Exported as `lockproof_build_info{version}` and printed by `lockproof --version`.
-    public static let version = "0.1.0"
+    public static let version = LockProofRelease.version
 }
 
 public enum MetricCatalog {

@@ -15,7 +15,7 @@ public struct ScenarioResult: Sendable {
     public let seconds: Double
     /// Set when the run itself broke (a client could not connect, a hang, a lost server, an
     /// interruption): the scenario is an error, whatever its checks said.
-    public let runError: String?
+    public internal(set) var runError: String?
     /// What the end-of-run payment recovery did (payment scenarios only).
     public var recovery: RecoveryReport? = nil
     /// The Redis circuit breaker during the run.
@@ -164,6 +164,9 @@ public final class ScenarioRunner {
     public var historyDirectory: URL?
     /// Stops the running scenario within a second (its clients finish their current operation).
     public let stop = StopRequest()
+    /// The caller's hold on the database for a series of runs (`claimDatabase`); nil: each `run`
+    /// claims it for itself.
+    public var claim: DatabaseClaim?
     /// How long an interrupted run waits for its clients before it reports without them.
     static let stopGraceSeconds = 0.8
     /// Called on each client's thread once its client exists, before the start barrier (the
@@ -176,8 +179,8 @@ public final class ScenarioRunner {
         self.progress = progress
     }
 
-    /// Fails fast, before anything runs, when a server cannot be reached.
-    /// Also fails when the database user lacks a privilege a run needs (before anything is written).
+    /// Fails fast, before anything runs, when a server cannot be reached, the database is not
+    /// LockProof's (`Schema.ownership`) or the user lacks a privilege a run needs. Reads only.
     public static func checkReachable(_ configuration: ServerConfiguration) throws {
         let database: PostgresConnection
         do {
@@ -185,12 +188,7 @@ public final class ScenarioRunner {
         } catch {
             throw RunAborted(message: "PostgreSQL is unreachable: \(error)")
         }
-        let missing = try Schema.missingPrivileges(database)
-        guard missing.isEmpty else {
-            let user = (try? PostgresTarget(conninfo: configuration.databaseURL))?.user ?? "the database user"
-            throw RunAborted(
-                message: "\(user) lacks privileges a run needs on \(redactedURL(configuration.databaseURL)): \(missing.joined(separator: "; "))")
-        }
+        try DatabaseClaim.refuseUnlessWritable(database, configuration: configuration)
         do {
             let redis = try RedisConnection(endpoint: configuration.redis, commandTimeout: 2)
             _ = try redis.checked(["PING"])
@@ -199,10 +197,33 @@ public final class ScenarioRunner {
         }
     }
 
+    /// `checkReachable`, then the run's claim on the database and its Redis keyspace for as long
+    /// as the caller holds it (see `DatabaseClaim`), then the schema if the database was empty.
+    public static func claimDatabase(
+        _ configuration: ServerConfiguration, command: String, waitSeconds: Double = 0, waiting: ((String) -> Void)? = nil
+    ) throws -> DatabaseClaim {
+        try checkReachable(configuration)
+        return try DatabaseClaim.claimForWriting(
+            .run, configuration: configuration, command: command, waitSeconds: waitSeconds, waiting: waiting)
+    }
+
     /// Runs and judges one scenario. What breaks once the clients are started (a client that
     /// cannot connect, a hang, an interruption) is in the result's `runError`; what breaks before
     /// (the schema, the seed) is thrown.
+    /// Without a `claim` set by the caller, the run claims the database for itself (refused at once
+    /// when another run holds it) and lets it go at the end. A claim lost during the run (taken by
+    /// another run) makes the run an error: its verdict could be about both.
     public func run(_ scenario: Scenario) throws -> ScenarioResult {
+        let ownClaim = claim == nil ? try Self.claimDatabase(configuration, command: "run") : nil
+        defer { ownClaim?.release() }
+        var result = try runClaimed(scenario)
+        if result.runError == nil, let lost = (claim ?? ownClaim)?.lost() {
+            result.runError = "the run's hold on the database was lost, so its verdict may be about another run too: \(lost)"
+        }
+        return result
+    }
+
+    private func runClaimed(_ scenario: Scenario) throws -> ScenarioResult {
         if let reason = stop.reason { return .error(scenario, "\(reason) before it started", interrupted: true) }
         let db = try configuration.openDatabase()
         let deadline = PreparationDeadline(

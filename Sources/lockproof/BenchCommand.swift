@@ -17,7 +17,9 @@ struct BenchCommand: ParsableCommand {
             ratio to that ceiling, latency percentiles, retries, lock waits, failures and the \
             checkers' verdict per cell, the Redis lock's cost against redis-benchmark, and a verdict \
             on each of the seed's ten claims. Empties and reseeds the database named by \
-            LOCKPROOF_DATABASE_URL for every run. Exits 1 when anything could not be measured.
+            LOCKPROOF_DATABASE_URL for every run, holding it for the whole benchmark: a database \
+            that is not LockProof's, or that another run or a serve instance holds, is refused \
+            with exit 2 (see --wait-for-database). Exits 1 when anything could not be measured.
             """)
 
     @Flag(help: "The quick preset (clients 1 and 64, pooled cells of 64 and 128 clients on 16 sessions; 2 repetitions of 1 s; ceiling once; no negative controls): under 5 minutes on 2 cores.")
@@ -40,6 +42,8 @@ struct BenchCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("Override the preset's length of a run in whole seconds (LockProof's and pgbench's -T alike).", valueName: "n"))
     var seconds: Int?
+
+    @OptionGroup var database: DatabaseWaitOptions
 
     func validate() throws {
         if let preset, BenchPreset.named(preset) == nil {
@@ -83,6 +87,7 @@ struct BenchCommand: ParsableCommand {
         }
         let runner = BenchRunner(configuration: configuration, preset: chosen, cases: selected)
         runner.log = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+        runner.waitForDatabaseSeconds = database.seconds
         let results: BenchResults
         do {
             results = try runner.run()

@@ -15,7 +15,8 @@ struct BenchMetricsCommand: ParsableCommand {
             instrumentation on and off in the same process (on-off, then off-on, ...), so that drift \
             of the machine hits both sides alike. Then populates every series of the catalog and \
             times rendering the exposition and serving it over loopback HTTP. Adds users to the \
-            database named by LOCKPROOF_DATABASE_URL; deletes nothing.
+            database named by LOCKPROOF_DATABASE_URL (only a database LockProof created, and \
+            not while a run or serve instance holds it: exit 2); deletes nothing.
             """)
 
     @Option(help: "Concurrent clients, each on its own thread with its own connections.")

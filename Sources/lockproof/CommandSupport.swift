@@ -96,3 +96,34 @@ final class TerminationSignals: @unchecked Sendable {
         }
     }
 }
+
+/// `--wait-for-database`: how long a command that writes waits for another LockProof run holding
+/// the database (or its Redis database) to finish, instead of being refused at once.
+struct DatabaseWaitOptions: ParsableArguments {
+    static let maximumSeconds = 86_400
+
+    @Option(
+        name: .customLong("wait-for-database"),
+        help: ArgumentHelp(
+            "When another LockProof run holds the database (or a serve instance writes to it), wait up to this many whole seconds (0–\(maximumSeconds)) for it to finish instead of exiting 2 at once (default 0).",
+            valueName: "seconds"))
+    var waitForDatabase: String?
+
+    func validate() throws {
+        if let waitForDatabase, Self.seconds(parsing: waitForDatabase) == nil {
+            throw ValidationError("--wait-for-database: found '\(waitForDatabase)'; expected a whole number of seconds 0–\(Self.maximumSeconds)")
+        }
+    }
+
+    static func seconds(parsing text: String) -> Int? {
+        guard let value = Int(text), (0...maximumSeconds).contains(value) else { return nil }
+        return value
+    }
+
+    var seconds: Double { Double(waitForDatabase.flatMap(Self.seconds(parsing:)) ?? 0) }
+
+    /// Told once, on stderr, when the command starts waiting.
+    static func announce(_ holder: String) {
+        FileHandle.standardError.write(Data("lockproof: waiting for the database: \(holder)\n".utf8))
+    }
+}

@@ -17,8 +17,9 @@ struct RecoverCommand: ParsableCommand {
             stock are given back. Pending compensations are retried. Running it again changes \
             nothing. Servers: LOCKPROOF_DATABASE_URL and LOCKPROOF_REDIS_URL. `lockproof run` does \
             this at the end of every scenario; `lockproof serve` every --recover-interval seconds.
-            Exit status: 0 when nothing is left open or pending, 1 when something is, 2 when it \
-            cannot start.
+            Refuses a database that is not LockProof's, and one that a run or a serve instance holds \
+            (see --wait-for-database). Exit status: 0 when nothing is left open or pending, 1 when \
+            something is, 2 when it cannot start.
             """)
 
     @Option(help: ArgumentHelp("Leave intents younger than this alone (a live payment may still be running).", valueName: "seconds"))
@@ -27,17 +28,23 @@ struct RecoverCommand: ParsableCommand {
     @Flag(help: "Print the report as JSON.")
     var json = false
 
+    @OptionGroup var database: DatabaseWaitOptions
+
     func validate() throws {
         guard minAge >= 0, minAge.isFinite else { throw ValidationError("--min-age must be a number of seconds ≥ 0") }
     }
 
     func run() throws {
         let configuration: ServerConfiguration
+        let claim: DatabaseClaim
         let client: CommerceClient
         do {
             configuration = try ServerConfiguration.fromEnvironment()
-            let database = try configuration.openDatabase()
-            try Schema.apply(database)
+            // Refused (or waited for) when the database is not LockProof's, or a run or serve
+            // instance holds it; held until recovery ends. Recovery takes no Redis lock keys.
+            claim = try DatabaseClaim.claimForWriting(
+                .run, configuration: configuration, command: "recover", waitSeconds: database.seconds, holdRedis: false,
+                waiting: DatabaseWaitOptions.announce)
             client = try CommerceClient(
                 configuration: configuration, shared: nil,
                 gateway: SimulatedPaymentGateway(
@@ -45,6 +52,7 @@ struct RecoverCommand: ParsableCommand {
         } catch {
             throw startupFailure("\(error)")
         }
+        defer { claim.release() }
         let report: RecoveryReport
         do {
             report = try PaymentRecovery.run(client: client, minimumAgeSeconds: minAge)

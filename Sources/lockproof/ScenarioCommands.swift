@@ -17,8 +17,10 @@ struct RunCommand: ParsableCommand {
             checkers read the history and the final state. Exit status: 0 when every scenario \
             passed (a negative control passes when its violation was caught), 1 when a check or \
             threshold failed, a negative control went undetected, a run performed no operation or \
-            a run broke (ERROR: a client could not connect, a hang, a lost server), 2 on bad input \
-            or an unreachable server (nothing run, nothing written), 130/143 when SIGINT/SIGTERM \
+            a run broke (ERROR: a client could not connect, a hang, a lost server), 2 on bad input, \
+            an unreachable server, a database that is not LockProof's (no lockproof_schema marker) \
+            or one another run or a serve instance holds (nothing run, nothing written; see \
+            --wait-for-database), 130/143 when SIGINT/SIGTERM \
             stopped it (the running scenario is reported as interrupted, junit.xml is written).
             """)
 
@@ -107,6 +109,8 @@ struct ScenarioRunOptions: ParsableArguments {
     var failFast = false
 
     @OptionGroup var servers: ServerOptions
+
+    @OptionGroup var database: DatabaseWaitOptions
 }
 
 /// The scenario files of a folder, sorted by name.
@@ -169,11 +173,16 @@ func runScenarios(files: [String], options: ScenarioRunOptions) throws {
         reportURL = URL(fileURLWithPath: directory, isDirectory: true)
     }
     let configuration = try options.servers.configuration()
+    // The database is this process's until it exits (see DatabaseClaim): refused, or waited for,
+    // when it is not LockProof's or another run holds it.
+    let claim: DatabaseClaim
     do {
-        try ScenarioRunner.checkReachable(configuration)
+        claim = try ScenarioRunner.claimDatabase(
+            configuration, command: "run", waitSeconds: options.database.seconds, waiting: DatabaseWaitOptions.announce)
     } catch {
         throw startupFailure("\(error)")
     }
+    defer { claim.release() }
     do {
         try ConnectionBudget.check(scenarios.flatMap(\.runs), configuration: configuration)
     } catch {
@@ -211,6 +220,7 @@ func runScenarios(files: [String], options: ScenarioRunOptions) throws {
     let runner = ScenarioRunner(
         configuration: configuration, shared: shared, progress: ProgressReporter(enabled: !options.quiet))
     runner.historyDirectory = reportURL
+    runner.claim = claim
     if endpoint != nil {
         runner.forward = metrics
         runner.operationObserver = { caseName, strategy, outcome, seconds in

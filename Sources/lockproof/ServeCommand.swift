@@ -12,13 +12,16 @@ struct ServeCommand: ParsableCommand {
         commandName: "serve",
         abstract: "Run the service core and serve its Prometheus metrics until SIGINT or SIGTERM.",
         discussion: """
-            Connects to PostgreSQL and Redis (LOCKPROOF_DATABASE_URL, LOCKPROOF_REDIS_URL), applies \
-            the schema, keeps lockproof_compensations_pending up to date from the database, finishes \
+            Connects to PostgreSQL and Redis (LOCKPROOF_DATABASE_URL, LOCKPROOF_REDIS_URL), creates \
+            the schema in an empty database (a database that is not LockProof's is refused, see \
+            README "Data safety"), marks the database as written to by serve (a `lockproof run` \
+            refuses it while serve runs; serve refuses a database a run holds), keeps lockproof_compensations_pending up to date from the database, finishes \
             interrupted payments every --recover-interval seconds (as `lockproof recover`), and \
             serves GET /metrics (Prometheus text format) and GET /healthz on --metrics-address. \
             Once listening it prints one line, `metrics: http://HOST:PORT/metrics`, on stdout.
             Exit status: 0 after a clean stop on SIGINT/SIGTERM, 2 when it cannot start (bad \
-            address, unreachable server, port in use).
+            address, unreachable server, port in use, a database that is not LockProof's or that \
+            a run holds).
             """)
 
     @Option(
@@ -66,12 +69,21 @@ struct ServeCommand: ParsableCommand {
         } catch {
             throw startupFailure("cannot reach Redis: \(error)")
         }
+        // Marks the database as written to by a serve instance (a shared claim: several serve
+        // instances coexist; a run refuses it, and serve refuses a database a run holds).
+        let claim: DatabaseClaim
+        do {
+            claim = try DatabaseClaim.claimForWriting(.serve, configuration: configuration, command: "serve")
+        } catch {
+            shared.stop()
+            throw startupFailure("\(error)")
+        }
+        defer { claim.release() }
         let metrics = LockProofMetrics()
         let monitor: CompensationsPendingMonitor
         let recovery: PeriodicRecovery
         do {
             let database = try configuration.openDatabase()
-            try Schema.apply(database)
             try CompensationsPendingMonitor.refresh(metrics: metrics, database: database)
             monitor = try CompensationsPendingMonitor(
                 metrics: metrics, databaseURL: configuration.databaseURL, intervalSeconds: pendingInterval,
