@@ -71,6 +71,19 @@ start_pg() {
     if [ "$("${psql[@]}" -c "SELECT 1 FROM pg_database WHERE datname = 'lockproof'")" != 1 ]; then
         "${psql[@]}" -c "CREATE DATABASE lockproof OWNER lockproof"
     fi
+    # LockProof writes only into a database carrying its lockproof_schema marker; one an older build
+    # created (its tables, no marker) is refused. These are this checkout's throwaway databases
+    # (lockproof, and lockproof_tests the tests create): such a one is dropped and created again.
+    local db
+    for db in lockproof lockproof_tests; do
+        [ "$("${psql[@]}" -c "SELECT 1 FROM pg_database WHERE datname = '$db'")" = 1 ] || continue
+        local in_db=("$pg_bin/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -d "$db" -Atq -v ON_ERROR_STOP=1)
+        if [ "$("${in_db[@]}" -c "SELECT to_regclass('public.users') IS NOT NULL AND to_regclass('public.lockproof_schema') IS NULL")" = t ]; then
+            echo "services: database $db was created by an older LockProof (no lockproof_schema marker): creating it again" >&2
+            "${psql[@]}" -c "DROP DATABASE $db WITH (FORCE)"
+            "${psql[@]}" -c "CREATE DATABASE $db OWNER lockproof"
+        fi
+    done
 }
 
 stop_pg() {

@@ -1,6 +1,7 @@
 import Foundation
 import LockProofHTTP
 import LockProofMetrics
+import LockProofTestSupport
 import XCTest
 
 /// `lockproof serve` as an operator runs it: the built binary in its own process.
@@ -10,7 +11,9 @@ final class ServeCommandTests: XCTestCase {
         let process = Process()
         process.executableURL = try Repository.lockproofExecutable()
         process.arguments = ["serve", "--metrics-address", "127.0.0.1:0", "--pending-interval", "0.2"]
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        // The tests' own database (see TestServers), not the one a `make verify` may be using.
+        process.environment = ProcessInfo.processInfo.environment
+            .merging(["LOCKPROOF_DATABASE_URL": TestServers.configuration.databaseURL]) { $1 }.merging(environment) { $1 }
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.standardError

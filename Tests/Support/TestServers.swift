@@ -6,10 +6,68 @@ import LockProofRedis
 
 /// The real servers the tests talk to: `LOCKPROOF_DATABASE_URL` / `LOCKPROOF_REDIS_URL`, or the
 /// throwaway ones `make test` starts.
+///
+/// The tests use a database of their own, `LOCKPROOF_TEST_DATABASE_URL` or else the configured
+/// database's name + `_tests` on the same server (created when missing), so that `make test` and
+/// a `make verify` or `lockproof run` on the configured database never disturb each other: the
+/// tests empty tables directly (`reset`) between the runs that hold the run lock. One test process
+/// at a time holds the test database (an advisory lock of its own, for the whole process; a second
+/// one stops with a message).
 public enum TestServers {
     public static let configuration: ServerConfiguration = {
-        do { return try ServerConfiguration.fromEnvironment() } catch { fatalError("bad server configuration: \(error)") }
+        do {
+            var configuration = try ServerConfiguration.fromEnvironment()
+            configuration.databaseURL = try testDatabaseURL(configuration)
+            holdTestDatabase(configuration)
+            return configuration
+        } catch {
+            fatalError("bad server configuration: \(error)")
+        }
     }()
+
+    /// The process-long session holding the test database.
+    nonisolated(unsafe) private static var testDatabaseHolder: PostgresConnection?
+
+    /// `LOCKPROOF_TEST_DATABASE_URL`, or the configured URL with the database `NAME_tests`,
+    /// created on the same server when it does not exist (LockProof then creates its schema and
+    /// marker there at the first reset).
+    static func testDatabaseURL(_ configuration: ServerConfiguration) throws -> String {
+        if let url = ProcessInfo.processInfo.environment["LOCKPROOF_TEST_DATABASE_URL"], !url.isEmpty { return url }
+        let admin = try configuration.openDatabase()
+        let name = (try admin.query("SELECT current_database()").string(0, 0) ?? "lockproof") + "_tests"
+        if try admin.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]).rowCount == 0 {
+            let create = try admin.query("SELECT format('CREATE DATABASE %I', $1::text)", [name]).string(0, 0)!
+            do {
+                try admin.execute(create)
+            } catch let error as PostgresError where error.sqlState == "42P04" || error.sqlState == "23505" {
+                // Created by another process at the same moment.
+            }
+        }
+        return try withDatabase(configuration.databaseURL, name)
+    }
+
+    /// `url` naming database `name` instead (a URL or a key=value conninfo string).
+    public static func withDatabase(_ url: String, _ name: String) throws -> String {
+        if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
+            guard var components = URLComponents(string: url) else { throw ConfigurationError(message: "cannot parse the database URL") }
+            components.percentEncodedPath = "/" + (name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? name)
+            return components.string!
+        }
+        return url + " dbname='\(name.replacingOccurrences(of: "'", with: "\\'"))'"
+    }
+
+    private static func holdTestDatabase(_ configuration: ServerConfiguration) {
+        do {
+            let session = try configuration.openDatabase()
+            let held = try session.query("SELECT pg_try_advisory_lock($1::int4, $2::int4)", [0x4C50_5246, 2]).bool(0, 0)
+            guard held == true else {
+                fatalError("another test process is using the test database \(redactedURL(configuration.databaseURL)); wait for it, or set LOCKPROOF_TEST_DATABASE_URL to another database")
+            }
+            testDatabaseHolder = session
+        } catch {
+            fatalError("cannot reach the test database \(redactedURL(configuration.databaseURL)): \(error)")
+        }
+    }
 
     nonisolated(unsafe) private static var sharedServices: SharedServices?
     private static let sharedLock = NSLock()
