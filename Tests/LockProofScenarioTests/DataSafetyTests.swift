@@ -216,7 +216,8 @@ final class DataSafetyTests: XCTestCase {
         for database in databases {
             let before = try snapshot(database.url)
             for command in commands {
-                let result = try lockproof(command, databaseURL: database.url, timeout: 60)
+                // serve refused exits at once; one that started serves until stopped here.
+                let result = try lockproof(command, databaseURL: database.url, timeout: command[0] == "serve" ? 15 : 60)
                 let label = "\(database.label): \(command[0])"
                 XCTAssertFalse(result.timedOut, "\(label) did not stop by itself: \(result.err)")
                 XCTAssertEqual(result.status, 2, "\(label): \(result.out) \(result.err)")
