@@ -94,11 +94,19 @@ public enum TestServers {
         try RedisConnection(endpoint: configuration.redis, commandTimeout: commandTimeout)
     }
 
-    /// Empties every table and the Redis database: each test starts clean.
+    /// Empties every table and the Redis database: each test starts clean. The Redis database is
+    /// the configured one (fault tests stop and fail over the whole server anyway): one a LockProof
+    /// run of another process holds (`lockproof:run-owner`, e.g. a `make verify` on the same
+    /// servers) is not flushed under it; the test fails naming that run.
     public static func reset() throws {
         let db = try database()
         try Schema.reset(db)
-        try redis().checked(["FLUSHDB"])
+        let redis = try redis()
+        if let owner = try redis.checked(["GET", DatabaseClaim.redisKey]).text, !owner.contains(" pid=\(getpid()) ") {
+            throw ConfigurationError(
+                message: "the Redis database \(configuration.redis) is held by another LockProof run (\(owner.components(separatedBy: " token=")[0])); the tests would clear its lock keys. Run them when it is done, or on other servers.")
+        }
+        try redis.checked(["FLUSHDB"])
     }
 
     public static func client(
