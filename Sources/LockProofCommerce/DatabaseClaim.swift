@@ -170,13 +170,19 @@ public final class DatabaseClaim: @unchecked Sendable {
         if let redis = redisLost.withLock({ $0 }) { return redis }
         guard let connection else { return "the claim was released" }
         do {
-            try connection.reconnectIfNeeded()
-            let held = try connection.query(
-                """
-                SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory'
-                  AND classid::text::bigint = $1 AND objid::text::bigint = $2 AND objsubid = 2 AND granted
-                """, [Int(Self.lockSpace), Int(Self.inUseKey)])
-            if held.int(0, 0) ?? 0 > 0 { return nil }
+            let held: Bool
+            do {
+                held = try connection.query(
+                    """
+                    SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory'
+                      AND classid::text::bigint = $1 AND objid::text::bigint = $2 AND objsubid = 2 AND granted
+                    """, [Int(Self.lockSpace), Int(Self.inUseKey)]).int(0, 0) ?? 0 > 0
+            } catch {
+                // The session is gone (terminated, server restarted), and its lock with it.
+                try connection.reconnectIfNeeded()
+                held = false
+            }
+            if held { return nil }
             try connection.query("SELECT set_config('application_name', $1, false)", [holder])
             let function = role == .run ? "pg_try_advisory_lock" : "pg_try_advisory_lock_shared"
             if try connection.query("SELECT \(function)($1::int4, $2::int4)", [Int(Self.lockSpace), Int(Self.inUseKey)]).bool(0, 0) == true {

@@ -74,9 +74,18 @@ struct ServeCommand: ParsableCommand {
         let claim: DatabaseClaim
         do {
             claim = try DatabaseClaim.claimForWriting(.serve, configuration: configuration, command: "serve")
+        } catch let refusal as DatabaseNotOwned {
+            shared.stop()
+            throw startupFailure(refusal.message)
+        } catch let refusal as DatabaseBusy {
+            shared.stop()
+            throw startupFailure(refusal.message)
+        } catch let refusal as DatabaseRefused {
+            shared.stop()
+            throw startupFailure(refusal.message)
         } catch {
             shared.stop()
-            throw startupFailure("\(error)")
+            throw startupFailure("cannot reach PostgreSQL: \(error)")
         }
         defer { claim.release() }
         let metrics = LockProofMetrics()

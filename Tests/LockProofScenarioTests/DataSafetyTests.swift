@@ -369,6 +369,26 @@ final class DataSafetyTests: XCTestCase {
         XCTAssertFalse(result.err.contains("token="), "the token stays private: \(result.err)")
     }
 
+    /// A run whose session was terminated claims the database again when nobody took it; when
+    /// another run took it meanwhile, the claim says it was lost, naming that run.
+    func testALostClaimIsTakenBackOrReportedNamingTheNewHolder() throws {
+        let url = try makeDatabase("lost")
+        var configuration = TestServers.configuration
+        configuration.databaseURL = url
+        let claim = try DatabaseClaim.claimForWriting(.run, configuration: configuration, command: "test", holdRedis: false)
+        defer { claim.release() }
+        let admin = try PostgresConnection(url)
+        let terminate = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1"
+        XCTAssertEqual(try admin.query(terminate, [claim.holder]).rowCount, 1)
+        XCTAssertNil(claim.lost(), "taken back: nobody else held it")
+
+        XCTAssertEqual(try admin.query(terminate, [claim.holder]).rowCount, 1)
+        let other = try DatabaseClaim.acquire(.run, configuration: configuration, command: "other", holdRedis: false)
+        defer { other.release() }
+        let lost = try XCTUnwrap(claim.lost())
+        XCTAssertTrue(lost.contains("lost and taken meanwhile") && lost.contains("lockproof other pid="), lost)
+    }
+
     /// The privilege check reads the catalog: it completes while another session holds a row lock
     /// on a LockProof table, and takes no lock but AccessShareLock (the old check ran TRUNCATE,
     /// ACCESS EXCLUSIVE, and waited behind the row lock).
