@@ -82,8 +82,8 @@ def test_a_counter_outside_rate_is_caught():
     target = panel(dash, 2)["targets"][0]
     target["expr"] = 'sum(lockproof_operations_total{job=~"$job", instance=~"$instance"})'
     assert dashboard_problems(dash) == [
-        "panel 2 'Operations per second': counter lockproof_operations_total used outside "
-        "rate()/increase()"]
+        ("panel 2 'Operations per second': counter lockproof_operations_total used outside "
+         "rate()/increase()")]
 
 
 def test_a_histogram_without_its_bucket_suffix_is_caught():
@@ -91,8 +91,8 @@ def test_a_histogram_without_its_bucket_suffix_is_caught():
     panel(dash, 3)["targets"][0]["expr"] = \
         'lockproof_operation_duration_seconds{job=~"$job", instance=~"$instance"}'
     assert dashboard_problems(dash) == [
-        "panel 3 'Latency p95': histogram lockproof_operation_duration_seconds used without "
-        "_bucket/_sum/_count"]
+        ("panel 3 'Latency p95': histogram lockproof_operation_duration_seconds used without "
+         "_bucket/_sum/_count")]
 
 
 def test_a_query_not_filtered_by_job_and_instance_is_caught():
@@ -124,8 +124,8 @@ def test_an_unknown_grafana_variable_is_caught():
     panel(dash, 4)["targets"][0]["expr"] = \
         'lockproof_build_info{job=~"$job", instance=~"$instance", host=~"$host"}'
     assert dashboard_problems(dash) == [
-        "panel 4 'Build': unknown variable in "
-        "'lockproof_build_info{job=~\"$job\", instance=~\"$instance\", host=~\"$host\"}'"]
+        ("panel 4 'Build': unknown variable in "
+         "'lockproof_build_info{job=~\"$job\", instance=~\"$instance\", host=~\"$host\"}'")]
 
 
 def test_an_import_placeholder_and_a_missing_variable_are_caught():
@@ -138,8 +138,8 @@ def test_an_import_placeholder_and_a_missing_variable_are_caught():
         "has __inputs (import-only dashboard); provisioning needs none",
         "query variable 'case' missing",
         "variable 'case' must be multi and include All",
-        "panel 4 'Build': datasource {'type': 'prometheus', 'uid': '${DS_PROMETHEUS}'}, want "
-        "{'type': 'prometheus', 'uid': '${datasource}'}"]
+        ("panel 4 'Build': datasource {'type': 'prometheus', 'uid': '${DS_PROMETHEUS}'}, want "
+         "{'type': 'prometheus', 'uid': '${datasource}'}")]
 
 
 def test_a_catalog_family_without_a_panel_is_caught():

@@ -105,16 +105,16 @@ def test_a_c_shim_import_must_be_declared_too():
     m = manifest()
     target(m, "Driver")["dependencies"] = []
     assert problems_of(m) == [
-        "Driver: Sources/Driver/Driver.swift:7: imports CShim, which Driver does not declare in "
-        "Package.swift"]
+        ("Driver: Sources/Driver/Driver.swift:7: imports CShim, which Driver does not declare in "
+         "Package.swift")]
 
 
 def test_a_declared_dependency_nothing_imports_is_a_dead_edge():
     m = manifest()
     target(m, "CoreTests")["dependencies"].append({"byName": ["Driver", None]})
     assert problems_of(m) == [
-        "CoreTests: declares Driver (module Driver) but none of its 1 Swift files imports it "
-        "(dead edge)"]
+        ("CoreTests: declares Driver (module Driver) but none of its 1 Swift files imports it "
+         "(dead edge)")]
 
 
 def test_a_product_is_mapped_to_its_module_and_an_unused_product_is_dead():
@@ -163,10 +163,10 @@ def test_the_command_fails_on_both_kinds_of_lie_naming_target_file_line_and_modu
     result = run_script("lying.json")
     assert result.returncode == 1
     assert result.stdout.splitlines() == [
-        "FAIL Core: Sources/Core/Core.swift:1: imports Driver, which Core does not declare in "
-        "Package.swift",
-        "FAIL CoreTests: declares Driver (module Driver) but none of its 1 Swift files imports it "
-        "(dead edge)",
+        ("FAIL Core: Sources/Core/Core.swift:1: imports Driver, which Core does not declare in "
+         "Package.swift"),
+        ("FAIL CoreTests: declares Driver (module Driver) but none of its 1 Swift files imports it "
+         "(dead edge)"),
         "check-imports: FAILED: 1 undeclared imports, 1 dead edges in 5 targets (5 Swift files)",
     ]
 
