@@ -5,7 +5,7 @@
 SWIFT ?= swift
 SWIFT_TEST_FLAGS ?= --disable-swift-testing
 
-.PHONY: deps build release test verify mutants fuzz bench check-dashboards services-start services-stop clean
+.PHONY: deps build release test check-scripts verify mutants fuzz bench check-dashboards services-start services-stop clean
 
 deps:
 	@scripts/install-deps.sh
@@ -16,14 +16,21 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-## test: unit and concurrency tests on real servers, then the promtool checks
+## test: the script checks, unit and concurrency tests on real servers, then the promtool checks
 ## A hung test fails the run within this bound instead of eating CI's whole time limit.
 SWIFT_TEST_TIMEOUT ?= 40m
-test: deps
+test: deps check-scripts
 	@scripts/with-services.sh timeout -k 30s $(SWIFT_TEST_TIMEOUT) $(SWIFT) test $(SWIFT_TEST_FLAGS) || { \
 		status=$$?; [ $$status -ne 124 ] || echo "make test: swift test did not finish within $(SWIFT_TEST_TIMEOUT): a test hangs" >&2; \
 		exit $$status; }
 	scripts/check-dashboards.sh
+
+## check-scripts: ruff and pytest over the Python helpers in scripts/, and Package.swift against the
+## import lines of every target (scripts/check_imports.py); quick, so it runs first
+check-scripts: deps
+	python3 -m ruff check scripts
+	python3 -m pytest -q scripts
+	python3 scripts/check_imports.py
 
 ## verify: release build, every scenario in Scenarios/ with its checkers and thresholds, promtool checks
 verify: deps

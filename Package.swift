@@ -4,6 +4,8 @@ import PackageDescription
 // Layers, each importing only downward:
 //   C shims → drivers (PostgreSQL, Redis, HTTP) → locking primitives → commerce core
 //   → metrics → scenario runner → benchmark → the `lockproof` CLI.
+// Each target declares exactly the modules its files import, no more (no transitive reach, no
+// unused edge): scripts/check_imports.py checks it in `make test`.
 let package = Package(
     name: "LockProof",
     platforms: [.macOS(.v13)],
@@ -33,35 +35,44 @@ let package = Package(
         .target(name: "LockProofLocking", dependencies: ["LockProofPostgres", "LockProofRedis"]),
 
         // The commerce core: one file per case
-        .target(name: "LockProofCommerce", dependencies: ["LockProofLocking"]),
+        .target(name: "LockProofCommerce", dependencies: ["LockProofLocking", "LockProofPostgres", "LockProofRedis"]),
 
         // Metrics
         .target(
             name: "LockProofMetrics",
             dependencies: [
-                "LockProofCommerce", "LockProofHTTP",
+                "LockProofCommerce", "LockProofLocking", "LockProofPostgres", "LockProofHTTP",
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
 
-        // Scenario runner: workload, checkers, thresholds, reports
+        // Scenario runner: workload, checkers, thresholds, reports. It does not use the metrics
+        // layer, so neither does lockproof-fuzz (no Prometheus, no libmicrohttpd in it).
         .target(
             name: "LockProofScenario",
             dependencies: [
-                "LockProofMetrics",
+                "LockProofCommerce", "LockProofLocking", "LockProofPostgres", "LockProofRedis",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]),
 
         // Benchmark: the matrix against pgbench's ceiling, reports, claim verdicts, metrics overhead
-        .target(name: "LockProofBench", dependencies: ["LockProofScenario", "LockProofMetrics", "LockProofHTTP"]),
+        .target(
+            name: "LockProofBench",
+            dependencies: [
+                "LockProofScenario", "LockProofMetrics", "LockProofCommerce", "LockProofLocking",
+                "LockProofPostgres", "LockProofRedis", "LockProofHTTP",
+            ]),
 
         // The CLI
         .executableTarget(
             name: "lockproof",
             dependencies: [
-                "LockProofMetrics",
-                "LockProofScenario",
                 "LockProofBench",
+                "LockProofScenario",
+                "LockProofMetrics",
+                "LockProofCommerce",
+                "LockProofPostgres",
+                "LockProofHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -70,16 +81,38 @@ let package = Package(
         // `make fuzz` (-sanitize=fuzzer -D LOCKPROOF_LIBFUZZER), a seeded random mutator otherwise.
         .executableTarget(name: "lockproof-fuzz", dependencies: ["LockProofScenario"], path: "Sources/LockProofFuzz"),
 
-        .target(name: "LockProofTestSupport", dependencies: ["LockProofCommerce"], path: "Tests/Support"),
+        // Test targets declare every module they import, as the rest do (scripts/check_imports.py).
+        .target(
+            name: "LockProofTestSupport",
+            dependencies: ["LockProofCommerce", "LockProofLocking", "LockProofPostgres", "LockProofRedis"],
+            path: "Tests/Support"),
         .testTarget(
-            name: "LockProofDriverTests", dependencies: ["LockProofTestSupport", "LockProofPostgres", "LockProofRedis"]),
-        .testTarget(name: "LockProofLockingTests", dependencies: ["LockProofTestSupport", "LockProofLocking"]),
-        .testTarget(name: "LockProofCommerceTests", dependencies: ["LockProofTestSupport", "LockProofCommerce"]),
+            name: "LockProofDriverTests",
+            dependencies: ["LockProofTestSupport", "LockProofPostgres", "LockProofRedis", "LockProofCommerce"]),
         .testTarget(
-            name: "LockProofScenarioTests", dependencies: ["LockProofTestSupport", "LockProofScenario"]),
-        .testTarget(name: "LockProofBenchTests", dependencies: ["LockProofTestSupport", "LockProofBench"]),
+            name: "LockProofLockingTests",
+            dependencies: ["LockProofTestSupport", "LockProofLocking", "LockProofPostgres", "LockProofRedis"]),
+        .testTarget(
+            name: "LockProofCommerceTests",
+            dependencies: [
+                "LockProofTestSupport", "LockProofCommerce", "LockProofLocking", "LockProofPostgres", "LockProofRedis",
+            ]),
+        .testTarget(
+            name: "LockProofScenarioTests",
+            dependencies: [
+                "LockProofTestSupport", "LockProofScenario", "LockProofCommerce", "LockProofLocking",
+                "LockProofPostgres", "LockProofHTTP",
+            ]),
+        .testTarget(
+            name: "LockProofBenchTests",
+            dependencies: [
+                "LockProofTestSupport", "LockProofBench", "LockProofScenario", "LockProofCommerce", "LockProofPostgres",
+            ]),
         .testTarget(
             name: "LockProofMetricsTests",
-            dependencies: ["LockProofTestSupport", "LockProofMetrics", "LockProofHTTP"]),
+            dependencies: [
+                "LockProofTestSupport", "LockProofMetrics", "LockProofHTTP", "LockProofCommerce", "LockProofLocking",
+                "LockProofPostgres", "LockProofRedis",
+            ]),
     ]
 )

@@ -4,7 +4,8 @@
 # 1. Chromium loads the page and runs the page's own check after layout: every figure must hold an
 #    SVG of real size with something drawn in it (data lines or points beyond the legend). The page
 #    writes the outcome to <body data-plot-check="ok N" | "fail: …">, read here from the DOM.
-# 2. Chromium takes a full screenshot; it must not be blank (mostly one colour).
+# 2. Chromium takes a full screenshot; it must not be blank (mostly one colour:
+#    scripts/check_screenshot.py).
 # Exits 1 when a plot is missing or empty or the screenshot is blank, 2 when Chromium is missing.
 set -euo pipefail
 page=${1:?usage: check-report-html.sh PAGE.html [SCREENSHOT.png]}
@@ -34,49 +35,5 @@ height=$(( $(printf '%s' "$dom" | grep -o '<figure' | wc -l) * 220 + 1500 ))
 timeout 120 "$browser" "${flags[@]}" --force-device-scale-factor=0.5 --window-size=1400,"$height" \
     --screenshot="$shot" "file://$abs" >/dev/null 2>&1 || true
 [ -s "$shot" ] || { echo "FAIL $page: Chromium wrote no screenshot"; exit 1; }
-python3 - "$shot" <<'PY'
-# Decodes the PNG (8-bit RGB or RGBA, the format Chromium writes) with zlib alone and measures how
-# much of it is not background: a blank or failed render is one colour.
-import struct, sys, zlib
-path = sys.argv[1]
-data = open(path, "rb").read()
-assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-pos, idat, width = 8, b"", 0
-while pos < len(data):
-    length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-    chunk = data[pos + 8:pos + 8 + length]
-    if kind == b"IHDR":
-        width, height, depth, colour = struct.unpack(">IIBB", chunk[:10])
-        assert depth == 8 and colour in (2, 6), f"unexpected PNG format depth={depth} colour={colour}"
-        channels = 3 if colour == 2 else 4
-    elif kind == b"IDAT":
-        idat += chunk
-    pos += 12 + length
-raw = zlib.decompress(idat)
-stride = width * channels
-previous = bytearray(stride)
-counts = {}
-offset = 0
-for row in range(height):
-    kind = raw[offset]; line = bytearray(raw[offset + 1:offset + 1 + stride]); offset += 1 + stride
-    for i in range(stride):
-        left = line[i - channels] if i >= channels else 0
-        up = previous[i]; upleft = previous[i - channels] if i >= channels else 0
-        if kind == 1: line[i] = (line[i] + left) & 255
-        elif kind == 2: line[i] = (line[i] + up) & 255
-        elif kind == 3: line[i] = (line[i] + (left + up) // 2) & 255
-        elif kind == 4:
-            p = left + up - upleft; pa, pb, pc = abs(p - left), abs(p - up), abs(p - upleft)
-            line[i] = (line[i] + (left if pa <= pb and pa <= pc else up if pb <= pc else upleft)) & 255
-    previous = line
-    if row % 4 == 0:
-        for i in range(0, stride, channels * 4):
-            pixel = bytes(line[i:i + 3]); counts[pixel] = counts.get(pixel, 0) + 1
-total = sum(counts.values())
-background = max(counts.values())
-drawn = 1 - background / total
-print(f"     screenshot {path}: {width}x{height}, {drawn:.1%} of it drawn, {len(counts)} colours")
-if drawn < 0.01 or len(counts) < 4:
-    print("FAIL the screenshot is blank"); sys.exit(1)
-PY
+python3 "$(dirname "$0")/check_screenshot.py" "$shot"
 echo "ok   screenshot $shot"

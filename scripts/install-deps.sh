@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian packages LockProof needs that a new machine lacks. Idempotent: does nothing
-# when everything is there. Needs root (CI and sessions run as root).
+# Installs the Debian packages LockProof needs that a new machine lacks, then the Python tools of
+# scripts/requirements-dev.txt (pytest, ruff) with pip. Idempotent: does nothing when everything
+# is there. Needs root for apt-get (CI and sessions run as root).
 #   scripts/install-deps.sh         what make test and make verify need
 #   scripts/install-deps.sh bench   also what make bench needs (gnuplot for the plots, Chromium to
 #                                   check the HTML report)
@@ -17,22 +18,46 @@ command -v promtool >/dev/null || missing+=(prometheus)
 [ -x "$(pg_config --bindir 2>/dev/null)/initdb" ] || missing+=(postgresql)
 # pgbench ships with PostgreSQL, redis-benchmark with Redis (redis-tools): the benchmark's baselines.
 command -v redis-benchmark >/dev/null || missing+=(redis-tools)
+# CI's machine has pyenv's Python 3.11 with pip; a bare Debian gets Debian's.
+if ! command -v python3 >/dev/null; then
+    missing+=(python3 python3-pip)
+elif ! python3 -m pip --version >/dev/null 2>&1; then
+    missing+=(python3-pip)
+fi
 if [ "${1:-}" = bench ]; then
     command -v gnuplot >/dev/null || missing+=(gnuplot-nox)
     command -v chromium >/dev/null || missing+=(chromium)
 fi
 
-if [ ${#missing[@]} -eq 0 ]; then
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "install-deps: missing ${missing[*]}; run as root or install them with apt-get" >&2
+        exit 1
+    fi
+    echo "install-deps: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    # The redis-server package starts a system Redis on 6379; LockProof runs its own on another port.
+fi
+
+# Each pinned tool answers `python3 -m NAME --version` with its version last ("ruff 0.17.6").
+requirements=$(dirname "$0")/requirements-dev.txt
+python_missing=()
+while IFS= read -r requirement; do
+    name=${requirement%%==*} version=${requirement#*==}
+    [ "$(python3 -m "$name" --version 2>/dev/null | awk 'NR == 1 { print $NF }')" = "$version" ] ||
+        python_missing+=("$requirement")
+done < <(grep -E '^[A-Za-z]' "$requirements")
+if [ ${#python_missing[@]} -gt 0 ]; then
+    echo "install-deps: pip installing ${python_missing[*]}"
+    # Debian's own Python refuses pip outside a venv (PEP 668); pyenv's Python ignores this.
+    PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet --disable-pip-version-check \
+        --root-user-action=ignore "${python_missing[@]}"
+fi
+
+if [ ${#missing[@]} -eq 0 ] && [ ${#python_missing[@]} -eq 0 ]; then
     echo "install-deps: everything is installed"
-    exit 0
+else
+    echo "install-deps: done"
 fi
-if [ "$(id -u)" -ne 0 ]; then
-    echo "install-deps: missing ${missing[*]}; run as root or install them with apt-get" >&2
-    exit 1
-fi
-echo "install-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -q >/dev/null
-apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-# The redis-server package starts a system Redis on 6379; LockProof runs its own on another port.
-echo "install-deps: done"
