@@ -26,6 +26,9 @@ public enum Schema {
     /// Serializes creating the schema across processes (CREATE TABLE IF NOT EXISTS is not atomic).
     static let creationLockKey = Int64(0x4C6F_636B_5072)
 
+    /// The schema unqualified names resolve to, as an oid in SQL (by name: no identifier parsing).
+    static let ourSchema = "(SELECT oid FROM pg_namespace WHERE nspname = current_schema())"
+
     /// LockProof's tables and the marker: every name LockProof would create.
     public static var ownedNames: [String] { tables + [markerTable] }
 
@@ -211,7 +214,7 @@ public enum Schema {
         let present = try connection.query(
             """
             SELECT c.relname FROM pg_class c
-            WHERE c.relnamespace = current_schema()::regnamespace AND c.relname = ANY($1::text[])
+            WHERE c.relnamespace = \(ourSchema) AND c.relname = ANY($1::text[])
             ORDER BY c.relname
             """, [names])
         let presentNames = (0..<present.rowCount).compactMap { present.string($0, 0) }
@@ -225,15 +228,15 @@ public enum Schema {
             FROM pg_constraint con
             JOIN pg_class src ON src.oid = con.conrelid
             JOIN pg_class dst ON dst.oid = con.confrelid
-            WHERE con.contype = 'f' AND dst.relnamespace = current_schema()::regnamespace AND dst.relname = ANY($1::text[])
-              AND NOT (src.relnamespace = current_schema()::regnamespace AND src.relname = ANY($1::text[]))
+            WHERE con.contype = 'f' AND dst.relnamespace = \(ourSchema) AND dst.relname = ANY($1::text[])
+              AND NOT (src.relnamespace = \(ourSchema) AND src.relname = ANY($1::text[]))
             UNION ALL
             SELECT format('%s (inherits from %s)', child.oid::regclass, parent.relname)
             FROM pg_inherits i
             JOIN pg_class child ON child.oid = i.inhrelid
             JOIN pg_class parent ON parent.oid = i.inhparent
-            WHERE parent.relnamespace = current_schema()::regnamespace AND parent.relname = ANY($1::text[])
-              AND NOT (child.relnamespace = current_schema()::regnamespace AND child.relname = ANY($1::text[]))
+            WHERE parent.relnamespace = \(ourSchema) AND parent.relname = ANY($1::text[])
+              AND NOT (child.relnamespace = \(ourSchema) AND child.relname = ANY($1::text[]))
             ORDER BY 1
             """, [names])
         found.foreignReferences = (0..<references.rowCount).compactMap { references.string($0, 0) }
@@ -247,7 +250,7 @@ public enum Schema {
                            ((a.attname = 'version' AND a.atttypid = 'int4'::regtype) OR
                             (a.attname = 'created_at' AND a.atttypid = 'timestamptz'::regtype) OR
                             (a.attname = 'created_by' AND a.atttypid = 'text'::regtype)))
-                FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace AND c.relname = $1 AND c.relkind = 'r'
+                FROM pg_class c WHERE c.relnamespace = \(ourSchema) AND c.relname = $1 AND c.relkind = 'r'
                 """, [markerTable])
             if shape.rowCount != 1 || shape.int(0, 1) != 3 {
                 found.markerMalformed = "it lacks the columns version integer, created_at timestamptz, created_by text"
@@ -283,7 +286,7 @@ public enum Schema {
             """
             SELECT c.relname, \(privileges.map { "has_table_privilege(c.oid, '\($0)')" }.joined(separator: ", "))
             FROM pg_class c
-            WHERE c.relnamespace = current_schema()::regnamespace AND c.relname = ANY($1::text[])
+            WHERE c.relnamespace = \(ourSchema) AND c.relname = ANY($1::text[])
             ORDER BY c.relname
             """, ["{" + tables.joined(separator: ",") + "}"])
         for row in 0..<rows.rowCount {
@@ -298,7 +301,7 @@ public enum Schema {
             JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
             JOIN pg_class t ON t.oid = d.refobjid
             WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
-              AND t.relnamespace = current_schema()::regnamespace AND t.relname = ANY($1::text[])
+              AND t.relnamespace = \(ourSchema) AND t.relname = ANY($1::text[])
               AND NOT pg_has_role(s.relowner, 'USAGE')
             ORDER BY s.relname
             """, ["{" + tables.joined(separator: ",") + "}"])

@@ -180,6 +180,16 @@ final class DataSafetyTests: XCTestCase {
         return url
     }
 
+    /// (e) What an older LockProof build left: every table, seeded, and no marker.
+    private func olderLockProof() throws -> String {
+        let url = try makeDatabase("oldbuild")
+        let db = try PostgresConnection(url)
+        try Schema.apply(db)
+        _ = try SeedData(db: db).users(count: 5, balance: 1_000)
+        try db.execute("DROP TABLE lockproof_schema")
+        return url
+    }
+
     private static let tiny = """
         name: safety-tiny
         case: charge-balance
@@ -212,6 +222,7 @@ final class DataSafetyTests: XCTestCase {
             ("older users", try olderUsers(), ["(users)", "no lockproof_schema marker", "createdb"]),
             ("foreign orders", try foreignOrders(), ["(orders)", "no lockproof_schema marker"]),
             ("unknown version", try unknownVersion(), ["schema version 99", "knows version 1 only"]),
+            ("older LockProof", try olderLockProof(), ["If an older LockProof build created them", "dropdb", "createdb"]),
         ]
         for database in databases {
             let before = try snapshot(database.url)
