@@ -48,9 +48,12 @@ public enum ReportFile {
     /// /tmp) would choose where the reports, and their renames, land. The user may name the folder
     /// the link points to instead. Nil when `path` is acceptable (a folder, or nothing yet).
     public static func linkedFolderProblem(_ path: String) -> String? {
+        // `link/` would make lstat look at the link's target.
+        var name = Substring(path)
+        while name.count > 1 && name.hasSuffix("/") { name = name.dropLast() }
         var status = stat()
-        guard lstat(path, &status) == 0, (status.st_mode & S_IFMT) == S_IFLNK else { return nil }
-        let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) ?? "?"
+        guard lstat(String(name), &status) == 0, (status.st_mode & S_IFMT) == S_IFLNK else { return nil }
+        let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: String(name))) ?? "?"
         return "\(path) is a symbolic link (to \(target)); reports are never written through a link: give the folder itself"
     }
 

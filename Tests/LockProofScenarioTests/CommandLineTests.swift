@@ -240,6 +240,8 @@ final class CommandLineTests: XCTestCase {
         let refused = try lockproof(["run", try write(passing, "p.yaml", in: folder), "--report-dir", linkedFolder.path, "--quiet"])
         XCTAssertEqual(refused.status, 2, refused.err)
         XCTAssertTrue(refused.err.contains("--report-dir \(linkedFolder.path) is a symbolic link (to \(outside.path))"), refused.err)
+        let slash = try lockproof(["run", try write(passing, "p.yaml", in: folder), "--report-dir", linkedFolder.path + "/", "--quiet"])
+        XCTAssertEqual(slash.status, 2, "a trailing slash does not hide the link: \(slash.err)")
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: outside.path).count, names.count, "nothing written through it")
     }
 
