@@ -83,10 +83,15 @@ public struct ManagedServers: Sendable {
         return pid
     }
 
-    /// Throws unless nothing listens on `port` any more: the server really went down.
+    /// Throws unless nothing listens on `port` any more (within 5 s): the server really went
+    /// down. Not at once: a killed process's main thread is a zombie while its other threads
+    /// still exit, and the last of them closes the listening socket.
     static func confirmDown(port: Int, pid: pid_t) throws {
+        for _ in 0..<100 where !ServerProcess.portRefuses(port) { Thread.sleep(forTimeInterval: 0.05) }
         guard ServerProcess.portRefuses(port) else {
-            throw FaultRefused(message: "redis-server pid \(pid) stopped, but port \(port) still has a listener: the server did not go down")
+            let holders = ServerProcess.listeners(port: port)
+            throw FaultRefused(
+                message: "redis-server pid \(pid) stopped, but port \(port) still has a listener (\(holders.isEmpty ? "a process this user cannot see" : holders.joined(separator: ", "))): the server did not go down")
         }
     }
 

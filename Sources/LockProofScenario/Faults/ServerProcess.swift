@@ -72,4 +72,17 @@ enum ServerProcess {
 
     /// Does nothing listen on `port` (a connection to the loopback address is refused)?
     static func portRefuses(_ port: Int) -> Bool { listeningInodes(port: port).isEmpty }
+
+    /// The processes holding a socket that listens on `port`, as `pid (comm)`, for a message.
+    static func listeners(port: Int) -> [String] {
+        let listening = listeningInodes(port: port)
+        guard !listening.isEmpty else { return [] }
+        var holders: [String] = []
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = pid_t(name), let sockets = socketInodes(pid), !sockets.isDisjoint(with: listening) else { continue }
+            let comm = (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            holders.append("\(pid) (\(comm ?? "?"))")
+        }
+        return holders
+    }
 }
