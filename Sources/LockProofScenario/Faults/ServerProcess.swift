@@ -70,7 +70,7 @@ enum ServerProcess {
         return inodes
     }
 
-    /// Does nothing listen on `port` (a connection to the loopback address is refused)?
+    /// Does no TCP socket listen on `port` (so a connection to it is refused)?
     static func portRefuses(_ port: Int) -> Bool { listeningInodes(port: port).isEmpty }
 
     /// The processes holding a socket that listens on `port`, as `pid (comm)`, for a message.
