@@ -1,5 +1,6 @@
 import Foundation
 import LockProofCommerce
+import LockProofScenario
 
 /// Plots drawn by gnuplot (SVG), embedded in one self-contained HTML page.
 public enum Gnuplot {
@@ -63,8 +64,9 @@ public enum Gnuplot {
 /// ceiling as a dashed line; latency percentiles; retries per operation; lock waits.
 public enum BenchHTML {
     public static func write(_ results: BenchResults, to directory: String) throws {
-        let work = "\(directory)/.plots"
-        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        // gnuplot's data and scripts in a new private folder, not in the report folder, where a
+        // name could already be a link.
+        let work = try temporaryHistoryDirectory().path
         defer { try? FileManager.default.removeItem(atPath: work) }
         var sections: [String] = []
         for benchCase in BenchCase.all {
@@ -153,7 +155,7 @@ public enum BenchHTML {
             </body></html>
 
             """
-        try page.write(toFile: "\(directory)/bench.html", atomically: true, encoding: .utf8)
+        try ReportFile.write(page, named: "bench.html", in: URL(fileURLWithPath: directory, isDirectory: true))
     }
 }
 

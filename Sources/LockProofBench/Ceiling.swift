@@ -192,14 +192,24 @@ func runPgbench(
         timeout = Double(seconds) + 120
     }
     for (name, value) in script.definitions.sorted(by: { $0.key < $1.key }) { arguments += ["-D", "\(name)=\(value)"] }
-    arguments.append(databaseURL)
+    // Never the password on pgbench's command line (every local user reads /proc/PID/cmdline):
+    // the settings there, the password in its environment.
+    let target = try PostgresTarget(conninfo: databaseURL)
+    guard !target.hasKeyPassphrase else {
+        throw BenchError("pgbench would need sslpassword on its command line, where any local user can read it; use a client key without a passphrase")
+    }
+    let child = target.forChildProcess
+    arguments.append(child.conninfo)
     let before = childrenUsage()
-    let (status, output) = try runProgram(pgbench, arguments, timeoutSeconds: timeout)
+    let (status, output) = try runProgram(
+        pgbench, arguments, timeoutSeconds: timeout,
+        environment: ProcessInfo.processInfo.environment.merging(child.environment) { $1 })
     let after = childrenUsage()
     guard status == 0 else {
-        // pgbench's output names the failing statement; it carries no password (the URL is ours).
+        // pgbench's output names the failing statement; it has no password to print (it never
+        // saw one but in its environment), and anything libpq might echo is scrubbed all the same.
         let tail = output.split(separator: "\n").suffix(4).joined(separator: " | ")
-        throw BenchError("pgbench exited with status \(status): \(redactedURL(tail))")
+        throw BenchError("pgbench exited with status \(status): \(target.scrub(tail))")
     }
     var result = try parsePgbenchOutput(output)
     let cpu = after.cpuSeconds - before.cpuSeconds

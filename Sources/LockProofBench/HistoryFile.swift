@@ -27,9 +27,10 @@ func readHistory(_ url: URL, limit: Int = 100_000, keep: (HistoryEntry) -> Bool 
     return entries
 }
 
-/// A folder for the histories of the benchmark's own runs, removed when the process ends.
+/// A new private folder (mkdtemp: mode 0700, never one that already exists) for the benchmark's
+/// own histories and work files; its users remove it.
 func temporaryHistoryDirectory() throws -> URL {
-    let url = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("lockproof-bench-\(UUID().uuidString.prefix(8))")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
+    var template = Array((URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("lockproof-bench-XXXXXX").path).utf8CString)
+    guard let made = mkdtemp(&template) else { throw BenchError("cannot create a temporary folder: errno \(errno)") }
+    return URL(fileURLWithPath: String(cString: made), isDirectory: true)
 }

@@ -13,19 +13,21 @@ func measureRedisLockCost(configuration: ServerConfiguration, clientCounts: [Int
     guard let redisBenchmark = findTool("redis-benchmark") else {
         throw BenchError("redis-benchmark not found (Debian's redis-tools); run scripts/install-deps.sh")
     }
+    let login = try BenchRedisLogin(configuration.redis)
+    defer { login.remove() }
     var costs: [RedisLockCost] = []
     for clients in clientCounts {
         let pairs = try lockPairsPerSecond(configuration.redis, clients: clients, seconds: seconds)
         // Requests sized to take about `seconds` at the pair rate measured above.
         let requests = max(2_000, Int(pairs * seconds * 2))
         let acquire = try redisBenchmarkRate(
-            redisBenchmark, configuration.redis, clients: clients, requests: requests,
+            redisBenchmark, configuration.redis, login: login, clients: clients, requests: requests,
             command: [
                 "EVAL", acquireScript, "2", "lockproof:bench:k:__rand_int__", "lockproof:bench:f:__rand_int__", "token",
                 "5000",
             ])
         let release = try redisBenchmarkRate(
-            redisBenchmark, configuration.redis, clients: clients, requests: requests,
+            redisBenchmark, configuration.redis, login: login, clients: clients, requests: requests,
             command: ["EVAL", releaseScript, "1", "lockproof:bench:k:__rand_int__", "token", "lockproof:bench:released"])
         costs.append(
             RedisLockCost(
@@ -106,13 +108,13 @@ private func lockPairsPerSecond(_ endpoint: RedisEndpoint, clients: Int, seconds
 
 /// redis-benchmark's requests per second for one command (`__rand_int__` spreads the keys).
 private func redisBenchmarkRate(
-    _ tool: String, _ endpoint: RedisEndpoint, clients: Int, requests: Int, command: [String]
+    _ tool: String, _ endpoint: RedisEndpoint, login: BenchRedisLogin, clients: Int, requests: Int, command: [String]
 ) throws -> Double {
     var arguments = [
         "-h", endpoint.host, "-p", String(endpoint.port), "-c", String(clients), "-n", String(requests), "-r", "100000",
         "--csv", "--dbnum", String(endpoint.database),
     ]
-    if let password = endpoint.password { arguments += ["-a", password] }
+    arguments += login.arguments
     arguments += command
     let (status, output) = try runProgram(tool, arguments, timeoutSeconds: 120)
     guard status == 0 else { throw BenchError("redis-benchmark exited with status \(status)") }
@@ -123,6 +125,49 @@ private func redisBenchmarkRate(
         if fields.count >= 8, let rate = Double(fields[fields.count - 7]) { return rate }
     }
     throw BenchError("redis-benchmark printed no rate")
+}
+
+/// How redis-benchmark logs in. It takes a password only on its command line (`-a`, `-u`), where
+/// every local user reads it in /proc/PID/cmdline, and reads none from the environment
+/// (REDISCLI_AUTH is redis-cli's; checked with redis-benchmark 7.0.15 against `requirepass`). So
+/// against a Redis with a password it never gets the user's: LockProof creates a temporary ACL
+/// user of its own with a random one-time password, allowed only the benchmark's keys and
+/// channel (`lockproof:bench:*`) and the commands of the two lock scripts (not CONFIG, which
+/// would show the server's own password), and deletes it when the measurement ends.
+final class BenchRedisLogin {
+    private let admin: RedisConnection?
+    private let user: String?
+    /// redis-benchmark's login options: none without a password, else the temporary user's.
+    let arguments: [String]
+
+    init(_ endpoint: RedisEndpoint) throws {
+        guard endpoint.password != nil else {
+            admin = nil
+            user = nil
+            arguments = []
+            return
+        }
+        let admin = try RedisConnection(endpoint: endpoint)
+        let user = "lockproof-bench-\(String(UInt64.random(in: .min ... .max), radix: 16))"
+        let password = (0..<4).map { _ in String(UInt64.random(in: .min ... .max), radix: 16) }.joined()
+        do {
+            try admin.checked([
+                "ACL", "SETUSER", user, "reset", "on", ">\(password)", "~lockproof:bench:*", "&lockproof:bench:*",
+                "+eval", "+evalsha", "+ping", "+select", "+set", "+get", "+del", "+incr", "+pttl", "+publish",
+            ])
+        } catch {
+            throw BenchError(
+                "redis-benchmark would need the Redis password on its command line, where any local user can read it, and this Redis user may not create a temporary ACL user for it (ACL SETUSER: \(error)); not measured")
+        }
+        self.admin = admin
+        self.user = user
+        arguments = ["--user", user, "-a", password]
+    }
+
+    /// Deletes the temporary user.
+    func remove() {
+        if let admin, let user { _ = try? admin.checked(["ACL", "DELUSER", user]) }
+    }
 }
 
 final class LockedCounts: @unchecked Sendable {

@@ -10,8 +10,7 @@ public enum TimelineReport {
     static let window = 40
 
     public static func write(_ results: [ScenarioResult], to directory: URL) throws {
-        try page(results).write(
-            to: directory.appendingPathComponent("report.html"), atomically: true, encoding: .utf8)
+        try ReportFile.write(page(results), named: "report.html", in: directory)
     }
 
     public static func page(_ results: [ScenarioResult]) -> String {

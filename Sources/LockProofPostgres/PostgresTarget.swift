@@ -19,6 +19,13 @@ public struct PostgresTarget: Sendable, Equatable, CustomStringConvertible, Cust
     public let hasPassword: Bool
     /// Strings that must never appear in output: the password as libpq decoded it and as written.
     let secrets: [String]
+    /// Every setting libpq read from the string, the password and the key passphrase left out.
+    private let settingsWithoutSecrets: [String: String]
+    /// The password as libpq decoded it (`user:password@`, `?password=`, `password=`).
+    private let password: String?
+    /// `sslpassword` (a client key's passphrase) was given: libpq reads it from no environment
+    /// variable, so a child program could only get it on its command line.
+    public let hasKeyPassphrase: Bool
 
     /// Parses `conninfo` with libpq. Throws a `.connectionFailed` error whose message quotes
     /// nothing of the string (libpq's own parse errors quote the offending token, which may be a
@@ -45,6 +52,9 @@ public struct PostgresTarget: Sendable, Equatable, CustomStringConvertible, Cust
         database = values["dbname"]
         user = values["user"]
         hasPassword = password != nil
+        self.password = password
+        hasKeyPassphrase = values["sslpassword"].map { !$0.isEmpty } ?? false
+        settingsWithoutSecrets = values.filter { $0.key != "password" && $0.key != "sslpassword" }
         secrets = Self.secretForms(password: password, conninfo: conninfo)
         // A host name never contains '@': libpq took the first '@' of `user:pass@word@host` as the
         // end of the password, so the rest of the password sits in the host name.
@@ -67,6 +77,17 @@ public struct PostgresTarget: Sendable, Equatable, CustomStringConvertible, Cust
     }
 
     public var debugDescription: String { description }
+
+    /// For a child program that speaks libpq (pgbench): a `key='value'` conninfo with every
+    /// setting but the password, for its command line (which every local user can read in
+    /// /proc/PID/cmdline), and the password for its environment (`PGPASSWORD`, readable only by
+    /// this user), where libpq takes it as the password's default.
+    public var forChildProcess: (conninfo: String, environment: [String: String]) {
+        let conninfo = settingsWithoutSecrets.sorted { $0.key < $1.key }.map { key, value in
+            "\(key)='\(value.replacingAll("\\", with: "\\\\").replacingAll("'", with: "\\'"))'"
+        }.joined(separator: " ")
+        return (conninfo, password.map { ["PGPASSWORD": $0] } ?? [:])
+    }
 
     /// `message` with every form of the password removed: for any text that libpq or the server
     /// produced while connecting, which this program does not control.

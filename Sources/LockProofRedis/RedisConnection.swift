@@ -195,11 +195,12 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible, Custo
     }
     private static func percentDecoded(_ text: String) -> String? { percentDecoded(Substring(text)) }
 
-    /// `redis://user:***@host:port/db`: never the password.
+    /// `redis://user:***@host:port/db`: never the password. A lone userinfo (`redis://X@host`)
+    /// is printed as `***@`: whoever writes one most likely meant a password.
     public var description: String {
         let credentials: String
         switch (user, password) {
-        case (let user?, nil): credentials = "\(user)@"
+        case (_?, nil): credentials = "***@"
         case (let user?, _?): credentials = "\(user):***@"
         case (nil, _?): credentials = ":***@"
         case (nil, nil): credentials = ""

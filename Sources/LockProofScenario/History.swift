@@ -120,10 +120,11 @@ public final class HistoryRecorder: @unchecked Sendable {
         checkersByOperation = byOperation
         fileURL = file
         if let file {
-            guard FileManager.default.createFile(atPath: file.path, contents: nil) else {
-                throw RunAborted(message: "cannot create \(file.path)")
+            do {
+                self.file = try ReportFile.create(named: file.lastPathComponent, in: file.deletingLastPathComponent())
+            } catch {
+                throw RunAborted(message: "cannot create \(file.path): \(error)")
             }
-            self.file = try FileHandle(forWritingTo: file)
         } else {
             self.file = nil
         }

@@ -333,7 +333,7 @@ public enum ReportWriter {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let base = fileBase(result.scenario.name)
-        try encoder.encode(ScenarioReport(result)).write(to: directory.appendingPathComponent("\(base).json"))
+        try ReportFile.write(encoder.encode(ScenarioReport(result)), named: "\(base).json", in: directory)
     }
 
     /// The stem of a run's report files. Scenario names cannot contain '@', so a sweep's

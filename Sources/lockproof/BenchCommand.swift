@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LockProofBench
 import LockProofCommerce
+import LockProofScenario
 
 /// `lockproof bench`: the benchmark matrix against pgbench's ceiling, with reports and a verdict on
 /// every claim of the seed. The work is LockProofBench's; this only reads arguments and writes files.
@@ -81,7 +82,10 @@ struct BenchCommand: ParsableCommand {
         let configuration: ServerConfiguration
         do {
             configuration = try ServerConfiguration.fromEnvironment()
-            if let reportDir { try FileManager.default.createDirectory(atPath: reportDir, withIntermediateDirectories: true) }
+            if let reportDir {
+                if let problem = ReportFile.linkedFolderProblem(reportDir) { throw BenchError("--report-dir \(problem)") }
+                try FileManager.default.createDirectory(atPath: reportDir, withIntermediateDirectories: true)
+            }
         } catch {
             throw startupFailure("\(error)")
         }
@@ -98,9 +102,10 @@ struct BenchCommand: ParsableCommand {
         print(markdown)
         if let reportDir {
             do {
-                try BenchReport.json(results).write(to: URL(fileURLWithPath: "\(reportDir)/bench.json"))
-                try BenchReport.csv(results).write(toFile: "\(reportDir)/bench.csv", atomically: true, encoding: .utf8)
-                try markdown.write(toFile: "\(reportDir)/bench.md", atomically: true, encoding: .utf8)
+                let folder = URL(fileURLWithPath: reportDir, isDirectory: true)
+                try ReportFile.write(BenchReport.json(results), named: "bench.json", in: folder)
+                try ReportFile.write(BenchReport.csv(results), named: "bench.csv", in: folder)
+                try ReportFile.write(markdown, named: "bench.md", in: folder)
                 try BenchHTML.write(results, to: reportDir)
             } catch {
                 FileHandle.standardError.write(Data("lockproof: error: writing the reports: \(error)\n".utf8))

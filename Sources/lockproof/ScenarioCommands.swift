@@ -17,11 +17,16 @@ struct RunCommand: ParsableCommand {
             checkers read the history and the final state. Exit status: 0 when every scenario \
             passed (a negative control passes when its violation was caught), 1 when a check or \
             threshold failed, a negative control went undetected, a run performed no operation or \
-            a run broke (ERROR: a client could not connect, a hang, a lost server), 2 on bad input, \
-            an unreachable server, a database that is not LockProof's (no lockproof_schema marker) \
-            or one another run or a serve instance holds (nothing run, nothing written; see \
-            --wait-for-database), 130/143 when SIGINT/SIGTERM \
-            stopped it (the running scenario is reported as interrupted, junit.xml is written).
+            a run broke (ERROR: a client could not connect, a hang, a lost server), 2 on bad input \
+            (nothing run, nothing written) or a refusal before anything ran: an unreachable \
+            server, a database that is not LockProof's (no lockproof_schema marker) or one another \
+            run or a serve instance holds (see --wait-for-database), more connections than the \
+            server has left, faults the servers cannot take (nothing run; with --report-dir every \
+            scenario is reported as an error that did not run, in NAME.json and junit.xml), \
+            130/143 when SIGINT/SIGTERM stopped it (the running scenario is reported as \
+            interrupted, junit.xml is written). Report files replace whatever is at their names, \
+            a symbolic link included (never written through); a --report-dir that is itself a \
+            link is refused.
             """)
 
     @Argument(help: ArgumentHelp("Scenario files (YAML).", valueName: "file"))
@@ -40,8 +45,9 @@ struct VerifyCommand: ParsableCommand {
         commandName: "verify",
         abstract: "Run every scenario in a folder (Scenarios/ by default) and print the verdict table.",
         discussion: """
-            Exit status as for `run`: 0 all passed, 1 a failure or error, 2 bad input or an \
-            unreachable server, 130/143 interrupted. With --fail-fast the run stops at the first \
+            Exit status as for `run`: 0 all passed, 1 a failure or error, 2 bad input or a \
+            refusal before anything ran (an unreachable server, too many connections; reported \
+            as errors with --report-dir), 130/143 interrupted. With --fail-fast the run stops at the first \
             failing scenario (exit 1), as the mutant catalog (`make mutants`) uses it; the rest \
             are listed as not run.
             """)
@@ -157,6 +163,7 @@ func runScenarios(files: [String], options: ScenarioRunOptions) throws {
     }
     var reportURL: URL?
     if let directory = options.reportDirectory {
+        if let problem = ReportFile.linkedFolderProblem(directory) { throw startupFailure("--report-dir \(problem)") }
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
             guard isDirectory.boolValue else { throw startupFailure("--report-dir \(directory): exists and is not a folder") }
@@ -174,30 +181,32 @@ func runScenarios(files: [String], options: ScenarioRunOptions) throws {
     }
     let configuration = try options.servers.configuration()
     // The database is this process's until it exits (see DatabaseClaim): refused, or waited for,
-    // when it is not LockProof's or another run holds it.
+    // when it is not LockProof's or another run holds it. Refused from here on: reported as errors
+    // in the report folder too (RefusalReports.swift).
+    let refused = { (message: String) in refusal(message, runs: scenarios.flatMap(\.runs), reportURL: reportURL) }
     let claim: DatabaseClaim
     do {
         claim = try ScenarioRunner.claimDatabase(
             configuration, command: "run", waitSeconds: options.database.seconds, waiting: DatabaseWaitOptions.announce)
     } catch {
-        throw startupFailure("\(error)")
+        throw refused("\(error)")
     }
     defer { claim.release() }
     do {
         try ConnectionBudget.check(scenarios.flatMap(\.runs), configuration: configuration)
     } catch {
-        throw startupFailure("\(error)")
+        throw refused("\(error)")
     }
     // Faults that strike servers: only into the throwaway servers the environment names.
     for scenario in scenarios where !scenario.faults.isEmpty {
         do {
             _ = try ManagedServers.check(configuration, faults: scenario.faults.map(\.kind))
         } catch {
-            throw startupFailure("\(scenario.file): \(error)")
+            throw refused("\(scenario.file): \(error)")
         }
     }
     let shared: SharedServices
-    do { shared = try SharedServices(configuration: configuration) } catch { throw startupFailure("\(error)") }
+    do { shared = try SharedServices(configuration: configuration) } catch { throw refused("\(error)") }
     defer { shared.stop() }
 
     var endpoint: MetricsEndpoint?
@@ -289,9 +298,7 @@ func runScenarios(files: [String], options: ScenarioRunOptions) throws {
     }
     print(ReportWriter.verdictTable(results))
     if let reportURL {
-        try Data(ReportWriter.junit(results).utf8).write(to: reportURL.appendingPathComponent("junit.xml"))
-        // report.html: verdicts plus a timeline around every caught violation's first example.
-        try TimelineReport.write(results, to: reportURL)
+        try writeRunReports(results, to: reportURL)
         print("reports: \(reportURL.path)")
     }
     fflush(nil)

@@ -37,7 +37,19 @@ final class ConnectionHardeningTests: XCTestCase {
             assertNoSecret(String(reflecting: target), form)
             assertNoSecret(redactedURL(form), form)
             XCTAssertTrue(target.description.contains(":***@"), "a password is shown as present: \(target)")
+            // What a child program (pgbench) gets: the settings on its command line, the password
+            // only in its environment (issue 15).
+            let child = target.forChildProcess
+            assertNoSecret(child.conninfo, "child conninfo of \(form)")
+            XCTAssertEqual(child.environment["PGPASSWORD"], form.contains("'Sec0 Ret9Xq'") ? "Sec0 Ret9Xq" : secret, form)
+            let reparsed = try PostgresTarget(conninfo: child.conninfo)
+            XCTAssertEqual([reparsed.host, reparsed.port, reparsed.user], ["127.0.0.1", "1", "lockproof"], child.conninfo)
+            XCTAssertFalse(reparsed.hasPassword, child.conninfo)
         }
+        // Quotes and backslashes in a setting survive the child's conninfo.
+        let quoted = try PostgresTarget(conninfo: #"host=127.0.0.1 user='o\'brien\\x' password=pw"#)
+        XCTAssertEqual(try PostgresTarget(conninfo: quoted.forChildProcess.conninfo).user, #"o'brien\x"#)
+        XCTAssertTrue(try PostgresTarget(conninfo: "host=h sslpassword=\(secret)").hasKeyPassphrase)
     }
 
     func testMalformedConnectionStringsAreRefusedWithoutEchoingThem() {

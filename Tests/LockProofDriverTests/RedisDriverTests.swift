@@ -86,6 +86,8 @@ final class RedisDriverTests: XCTestCase {
         let secret = try RedisEndpoint(url: "redis://:pw@h:1/0")
         XCTAssertEqual(secret.password, "pw")
         XCTAssertFalse(secret.description.contains("pw"))
+        // A lone userinfo is most likely a password written where the user goes: never printed.
+        XCTAssertEqual(try RedisEndpoint(url: "redis://Sec0Ret9Xq@h:1/0").description, "redis://***@h:1/0")
         XCTAssertThrowsError(try RedisEndpoint(url: "http://x"))
         XCTAssertThrowsError(try RedisEndpoint(url: "redis://h:99999/0"))
         XCTAssertThrowsError(try RedisEndpoint(url: "redis://h:1/x"))

@@ -1,6 +1,7 @@
 import Foundation
 import LockProofHTTP
 import LockProofPostgres
+import LockProofRedis
 import LockProofTestSupport
 import XCTest
 
@@ -189,6 +190,14 @@ final class SecretsAndTimeoutsCommandTests: XCTestCase {
             assertNoSecret(down.out + down.err, "serve, \(context) down")
         }
 
+        // A lone userinfo is most likely a password written where the user goes (issue 15): never
+        // printed, whether the (password-free) test Redis answers or nothing does.
+        let lone = { (port: Int) in "redis://\(self.secret)@127.0.0.1:\(port)/0" }
+        let testRedisPort = TestServers.configuration.redis.port
+        assertNoSecret(try runOutputs(["LOCKPROOF_REDIS_URL": lone(testRedisPort)], expectStatus: 0, "lone"), "run, Redis lone userinfo")
+        assertNoSecret(try runOutputs(["LOCKPROOF_REDIS_URL": lone(1)], expectStatus: 2, "lone down"), "run, Redis lone userinfo down")
+        assertNoSecret(try serveOutputs(["LOCKPROOF_REDIS_URL": lone(testRedisPort)], "lone"), "serve, Redis lone userinfo")
+
         // Malformed: refused as bad input (exit 2), quoting nothing of the URL.
         let malformed = [
             ["LOCKPROOF_DATABASE_URL": "postgresql://\(user):Sec0@Ret9Xq@\(host):\(port)/\(name)"],
@@ -207,6 +216,82 @@ final class SecretsAndTimeoutsCommandTests: XCTestCase {
             let serve = try lockproof(["serve", "--metrics-address", "127.0.0.1:0"], environment: environment)
             XCTAssertEqual(serve.status, 2, context)
             assertNoSecret(serve.out + serve.err, "serve, \(context)")
+        }
+    }
+
+    /// Issue 15: `bench` puts no password on a child's command line, which every local user reads
+    /// in /proc/PID/cmdline. With the PostgreSQL password in the URL twice (`user:password@` and
+    /// `?password=`) and a Redis that requires one, every descendant's command line is read while
+    /// the shortest bench runs: none holds any piece of it; pgbench has it in its environment
+    /// (PGPASSWORD: the test cluster trusts loopback, so that is how the test sees pgbench got
+    /// it); redis-benchmark logs in as a temporary ACL user, gone afterwards, and its rates are
+    /// measured. The same run writes bench.json, .csv and .md over links planted at those names,
+    /// never through them. (Old code: the URL with the password was pgbench's last argument,
+    /// `-a PASSWORD` redis-benchmark's, and bench.json/.md were written through their links.)
+    func testBenchPutsNoPasswordOnAChildsCommandLine() throws {
+        let db = try database
+        let host = try XCTUnwrap(db.host), port = try XCTUnwrap(db.port)
+        let databaseURL = "postgresql://\(db.user ?? "lockproof"):\(secret)@\(host):\(port)/\(db.database ?? "lockproof")?password=\(secret)"
+        let redis = try ThrowawayRedis(arguments: ["--requirepass", secret])
+        let folder = try temporaryFolder()
+        let reports = folder.appendingPathComponent("reports")
+        try FileManager.default.createDirectory(at: reports, withIntermediateDirectories: true)
+        var targets: [String: Data] = [:]
+        for name in ["bench.json", "bench.csv", "bench.md"] {
+            let target = folder.appendingPathComponent("target-\(name)")
+            targets[target.path] = Data("not LockProof's: \(name)\n".utf8)
+            try targets[target.path]!.write(to: target)
+            try FileManager.default.createSymbolicLink(atPath: reports.appendingPathComponent(name).path, withDestinationPath: target.path)
+        }
+
+        let process = Process()
+        process.executableURL = try Repository.lockproofExecutable()
+        process.arguments = [
+            "bench", "--quick", "--cases", "issue-coupon", "--clients", "1", "--repetitions", "1", "--seconds", "1",
+            "--report-dir", reports.path,
+        ]
+        var env = ProcessInfo.processInfo.environment
+        env["LOCKPROOF_DATABASE_URL"] = databaseURL
+        env["LOCKPROOF_REDIS_URL"] = "redis://:\(secret)@127.0.0.1:\(redis.port)/0"
+        process.environment = env
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        let outText = OutputCollector(), errText = OutputCollector()
+        try process.run()
+        Thread { outText.set(out.fileHandleForReading.readDataToEndOfFile()) }.start()
+        Thread { errText.set(err.fileHandleForReading.readDataToEndOfFile()) }.start()
+        let watcher = ChildCommandLines(of: process.processIdentifier)
+        let deadline = Date(timeIntervalSinceNow: 300)
+        while process.isRunning && Date() < deadline { watcher.look() }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            XCTFail("bench did not finish within 300 s")
+        }
+        process.waitUntilExit()
+        let output = outText.wait(timeoutSeconds: 10) + errText.wait(timeoutSeconds: 10)
+        // gnuplot (bench.html) may be missing here: exit 1 after bench.json/.csv/.md are written.
+        XCTAssertTrue([0, 1].contains(process.terminationStatus), output)
+
+        for (pid, line) in watcher.commandLines { assertNoSecret(line, "the command line of child \(pid)") }
+        assertNoSecret(output, "bench's output")
+        let programs = Set(watcher.commandLines.values.compactMap { $0.split(separator: " ").first.map { ($0 as NSString).lastPathComponent } })
+        XCTAssertTrue(programs.isSuperset(of: ["pgbench", "redis-benchmark"]), "children seen: \(programs)")
+        XCTAssertTrue(watcher.environments.contains { $0.contains("PGPASSWORD=\(secret)") }, "pgbench got the password in its environment")
+        XCTAssertTrue(watcher.commandLines.values.contains { $0.contains("redis-benchmark") && $0.contains("--user lockproof-bench-") })
+        let admin = try RedisConnection(endpoint: RedisEndpoint(host: "127.0.0.1", port: redis.port, password: secret))
+        let users = try admin.checked(["ACL", "USERS"]).array?.compactMap(\.text) ?? []
+        XCTAssertEqual(users, ["default"], "the temporary ACL user is deleted")
+
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: reports.appendingPathComponent("bench.json"))) as? [String: Any])
+        XCTAssertFalse((json["redisLockCosts"] as? [Any] ?? []).isEmpty, "redis-benchmark measured: \(output.suffix(2000))")
+        for (path, content) in targets {
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), content, "\(path) was written through a link")
+        }
+        for name in ["bench.json", "bench.csv", "bench.md"] {
+            let attributes = try FileManager.default.attributesOfItem(atPath: reports.appendingPathComponent(name).path)
+            XCTAssertEqual(attributes[.type] as? FileAttributeType, .typeRegular, name)
+            assertNoSecret(try String(contentsOf: reports.appendingPathComponent(name), encoding: .utf8), name)
         }
     }
 
@@ -245,5 +330,43 @@ final class SecretsAndTimeoutsCommandTests: XCTestCase {
             XCTAssertTrue(result.err.contains("Usage") || result.err.contains("Error"), result.err)
         }
         XCTAssertEqual(try lockproof(["run", "--help"], environment: [:]).status, 0)
+    }
+}
+
+/// The command lines (and environments) of every descendant of one process, read from /proc as
+/// any local user could while they run.
+final class ChildCommandLines {
+    private let root: pid_t
+    private(set) var commandLines: [pid_t: String] = [:]
+    private(set) var environments: [String] = []
+
+    init(of root: pid_t) { self.root = root }
+
+    /// One look at the process table; call it in a loop while the root runs.
+    func look() {
+        var parents: [pid_t: pid_t] = [:]
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = pid_t(name), let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 1, let parent = pid_t(fields[1]) { parents[pid] = parent }
+        }
+        for pid in parents.keys where pid != root {
+            var ancestor = parents[pid]
+            var depth = 0
+            while let current = ancestor, current != root, current > 1, depth < 64 {
+                ancestor = parents[current]
+                depth += 1
+            }
+            guard ancestor == root else { continue }
+            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"), !data.isEmpty else { continue }
+            let line = String(decoding: data.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
+            // Read again when the command line changes: before its exec a child is still a copy of its parent.
+            if commandLines[pid] != line, let environment = FileManager.default.contents(atPath: "/proc/\(pid)/environ") {
+                environments.append(String(decoding: environment.map { $0 == 0 ? 0x0A : $0 }, as: UTF8.self))
+            }
+            commandLines[pid] = line
+        }
     }
 }

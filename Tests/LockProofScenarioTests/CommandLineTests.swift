@@ -1,6 +1,7 @@
 import Foundation
 import LockProofCommerce
 import LockProofHTTP
+import LockProofRedis
 import LockProofTestSupport
 import XCTest
 
@@ -83,24 +84,78 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(try db.query("SELECT balance FROM users WHERE id = $1", [user]).int(0, 0), 5_000, "re-running changes nothing")
     }
 
+    private let redisDown = """
+        name: cli-redis-down
+        case: charge-balance
+        seed: {users: 1}
+        workload: {virtual_users: 1, duration: 2s}
+        faults:
+          - {kind: redis-down, start: 500ms, duration: 500ms}
+        """
+
     func testServerFaultsAgainstServersNotStartedHereAreRefusedBeforeAnythingRuns() throws {
         let folder = try temporaryFolder()
-        let path = try write(
-            """
-            name: cli-redis-down
-            case: charge-balance
-            seed: {users: 1}
-            workload: {virtual_users: 1, duration: 2s}
-            faults:
-              - {kind: redis-down, start: 1s, duration: 500ms}
-            """, "down.yaml", in: folder)
+        let path = try write(redisDown, "down.yaml", in: folder)
         let reports = folder.appendingPathComponent("reports")
         let result = try lockproof(
             ["run", path, "--report-dir", reports.path],
             environment: ["LOCKPROOF_MANAGED_REDIS_PORT": "", "LOCKPROOF_MANAGED_REDIS_CONF": "", "LOCKPROOF_MANAGED_PG_PORT": ""])
         XCTAssertEqual(result.status, 2, result.err)
         XCTAssertTrue(result.err.contains("down.yaml") && result.err.contains("strikes only servers it started itself"), result.err)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: reports.path), "nothing written")
+        try assertRefusalReported(in: reports, runs: ["cli-redis-down"], reason: "strikes only servers it started itself")
+    }
+
+    /// Issue 15, through the binary: LOCKPROOF_MANAGED_REDIS_PIDFILE names an unrelated `sleep`.
+    /// The redis-down scenario is refused before it runs (exit 2, reported as an error in its JSON
+    /// and junit.xml, naming the pid file and what the pid runs); the sleep lives on and no
+    /// redis-server is started from the config. (Old code: killed the sleep, started a second
+    /// redis-server from the config and reported "stopped; started again", exit 0.)
+    func testAPidFileNamingAnUnrelatedProcessIsNeverSignalled() throws {
+        let environment = ProcessInfo.processInfo.environment
+        guard let port = environment["LOCKPROOF_MANAGED_REDIS_PORT"], !port.isEmpty else {
+            throw XCTSkip("needs the throwaway servers of make test (LOCKPROOF_MANAGED_*)")
+        }
+        let folder = try temporaryFolder()
+        let sleep = Process()
+        sleep.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        sleep.arguments = ["300"]
+        try sleep.run()
+        defer { sleep.terminate() }
+        let pidFile = try write("\(sleep.processIdentifier)\n", "redis.pid", in: folder)
+        let log = folder.appendingPathComponent("redis.log").path
+        let config = try write(
+            "port \(port)\nbind 127.0.0.1\ndaemonize yes\npidfile \(pidFile)\nlogfile \(log)\nsave \"\"\n", "redis.conf", in: folder)
+        let path = try write(redisDown, "down.yaml", in: folder)
+        let reports = folder.appendingPathComponent("reports")
+        let result = try lockproof(
+            ["run", path, "--report-dir", reports.path, "--quiet"],
+            environment: ["LOCKPROOF_MANAGED_REDIS_PIDFILE": pidFile, "LOCKPROOF_MANAGED_REDIS_CONF": config])
+        XCTAssertEqual(result.status, 2, result.out + result.err)
+        let reason = "\(pidFile) names pid \(sleep.processIdentifier), which is not a redis-server"
+        XCTAssertTrue(result.err.contains(reason), result.err)
+        try assertRefusalReported(in: reports, runs: ["cli-redis-down"], reason: reason)
+        XCTAssertTrue(sleep.isRunning, "the sleep was signalled")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: log), "a redis-server was started from the config")
+        XCTAssertEqual(try TestServers.redis().checked(["PING"]).text, "PONG")
+    }
+
+    /// A run refused before anything ran is in the report folder all the same: every run's JSON
+    /// has status error with the reason, junit.xml has an <error> for each (issue 15).
+    private func assertRefusalReported(
+        in reports: URL, runs: [String], reason: String, file: StaticString = #filePath, line: UInt = #line
+    ) throws {
+        let junit = try String(contentsOf: reports.appendingPathComponent("junit.xml"), encoding: .utf8)
+        XCTAssertTrue(junit.contains("tests=\"\(runs.count)\" failures=\"0\" errors=\"\(runs.count)\""), junit, file: file, line: line)
+        for name in runs {
+            let json = try XCTUnwrap(
+                JSONSerialization.jsonObject(with: Data(contentsOf: reports.appendingPathComponent("\(name).json"))) as? [String: Any],
+                file: file, line: line)
+            XCTAssertEqual(json["status"] as? String, "error", name, file: file, line: line)
+            let error = json["error"] as? String ?? ""
+            XCTAssertTrue(error.hasPrefix("not run: refused before anything ran: ") && error.contains(reason), error, file: file, line: line)
+            XCTAssertTrue(junit.contains("<testsuite name=\"\(name)\"") && junit.contains("refused before anything ran"), junit, file: file, line: line)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: reports.appendingPathComponent("\(name).history.jsonl").path), "it never ran")
+        }
     }
 
     override func setUpWithError() throws {
@@ -129,7 +184,8 @@ final class CommandLineTests: XCTestCase {
     }
 
     /// 1,000 clients with a session each cannot fit a server allowing 400: refused with the numbers
-    /// before anything is written; the same rush through a pool of 20 fits.
+    /// before anything runs, and reported so (old code: no JSON, no junit.xml); the same rush
+    /// through a pool of 20 fits.
     func testARunThatCannotFitTheServersConnectionsExits2WithTheNumbers() throws {
         let folder = try temporaryFolder()
         let rush = passing.replacingOccurrences(of: "virtual_users: 2, iterations: 2", with: "virtual_users: 1000, iterations: 1")
@@ -139,11 +195,54 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(result.status, 2, result.err)
         XCTAssertTrue(result.err.contains("needs 1001 PostgreSQL sessions (1000 virtual users with a session each"), result.err)
         XCTAssertTrue(result.err.contains("max_connections"), result.err)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: reports.path), "nothing written")
+        try assertRefusalReported(in: reports, runs: ["cli-pass"], reason: "needs 1001 PostgreSQL sessions")
         let pooled = rush.replacingOccurrences(of: "iterations: 1}", with: "iterations: 1, connections: 20}")
         let ran = try lockproof(["run", try write(pooled, "pooled.yaml", in: folder), "--quiet"])
         XCTAssertEqual(ran.status, 0, ran.out + ran.err)
         XCTAssertTrue(ran.out.contains("pool wait (postgres): 1000 borrows"), ran.out)
+    }
+
+    /// Issue 15: in an existing report folder, every report name is a link to a file outside it
+    /// (as a hostile user of a shared /tmp would plant them). The run replaces each link with its
+    /// report and leaves every target byte for byte as it was. (Old code: junit.xml and
+    /// cli-pass.json were written through their links, overwriting the targets.) A report folder
+    /// that is itself a link is refused, naming it, and nothing is written through it.
+    func testReportsReplaceLinksAtTheirNamesAndNeverWriteThroughThem() throws {
+        let folder = try temporaryFolder()
+        let reports = folder.appendingPathComponent("reports")
+        let outside = folder.appendingPathComponent("outside")
+        try FileManager.default.createDirectory(at: reports, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: outside, withIntermediateDirectories: true)
+        let names = ["junit.xml", "cli-pass.json", "cli-pass.history.jsonl", "report.html"]
+        var targets: [String: Data] = [:]
+        for name in names {
+            let target = outside.appendingPathComponent("target-\(name)")
+            let content = Data("not LockProof's: \(name)\n".utf8)
+            try content.write(to: target)
+            targets[target.path] = content
+            try FileManager.default.createSymbolicLink(atPath: reports.appendingPathComponent(name).path, withDestinationPath: target.path)
+        }
+        let result = try lockproof(["run", try write(passing, "p.yaml", in: folder), "--report-dir", reports.path, "--quiet"])
+        XCTAssertEqual(result.status, 0, result.out + result.err)
+        for (path, content) in targets {
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), content, "\(path) was written through a link")
+        }
+        for name in names {
+            let attributes = try FileManager.default.attributesOfItem(atPath: reports.appendingPathComponent(name).path)
+            XCTAssertEqual(attributes[.type] as? FileAttributeType, .typeRegular, "\(name) is still a link")
+            XCTAssertGreaterThan((attributes[.size] as? NSNumber)?.intValue ?? 0, 40, name)
+        }
+        XCTAssertTrue(try String(contentsOf: reports.appendingPathComponent("junit.xml"), encoding: .utf8).contains("errors=\"0\""))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: reports.path).sorted(), names.sorted(), "no temporary file left")
+
+        let linkedFolder = folder.appendingPathComponent("linked-reports")
+        try FileManager.default.createSymbolicLink(atPath: linkedFolder.path, withDestinationPath: outside.path)
+        let refused = try lockproof(["run", try write(passing, "p.yaml", in: folder), "--report-dir", linkedFolder.path, "--quiet"])
+        XCTAssertEqual(refused.status, 2, refused.err)
+        XCTAssertTrue(refused.err.contains("--report-dir \(linkedFolder.path) is a symbolic link (to \(outside.path))"), refused.err)
+        let slash = try lockproof(["run", try write(passing, "p.yaml", in: folder), "--report-dir", linkedFolder.path + "/", "--quiet"])
+        XCTAssertEqual(slash.status, 2, "a trailing slash does not hide the link: \(slash.err)")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: outside.path).count, names.count, "nothing written through it")
     }
 
     func testUnreachableServerExits2WithoutPrintingThePassword() throws {
@@ -156,7 +255,10 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(result.status, 2)
         XCTAssertTrue(result.err.contains("PostgreSQL is unreachable"), result.err)
         XCTAssertFalse(result.err.contains("hunter2") || result.out.contains("hunter2"))
-        XCTAssertFalse(FileManager.default.fileExists(atPath: reports.path))
+        try assertRefusalReported(in: reports, runs: ["cli-pass"], reason: "PostgreSQL is unreachable")
+        for name in try FileManager.default.contentsOfDirectory(atPath: reports.path) {
+            XCTAssertFalse(try String(contentsOf: reports.appendingPathComponent(name), encoding: .utf8).contains("hunter2"), name)
+        }
     }
 
     func testPassingAndFailingRunsExit0And1() throws {

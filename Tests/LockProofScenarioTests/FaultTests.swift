@@ -2,6 +2,7 @@ import Foundation
 import LockProofCommerce
 import LockProofLocking
 import LockProofPostgres
+import LockProofRedis
 @testable import LockProofScenario
 import LockProofTestSupport
 import XCTest
@@ -86,10 +87,71 @@ final class FaultTests: XCTestCase {
         }
         environment["LOCKPROOF_MANAGED_REDIS_PORT"] = String(configuration.redis.port)
         XCTAssertThrowsError(try ManagedServers.check(configuration, faults: [.redisDown], environment: environment)) {
-            XCTAssertTrue("\($0)".contains("has no running process"), "\($0)")
+            XCTAssertTrue("\($0)".contains("/x/redis.pid holds no pid"), "\($0)")
         }
         XCTAssertNil(try ManagedServers.check(configuration, faults: [.gatewayFailure, .crashAfterDeduct], environment: [:]),
                      "faults inside the clients need no server of ours")
+    }
+
+    /// Issue 15: the pid file is checked against the process table before any signal. One naming
+    /// an unrelated `sleep`, or a redis-server that is not the one on the managed port, is refused
+    /// by the pre-run check and by every server fault at the moment it strikes (a pid file swapped
+    /// during the run); the process is not signalled and no redis-server is started from the
+    /// config. (Old code: redis-down killed the sleep and reported Redis stopped and started again.)
+    func testAPidFileNamingAnotherProcessIsRefusedAndNeverSignalled() throws {
+        let configuration = TestServers.configuration
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("lp-pidfile-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let sleep = Process()
+        sleep.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        sleep.arguments = ["300"]
+        try sleep.run()
+        defer { sleep.terminate() }
+        let spare = SpareRedis()
+        try spare.start()
+        defer { spare.stop() }
+        let pidFile = folder.appendingPathComponent("redis.pid").path
+        // A config that, if anything started a redis-server from it, would leave its log here.
+        let log = folder.appendingPathComponent("redis.log").path
+        let config = folder.appendingPathComponent("redis.conf").path
+        try "port \(configuration.redis.port)\nbind 127.0.0.1\ndaemonize yes\npidfile \(pidFile)\nlogfile \(log)\nsave \"\"\n"
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        let environment = [
+            "LOCKPROOF_MANAGED_REDIS_PORT": String(configuration.redis.port), "LOCKPROOF_MANAGED_REDIS_CONF": config,
+            "LOCKPROOF_MANAGED_REDIS_PIDFILE": pidFile, "LOCKPROOF_MANAGED_PG_PORT": "1",
+            "LOCKPROOF_MANAGED_REDIS_REPLICA_PORT": String(spare.port),
+        ]
+        let servers = try XCTUnwrap(ManagedServers.fromEnvironment(environment))
+        let context = FaultContext(
+            configuration: configuration, shared: TestServers.shared, servers: servers,
+            gateway: SimulatedPaymentGateway(
+                failureRate: 0, seed: 1, records: try DatabaseGatewayRecords(databaseURL: configuration.databaseURL)),
+            clients: ClientFaultSwitches(seed: 1), clock: { 0 })
+        let impostors: [(pid: Int32, expected: String)] = [
+            (sleep.processIdentifier, "which is not a redis-server (it runs '/bin/sleep 300')"),
+            (try XCTUnwrap(spare.pid), "a redis-server that does not listen on port \(configuration.redis.port)"),
+        ]
+        for impostor in impostors {
+            try "\(impostor.pid)\n".write(toFile: pidFile, atomically: true, encoding: .utf8)
+            XCTAssertThrowsError(try ManagedServers.check(configuration, faults: [.redisDown], environment: environment)) {
+                XCTAssertTrue("\($0)".contains("\(pidFile) names pid \(impostor.pid), \(impostor.expected)"), "\($0)")
+            }
+            for kind in [FaultKind.redisDown, .redisPause, .redisFailover] {
+                let spec = FaultSpec(kind: kind, startSeconds: 0, durationSeconds: 1, intervalSeconds: nil, parameters: ["lag_ms": 10])
+                let injector = kind.injector.init(spec: spec, context: context)
+                var record = FaultRecord(kind: kind.rawValue, start: 0, end: nil, targets: [], hits: nil, note: nil, error: nil)
+                XCTAssertThrowsError(try injector.begin(into: &record), kind.rawValue) {
+                    XCTAssertTrue("\($0)".contains("names pid"), "\(kind.rawValue): \($0)")
+                }
+                injector.restore()
+            }
+            XCTAssertEqual(kill(impostor.pid, 0), 0, "pid \(impostor.pid) was not killed")
+            XCTAssertTrue(sleep.isRunning)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: log), "no redis-server was started from the config")
+            XCTAssertEqual(try TestServers.redis().checked(["PING"]).text, "PONG", "the real Redis was never touched")
+        }
+        XCTAssertEqual(try RedisConnection(endpoint: RedisEndpoint(host: "127.0.0.1", port: spare.port)).checked(["PING"]).text, "PONG")
     }
 
     private func run(_ scenario: Scenario) throws -> ScenarioResult {

@@ -14,6 +14,9 @@ public final class SpareRedis {
 
     deinit { stop() }
 
+    /// The running server's process id.
+    public var pid: Int32? { process.map(\.processIdentifier) }
+
     /// Starts it and waits (at most 30 s: a loaded machine starts processes slowly) until it accepts connections.
     public func start() throws {
         stop()

@@ -43,8 +43,10 @@ public struct ManagedServers: Sendable {
             throw FaultRefused(
                 message: "faults \(kinds): LOCKPROOF_REDIS_URL names \(configuration.redis), not the throwaway Redis on port \(managed.redisPort); refusing to strike a server LockProof did not start")
         }
-        guard let pid = managed.redisPid(), isRunning(pid) else {
-            throw FaultRefused(message: "faults \(kinds): the throwaway Redis has no running process (\(managed.redisPidFile))")
+        do {
+            _ = try managed.verifiedRedisPid()
+        } catch {
+            throw FaultRefused(message: "faults \(kinds): LOCKPROOF_MANAGED_REDIS_PIDFILE \(error)")
         }
         if serverFaults.contains(.pgTerminate) {
             let target = try? PostgresTarget(conninfo: configuration.databaseURL)
@@ -67,6 +69,32 @@ public struct ManagedServers: Sendable {
         return pid
     }
 
+    /// The primary's pid, once checked to be the redis-server listening on the managed port.
+    func verifiedRedisPid() throws -> pid_t {
+        guard let pid = redisPid() else { throw FaultRefused(message: "\(redisPidFile) holds no pid") }
+        try ServerProcess.verify(pid: pid, program: "redis-server", port: redisPort, pidFile: redisPidFile)
+        return pid
+    }
+
+    /// The replica's pid, once checked to be the redis-server listening on the replica port.
+    func verifiedReplicaPid() throws -> pid_t {
+        guard let pid = replicaPid() else { throw FaultRefused(message: "\(replicaPidFile) holds no pid") }
+        try ServerProcess.verify(pid: pid, program: "redis-server", port: replicaPort, pidFile: replicaPidFile)
+        return pid
+    }
+
+    /// Throws unless nothing listens on `port` any more (within 5 s): the server really went
+    /// down. Not at once: a killed process's main thread is a zombie while its other threads
+    /// still exit, and the last of them closes the listening socket.
+    static func confirmDown(port: Int, pid: pid_t) throws {
+        for _ in 0..<100 where !ServerProcess.portRefuses(port) { Thread.sleep(forTimeInterval: 0.05) }
+        guard ServerProcess.portRefuses(port) else {
+            let holders = ServerProcess.listeners(port: port)
+            throw FaultRefused(
+                message: "redis-server pid \(pid) stopped, but port \(port) still has a listener (\(holders.isEmpty ? "a process this user cannot see" : holders.joined(separator: ", "))): the server did not go down")
+        }
+    }
+
     var replicaPidFile: String { (redisPidFile as NSString).deletingLastPathComponent + "/replica.pid" }
 
     func replicaPid() -> pid_t? {
@@ -86,7 +114,8 @@ public struct ManagedServers: Sendable {
         return state != "Z" && state != "X"
     }
 
-    /// Stops a server process and waits (at most 10 s) until it is gone.
+    /// Stops a server process and waits (at most 10 s) until it is gone. Only for a pid checked
+    /// by `verifiedRedisPid` / `verifiedReplicaPid`.
     static func stop(pid: pid_t, signal: Int32 = SIGTERM) throws {
         kill(pid, SIGCONT)  // a frozen server cannot act on SIGTERM
         kill(pid, signal)
@@ -143,10 +172,18 @@ public struct ManagedServers: Sendable {
         throw FaultRefused(message: "redis-server on port \(port) did not answer within \(Int(seconds)) s")
     }
 
-    /// The primary again, as `scripts/services.sh` started it, if it is not running.
-    func restartPrimary() throws {
-        if let pid = redisPid(), Self.isRunning(pid) { return }
+    /// The primary again, as `scripts/services.sh` started it, if it is not running; throws unless
+    /// it then answers PING and its pid file names it. Never a second server beside one that
+    /// holds the port: that one is not LockProof's to replace.
+    @discardableResult
+    func restartPrimary() throws -> pid_t {
+        if let pid = try? verifiedRedisPid() { return pid }
+        guard ServerProcess.portRefuses(redisPort) else {
+            throw FaultRefused(
+                message: "port \(redisPort) has a listener that is not the redis-server \(redisPidFile) names; not starting a second one")
+        }
         try Self.startRedis([redisConfig], port: redisPort)
+        return try verifiedRedisPid()
     }
 }
 

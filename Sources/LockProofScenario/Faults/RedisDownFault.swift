@@ -17,17 +17,17 @@ final class RedisDownFault: FaultInjector {
     init(spec: FaultSpec, context: FaultContext) { self.context = context }
 
     func begin(into record: inout FaultRecord) throws {
-        guard let servers = context.servers, let pid = servers.redisPid() else {
-            throw FaultRefused(message: "no throwaway Redis process to stop")
-        }
-        record.targets = ["redis 127.0.0.1:\(servers.redisPort) (pid \(pid)) stopped"]
+        guard let servers = context.servers else { throw FaultRefused(message: "no throwaway Redis process to stop") }
+        let pid = try servers.verifiedRedisPid()
         try ManagedServers.stop(pid: pid)
+        try ManagedServers.confirmDown(port: servers.redisPort, pid: pid)
+        record.targets = ["redis 127.0.0.1:\(servers.redisPort) (pid \(pid)) stopped, port refusing"]
     }
 
     func end(into record: inout FaultRecord) throws {
         guard let servers = context.servers else { return }
-        try servers.restartPrimary()
-        if let pid = servers.redisPid() { record.targets.append("started again (pid \(pid)), empty") }
+        let pid = try servers.restartPrimary()
+        record.targets.append("started again (pid \(pid)), empty, answering PING")
     }
 
     func restore() { try? context.servers?.restartPrimary() }

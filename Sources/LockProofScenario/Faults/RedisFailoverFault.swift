@@ -49,7 +49,10 @@ final class RedisFailoverFault: FaultInjector {
     /// Starts the replica and waits until it has synchronised with the primary.
     func prepare() throws {
         let servers = try servers
-        if let pid = servers.replicaPid(), ManagedServers.isRunning(pid) { try ManagedServers.stop(pid: pid) }
+        if let pid = try? servers.verifiedReplicaPid() { try ManagedServers.stop(pid: pid) }
+        guard ServerProcess.portRefuses(servers.replicaPort) else {
+            throw FaultRefused(message: "port \(servers.replicaPort) (LOCKPROOF_MANAGED_REDIS_REPLICA_PORT) is taken by another process")
+        }
         let directory = (servers.redisPidFile as NSString).deletingLastPathComponent
         try ManagedServers.startRedis(
             [
@@ -68,9 +71,8 @@ final class RedisFailoverFault: FaultInjector {
 
     func begin(into record: inout FaultRecord) throws {
         let servers = try servers
-        guard let replicaPid = servers.replicaPid(), let primaryPid = servers.redisPid() else {
-            throw FaultRefused(message: "the primary or the replica has no process")
-        }
+        let primaryPid = try servers.verifiedRedisPid()
+        let replicaPid = try servers.verifiedReplicaPid()
         let replica = try RedisConnection(endpoint: endpoint(port: servers.replicaPort), commandTimeout: 5)
         try replica.checked(["REPLICAOF", "NO", "ONE"])
         promoted = true
@@ -83,6 +85,7 @@ final class RedisFailoverFault: FaultInjector {
         kill(primaryPid, SIGKILL)
         context.shared.route.switchTo(endpoint(port: servers.replicaPort))
         try ManagedServers.stop(pid: primaryPid, signal: SIGKILL)
+        try ManagedServers.confirmDown(port: servers.redisPort, pid: primaryPid)
         let locksAfter = Self.locks(on: replica)
         // A lock is lost when the new primary lacks it or has another holder's token: a key alone
         // is not enough, the replica may still carry an earlier holder's entry until it expires.
@@ -107,7 +110,7 @@ final class RedisFailoverFault: FaultInjector {
         let servers = try servers
         try servers.restartPrimary()
         context.shared.route.switchTo(context.configuration.redis)
-        if let pid = servers.replicaPid() { try ManagedServers.stop(pid: pid) }
+        try ManagedServers.stop(pid: try servers.verifiedReplicaPid())
         promoted = false
         record.targets.append("after the run: original primary started again (empty), replica stopped")
     }
@@ -116,7 +119,7 @@ final class RedisFailoverFault: FaultInjector {
         guard let servers = context.servers else { return }
         try? servers.restartPrimary()
         context.shared.route.switchTo(context.configuration.redis)
-        if let pid = servers.replicaPid(), ManagedServers.isRunning(pid) { try? ManagedServers.stop(pid: pid) }
+        if let pid = try? servers.verifiedReplicaPid() { try? ManagedServers.stop(pid: pid) }
     }
 
     /// The case locks present on a server: key → holder's token.

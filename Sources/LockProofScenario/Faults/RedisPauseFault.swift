@@ -18,19 +18,33 @@ final class RedisPauseFault: FaultInjector {
     init(spec: FaultSpec, context: FaultContext) { self.context = context }
 
     func begin(into record: inout FaultRecord) throws {
-        guard let servers = context.servers, let pid = servers.redisPid(), ManagedServers.isRunning(pid) else {
-            throw FaultRefused(message: "no running throwaway Redis process to freeze")
-        }
+        guard let servers = context.servers else { throw FaultRefused(message: "no running throwaway Redis process to freeze") }
+        let pid = try servers.verifiedRedisPid()
         guard kill(pid, SIGSTOP) == 0 else { throw FaultRefused(message: "SIGSTOP to redis pid \(pid) failed (errno \(errno))") }
         frozen = pid
+        guard Self.isStopped(pid) else { throw FaultRefused(message: "redis pid \(pid) did not stop on SIGSTOP within 5 s") }
         record.targets = ["redis 127.0.0.1:\(servers.redisPort) (pid \(pid)) frozen with SIGSTOP"]
     }
 
     func end(into record: inout FaultRecord) throws {
-        guard let pid = frozen else { return }
+        guard let pid = frozen, let servers = context.servers else { return }
         kill(pid, SIGCONT)
         frozen = nil
-        record.targets.append("thawed with SIGCONT")
+        try ManagedServers.waitForPing(port: servers.redisPort)
+        record.targets.append("thawed with SIGCONT, answering PING")
+    }
+
+    /// Is `pid` in the stopped state ('T' in /proc/PID/stat), within 5 s?
+    static func isStopped(_ pid: pid_t) -> Bool {
+        for _ in 0..<100 {
+            if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")"),
+                stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first == "T"
+            {
+                return true
+            }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        return false
     }
 
     func restore() {
