@@ -21,14 +21,18 @@ struct RecoverCommand: ParsableCommand {
             cannot start.
             """)
 
-    @Option(help: ArgumentHelp("Leave intents younger than this alone (a live payment may still be running).", valueName: "seconds"))
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "Leave intents younger than this alone (a live payment may still be running), \(SecondsBounds.describe(SecondsBounds.minimumAge)).",
+            valueName: "seconds"))
     var minAge: Double = 0
 
     @Flag(help: "Print the report as JSON.")
     var json = false
 
     func validate() throws {
-        guard minAge >= 0, minAge.isFinite else { throw ValidationError("--min-age must be a number of seconds ≥ 0") }
+        try checkBounds(minAge, option: "--min-age", range: SecondsBounds.minimumAge)
     }
 
     func run() throws {
