@@ -116,6 +116,7 @@ public struct BenchCase: Sendable {
     public static func isNegativeControl(_ caseName: CaseName, _ strategy: String) -> Bool {
         strategy == "naive" || (caseName == .createOrder && strategy == "unsorted")
             || (caseName == .chargeBalance && strategy == "key-outside-transaction")
+            || (caseName == .processPayment && strategy == "no-status-guard")
     }
 
     /// Strategies that take a Redis lock (their ceiling leaves out the Redis round trips).

@@ -11,6 +11,12 @@ public enum ProcessPaymentStrategy: String, Sendable, CaseIterable, Codable {
     case pessimistic
     /// Read, check, write absolute values back with no lock. The negative control: overspends.
     case naive
+    /// The negative control of "an order is paid once": the pessimistic row locks on the user and
+    /// the products, but the order is read without a lock, its status checked in the application
+    /// and then moved to PAYING unconditionally, and the intent written `ON CONFLICT DO NOTHING`
+    /// (as an idempotent retry would; the intents' primary key is the other guard every strategy
+    /// has). Payments racing on one order all pass the stale check and all deduct.
+    case noStatusGuard = "no-status-guard"
 }
 
 public struct PaymentResult: Sendable, Equatable {
@@ -65,6 +71,8 @@ public struct ProcessPayment {
             deduction = try deductLocked(orderId, probe)
         case .naive:
             deduction = try deductNaively(orderId, probe)
+        case .noStatusGuard:
+            deduction = try deductLocked(orderId, probe, statusGuard: false)
         }
         deducted = true
         try client.faults.afterDeduction?(orderId)
@@ -122,9 +130,10 @@ public struct ProcessPayment {
         return (userId, total, items)
     }
 
-    private func deductLocked(_ orderId: Int, _ probe: Probe) throws -> Deduction {
+    /// `statusGuard: false` is the negative control's: the order neither locked nor moved on condition.
+    private func deductLocked(_ orderId: Int, _ probe: Probe, statusGuard: Bool = true) throws -> Deduction {
         try client.transaction(probe: probe) { db in
-            let order = try loadOrder(orderId, forUpdate: true, db: db)
+            let order = try loadOrder(orderId, forUpdate: statusGuard, db: db)
             let users = try lockRowsForUpdate(db, table: .users, ids: [order.userId], columns: "balance", probe: probe)
             let products = try lockRowsForUpdate(
                 db, table: .products, ids: order.items.map(\.productId), columns: "stock", probe: probe)
@@ -141,7 +150,7 @@ public struct ProcessPayment {
                     "UPDATE products SET stock = stock - $1, version = version + 1 WHERE id = $2",
                     [item.quantity, item.productId])
             }
-            return try recordDeduction(orderId, order, balanceAfter: balance - order.total, db: db)
+            return try recordDeduction(orderId, order, balanceAfter: balance - order.total, statusGuard: statusGuard, db: db)
         }
     }
 
@@ -185,7 +194,7 @@ public struct ProcessPayment {
 
     private func recordDeduction(
         _ orderId: Int, _ order: (userId: Int, total: Int, items: [(productId: Int, quantity: Int)]),
-        balanceAfter: Int, db: PostgresConnection
+        balanceAfter: Int, statusGuard: Bool = true, db: PostgresConnection
     ) throws -> Deduction {
         let reference = "order:\(orderId)"
         try db.query(
@@ -195,6 +204,14 @@ public struct ProcessPayment {
             try db.query(
                 "INSERT INTO stock_ledger (product_id, delta, reason, reference) VALUES ($1, $2, 'payment', $3)",
                 [item.productId, -item.quantity, reference])
+        }
+        guard statusGuard else {
+            try db.query("UPDATE orders SET status = 'PAYING', version = version + 1, updated_at = now() WHERE id = $1", [orderId])
+            try db.query(
+                "INSERT INTO payment_intents (order_id, user_id, amount, status) VALUES ($1, $2, $3, 'open') ON CONFLICT (order_id) DO NOTHING",
+                [orderId, order.userId, order.total])
+            return Deduction(
+                orderId: orderId, userId: order.userId, amount: order.total, items: order.items, balanceAfter: balanceAfter)
         }
         let moved = try db.query(
             "UPDATE orders SET status = 'PAYING', version = version + 1, updated_at = now() WHERE id = $1 AND status = 'PENDING'",

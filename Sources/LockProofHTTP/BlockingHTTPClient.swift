@@ -47,6 +47,14 @@ public enum BlockingHTTPClient {
     public static func send(
         raw: [UInt8], host: String = "127.0.0.1", port: Int, timeoutSeconds: Double = 30, responseHasBody: Bool = true
     ) throws -> HTTPClientResponse {
+        try parse(exchange(raw: raw, host: host, port: port, timeoutSeconds: timeoutSeconds), hasBody: responseHasBody)
+    }
+
+    /// Sends `raw` as is and returns every byte the server sent until it closed the connection
+    /// (e.g. to show that a HEAD response carries no body).
+    public static func exchange(raw: [UInt8], host: String = "127.0.0.1", port: Int, timeoutSeconds: Double = 30) throws
+        -> [UInt8]
+    {
         guard let address = HTTPBindAddress.socketAddress(host: host, port: port) else {
             throw HTTPServerError("'\(host)' is not an IP address")
         }
@@ -97,7 +105,7 @@ public enum BlockingHTTPClient {
                 throw systemError("recv")
             }
         }
-        return try parse(received, hasBody: responseHasBody)
+        return received
     }
 
     static func parse(_ bytes: [UInt8], hasBody: Bool) throws -> HTTPClientResponse {

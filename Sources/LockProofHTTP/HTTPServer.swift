@@ -38,7 +38,7 @@ public struct HTTPResponse: Sendable, Equatable {
 
     static let notFound = HTTPResponse(status: 404, text: "not found\n")
     static let methodNotAllowed = HTTPResponse(
-        status: 405, text: "method not allowed: use GET\n", extraHeaders: [HTTPHeader(name: "Allow", value: "GET")])
+        status: 405, text: "method not allowed: use GET or HEAD\n", extraHeaders: [HTTPHeader(name: "Allow", value: "GET, HEAD")])
 }
 
 public struct HTTPHeader: Sendable, Equatable {
@@ -127,7 +127,9 @@ public struct HTTPBindAddress: Sendable, Equatable, CustomStringConvertible {
 
 /// A small HTTP server on libmicrohttpd for a fixed table of GET routes.
 ///
-/// Unknown paths get 404, other methods on a known path 405 with `Allow: GET`. Request headers are
+/// HEAD is answered as GET without the body (RFC 9110 §9.3.2): the handler runs and its response
+/// is queued as is; libmicrohttpd sends the headers, Content-Length included, and never the body.
+/// Unknown paths get 404, other methods on a known path 405 with `Allow: GET, HEAD`. Request headers are
 /// bounded by the per-connection memory limit (a larger request is refused by libmicrohttpd with
 /// an error status), idle connections by a timeout, and the time a request may take to arrive in
 /// full by `requestArrivalSeconds` (libmicrohttpd's own timeout restarts at every byte, so a
@@ -253,7 +255,7 @@ final class RequestRouter: Sendable {
 
     func respond(to request: HTTPRequest) -> HTTPResponse {
         guard let handler = routes[request.path] else { return .notFound }
-        guard request.method == "GET" else { return .methodNotAllowed }
+        guard request.method == "GET" || request.method == "HEAD" else { return .methodNotAllowed }
         return handler(request)
     }
 }

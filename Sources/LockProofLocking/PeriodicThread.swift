@@ -13,6 +13,9 @@ public final class PeriodicThread: @unchecked Sendable {
     }
 
     public let intervalSeconds: Double
+    /// The longest single wait: `NSCondition.wait(until:)` traps (SIGILL) on a date too far ahead
+    /// (an interval of 1e10 s), so a long interval is waited out in slices of at most this.
+    static let longestWaitSeconds: Double = 60
     private let name: String
     private let firstPass: FirstPass
     private let body: @Sendable () -> Void
@@ -21,6 +24,7 @@ public final class PeriodicThread: @unchecked Sendable {
     private var started = false
     private let finished = DispatchSemaphore(value: 0)
 
+    /// Any positive interval works, `.infinity` included (the body then runs only `.atStart`).
     public init(name: String, intervalSeconds: Double, firstPass: FirstPass, body: @escaping @Sendable () -> Void) {
         precondition(intervalSeconds > 0, "the interval of \(name) must be positive")
         self.name = name
@@ -56,7 +60,9 @@ public final class PeriodicThread: @unchecked Sendable {
         while true {
             condition.lock()
             let deadline = Date(timeIntervalSinceNow: intervalSeconds)
-            while !stopping && Date() < deadline { _ = condition.wait(until: deadline) }
+            while !stopping && Date() < deadline {
+                _ = condition.wait(until: min(deadline, Date(timeIntervalSinceNow: Self.longestWaitSeconds)))
+            }
             let done = stopping
             condition.unlock()
             if done { return }

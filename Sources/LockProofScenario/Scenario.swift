@@ -184,7 +184,7 @@ func locks(of caseName: CaseName, strategy: String) -> Set<String> {
     case (.chargeBalance, "pessimistic"): return ["row"]
     case (.processPayment, "seed"), (.issueCoupon, "seed"), (.createOrder, "seed"), (.createOrder, "unsorted"):
         return ["redis", "row"]
-    case (.processPayment, "pessimistic"), (.issueCoupon, "pessimistic"): return ["row"]
+    case (.processPayment, "pessimistic"), (.processPayment, "no-status-guard"), (.issueCoupon, "pessimistic"): return ["row"]
     default: return []
     }
 }

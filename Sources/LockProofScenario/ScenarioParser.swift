@@ -321,12 +321,22 @@ private struct Reader {
         } else if let (suffix, factor) = units.first(where: { text.hasSuffix($0.0) }), let value = strictDecimal(String(text.dropLast(suffix.count))) {
             seconds = value * factor
         }
-        guard let seconds, seconds > 0, seconds <= 86_400 else {
+        guard let seconds else {
             problem(node, "\(field): found \(describe(node)); expected a positive duration such as 30s, 500ms or 2m")
+            return nil
+        }
+        guard seconds > 0, seconds <= Self.longestDurationSeconds else {
+            problem(
+                node,
+                "\(field): found \(text.prefix(40)) (\(formatNumber(seconds)) s); expected more than 0 and at most \(formatNumber(Self.longestDurationSeconds)) s (24 hours), such as 30s, 500ms or 2m")
             return nil
         }
         return seconds
     }
+
+    /// The longest duration a scenario may write (a run, a timeout, a fault's start, length or
+    /// interval): a day. Longer is a typo, and a run of that length is no test.
+    static let longestDurationSeconds: Double = 86_400
 
     mutating func scenario(_ root: Node) -> Scenario? {
         let top = entries(

@@ -35,13 +35,15 @@ struct BenchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Only these cases (comma-separated).", valueName: "cases"))
     var cases: String?
 
-    @Option(help: ArgumentHelp("Override the preset's client counts (comma-separated).", valueName: "counts"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Override the preset's client counts (comma-separated, each 1 to 300).", valueName: "counts"))
     var clients: String?
 
-    @Option(help: ArgumentHelp("Override the preset's repetitions.", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Override the preset's repetitions, 1 to 100.", valueName: "n"))
     var repetitions: Int?
 
-    @Option(help: ArgumentHelp("Override the preset's length of a run in whole seconds (LockProof's and pgbench's -T alike).", valueName: "n"))
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp("Override the preset's length of a run in whole seconds, 1 to 3600 (LockProof's and pgbench's -T alike).", valueName: "n"))
     var seconds: Int?
 
     @OptionGroup var database: DatabaseWaitOptions
@@ -62,10 +64,8 @@ struct BenchCommand: ParsableCommand {
                 throw ValidationError("--clients: found '\(count)'; expected whole numbers from 1 to 300")
             }
         }
-        if let repetitions, repetitions < 1 { throw ValidationError("--repetitions: found \(repetitions); expected at least 1") }
-        if let seconds, !(1...3_600).contains(seconds) {
-            throw ValidationError("--seconds: found \(seconds); expected 1 to 3600")
-        }
+        if let repetitions { try checkBounds(repetitions, option: "--repetitions", range: 1...100) }
+        if let seconds { try checkBounds(seconds, option: "--seconds", range: 1...3_600) }
     }
 
     func run() throws {

@@ -19,13 +19,15 @@ struct BenchMetricsCommand: ParsableCommand {
             not while a run or serve instance holds it: exit 2); deletes nothing.
             """)
 
-    @Option(help: "Concurrent clients, each on its own thread with its own connections.")
+    @Option(parsing: .unconditional, help: "Concurrent clients, each on its own thread with its own connections, 1 to 300.")
     var clients = 4
 
-    @Option(help: "Rounds; each runs the workload once with instrumentation on and once off.")
+    @Option(parsing: .unconditional, help: "Rounds; each runs the workload once with instrumentation on and once off, 1 to 1000.")
     var rounds = 6
 
-    @Option(help: ArgumentHelp("Length of each half-round.", valueName: "seconds"))
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp("Length of each half-round, \(SecondsBounds.describe(SecondsBounds.benchHalfRound)).", valueName: "seconds"))
     var seconds: Double = 2
 
     @Option(help: "Strategy of the charge-balance workload.")
@@ -33,14 +35,14 @@ struct BenchMetricsCommand: ParsableCommand {
 
     @OptionGroup var servers: ServerOptions
 
-    @Option(help: "Scrapes (and renders) to time.")
+    @Option(parsing: .unconditional, help: "Scrapes (and renders) to time, 1 to 1000000.")
     var scrapes = 1000
 
     func validate() throws {
-        guard clients > 0, rounds > 0, scrapes > 0 else {
-            throw ValidationError("--clients, --rounds and --scrapes must be positive")
-        }
-        guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
+        try checkBounds(clients, option: "--clients", range: 1...300)
+        try checkBounds(rounds, option: "--rounds", range: 1...1_000)
+        try checkBounds(scrapes, option: "--scrapes", range: 1...1_000_000)
+        try checkBounds(seconds, option: "--seconds", range: SecondsBounds.benchHalfRound)
         guard ChargeBalanceStrategy(rawValue: strategy) != nil else {
             throw ValidationError(
                 "--strategy must be one of \(ChargeBalanceStrategy.allCases.map(\.rawValue).joined(separator: ", "))")

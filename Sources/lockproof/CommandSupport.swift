@@ -17,19 +17,59 @@ func startupFailure(_ message: String) -> ExitCode {
     return ExitCode(startupFailureExitCode)
 }
 
+/// The bounds of the options that take seconds, shown in --help and named by every refusal.
+enum SecondsBounds {
+    /// serve's polling intervals: under 0.1 s a pass (a query, a recovery transaction) becomes a
+    /// busy loop (1e-300 drove 34,000 transactions a second); over a day it never runs in practice,
+    /// the day being the cap of every duration LockProof takes.
+    static let pollInterval: ClosedRange<Double> = 0.1...86_400
+    /// recover --min-age: an intent older than a day is no live payment (gateway calls take seconds).
+    static let minimumAge: ClosedRange<Double> = 0...86_400
+    /// bench-metrics --seconds: each of its halves; over an hour the measurement is a soak, not a bench.
+    static let benchHalfRound: ClosedRange<Double> = 0.1...3_600
+
+    /// `0.1 to 86400` for help texts and messages.
+    static func describe(_ range: ClosedRange<Double>) -> String {
+        "\(formatSeconds(range.lowerBound)) to \(formatSeconds(range.upperBound))"
+    }
+}
+
+/// A number as a user would write it: `30`, `0.1`, `1e+10`, `nan`.
+func formatSeconds(_ value: Double) -> String {
+    if value.isFinite, value == value.rounded(), abs(value) < 1e15 { return String(Int(value)) }
+    return value.isFinite && abs(value) >= 1e-4 && abs(value) < 1e15 ? String(value) : String(format: "%g", value)
+}
+
+/// Refuses a value outside `range` (NaN and infinities included), naming the option, the value
+/// and the bounds: `--recover-interval: found 1e+10; expected 0.1 to 86400 seconds`.
+func checkBounds(_ value: Double, option: String, range: ClosedRange<Double>, unit: String = "seconds") throws {
+    guard value.isFinite, range.contains(value) else {
+        throw ValidationError("\(option): found \(formatSeconds(value)); expected \(SecondsBounds.describe(range)) \(unit)")
+    }
+}
+
+/// The same for whole numbers: `--clients: found -1; expected 1 to 300`.
+func checkBounds(_ value: Int, option: String, range: ClosedRange<Int>, unit: String = "") throws {
+    guard range.contains(value) else {
+        throw ValidationError("\(option): found \(value); expected \(range.lowerBound) to \(range.upperBound)\(unit.isEmpty ? "" : " " + unit)")
+    }
+}
+
 /// Where the servers are (the environment) and how long connecting to them may take: shared by
 /// every command that talks to PostgreSQL or Redis.
 struct ServerOptions: ParsableArguments {
+    // `.unconditional`: `--connect-timeout -1` is a value to refuse by its bounds, not a missing one.
     @Option(
         name: .customLong("connect-timeout"),
+        parsing: .unconditional,
         help: ArgumentHelp(
-            "Seconds a connection attempt to PostgreSQL or Redis may take before the command gives up (default: LOCKPROOF_CONNECT_TIMEOUT, else 5).",
+            "Seconds a connection attempt to PostgreSQL or Redis may take before the command gives up: a whole number from 1 to 3600 (default: LOCKPROOF_CONNECT_TIMEOUT, else 5).",
             valueName: "seconds"))
     var connectTimeout: String?
 
     func validate() throws {
         if let connectTimeout, ServerConfiguration.connectTimeout(parsing: connectTimeout) == nil {
-            throw ValidationError("--connect-timeout must be a whole number of seconds 1–3600")
+            throw ValidationError("--connect-timeout: found '\(connectTimeout.prefix(20))'; expected a whole number of seconds from 1 to 3600")
         }
     }
 

@@ -22,7 +22,11 @@ struct RecoverCommand: ParsableCommand {
             something is, 2 when it cannot start.
             """)
 
-    @Option(help: ArgumentHelp("Leave intents younger than this alone (a live payment may still be running).", valueName: "seconds"))
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "Leave intents younger than this alone (a live payment may still be running), \(SecondsBounds.describe(SecondsBounds.minimumAge)).",
+            valueName: "seconds"))
     var minAge: Double = 0
 
     @Flag(help: "Print the report as JSON.")
@@ -31,7 +35,7 @@ struct RecoverCommand: ParsableCommand {
     @OptionGroup var database: DatabaseWaitOptions
 
     func validate() throws {
-        guard minAge >= 0, minAge.isFinite else { throw ValidationError("--min-age must be a number of seconds ≥ 0") }
+        try checkBounds(minAge, option: "--min-age", range: SecondsBounds.minimumAge)
     }
 
     func run() throws {

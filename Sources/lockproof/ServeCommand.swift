@@ -31,22 +31,23 @@ struct ServeCommand: ParsableCommand {
 
     @OptionGroup var servers: ServerOptions
 
-    @Option(help: ArgumentHelp("Seconds between counts of pending compensations in the database.", valueName: "seconds"))
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "Seconds between counts of pending compensations in the database, \(SecondsBounds.describe(SecondsBounds.pollInterval)).",
+            valueName: "seconds"))
     var pendingInterval: Double = 5
 
     @Option(
+        parsing: .unconditional,
         help: ArgumentHelp(
-            "Seconds between payment recovery passes (as `lockproof recover`, for intents at least that old).",
+            "Seconds between payment recovery passes (as `lockproof recover`, for intents at least that old), \(SecondsBounds.describe(SecondsBounds.pollInterval)).",
             valueName: "seconds"))
     var recoverInterval: Double = 30
 
     func validate() throws {
-        guard pendingInterval > 0, pendingInterval.isFinite else {
-            throw ValidationError("--pending-interval must be a positive number of seconds")
-        }
-        guard recoverInterval > 0, recoverInterval.isFinite else {
-            throw ValidationError("--recover-interval must be a positive number of seconds")
-        }
+        try checkBounds(pendingInterval, option: "--pending-interval", range: SecondsBounds.pollInterval)
+        try checkBounds(recoverInterval, option: "--recover-interval", range: SecondsBounds.pollInterval)
     }
 
     func run() throws {

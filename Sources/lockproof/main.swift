@@ -16,8 +16,13 @@ raiseOpenFileLimit()
 
 // Bad arguments exit with status 2 like every other bad input (argument-parser's own status for
 // them is 64, EX_USAGE); help, version and every other exit keep argument-parser's handling.
+let arguments = Array(CommandLine.arguments.dropFirst())
+if let usageError = LockProofCommand.usageErrorBeforeParsing(arguments) {
+    FileHandle.standardError.write(Data((usageError + "\n").utf8))
+    exit(startupFailureExitCode)
+}
 do {
-    var command = try LockProofCommand.parseAsRoot()
+    var command = try LockProofCommand.parseAsRoot(arguments)
     try command.run()
 } catch {
     if LockProofCommand.exitCode(for: error) == .validationFailure {

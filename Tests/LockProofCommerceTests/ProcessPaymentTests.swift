@@ -91,16 +91,44 @@ final class ProcessPaymentTests: CommerceTestCase {
         XCTAssertEqual(try balance(userId), 10_000)
     }
 
+    /// The double-payment race: 10 clients pay one order at once. Every strategy but the negative
+    /// control pays it once (the naive one too: its conditional status update refuses the losers).
     func testAnOrderIsPaidOnlyOnce() throws {
+        for strategy in ProcessPaymentStrategy.allCases where strategy != .noStatusGuard {
+            try TestServers.reset()
+            let (userId, productId, results) = try raceOnOneOrder(strategy, thinkSeconds: 0.002)
+            XCTAssertEqual(results.filter { $0.value != nil }.count, 1, "\(strategy)")
+            let refusals = results.filter { isDomainError($0.error) { if case .orderNotPayable = $0 { return true } else { return false } } }
+            XCTAssertEqual(refusals.count, 9, "\(strategy): the others are refused as not payable")
+            XCTAssertEqual(try balance(userId), 49_000, "\(strategy)")
+            XCTAssertEqual(try stock(productId), 99, "\(strategy)")
+        }
+    }
+
+    /// Its negative control: without the status guard, every client that read the order before the
+    /// first payment committed deducts again. (A think time of 50 ms under the row locks keeps the
+    /// first payment uncommitted while the others read the order.)
+    func testWithoutTheStatusGuardRacingPaymentsOfOneOrderAllDeduct() throws {
+        let (userId, productId, results) = try raceOnOneOrder(.noStatusGuard, thinkSeconds: 0.05)
+        let paid = results.filter { $0.value != nil }.count
+        XCTAssertGreaterThan(paid, 1, "more than one payment of one order passes the stale status check")
+        XCTAssertEqual(try balance(userId), 50_000 - paid * 1_000, "each of them deducted")
+        XCTAssertEqual(try stock(productId), 100 - paid)
+        XCTAssertEqual(try scalar("SELECT count(*) FROM balance_ledger WHERE reason = 'payment'"), paid)
+        XCTAssertEqual(try scalar("SELECT count(*) FROM payment_intents"), 1, "the intent was written once: the stale check is the only guard left")
+    }
+
+    private func raceOnOneOrder(_ strategy: ProcessPaymentStrategy, thinkSeconds: Double) throws
+        -> (userId: Int, productId: Int, results: [Result<PaymentResult, any Error>])
+    {
         let userId = try seed.users(count: 1, balance: 50_000)[0]
         let productId = try seed.products(count: 1, price: 1_000, stock: 100)[0]
         let orderId = try order(userId: userId, productId: productId, quantity: 1, unitPrice: 1_000)
-        let results = try runConcurrently(clients: 8, setup: { _ in try TestServers.client() }) { _, client in
-            try ProcessPayment(client: client).pay(orderId: orderId)
+        let settings = Self.settings(thinkSeconds: thinkSeconds)
+        let results = try runConcurrently(clients: 10, setup: { _ in try TestServers.client(settings: settings) }) { _, client in
+            try ProcessPayment(client: client, strategy: strategy).pay(orderId: orderId)
         }
-        XCTAssertEqual(results.filter { $0.value != nil }.count, 1)
-        XCTAssertEqual(try balance(userId), 49_000)
-        XCTAssertEqual(try stock(productId), 99)
+        return (userId, productId, results)
     }
 
     func testBadInputIsATypedErrorAndWritesNothing() throws {

@@ -53,4 +53,25 @@ final class PeriodicThreadTests: XCTestCase {
         thread.stop()
         XCTAssertEqual(counter.value, 0, "work that must age ran before its interval")
     }
+
+    /// `serve --recover-interval 1e10` died with SIGILL: `NSCondition.wait(until:)` traps on a date
+    /// that far ahead. Any interval, however long, must wait quietly and let `stop` wake it.
+    func testAHugeIntervalWaitsWithoutTrappingAndStopsPromptly() {
+        for interval in [1e10, 1e300, Double.infinity] {
+            let counter = PassCounter()
+            let ran = DispatchSemaphore(value: 0)
+            let thread = PeriodicThread(name: "test-huge-\(interval)", intervalSeconds: interval, firstPass: .atStart) {
+                counter.add()
+                ran.signal()
+            }
+            thread.start()
+            XCTAssertEqual(ran.wait(timeout: .now() + 10), .success, "\(interval): the first pass did not run")
+            // Long enough for the thread to be inside its wait, where the old code trapped.
+            Thread.sleep(forTimeInterval: 0.2)
+            let stopped = DispatchSemaphore(value: 0)
+            Thread { thread.stop(); stopped.signal() }.start()
+            XCTAssertEqual(stopped.wait(timeout: .now() + 10), .success, "\(interval): stop did not wake the thread")
+            XCTAssertEqual(counter.value, 1, "\(interval): only the first pass may run")
+        }
+    }
 }

@@ -60,6 +60,30 @@ final class MetricsEndpointTests: XCTestCase {
         XCTAssertTrue(String(decoding: data ?? Data(), as: UTF8.self).contains("# TYPE lockproof_operations_total counter"))
     }
 
+    /// HEAD is GET without the body (RFC 9110 §9.3.2): same status and headers, Content-Length
+    /// announcing the GET's body, and not one byte after the headers. It was a 405.
+    func testHeadAnswersLikeGetWithoutABody() throws {
+        for path in ["/metrics", "/healthz"] {
+            let get = try BlockingHTTPClient.get(port: port, path: path)
+            let request = Array("HEAD \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\r\n".utf8)
+            let raw = try BlockingHTTPClient.exchange(raw: request, port: port)
+            let headerEnd = try XCTUnwrap(raw.firstRange(of: Array("\r\n\r\n".utf8)), "\(path): no end of headers")
+            XCTAssertEqual(raw.count, headerEnd.upperBound, "\(path): HEAD sent a body of \(raw.count - headerEnd.upperBound) bytes")
+            let head = try BlockingHTTPClient.send(raw: request, port: port, responseHasBody: false)
+            XCTAssertEqual(head.status, get.status, path)
+            XCTAssertEqual(head.header("Content-Type"), get.header("Content-Type"), path)
+            XCTAssertNil(head.header("Allow"), path)
+            if path == "/healthz" {
+                XCTAssertEqual(head.header("Content-Length"), String(get.body.count), "the length of the body GET sends")
+            } else {
+                // The exposition changes between two scrapes only in its values: a length near GET's.
+                let length = try XCTUnwrap(head.header("Content-Length").flatMap { Int($0) }, "no Content-Length")
+                XCTAssertGreaterThan(length, get.body.count / 2)
+            }
+        }
+        try assertStillServing()
+    }
+
     func testHealthz() throws {
         let response = try BlockingHTTPClient.get(port: port, path: "/healthz")
         XCTAssertEqual(response.status, 200)
@@ -89,12 +113,11 @@ final class MetricsEndpointTests: XCTestCase {
         try assertStillServing()
     }
 
-    func testOtherMethodsAre405WithAllowGet() throws {
-        for method in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"] {
-            let response = try BlockingHTTPClient.request(
-                method: method, port: port, path: "/metrics", body: method == "HEAD" ? [] : Array("x=1".utf8))
+    func testOtherMethodsAre405WithAllowGetAndHead() throws {
+        for method in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
+            let response = try BlockingHTTPClient.request(method: method, port: port, path: "/metrics", body: Array("x=1".utf8))
             XCTAssertEqual(response.status, 405, method)
-            XCTAssertEqual(response.header("Allow"), "GET", method)
+            XCTAssertEqual(response.header("Allow"), "GET, HEAD", method)
         }
         // A POST with a sizeable body is read and discarded, not served.
         let big = try BlockingHTTPClient.request(

@@ -141,10 +141,14 @@ struct ProcessOutput {
 }
 
 /// Runs a program to completion with `input` on its stdin; stdout and stderr together.
-func runProgram(_ executable: URL, _ arguments: [String], input: [UInt8] = [], timeoutSeconds: Double = 60) throws -> ProcessOutput {
+/// `environment` is laid over this process's own.
+func runProgram(
+    _ executable: URL, _ arguments: [String], input: [UInt8] = [], environment: [String: String] = [:], timeoutSeconds: Double = 60
+) throws -> ProcessOutput {
     let process = Process()
     process.executableURL = executable
     process.arguments = arguments
+    if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     let stdin = Pipe()
     let output = Pipe()
     process.standardInput = stdin

@@ -184,6 +184,41 @@ final class CheckerTests: XCTestCase {
         XCTAssertTrue(found.contains("balance-below-acknowledged"), "a right report over a wrong database: \(found)")
     }
 
+    /// Two payments of one order, each acknowledged and each in the ledger: the balance is exactly
+    /// what the history says (two payments of 1,000), so the bounds pass; only the order's own
+    /// count shows it was paid twice (process-payment-no-status-guard).
+    func testMoneyConservationCatchesAnOrderPaidTwice() throws {
+        let checker = MoneyConservationChecker()
+        let initial = try users([10_000])
+        let user = try XCTUnwrap(initial.users.first)
+        let paidOrder = try order(user: user, status: "PAID", total: 1000, items: [])
+        let reference = "order:\(paidOrder)"
+        func pay(_ delta: Int, _ reason: String) throws {
+            try db.query("UPDATE users SET balance = balance + $1 WHERE id = $2", [delta, user])
+            try db.query(
+                "INSERT INTO balance_ledger (user_id, delta, reason, reference) VALUES ($1, $2, $3, $4)", [user, delta, reason, reference])
+        }
+        let paid = entry("pay", ["order": paidOrder], result: ["amount": 1000, "user": user])
+        let refused = entry("pay", ["order": paidOrder], .fail, reason: "order_not_payable")
+        try pay(-1000, "payment")
+        XCTAssertEqual(try violations(checker, "process-payment", [paid, refused], initial), [], "paid once, the race's loser refused")
+
+        // Both racing payments acknowledged and deducted.
+        try pay(-1000, "payment")
+        let again = entry("pay", ["order": paidOrder], result: ["amount": 1000, "user": user])
+        XCTAssertEqual(try violations(checker, "process-payment", [paid, again], initial), ["order-paid-twice"])
+
+        // A second deduction that a compensation gave back is one payment.
+        try pay(1000, "compensation")
+        XCTAssertEqual(try violations(checker, "process-payment", [paid, entry("pay", ["order": paidOrder], .unknown)], initial), [])
+
+        // Two deductions in the ledger for one acknowledged and one unknown payment: the bounds
+        // allow the money (the unknown one may have paid), the order's ledger does not.
+        try pay(-1000, "payment")
+        let unknown = entry("pay", ["order": paidOrder], .unknown, reason: "connection_lost")
+        XCTAssertEqual(try violations(checker, "process-payment", [paid, unknown, unknown], initial), ["order-paid-twice"])
+    }
+
     // MARK: stock-conservation
 
     func testStockConservationNamesEveryWayStockGoesWrong() throws {

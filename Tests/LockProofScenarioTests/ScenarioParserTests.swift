@@ -108,6 +108,20 @@ final class ScenarioParserTests: XCTestCase {
         assertProblem(valid.replacingOccurrences(of: "  iterations: 3", with: "  duration: 5 parsecs"), at: "8:13", contains: "expected a positive duration")
     }
 
+    /// A duration out of range names the bound it broke (a 10-year run was refused without the cap).
+    func testADurationOutOfRangeNamesTheCap() {
+        let tenYears = valid.replacingOccurrences(of: "  iterations: 3", with: "  duration: 5256000m")
+        assertProblem(tenYears, at: "8:13", contains: "workload.duration: found 5256000m (315360000 s)")
+        assertProblem(tenYears, at: "8:13", contains: "at most 86400 s")
+        assertProblem(
+            valid.replacingOccurrences(of: "  iterations: 3", with: "  iterations: 3\n  timeout: 0s"), at: "9:12",
+            contains: "workload.timeout: found 0s (0 s); expected more than 0 and at most 86400 s")
+        assertProblem(
+            valid.replacingOccurrences(of: "  iterations: 3", with: "  iterations: 3\n  timeout: 86401"), at: "9:12",
+            contains: "at most 86400 s")
+        XCTAssertEqual(problems(valid.replacingOccurrences(of: "  iterations: 3", with: "  duration: 1440m")), [], "a day is allowed")
+    }
+
     func testMissingRequiredKeysAndEmptyFile() {
         XCTAssertTrue(problems("case: charge-balance\nworkload: {virtual_users: 1, iterations: 1}").contains { $0.contains("missing key 'name'") })
         XCTAssertTrue(problems("").contains { $0.contains("an empty file") })

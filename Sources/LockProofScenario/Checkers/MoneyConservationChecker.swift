@@ -6,7 +6,9 @@ import LockProofCommerce
 /// applied more often than it was attempted. With idempotency keys: an "already applied" answer
 /// is right only when another operation with the same key applied it (acknowledged) or may have
 /// (unknown), and every acknowledged key is in the ledger exactly once. Everything it judges
-/// comes from the database, never from the balances the system reported.
+/// comes from the database, never from the balances the system reported. An order is paid at
+/// most once: never two acknowledged payments of it, never two payments in the ledger that no
+/// compensation gave back (the bounds alone would accept both, money moving as acknowledged).
 ///
 /// Per user it keeps the charge bounds, per order the payment outcomes, per idempotency key the
 /// operations that sent it (a key is a ledger row as well): never the history.
@@ -105,7 +107,37 @@ final class MoneyConservationChecker: Checker {
             }
         }
         try keys.checkLedger(context, &tally)
+        try checkOrdersPaidOnce(context, &tally)
         return tally.result(name, summary: "\(balances.count) users, \(observed) charges and payments")
+    }
+}
+
+extension MoneyConservationChecker {
+    /// Per order: acknowledged payments, and payments in the balance ledger less the compensations
+    /// that gave them back (both carry the reference `order:ID`). More than one of either is an
+    /// order paid twice.
+    fileprivate func checkOrdersPaidOnce(_ context: CheckContext, _ tally: inout ViolationTally) throws {
+        let rows = try context.db.query(
+            """
+            SELECT reference, count(*) FILTER (WHERE reason = 'payment'), count(*) FILTER (WHERE reason = 'compensation')
+            FROM balance_ledger WHERE reason IN ('payment', 'compensation') GROUP BY reference
+            """)
+        var ledger: [Int: (payments: Int, compensations: Int)] = [:]
+        for row in 0..<rows.rowCount {
+            guard let reference = rows.string(row, 0), reference.hasPrefix("order:"), let order = Int(reference.dropFirst(6)) else {
+                continue
+            }
+            ledger[order] = (rows.int(row, 1) ?? 0, rows.int(row, 2) ?? 0)
+        }
+        for order in Set(ledger.keys).union(payments.keys).sorted() {
+            let acknowledged = payments[order]?.ok ?? 0
+            let entries = ledger[order] ?? (0, 0)
+            if acknowledged > 1 || entries.payments - entries.compensations > 1 {
+                tally.add(
+                    "order-paid-twice",
+                    "order \(order): \(acknowledged) payments acknowledged, \(entries.payments) in the balance ledger, \(entries.compensations) compensated; an order is paid once")
+            }
+        }
     }
 }
 
