@@ -227,7 +227,7 @@ final class SecretsAndTimeoutsCommandTests: XCTestCase {
     /// it); redis-benchmark logs in as a temporary ACL user, gone afterwards, and its rates are
     /// measured. The same run writes bench.json, .csv and .md over links planted at those names,
     /// never through them. (Old code: the URL with the password was pgbench's last argument,
-    /// `-a PASSWORD` redis-benchmark's, and bench.json/.md were written through their links.)
+    /// `-a PASSWORD` redis-benchmark's, and bench.json was written through its link.)
     func testBenchPutsNoPasswordOnAChildsCommandLine() throws {
         let db = try database
         let host = try XCTUnwrap(db.host), port = try XCTUnwrap(db.port)

@@ -196,6 +196,12 @@ final class BoundedInputTests: XCTestCase {
         let result = try lockproof(["run", file.path, "--report-dir", reports.path], environment: ["LOCKPROOF_DATABASE_URL": url])
         XCTAssertEqual(result.status, 2, result.err)
         XCTAssertTrue(result.err.contains("lacks privileges"), result.err)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: reports.path), "nothing written, not even the report folder")
+        // Nothing ran; the refusal is reported as an error in the report folder (issue 15), the
+        // only thing written.
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: reports.path).sorted(), ["bounded.json", "junit.xml", "report.html"])
+        let json = try XCTUnwrap(
+            JSONSerialization.jsonObject(with: Data(contentsOf: reports.appendingPathComponent("bounded.json"))) as? [String: Any])
+        XCTAssertEqual(json["status"] as? String, "error")
+        XCTAssertTrue((json["error"] as? String ?? "").contains("lacks privileges"), "\(json)")
     }
 }
