@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LockProofBench
 import LockProofCommerce
+import LockProofScenario
 
 /// `lockproof bench`: the benchmark matrix against pgbench's ceiling, with reports and a verdict on
 /// every claim of the seed. The work is LockProofBench's; this only reads arguments and writes files.
@@ -79,15 +80,20 @@ struct BenchCommand: ParsableCommand {
             BenchCase.all.filter { names.split(separator: ",").map(String.init).contains($0.caseName.rawValue) }
         } ?? BenchCase.all
         let configuration: ServerConfiguration
+        let claim: DatabaseClaim
         do {
             configuration = try ServerConfiguration.fromEnvironment()
+            // Refused (or waited for) before the report folder is made: see DatabaseClaim.
+            claim = try ScenarioRunner.claimDatabase(
+                configuration, command: "bench", waitSeconds: database.seconds, waiting: DatabaseWaitOptions.announce)
             if let reportDir { try FileManager.default.createDirectory(atPath: reportDir, withIntermediateDirectories: true) }
         } catch {
             throw startupFailure("\(error)")
         }
+        defer { claim.release() }
         let runner = BenchRunner(configuration: configuration, preset: chosen, cases: selected)
         runner.log = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
-        runner.waitForDatabaseSeconds = database.seconds
+        runner.claim = claim
         let results: BenchResults
         do {
             results = try runner.run()
