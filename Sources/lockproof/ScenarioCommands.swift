@@ -40,8 +40,9 @@ struct VerifyCommand: ParsableCommand {
         commandName: "verify",
         abstract: "Run every scenario in a folder (Scenarios/ by default) and print the verdict table.",
         discussion: """
-            Exit status as for `run`: 0 all passed, 1 a failure or error, 2 bad input or an \
-            unreachable server, 130/143 interrupted. With --fail-fast the run stops at the first \
+            Exit status as for `run`: 0 all passed, 1 a failure or error, 2 bad input, an \
+            unreachable server, a database that is not LockProof's or that another run or a serve \
+            instance holds (see --wait-for-database), 130/143 interrupted. With --fail-fast the run stops at the first \
             failing scenario (exit 1), as the mutant catalog (`make mutants`) uses it; the rest \
             are listed as not run.
             """)
