@@ -330,7 +330,8 @@ class EndToEnd:
             with open(path, "w", encoding="utf-8") as f:
                 yaml.safe_dump([{"targets": [f"127.0.0.1:{self.ports[port_name]}"]}], f)
             target_files[job] = path
-        prometheus = prometheus_config(shipped_prometheus, os.path.join(ROOT, "Dashboards/alerts.yml"), target_files,
+        rules = os.path.abspath(self.args.rules or os.path.join(ROOT, "Dashboards/alerts.yml"))
+        prometheus = prometheus_config(shipped_prometheus, rules, target_files,
                                        self.ports["alertmanager"])
         if self.args.runs_scrape_interval:
             for job in prometheus["scrape_configs"]:
@@ -629,6 +630,7 @@ def main(argv=None):
                         help=f"six ports from here (default LOCKPROOF_MONITORING_PORT_BASE or {DEFAULT_PORT_BASE})")
     parser.add_argument("--runs-scrape-interval", help="override the shipped scrape interval of job lockproof-runs "
                         "(to measure other settings; the test itself uses the shipped one)")
+    parser.add_argument("--rules", help="another alert rules file than Dashboards/alerts.yml (to measure other rules)")
     parser.add_argument("--datasource-time-interval", help="override the Grafana datasource's timeInterval "
                         "(with --runs-scrape-interval, to measure other settings)")
     parser.add_argument("--run-arg", action="append", default=[],

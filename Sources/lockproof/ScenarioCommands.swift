@@ -279,8 +279,8 @@ func runScenarios(files: [String], options: ScenarioRunOptions) throws {
 
     pendingMonitor?.start()
     if let endpoint {
-        // A scrape before the first operation: Prometheus sees every series at 0, so increase()
-        // counts the run's first events.
+        // A scrape before the first operation: Prometheus sees every series at 0, so the counter
+        // alerts and rate() count the run's first events.
         waitForScrape(
             endpoint, after: monotonicSeconds(), timeoutSeconds: options.metricsFirstScrapeWait,
             moment: "before the first operation",
