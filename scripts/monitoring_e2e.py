@@ -15,7 +15,8 @@ lockproof). Then, through the HTTP APIs of Prometheus, Alertmanager and the rece
 1. a clean scenario (Tests/Monitoring/clean.yaml) leaves every alert inactive;
 2. a scenario that exhausts retries and the shipped compensation-failure scenario make
    LockProofRetriesExhausted and LockProofCompensationFailed fire and reach the receiver within
-   a bound, and resolve after the run has gone;
+   a bound, and resolve after the run has gone, their last description printing the run's own
+   counts; lockproof_compensations_pending went above 0 while compensations were pending;
 3. killing `lockproof serve` makes LockProofTargetDown fire and reach the receiver;
 4. every PromQL expression of Dashboards/grafana/lockproof.json, its variables substituted as
    Grafana would, returns data over the runs, unless its panel's description says it may be
@@ -472,6 +473,7 @@ class EndToEnd:
             self.check(False, str(failure))
         # Samples while the run's series are still within Prometheus' reach.
         first = {name: self.counter_first_event(name, started) for name in PAGING_ALERTS}
+        self.check_pending_seen(started)
         first[TARGET_DOWN] = (killed, self.first_down_sample(killed))
         self.dashboard_panels(self.clean_started, time.time())
         try:
@@ -506,6 +508,17 @@ class EndToEnd:
         last_zero, first_positive = first_event_bounds(matrix)
         self.check(first_positive is not None, f"{alertname}: Prometheus has no sample of its counter above 0")
         return last_zero, first_positive
+
+    def check_pending_seen(self, since):
+        """`run` counts pending compensations while it runs, as serve does: Prometheus saw the
+        gauge above 0 during the compensation-failure scenario (whose recovery ends it at 0)."""
+        window = seconds_text(time.time() - since + 5)
+        result = prometheus_api(self.prometheus, "query",
+                                query=f'max_over_time(lockproof_compensations_pending{{job="lockproof-runs"}}[{window}])')["result"]
+        peak = max((float(series["value"][1]) for series in result), default=None)
+        self.report["pending_peak"] = peak
+        self.check(peak is not None and peak > 0,
+                   f"lockproof_compensations_pending of the run never went above 0 in Prometheus (peak {peak})")
 
     def first_down_sample(self, killed):
         def probe():
@@ -591,6 +604,8 @@ class EndToEnd:
         for name, counts in self.report.get("printed_counts", {}).items():
             lines.append(f"{name}: its last notification's description printed {counts['description']}, "
                          f"the run reported {counts['run report']}.")
+        lines.append(f"lockproof_compensations_pending of the failing run peaked at {self.report.get('pending_peak')} "
+                     "in Prometheus.")
         clean = self.report["clean"]
         lines += ["", f"Clean run: {clean.get('seconds')} s, alerts pending or firing in Prometheus "
                       f"{clean.get('prometheus')}, in Alertmanager {clean.get('alertmanager')}, received "
