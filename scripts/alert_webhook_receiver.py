@@ -31,18 +31,20 @@ def records_from_payload(payload, path, received_at):
         if not isinstance(alert, dict):
             raise ValueError("an alert is not an object")
         labels = alert.get("labels") or {}
-        records.append({
-            "received_at": received_at,
-            "path": path,
-            "receiver": payload.get("receiver"),
-            "notification_status": payload.get("status"),
-            "status": alert.get("status"),
-            "alertname": labels.get("alertname"),
-            "labels": labels,
-            "annotations": alert.get("annotations") or {},
-            "starts_at": alert.get("startsAt"),
-            "ends_at": alert.get("endsAt"),
-        })
+        records.append(
+            {
+                "received_at": received_at,
+                "path": path,
+                "receiver": payload.get("receiver"),
+                "notification_status": payload.get("status"),
+                "status": alert.get("status"),
+                "alertname": labels.get("alertname"),
+                "labels": labels,
+                "annotations": alert.get("annotations") or {},
+                "starts_at": alert.get("startsAt"),
+                "ends_at": alert.get("endsAt"),
+            }
+        )
     return records
 
 

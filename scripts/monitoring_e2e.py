@@ -56,7 +56,10 @@ ALERT_COUNTERS = {
     "LockProofCompensationFailed": 'lockproof_compensations_total{job="lockproof-runs", outcome="failed"}',
 }
 # The run report's counter (ScenarioResult JSON "counters") behind each paging alert's description.
-REPORT_COUNTERS = {"LockProofRetriesExhausted": "retry_exhausted", "LockProofCompensationFailed": "compensations_failed"}
+REPORT_COUNTERS = {
+    "LockProofRetriesExhausted": "retry_exhausted",
+    "LockProofCompensationFailed": "compensations_failed",
+}
 # Bounds, in seconds.
 READY_BOUND = 60
 FIRING_BOUND = 20  # after the run exits: a paging alert fired and was delivered
@@ -71,6 +74,7 @@ class Failure(Exception):
 
 
 # ------------------------------------------------------------------ configurations (pure)
+
 
 def port_map(base):
     return {
@@ -92,7 +96,9 @@ def prometheus_config(shipped, rules_path, target_files, alertmanager_port, eval
     config = copy.deepcopy(shipped)
     config.setdefault("global", {})["evaluation_interval"] = evaluation_interval
     config["rule_files"] = [rules_path]
-    config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}]}
+    config["alerting"] = {
+        "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}]
+    }
     for job in config.get("scrape_configs", []):
         name = job["job_name"]
         if name not in target_files:
@@ -122,6 +128,7 @@ def alertmanager_config(shipped, receiver_port, group_wait="1s", group_interval=
 
 
 # ------------------------------------------------------------------ Grafana expressions (pure)
+
 
 def duration_seconds(text):
     """'1s', '15s', '1m' -> seconds."""
@@ -171,8 +178,14 @@ def dashboard_queries(dashboard):
     def walk(panels):
         for panel in panels:
             for target in panel.get("targets", []):
-                queries.append((panel.get("title", ""), panel.get("description", ""), target.get("refId", ""),
-                                target.get("expr", "")))
+                queries.append(
+                    (
+                        panel.get("title", ""),
+                        panel.get("description", ""),
+                        target.get("refId", ""),
+                        target.get("expr", ""),
+                    )
+                )
             walk(panel.get("panels", []))
 
     walk(dashboard.get("panels", []))
@@ -201,6 +214,7 @@ def panel_verdict(description, outcome):
 
 
 # ------------------------------------------------------------------ samples and timeline (pure)
+
 
 def first_event_bounds(matrix):
     """From raw samples of a counter's series ([{values: [[t, v], ...]}]): the time of the last
@@ -240,6 +254,7 @@ def timeline_table(rows, origin):
 
 # ------------------------------------------------------------------ HTTP
 
+
 def http_json(url, timeout=5):
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return json.loads(response.read())
@@ -270,6 +285,7 @@ def wait_until(what, bound, probe, interval=0.25):
 
 # ------------------------------------------------------------------ processes
 
+
 class Processes:
     """Every process started here, stopped however the test ends; pids listed for the trap."""
 
@@ -279,8 +295,9 @@ class Processes:
 
     def start(self, name, argv, env=None):
         log = open(os.path.join(self.workdir, f"{name}.log"), "wb")
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT, start_new_session=True
+        )
         log.close()
         self.started.append((name, process))
         with open(os.path.join(self.workdir, "pids"), "a", encoding="utf-8") as pids:
@@ -300,6 +317,7 @@ class Processes:
 
 
 # ------------------------------------------------------------------ the test
+
 
 class EndToEnd:
     def __init__(self, args):
@@ -332,8 +350,7 @@ class EndToEnd:
                 yaml.safe_dump([{"targets": [f"127.0.0.1:{self.ports[port_name]}"]}], f)
             target_files[job] = path
         rules = os.path.abspath(self.args.rules or os.path.join(ROOT, "Dashboards/alerts.yml"))
-        prometheus = prometheus_config(shipped_prometheus, rules, target_files,
-                                       self.ports["alertmanager"])
+        prometheus = prometheus_config(shipped_prometheus, rules, target_files, self.ports["alertmanager"])
         if self.args.runs_scrape_interval:
             for job in prometheus["scrape_configs"]:
                 if job["job_name"] == "lockproof-runs":
@@ -348,18 +365,36 @@ class EndToEnd:
         self.external_labels = prometheus.get("global", {}).get("external_labels", {})
 
     def start_monitoring(self):
-        self.processes.start("receiver", [sys.executable, os.path.join(ROOT, "scripts/alert_webhook_receiver.py"),
-                                          "--port", str(self.ports["receiver"]),
-                                          "--log", os.path.join(self.workdir, "received.jsonl")])
-        self.processes.start("alertmanager", [
-            "prometheus-alertmanager", f"--config.file={self.alertmanager_config_path}",
-            f"--storage.path={os.path.join(self.workdir, 'alertmanager-data')}",
-            f"--web.listen-address=127.0.0.1:{self.ports['alertmanager']}",
-            f"--cluster.listen-address=127.0.0.1:{self.ports['alertmanager_cluster']}"])
-        self.processes.start("prometheus", [
-            "prometheus", f"--config.file={self.prometheus_config_path}",
-            f"--storage.tsdb.path={os.path.join(self.workdir, 'prometheus-data')}",
-            f"--web.listen-address=127.0.0.1:{self.ports['prometheus']}"])
+        self.processes.start(
+            "receiver",
+            [
+                sys.executable,
+                os.path.join(ROOT, "scripts/alert_webhook_receiver.py"),
+                "--port",
+                str(self.ports["receiver"]),
+                "--log",
+                os.path.join(self.workdir, "received.jsonl"),
+            ],
+        )
+        self.processes.start(
+            "alertmanager",
+            [
+                "prometheus-alertmanager",
+                f"--config.file={self.alertmanager_config_path}",
+                f"--storage.path={os.path.join(self.workdir, 'alertmanager-data')}",
+                f"--web.listen-address=127.0.0.1:{self.ports['alertmanager']}",
+                f"--cluster.listen-address=127.0.0.1:{self.ports['alertmanager_cluster']}",
+            ],
+        )
+        self.processes.start(
+            "prometheus",
+            [
+                "prometheus",
+                f"--config.file={self.prometheus_config_path}",
+                f"--storage.tsdb.path={os.path.join(self.workdir, 'prometheus-data')}",
+                f"--web.listen-address=127.0.0.1:{self.ports['prometheus']}",
+            ],
+        )
 
         def ready(url):
             try:
@@ -373,21 +408,40 @@ class EndToEnd:
         wait_until("Prometheus is ready", READY_BOUND, lambda: ready(self.prometheus + "/-/ready"))
 
     def start_serve(self):
-        self.serve = self.processes.start("serve", [
-            self.args.lockproof, "serve", "--metrics-address", f"127.0.0.1:{self.ports['serve']}",
-            "--pending-interval", "1"])
-        wait_until("Prometheus scrapes lockproof serve (up == 1)", READY_BOUND,
-                   lambda: any(float(s["value"][1]) == 1 for s in
-                               prometheus_api(self.prometheus, "query", query='up{job="lockproof"}')["result"]))
+        self.serve = self.processes.start(
+            "serve",
+            [
+                self.args.lockproof,
+                "serve",
+                "--metrics-address",
+                f"127.0.0.1:{self.ports['serve']}",
+                "--pending-interval",
+                "1",
+            ],
+        )
+        wait_until(
+            "Prometheus scrapes lockproof serve (up == 1)",
+            READY_BOUND,
+            lambda: any(
+                float(s["value"][1]) == 1
+                for s in prometheus_api(self.prometheus, "query", query='up{job="lockproof"}')["result"]
+            ),
+        )
 
     # ---------------------------------------------------------- observations
     def prometheus_alerts(self):
-        return [a for a in prometheus_api(self.prometheus, "alerts")["alerts"]
-                if a["labels"].get("alertname", "").startswith("LockProof")]
+        return [
+            a
+            for a in prometheus_api(self.prometheus, "alerts")["alerts"]
+            if a["labels"].get("alertname", "").startswith("LockProof")
+        ]
 
     def alertmanager_alerts(self):
-        return [a for a in http_json(self.alertmanager + "/api/v2/alerts")
-                if a["labels"].get("alertname", "").startswith("LockProof")]
+        return [
+            a
+            for a in http_json(self.alertmanager + "/api/v2/alerts")
+            if a["labels"].get("alertname", "").startswith("LockProof")
+        ]
 
     def received(self):
         return http_json(self.receiver + "/alerts")
@@ -395,9 +449,17 @@ class EndToEnd:
     def run_lockproof(self, name, scenario_files, observe):
         """Runs scenarios in one `lockproof run` process (bounded), calling observe() about every
         0.25 s while it runs; returns (start, exit time, exit status)."""
-        argv = [self.args.lockproof, "run", *scenario_files, "--quiet",
-                "--metrics-address", f"127.0.0.1:{self.ports['runs']}",
-                "--report-dir", os.path.join(self.workdir, f"reports-{name}"), *self.args.run_arg]
+        argv = [
+            self.args.lockproof,
+            "run",
+            *scenario_files,
+            "--quiet",
+            "--metrics-address",
+            f"127.0.0.1:{self.ports['runs']}",
+            "--report-dir",
+            os.path.join(self.workdir, f"reports-{name}"),
+            *self.args.run_arg,
+        ]
         started = time.time()
         process = self.processes.start(f"run-{name}", argv)
         deadline = time.monotonic() + RUN_BOUND
@@ -412,8 +474,10 @@ class EndToEnd:
             for line in log:
                 if line.startswith("metrics: "):
                     print(f"monitoring-e2e: {name}: {line.strip()}", flush=True)
-        self.check(process.returncode == 0,
-                   f"lockproof run {name} exited {process.returncode} (see {self.workdir}/run-{name}.log)")
+        self.check(
+            process.returncode == 0,
+            f"lockproof run {name} exited {process.returncode} (see {self.workdir}/run-{name}.log)",
+        )
         return started, ended, process.returncode
 
     # ---------------------------------------------------------- 1. clean
@@ -424,20 +488,29 @@ class EndToEnd:
             for alert in self.prometheus_alerts():
                 seen.add((alert["labels"]["alertname"], alert["state"]))
 
-        started, ended, _ = self.run_lockproof("clean", [os.path.join(ROOT, "Tests/Monitoring/clean.yaml")], observe)
+        started, ended, _ = self.run_lockproof(
+            "clean", [os.path.join(ROOT, "Tests/Monitoring/clean.yaml")], observe
+        )
         settle = time.monotonic() + CLEAN_SETTLE
         while time.monotonic() < settle:
             observe()
             time.sleep(0.25)
         alertmanager = {a["labels"]["alertname"] for a in self.alertmanager_alerts()}
         received = {r["alertname"] for r in self.received()}
-        self.report["clean"] = {"prometheus": sorted(map(list, seen)), "alertmanager": sorted(alertmanager),
-                                "receiver": sorted(received), "seconds": round(ended - started, 1)}
+        self.report["clean"] = {
+            "prometheus": sorted(map(list, seen)),
+            "alertmanager": sorted(alertmanager),
+            "receiver": sorted(received),
+            "seconds": round(ended - started, 1),
+        }
         self.check(not seen, f"clean run: Prometheus had alerts pending or firing: {sorted(seen)}")
         self.check(not alertmanager, f"clean run: Alertmanager had alerts: {sorted(alertmanager)}")
         self.check(not received, f"clean run: the receiver got alerts: {sorted(received)}")
-        print(f"monitoring-e2e: clean run: {len(seen)} alerts pending or firing in Prometheus, "
-              f"{len(alertmanager)} in Alertmanager, {len(received)} received", flush=True)
+        print(
+            f"monitoring-e2e: clean run: {len(seen)} alerts pending or firing in Prometheus, "
+            f"{len(alertmanager)} in Alertmanager, {len(received)} received",
+            flush=True,
+        )
         return started
 
     # ---------------------------------------------------------- 2. and 3. failing runs, kill
@@ -450,8 +523,10 @@ class EndToEnd:
                 if alert["state"] == "firing":
                     firing_seen.setdefault(alert["labels"]["alertname"], now)
 
-        files = [os.path.join(ROOT, "Tests/Monitoring/retries-exhausted.yaml"),
-                 os.path.join(ROOT, "Scenarios/fault-compensation-failure-payment-seed.yaml")]
+        files = [
+            os.path.join(ROOT, "Tests/Monitoring/retries-exhausted.yaml"),
+            os.path.join(ROOT, "Scenarios/fault-compensation-failure-payment-seed.yaml"),
+        ]
         started, ended, _ = self.run_lockproof("failing", files, observe)
         # The target-down alert: the serve process dies without a word.
         killed = time.time()
@@ -459,7 +534,11 @@ class EndToEnd:
         self.serve.wait(timeout=10)
 
         def delivered(alertname, status):
-            times = [r["received_at"] for r in self.received() if r["alertname"] == alertname and r["status"] == status]
+            times = [
+                r["received_at"]
+                for r in self.received()
+                if r["alertname"] == alertname and r["status"] == status
+            ]
             return min(times) if times else None
 
         def all_delivered(names, status):
@@ -467,8 +546,11 @@ class EndToEnd:
             return all(delivered(name, status) for name in names)
 
         try:
-            wait_until("LockProofRetriesExhausted and LockProofCompensationFailed fired and were delivered",
-                       FIRING_BOUND, lambda: all_delivered(PAGING_ALERTS, "firing"))
+            wait_until(
+                "LockProofRetriesExhausted and LockProofCompensationFailed fired and were delivered",
+                FIRING_BOUND,
+                lambda: all_delivered(PAGING_ALERTS, "firing"),
+            )
         except Failure as failure:
             self.check(False, str(failure))
         # Samples while the run's series are still within Prometheus' reach.
@@ -477,21 +559,32 @@ class EndToEnd:
         first[TARGET_DOWN] = (killed, self.first_down_sample(killed))
         self.dashboard_panels(self.clean_started, time.time())
         try:
-            wait_until("LockProofTargetDown fired and was delivered after the kill",
-                       max(0.0, killed + TARGET_DOWN_BOUND - time.time()), lambda: all_delivered([TARGET_DOWN], "firing"))
+            wait_until(
+                "LockProofTargetDown fired and was delivered after the kill",
+                max(0.0, killed + TARGET_DOWN_BOUND - time.time()),
+                lambda: all_delivered([TARGET_DOWN], "firing"),
+            )
         except Failure as failure:
             self.check(False, str(failure))
         try:
-            wait_until("the paging alerts resolved and the receiver was told",
-                       max(0.0, ended + RESOLVED_BOUND - time.time()), lambda: all_delivered(PAGING_ALERTS, "resolved"))
+            wait_until(
+                "the paging alerts resolved and the receiver was told",
+                max(0.0, ended + RESOLVED_BOUND - time.time()),
+                lambda: all_delivered(PAGING_ALERTS, "resolved"),
+            )
         except Failure as failure:
             self.check(False, str(failure))
 
         for name in PAGING_ALERTS + (TARGET_DOWN,):
             event_after, sample = first[name]
-            row = {"alert": name, "first_event_after": event_after, "first_sample": sample,
-                   "firing": firing_seen.get(name), "delivered": delivered(name, "firing"),
-                   "resolved": delivered(name, "resolved")}
+            row = {
+                "alert": name,
+                "first_event_after": event_after,
+                "first_sample": sample,
+                "firing": firing_seen.get(name),
+                "delivered": delivered(name, "firing"),
+                "resolved": delivered(name, "resolved"),
+            }
             self.report["timeline"].append(row)
             self.check(row["firing"] is not None, f"{name}: never seen firing in Prometheus")
             self.check(row["delivered"] is not None, f"{name}: never delivered to the receiver")
@@ -504,27 +597,43 @@ class EndToEnd:
 
     def counter_first_event(self, alertname, since):
         window = seconds_text(time.time() - since + 5)
-        matrix = prometheus_api(self.prometheus, "query", query=f"{ALERT_COUNTERS[alertname]}[{window}]")["result"]
+        matrix = prometheus_api(self.prometheus, "query", query=f"{ALERT_COUNTERS[alertname]}[{window}]")[
+            "result"
+        ]
         last_zero, first_positive = first_event_bounds(matrix)
-        self.check(first_positive is not None, f"{alertname}: Prometheus has no sample of its counter above 0")
+        self.check(
+            first_positive is not None, f"{alertname}: Prometheus has no sample of its counter above 0"
+        )
         return last_zero, first_positive
 
     def check_pending_seen(self, since):
         """`run` counts pending compensations while it runs, as serve does: Prometheus saw the
         gauge above 0 during the compensation-failure scenario (whose recovery ends it at 0)."""
         window = seconds_text(time.time() - since + 5)
-        result = prometheus_api(self.prometheus, "query",
-                                query=f'max_over_time(lockproof_compensations_pending{{job="lockproof-runs"}}[{window}])')["result"]
+        result = prometheus_api(
+            self.prometheus,
+            "query",
+            query=f'max_over_time(lockproof_compensations_pending{{job="lockproof-runs"}}[{window}])',
+        )["result"]
         peak = max((float(series["value"][1]) for series in result), default=None)
         self.report["pending_peak"] = peak
-        self.check(peak is not None and peak > 0,
-                   f"lockproof_compensations_pending of the run never went above 0 in Prometheus (peak {peak})")
+        self.check(
+            peak is not None and peak > 0,
+            f"lockproof_compensations_pending of the run never went above 0 in Prometheus (peak {peak})",
+        )
 
     def first_down_sample(self, killed):
         def probe():
             window = seconds_text(time.time() - killed + 2)
-            matrix = prometheus_api(self.prometheus, "query", query=f'up{{job="lockproof"}}[{window}]')["result"]
-            downs = [float(t) for series in matrix for t, v in series["values"] if float(v) == 0 and float(t) >= killed]
+            matrix = prometheus_api(self.prometheus, "query", query=f'up{{job="lockproof"}}[{window}]')[
+                "result"
+            ]
+            downs = [
+                float(t)
+                for series in matrix
+                for t, v in series["values"]
+                if float(v) == 0 and float(t) >= killed
+            ]
             return min(downs) if downs else None
 
         try:
@@ -539,10 +648,14 @@ class EndToEnd:
             if record["status"] != "firing":
                 continue
             url = record["annotations"].get("runbook_url", "")
-            self.check(base and url.startswith(base + "#"),
-                       f"{record['alertname']}: runbook_url {url!r} is not absolute under {base!r}")
-            self.check("{{" not in json.dumps(record["annotations"]),
-                       f"{record['alertname']}: an annotation kept a template: {record['annotations']}")
+            self.check(
+                base and url.startswith(base + "#"),
+                f"{record['alertname']}: runbook_url {url!r} is not absolute under {base!r}",
+            )
+            self.check(
+                "{{" not in json.dumps(record["annotations"]),
+                f"{record['alertname']}: an annotation kept a template: {record['annotations']}",
+            )
 
     def check_printed_counts(self):
         """The description of a paging alert's last notification (resolved: the last evaluation,
@@ -558,40 +671,59 @@ class EndToEnd:
         for name in PAGING_ALERTS:
             resolved = [r for r in self.received() if r["alertname"] == name and r["status"] == "resolved"]
             printed = printed_count(resolved[-1]["annotations"].get("description", "")) if resolved else None
-            self.report.setdefault("printed_counts", {})[name] = {"description": printed, "run report": counted[name]}
-            self.check(printed == counted[name],
-                       f"{name}: the description printed {printed}, the run reported {counted[name]}")
+            self.report.setdefault("printed_counts", {})[name] = {
+                "description": printed,
+                "run report": counted[name],
+            }
+            self.check(
+                printed == counted[name],
+                f"{name}: the description printed {printed}, the run reported {counted[name]}",
+            )
 
     # ---------------------------------------------------------- 4. dashboard
     def dashboard_panels(self, start, end):
         with open(os.path.join(ROOT, "Dashboards/grafana/lockproof.json"), encoding="utf-8") as f:
             dashboard = json.load(f)
-        with open(os.path.join(ROOT, "Dashboards/grafana/provisioning/datasources.yml"), encoding="utf-8") as f:
+        with open(
+            os.path.join(ROOT, "Dashboards/grafana/provisioning/datasources.yml"), encoding="utf-8"
+        ) as f:
             datasources = yaml.safe_load(f)["datasources"]
-        scrape = duration_seconds(self.args.datasource_time_interval or datasources[0]["jsonData"]["timeInterval"])
+        scrape = duration_seconds(
+            self.args.datasource_time_interval or datasources[0]["jsonData"]["timeInterval"]
+        )
         start -= 5
         intervals = grafana_intervals(scrape, end - start)
         for title, description, ref, expr in dashboard_queries(dashboard):
             query = substitute(expr, intervals)
             try:
-                result = prometheus_api(self.prometheus, "query_range", query=query, start=f"{start:.3f}",
-                                        end=f"{end:.3f}", step=seconds_text(intervals["interval"]))["result"]
+                result = prometheus_api(
+                    self.prometheus,
+                    "query_range",
+                    query=query,
+                    start=f"{start:.3f}",
+                    end=f"{end:.3f}",
+                    step=seconds_text(intervals["interval"]),
+                )["result"]
                 outcome = classify_range_result(result)
             except (Failure, urllib.error.URLError, OSError) as error:
                 outcome = f"error: {error}"
             verdict = panel_verdict(description, outcome)
-            self.report["dashboard"].append({"panel": title, "ref": ref, "outcome": outcome, "verdict": verdict,
-                                             "query": query})
+            self.report["dashboard"].append(
+                {"panel": title, "ref": ref, "outcome": outcome, "verdict": verdict, "query": query}
+            )
             self.check(verdict != "FAIL", f"dashboard panel {title!r} {ref}: {outcome}: {query}")
 
     # ---------------------------------------------------------- report
     def write_report(self):
         origin = self.report.get("run", {}).get("started", time.time())
         lines = ["# Monitoring end-to-end report", ""]
-        lines.append(f"Alert timeline, seconds since the failing run started (it exited at "
-                     f"{self.report.get('run', {}).get('ended', origin) - origin:+.1f} s; serve was killed at "
-                     f"{self.report.get('run', {}).get('killed', origin) - origin:+.1f} s). 'first event (after)': the "
-                     "last sample at 0 before the first one above 0 (for LockProofTargetDown: the kill).")
+        lines.append(
+            f"Alert timeline, seconds since the failing run started (it exited at "
+            f"{self.report.get('run', {}).get('ended', origin) - origin:+.1f} s; serve was killed at "
+            f"{self.report.get('run', {}).get('killed', origin) - origin:+.1f} s). "
+            "'first event (after)': the last sample at 0 before the first one above 0 "
+            "(for LockProofTargetDown: the kill)."
+        )
         lines += ["", timeline_table(self.report["timeline"], origin), ""]
         counts = {}
         for panel in self.report["dashboard"]:
@@ -602,15 +734,28 @@ class EndToEnd:
             if panel["verdict"] != "ok":
                 lines.append(f"- {panel['verdict']}: {panel['panel']} {panel['ref']} ({panel['outcome']})")
         for name, counts in self.report.get("printed_counts", {}).items():
-            lines.append(f"{name}: its last notification's description printed {counts['description']}, "
-                         f"the run reported {counts['run report']}.")
-        lines.append(f"lockproof_compensations_pending of the failing run peaked at {self.report.get('pending_peak')} "
-                     "in Prometheus.")
+            lines.append(
+                f"{name}: its last notification's description printed {counts['description']}, "
+                f"the run reported {counts['run report']}."
+            )
+        lines.append(
+            f"lockproof_compensations_pending of the failing run peaked at {self.report.get('pending_peak')} "
+            "in Prometheus."
+        )
         clean = self.report["clean"]
-        lines += ["", f"Clean run: {clean.get('seconds')} s, alerts pending or firing in Prometheus "
-                      f"{clean.get('prometheus')}, in Alertmanager {clean.get('alertmanager')}, received "
-                      f"{clean.get('receiver')}.", ""]
-        lines.append("Result: " + ("PASS" if not self.failures else "FAIL\n" + "\n".join(f"- {f}" for f in self.failures)))
+        lines += [
+            "",
+            (
+                f"Clean run: {clean.get('seconds')} s, alerts pending or firing in Prometheus "
+                f"{clean.get('prometheus')}, in Alertmanager {clean.get('alertmanager')}, received "
+                f"{clean.get('receiver')}."
+            ),
+            "",
+        ]
+        lines.append(
+            "Result: "
+            + ("PASS" if not self.failures else "FAIL\n" + "\n".join(f"- {f}" for f in self.failures))
+        )
         text = "\n".join(lines) + "\n"
         with open(os.path.join(self.workdir, "monitoring-report.md"), "w", encoding="utf-8") as f:
             f.write(text)
@@ -632,24 +777,44 @@ class EndToEnd:
             self.processes.stop_all()
         self.report["seconds"] = round(time.monotonic() - began, 1)
         self.write_report()
-        print(f"monitoring-e2e: {self.report['seconds']} s, {'PASS' if not self.failures else 'FAIL'}", flush=True)
+        print(
+            f"monitoring-e2e: {self.report['seconds']} s, {'PASS' if not self.failures else 'FAIL'}",
+            flush=True,
+        )
         return 0 if not self.failures else 1
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lockproof", required=True, help="the lockproof binary")
-    parser.add_argument("--workdir", required=True, help="a folder for configurations, data, logs and the report")
-    parser.add_argument("--port-base", type=int,
-                        default=int(os.environ.get("LOCKPROOF_MONITORING_PORT_BASE", DEFAULT_PORT_BASE)),
-                        help=f"six ports from here (default LOCKPROOF_MONITORING_PORT_BASE or {DEFAULT_PORT_BASE})")
-    parser.add_argument("--runs-scrape-interval", help="override the shipped scrape interval of job lockproof-runs "
-                        "(to measure other settings; the test itself uses the shipped one)")
-    parser.add_argument("--rules", help="another alert rules file than Dashboards/alerts.yml (to measure other rules)")
-    parser.add_argument("--datasource-time-interval", help="override the Grafana datasource's timeInterval "
-                        "(with --runs-scrape-interval, to measure other settings)")
-    parser.add_argument("--run-arg", action="append", default=[],
-                        help="an extra argument for every `lockproof run` (repeatable)")
+    parser.add_argument(
+        "--workdir", required=True, help="a folder for configurations, data, logs and the report"
+    )
+    parser.add_argument(
+        "--port-base",
+        type=int,
+        default=int(os.environ.get("LOCKPROOF_MONITORING_PORT_BASE", DEFAULT_PORT_BASE)),
+        help=f"six ports from here (default LOCKPROOF_MONITORING_PORT_BASE or {DEFAULT_PORT_BASE})",
+    )
+    parser.add_argument(
+        "--runs-scrape-interval",
+        help="override the shipped scrape interval of job lockproof-runs "
+        "(to measure other settings; the test itself uses the shipped one)",
+    )
+    parser.add_argument(
+        "--rules", help="another alert rules file than Dashboards/alerts.yml (to measure other rules)"
+    )
+    parser.add_argument(
+        "--datasource-time-interval",
+        help="override the Grafana datasource's timeInterval "
+        "(with --runs-scrape-interval, to measure other settings)",
+    )
+    parser.add_argument(
+        "--run-arg",
+        action="append",
+        default=[],
+        help="an extra argument for every `lockproof run` (repeatable)",
+    )
     args = parser.parse_args(argv)
     if not os.access(args.lockproof, os.X_OK):
         parser.error(f"--lockproof {args.lockproof}: not an executable")

@@ -29,7 +29,7 @@ def problems(alerts_text, runbook_text):
             if url != expected:
                 found.append(f"{name}: runbook_url {url!r}, expected {expected!r}")
             elif name.lower() not in anchors:
-                found.append(f"{name}: no anchor <a id=\"{name.lower()}\"> in the runbook")
+                found.append(f'{name}: no anchor <a id="{name.lower()}"> in the runbook')
     return found
 
 
@@ -44,7 +44,9 @@ def main(argv):
     for problem in found:
         print(f"{alerts}: {problem}")
     if not found:
-        print(f"ok   {alerts}: every runbook_url is the runbook_base_url template with an anchor of {runbook}")
+        print(
+            f"ok   {alerts}: every runbook_url is the runbook_base_url template with an anchor of {runbook}"
+        )
     return 1 if found else 0
 
 

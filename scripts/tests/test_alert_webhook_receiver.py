@@ -19,7 +19,11 @@ PAYLOAD = {
     "alerts": [
         {
             "status": "firing",
-            "labels": {"alertname": "LockProofRetriesExhausted", "case": "charge-balance", "severity": "page"},
+            "labels": {
+                "alertname": "LockProofRetriesExhausted",
+                "case": "charge-balance",
+                "severity": "page",
+            },
             "annotations": {"description": "168 operation(s) of case charge-balance gave up"},
             "startsAt": "2026-12-04T17:00:00Z",
             "endsAt": "0001-01-01T00:00:00Z",
@@ -47,7 +51,9 @@ def running(tmp_path):
 
 
 def post(url, body):
-    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=5) as response:
         return response.status, json.loads(response.read())
 

@@ -27,10 +27,11 @@ def test_prometheus_config_keeps_the_shipped_scrape_settings_and_rules_and_chang
     assert derived["global"]["evaluation_interval"] == "1s"
     assert derived["rule_files"] == ["/repo/Dashboards/alerts.yml"]
     assert derived["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["127.0.0.1:29471"]
-    for job, original_job in zip(derived["scrape_configs"], original["scrape_configs"]):
+    for job, original_job in zip(derived["scrape_configs"], original["scrape_configs"], strict=True):
         assert job["file_sd_configs"] == [{"files": [targets[job["job_name"]]]}]
-        assert {k: v for k, v in job.items() if k != "file_sd_configs"} == \
-            {k: v for k, v in original_job.items() if k != "file_sd_configs"}
+        assert {k: v for k, v in job.items() if k != "file_sd_configs"} == {
+            k: v for k, v in original_job.items() if k != "file_sd_configs"
+        }
     assert original["rule_files"] == ["alerts.yml"], "the shipped configuration is not modified"
 
 
@@ -44,7 +45,9 @@ def test_alertmanager_config_sends_every_webhook_to_the_receiver_and_keeps_the_r
     derived = e2e.alertmanager_config(original, 29472)
     urls = [w["url"] for r in derived["receivers"] for w in r.get("webhook_configs", [])]
     assert urls == ["http://127.0.0.1:29472/page", "http://127.0.0.1:29472/ticket"]
-    assert [r["matchers"] for r in derived["route"]["routes"]] == [r["matchers"] for r in original["route"]["routes"]]
+    assert [r["matchers"] for r in derived["route"]["routes"]] == [
+        r["matchers"] for r in original["route"]["routes"]
+    ]
     assert [r["receiver"] for r in derived["route"]["routes"]] == ["page", "ticket"]
     for route in [derived["route"]] + derived["route"]["routes"]:
         assert (route["group_wait"], route["group_interval"]) == ("1s", "1s")
@@ -55,15 +58,21 @@ def test_grafana_intervals_and_substitution():
     assert intervals == {"interval": 1, "rate_interval": 4, "range": 120}
     assert e2e.grafana_intervals(5, 3600)["rate_interval"] == 20
     assert e2e.grafana_intervals(1, 10000)["interval"] == 10
-    expr = 'sum(rate(x{job=~"$job", instance=~"${instance}", case=~"$case"}[$__rate_interval])) + increase(y[$__range])'
-    assert e2e.substitute(expr, intervals) == \
-        'sum(rate(x{job=~".*", instance=~".*", case=~".*"}[4s])) + increase(y[120s])'
+    expr = (
+        'sum(rate(x{job=~"$job", instance=~"${instance}", case=~"$case"}[$__rate_interval]))'
+        " + increase(y[$__range])"
+    )
+    assert (
+        e2e.substitute(expr, intervals)
+        == 'sum(rate(x{job=~".*", instance=~".*", case=~".*"}[4s])) + increase(y[120s])'
+    )
     with pytest.raises(ValueError):
         e2e.substitute("rate(x[$__unknown])", intervals)
 
 
 def test_every_shipped_dashboard_expression_substitutes():
     import json
+
     with open(os.path.join(ROOT, "Dashboards/grafana/lockproof.json"), encoding="utf-8") as f:
         queries = e2e.dashboard_queries(json.load(f))
     assert len(queries) >= 30
@@ -77,7 +86,10 @@ def test_classify_and_verdict():
     assert e2e.classify_range_result([{"values": [[1, "NaN"]]}, {"values": [[1, "0"]]}]) == "data"
     assert e2e.classify_range_result([{"values": [[1, "+Inf"]]}]) == "data"
     assert e2e.panel_verdict("anything", "data") == "ok"
-    assert e2e.panel_verdict("Empty unless a scenario sets workload.connections.", "NaN only") == "empty by design"
+    assert (
+        e2e.panel_verdict("Empty unless a scenario sets workload.connections.", "NaN only")
+        == "empty by design"
+    )
     assert e2e.panel_verdict("Lock waits.", "empty") == "FAIL"
 
 
@@ -93,8 +105,19 @@ def test_first_event_bounds_take_the_earliest_series_and_its_last_zero():
 
 
 def test_timeline_table_prints_seconds_since_the_origin_and_dashes_for_what_did_not_happen():
-    table = e2e.timeline_table([{"alert": "A", "first_event_after": 100.0, "first_sample": 101.0, "firing": 102.5,
-                                 "delivered": 103.0, "resolved": None}], origin=100.0)
+    table = e2e.timeline_table(
+        [
+            {
+                "alert": "A",
+                "first_event_after": 100.0,
+                "first_sample": 101.0,
+                "firing": 102.5,
+                "delivered": 103.0,
+                "resolved": None,
+            }
+        ],
+        origin=100.0,
+    )
     assert table.splitlines()[2] == "| A | +0.0 s | +1.0 s | +2.5 s | +3.0 s | — |"
 
 

@@ -22,16 +22,22 @@ def test_a_missing_anchor_and_a_relative_link_are_reported():
     alerts = read("Dashboards/alerts.yml")
     runbook = read("docs/RUNBOOK.md").replace('<a id="lockprooftargetdown">', "")
     assert runbook_links.problems(alerts, runbook) == [
-        'LockProofTargetDown: no anchor <a id="lockprooftargetdown"> in the runbook']
-    relative = alerts.replace(runbook_links.TEMPLATE + "lockproofdeadlockdetected",
-                              "docs/RUNBOOK.md#lockproofdeadlockdetected")
+        'LockProofTargetDown: no anchor <a id="lockprooftargetdown"> in the runbook'
+    ]
+    relative = alerts.replace(
+        runbook_links.TEMPLATE + "lockproofdeadlockdetected", "docs/RUNBOOK.md#lockproofdeadlockdetected"
+    )
     found = runbook_links.problems(relative, read("docs/RUNBOOK.md"))
     assert len(found) == 1 and found[0].startswith("LockProofDeadlockDetected: runbook_url 'docs/RUNBOOK.md#")
 
 
 def test_main_exit_status(tmp_path, capsys):
-    assert runbook_links.main(["x", os.path.join(ROOT, "Dashboards/alerts.yml"),
-                               os.path.join(ROOT, "docs/RUNBOOK.md")]) == 0
+    assert (
+        runbook_links.main(
+            ["x", os.path.join(ROOT, "Dashboards/alerts.yml"), os.path.join(ROOT, "docs/RUNBOOK.md")]
+        )
+        == 0
+    )
     broken = tmp_path / "RUNBOOK.md"
     broken.write_text("nothing here\n")
     assert runbook_links.main(["x", os.path.join(ROOT, "Dashboards/alerts.yml"), str(broken)]) == 1
