@@ -225,7 +225,9 @@ func runScenarios(files: [String], options: ScenarioRunOptions) throws {
     }
     defer { claim.release() }
     do {
-        try ConnectionBudget.check(scenarios.flatMap(\.runs), configuration: configuration)
+        // With --metrics-address the pending-compensations poller holds a session of its own.
+        try ConnectionBudget.check(
+            scenarios.flatMap(\.runs), configuration: configuration, processSessions: options.metricsAddress == nil ? 0 : 1)
     } catch {
         throw refused("\(error)")
     }
