@@ -35,6 +35,7 @@ import json
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -61,6 +62,7 @@ REPORT_COUNTERS = {
     "LockProofCompensationFailed": "compensations_failed",
 }
 # Bounds, in seconds.
+PORTS_FREE_BOUND = 20
 READY_BOUND = 60
 FIRING_BOUND = 20  # after the run exits: a paging alert fired and was delivered
 RESOLVED_BOUND = 120  # after the run exits: 1 minute of grace, evaluation and grouping
@@ -283,6 +285,72 @@ def wait_until(what, bound, probe, interval=0.25):
     raise Failure(f"{what}: not within {bound} s" + (f" (last error: {last_error})" if last_error else ""))
 
 
+def port_is_free(port):
+    """Whether 127.0.0.1:port can be bound now (nothing listens there)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def wait_for_free_ports(ports, bound=PORTS_FREE_BOUND):
+    """A port still held (a previous run's server shutting down, another program) would send this
+    test's queries to someone else's Prometheus: wait a little, then fail naming the ports."""
+    wait_until(
+        f"ports {', '.join(str(p) for p in sorted(ports))} free (LOCKPROOF_MONITORING_PORT_BASE moves them)",
+        bound,
+        lambda: all(port_is_free(p) for p in ports),
+    )
+
+
+# ------------------------------------------------------------------ the serve database
+
+SERVE_DATABASE = "lockproof_monitoring_serve"
+
+
+def sibling_database_url(url, name):
+    """The same server and credentials as `url` (a postgresql:// URL or a key=value conninfo),
+    database `name`. serve gets a database of its own: it and a run exclude each other on one
+    database (README, "Data safety"), and this test runs both at once."""
+    if url.startswith(("postgresql://", "postgres://")):
+        parts = urllib.parse.urlsplit(url)
+        return urllib.parse.urlunsplit(parts._replace(path="/" + name))
+    # In a conninfo string a later keyword wins.
+    return f"{url} dbname={name}"
+
+
+def create_database(url, name):
+    """CREATE DATABASE `name` over `url` unless it exists (name: a fixed identifier, not input)."""
+    exists = subprocess.run(
+        [
+            "psql",
+            "-X",
+            "-q",
+            "-t",
+            "-A",
+            "-d",
+            url,
+            "-c",
+            f"SELECT 1 FROM pg_database WHERE datname = '{name}'",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout.strip()
+    if exists != "1":
+        subprocess.run(
+            ["psql", "-X", "-q", "-d", url, "-c", f'CREATE DATABASE "{name}"'],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+
+
 # ------------------------------------------------------------------ processes
 
 
@@ -408,6 +476,11 @@ class EndToEnd:
         wait_until("Prometheus is ready", READY_BOUND, lambda: ready(self.prometheus + "/-/ready"))
 
     def start_serve(self):
+        database_url = os.environ["LOCKPROOF_DATABASE_URL"]
+        create_database(database_url, SERVE_DATABASE)
+        environment = dict(
+            os.environ, LOCKPROOF_DATABASE_URL=sibling_database_url(database_url, SERVE_DATABASE)
+        )
         self.serve = self.processes.start(
             "serve",
             [
@@ -418,6 +491,7 @@ class EndToEnd:
                 "--pending-interval",
                 "1",
             ],
+            env=environment,
         )
         wait_until(
             "Prometheus scrapes lockproof serve (up == 1)",
@@ -766,6 +840,7 @@ class EndToEnd:
     def run(self):
         began = time.monotonic()
         try:
+            wait_for_free_ports(self.ports.values())
             self.write_configs()
             self.start_monitoring()
             self.start_serve()

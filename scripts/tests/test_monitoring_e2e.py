@@ -133,3 +133,31 @@ def test_printed_count():
     assert e2e.printed_count("168 operation(s) of case cart-quantity gave up") == 168
     assert e2e.printed_count("17.13 compensation transaction(s) failed") is None
     assert e2e.printed_count("") is None
+
+
+def test_serve_gets_a_sibling_database_on_the_same_server():
+    assert (
+        e2e.sibling_database_url("postgresql://u:p%40w@127.0.0.1:25432/lockproof?connect_timeout=5", "other")
+        == "postgresql://u:p%40w@127.0.0.1:25432/other?connect_timeout=5"
+    )
+    assert e2e.sibling_database_url("postgres://h/db", "other") == "postgres://h/other"
+    assert (
+        e2e.sibling_database_url("host=h port=1 dbname=db", "other") == "host=h port=1 dbname=db dbname=other"
+    )
+
+
+def test_a_port_something_listens_on_is_not_free_and_fails_the_wait():
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        assert not e2e.port_is_free(port)
+        try:
+            e2e.wait_for_free_ports([port], bound=0.5)
+        except e2e.Failure as failure:
+            assert str(port) in str(failure)
+        else:
+            raise AssertionError("a held port passed the wait")
+    assert e2e.port_is_free(port)
