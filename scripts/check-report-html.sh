@@ -30,7 +30,7 @@ esac
 
 # Tall enough for the first sections (Chromium clips to the window); half scale keeps the pixel
 # check below quick.
-height=$(( $(printf '%s' "$dom" | grep -o '<figure' | wc -l) * 220 + 1500 ))
+height=$(( $(printf '%s' "$dom" | { grep -o '<figure' || true; } | wc -l) * 220 + 1500 ))
 [ "$height" -le 6000 ] || height=6000
 timeout 120 "$browser" "${flags[@]}" --force-device-scale-factor=0.5 --window-size=1400,"$height" \
     --screenshot="$shot" "file://$abs" >/dev/null 2>&1 || true

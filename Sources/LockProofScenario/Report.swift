@@ -72,6 +72,19 @@ public struct ScenarioReport: Codable, Sendable {
         }
     }
 
+    /// The version of this report's layout (docs/schemas/scenario-report.schema.json): raised
+    /// whenever a field is renamed, removed or changes meaning.
+    public static let currentSchemaVersion = 2
+
+    public let schemaVersion: Int
+    public let tool: String
+    public let toolVersion: String
+    /// ISO 8601, UTC.
+    public let startedAt: String
+    public let endedAt: String
+    public let machine: MachineInfo
+    /// The history's file name beside this report, when the run kept one.
+    public let historyFile: String?
     public let scenario: String
     public let file: String
     public let description: String
@@ -109,6 +122,13 @@ public struct ScenarioReport: Codable, Sendable {
     public let nothingTested: Bool
 
     enum CodingKeys: String, CodingKey {
+        case schemaVersion = "schema_version"
+        case tool
+        case toolVersion = "tool_version"
+        case startedAt = "started_at"
+        case endedAt = "ended_at"
+        case machine
+        case historyFile = "history_file"
         case scenario, file, description, `case`, strategy, expect, status, passed
         case violationCaught = "violation_caught"
         case virtualUsers = "virtual_users"
@@ -129,6 +149,13 @@ public struct ScenarioReport: Codable, Sendable {
     }
 
     public init(_ result: ScenarioResult) {
+        schemaVersion = Self.currentSchemaVersion
+        tool = "lockproof"
+        toolVersion = LockProofRelease.version
+        startedAt = Self.timestamp(result.startedAt)
+        endedAt = Self.timestamp(result.endedAt)
+        machine = result.machine
+        historyFile = result.historyFile?.lastPathComponent
         let s = result.statistics
         let latency = s.trend("latency")
         scenario = result.scenario.name
@@ -185,6 +212,14 @@ public struct ScenarioReport: Codable, Sendable {
         error = result.runError
         interrupted = result.interrupted
         nothingTested = result.nothingTested
+    }
+}
+
+extension ScenarioReport {
+    static func timestamp(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: date)
     }
 }
 
