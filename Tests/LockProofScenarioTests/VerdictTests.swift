@@ -38,7 +38,9 @@ final class VerdictTests: XCTestCase {
         XCTAssertTrue(table.contains("error: v-aborted: could not start every client"), table)
 
         let junit = ReportWriter.junit([passing, aborted])
-        XCTAssertTrue(junit.contains("<testsuites name=\"lockproof\" tests=\"2\" failures=\"0\" errors=\"1\">"), junit)
+        // Counted one way at each level: the passing run's 3 test cases (2 checks, operations
+        // performed) and the aborted run's 1, not 2 scenarios.
+        XCTAssertTrue(junit.contains("<testsuites name=\"lockproof\" tests=\"4\" failures=\"0\" errors=\"1\""), junit)
         XCTAssertTrue(junit.contains("<error message=\"could not start every client: too many clients already\">"), junit)
 
         let report = try JSONSerialization.jsonObject(with: JSONEncoder().encode(ScenarioReport(aborted))) as! [String: Any]
