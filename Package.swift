@@ -101,7 +101,7 @@ let package = Package(
             name: "LockProofScenarioTests",
             dependencies: [
                 "LockProofTestSupport", "LockProofScenario", "LockProofCommerce", "LockProofLocking",
-                "LockProofPostgres", "LockProofHTTP",
+                "LockProofPostgres", "LockProofRedis", "LockProofHTTP",
             ]),
         .testTarget(
             name: "LockProofBenchTests",

@@ -10,6 +10,8 @@ import Foundation
 public enum RunReportHTML {
     /// Operations shown per timeline at most (memory and readability stay bounded).
     static let window = 40
+    /// Operations shown beside the marked ones, at most: the context of the race, not the run.
+    static let context = 14
     /// History entries read per anomaly at most.
     static let readLimit = 20_000
 
@@ -64,14 +66,16 @@ public enum RunReportHTML {
     /// Why a scenario failed, or what it caught: the reasons first, then the figures, then the anomalies.
     static func section(_ result: ScenarioResult) -> String {
         let report = ScenarioReport(result)
-        var out = "<section class=\"scenario\"><h2>\(html(report.scenario)) — <span class=\"verdict-\(result.status.rawValue)\">\(html(ReportWriter.verdict(result)))</span></h2>\n"
+        // A broken run's reason is long: it is the first line below, not the heading.
+        let heading = result.runError == nil ? ReportWriter.verdict(result) : "ERROR"
+        var out = "<section class=\"scenario\"><h2>\(html(report.scenario)) — <span class=\"verdict-\(result.status.rawValue)\">\(html(heading))</span></h2>\n"
         out += "<p>\(html(report.description))</p>\n"
         var reasons: [String] = []
         if let error = report.error { reasons.append("the run broke: \(html(error))") }
-        if result.nothingTested { reasons.append(html(ReportWriter.nothingTestedMessage)) }
+        if result.nothingTested && report.error == nil { reasons.append(html(ReportWriter.nothingTestedMessage)) }
         for threshold in report.thresholds where !threshold.passed {
-            let observed = threshold.observed.map { "observed \(formatNumber($0))" } ?? "no sample"
-            reasons.append("threshold <b>\(html(threshold.metric)) \(html(threshold.expression))</b> failed: \(observed) — \(html(threshold.message))")
+            // The message holds the observed value against the limit ("latency p(99) = 0.037 breaks < 0.0005").
+            reasons.append("threshold <b>\(html(threshold.metric)) \(html(threshold.expression))</b> failed: \(html(threshold.message))")
         }
         if result.scenario.expect == .violation && !result.violationCaught && report.error == nil {
             reasons.append("negative control: no check caught a violation, so the checkers did not prove they can")
@@ -158,7 +162,7 @@ public enum RunReportHTML {
         }
         let pad = (to - from) / 3
         let nearby = sorted.filter { !marked.contains("\($0.client)/\($0.index)") && $0.end >= from - pad && $0.start <= to + pad }
-        let room = max(0, window - core.count)
+        let room = max(0, min(context, window - core.count))
         // The nearest to the marked span first.
         let middle = (from + to) / 2
         let kept = nearby.sorted { abs(($0.start + $0.end) / 2 - middle) < abs(($1.start + $1.end) / 2 - middle) }.prefix(room)
@@ -209,14 +213,12 @@ public enum RunReportHTML {
                 }
                 let tip = String(format: "%@ [%.3f–%.3f ms]", describe(entry), entry.start * 1000, entry.end * 1000)
                 body += "<rect x=\"\(fmt(x0))\" y=\"\(fmt(y + 3))\" width=\"\(fmt(w))\" height=\"\(fmt(laneHeight - 8))\" fill=\"\(colour)\" stroke=\"#333\" stroke-width=\"\(mark == nil ? 0.5 : 1.5)\"><title>\(html(tip))</title></rect>"
-                if let mark {
-                    body += "<text x=\"\(fmt(x0 + w / 2))\" y=\"\(fmt(y + 17))\" font-size=\"12\" font-weight=\"bold\" text-anchor=\"middle\" fill=\"#fff\" stroke=\"#000\" stroke-width=\"0.3\">\(mark.0)</text>"
-                } else if w > 110 {
-                    // A label only where it fits whole; the rest is in the tooltip.
-                    let label = describe(entry)
-                    if Double(label.count) * 5.6 < w - 6 {
-                        body += "<text x=\"\(fmt(x0 + 3))\" y=\"\(fmt(y + 16))\" font-size=\"10\">\(html(label))</text>"
-                    }
+                // A label only where it fits whole (the list under the figure and the tooltip say the rest).
+                let label = mark.map { "\($0.0) · \($0.1.role)" } ?? shortLabel(entry)
+                if Double(label.count) * 6.2 < w - 6 {
+                    body += "<text x=\"\(fmt(x0 + 3))\" y=\"\(fmt(y + 16))\" font-size=\"11\"\(mark == nil ? "" : " font-weight=\"bold\"")>\(html(label))</text>"
+                } else if let mark {
+                    body += "<text x=\"\(fmt(x0 + w / 2))\" y=\"\(fmt(y + 16))\" font-size=\"12\" font-weight=\"bold\" text-anchor=\"middle\">\(mark.0)</text>"
                 }
             }
             body += "</g>"
@@ -234,6 +236,13 @@ public enum RunReportHTML {
         }
         body += "<text x=\"\(width - right)\" y=\"\(fmt(height - 2))\" font-size=\"10\" text-anchor=\"end\">ms since the run began</text>"
         return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\">\(body)</svg>"
+    }
+
+    /// `charge → balance=3000`, `issue → fail (sold_out)`: what a bar shows when it fits.
+    static func shortLabel(_ entry: HistoryEntry) -> String {
+        guard entry.outcome == .ok else { return "\(entry.operation) → \(entry.outcome.rawValue)\(entry.reason.map { " (\($0))" } ?? "")" }
+        let shown = (entry.result ?? [:]).filter { !["applied", "attempts"].contains($0.key) }.sorted { $0.key < $1.key }
+        return "\(entry.operation) → " + (shown.isEmpty ? "ok" : shown.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
     }
 
     static func describe(_ entry: HistoryEntry) -> String {
