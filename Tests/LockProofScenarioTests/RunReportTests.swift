@@ -1,5 +1,5 @@
 import Foundation
-import LockProofScenario
+@testable import LockProofScenario
 import LockProofTestSupport
 import XCTest
 
@@ -41,6 +41,25 @@ final class RunReportTests: XCTestCase {
         XCTAssertFalse(anomaly.explained)
         XCTAssertTrue(anomaly.marked.isEmpty)
         XCTAssertEqual(anomaly.sentence, belowAcknowledged.firstExample + ".")
+    }
+
+    /// The time axis is ticked at 1, 2 or 5 × 10ⁿ ms, and a fault is shaded on the same axis.
+    func testTheTimelineHasATickedAxisAndTheFaultWindow() {
+        XCTAssertEqual(RunReportHTML.tickStep(span: 160), 20)
+        XCTAssertEqual(RunReportHTML.tickStep(span: 0.9), 0.2)
+        XCTAssertEqual(RunReportHTML.tickStep(span: 4000), 500)
+        let race = (1...4).map { charge(client: $0, start: 0.100 + Double($0) * 0.010, end: 0.200 + Double($0) * 0.010, wrote: 4000) }
+        let fault = FaultRecord(kind: "redis-pause", start: 0.150, end: 0.180, targets: [], hits: nil, note: nil, error: nil)
+        let outside = FaultRecord(kind: "pg-terminate", start: 5, end: 6, targets: [], hits: nil, note: nil, error: nil)
+        let marks = [MarkedOperation(client: 1, index: 0, role: "overwritten", lost: true)]
+        let svg = RunReportHTML.svg(race, marked: marks, faults: [fault, outside])
+        XCTAssertEqual(svg.components(separatedBy: "<g class=\"fault\">").count - 1, 1, "only the fault inside the window")
+        XCTAssertTrue(svg.contains(">redis-pause</text>"), svg)
+        for tick in ["120", "140", "160", "180", "200"] {
+            XCTAssertTrue(svg.contains("text-anchor=\"middle\">\(tick)</text>"), "tick \(tick) ms missing")
+        }
+        XCTAssertTrue(svg.contains("fill=\"#e33\""), "the marked operation is red")
+        XCTAssertEqual(svg.components(separatedBy: "fill=\"#e33\"").count - 1, 1, "and only it")
     }
 
     private func scenario(_ name: String, strategy: String, expect: String, thresholds: String = "") throws -> Scenario {
