@@ -72,7 +72,7 @@ public enum AnomalyExplainer {
         switch violation.name {
         case "deadlock": explained = deadlock(violation, history)
         case "over-issued", "rows-differ-from-issued-quantity":
-            explained = sameValueWrites(related, operation: "issue", field: "issued_quantity", violation, noun: "issues") { "over-issue" }
+            explained = sameValueWrites(related, operation: "issue", violation, noun: "issues") { "over-issue" }
         case "duplicate-user-coupon": explained = concurrentWinners(related, ["issue"], violation, name: "double issue") { ok in
             "user \(subject["user"] ?? 0) was given coupon \(subject["coupon"] ?? 0) \(violation.evidence?.observed ?? ok.count) times: \(ok.count) issues to one user were acknowledged"
         }
@@ -95,10 +95,16 @@ public enum AnomalyExplainer {
                     []
                 )
             }
-        case "negative-stock": explained = concurrentWinners(related, ["pay"], violation, name: "oversell") { ok in
-            "\(ok.count) payments took product \(subject["product"] ?? 0)'s stock\(violation.evidence.map { " to \(grouped($0.observed))" } ?? " below zero"): more was sold than there was"
-        }
-        case let name where lostUpdateViolations.contains(name):
+        case "negative-stock":
+            explained = violation.evidence.map { evidence in
+                (
+                    "oversell",
+                    "the acknowledged payments take product \(subject["product"] ?? 0)'s stock to \(grouped(evidence.observed)): \(grouped(-evidence.observed)) units were sold that were not there.",
+                    []
+                )
+            }
+        case let name where lostUpdateViolations.contains(name) && !subject.isEmpty:
+            // Only on one entity: writes of the same value to different users race for nothing.
             explained = lostUpdate(related, violation)
         default: explained = nil
         }
@@ -188,7 +194,7 @@ public enum AnomalyExplainer {
     }
 
     private static func sameValueWrites(
-        _ related: [HistoryEntry], operation: String, field: String, _ violation: Violation, noun: String, name: () -> String
+        _ related: [HistoryEntry], operation: String, _ violation: Violation, noun: String, name: () -> String
     ) -> (String, String, [MarkedOperation])? {
         let groups = sameValueGroups(related.filter { $0.operation == operation })
         guard let race = example(groups), let value = written(race[0]) else { return nil }
