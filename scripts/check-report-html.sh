@@ -2,8 +2,10 @@
 # Checks a LockProof HTML report (bench.html, or verify's report.html) in a real headless browser:
 #   scripts/check-report-html.sh PAGE.html [SCREENSHOT.png]
 # 1. Chromium loads the page and runs the page's own check after layout: every figure must hold an
-#    SVG of real size with something drawn in it (data lines or points beyond the legend). The page
-#    writes the outcome to <body data-plot-check="ok N" | "fail: …">, read here from the DOM.
+#    SVG of real size with something drawn in it (bench.html: data lines or points beyond the
+#    legend; report.html: operations on every anomaly's timeline, and a page without anomalies has
+#    no timeline to check). The page writes the outcome to <body data-plot-check="ok N" | "fail: …">,
+#    read here from the DOM.
 # 2. Chromium takes a full screenshot; it must not be blank (mostly one colour:
 #    scripts/check_screenshot.py).
 # Exits 1 when a plot is missing or empty or the screenshot is blank, 2 when Chromium is missing.
@@ -30,7 +32,7 @@ esac
 
 # Tall enough for the first sections (Chromium clips to the window); half scale keeps the pixel
 # check below quick.
-height=$(( $(printf '%s' "$dom" | grep -o '<figure' | wc -l) * 220 + 1500 ))
+height=$(( $(printf '%s' "$dom" | { grep -o '<figure' || true; } | wc -l) * 220 + 1500 ))
 [ "$height" -le 6000 ] || height=6000
 timeout 120 "$browser" "${flags[@]}" --force-device-scale-factor=0.5 --window-size=1400,"$height" \
     --screenshot="$shot" "file://$abs" >/dev/null 2>&1 || true

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages LockProof needs that a new machine lacks, then the Python tools of
-# scripts/requirements-dev.txt (pytest, ruff) with pip. Idempotent: does nothing when everything
+# scripts/requirements-dev.txt (pytest, ruff, jsonschema) with pip. Idempotent: does nothing when everything
 # is there. Needs root for apt-get (CI and sessions run as root).
 #   scripts/install-deps.sh         what make test and make verify need
 #   scripts/install-deps.sh bench   also what make bench needs (gnuplot for the plots, Chromium to
@@ -47,12 +47,12 @@ if [ ${#missing[@]} -gt 0 ]; then
     # The redis-server package starts a system Redis on 6379; LockProof runs its own on another port.
 fi
 
-# Each pinned tool answers `python3 -m NAME --version` with its version last ("ruff 0.17.6").
+# The installed version of each pinned package, as pip recorded it (empty when missing).
 requirements=$(dirname "$0")/requirements-dev.txt
 python_missing=()
 while IFS= read -r requirement; do
     name=${requirement%%==*} version=${requirement#*==}
-    [ "$(python3 -m "$name" --version 2>/dev/null | awk 'NR == 1 { print $NF }')" = "$version" ] ||
+    [ "$(python3 -c 'import importlib.metadata, sys; print(importlib.metadata.version(sys.argv[1]))' "$name" 2>/dev/null)" = "$version" ] ||
         python_missing+=("$requirement")
 done < <(grep -E '^[A-Za-z]' "$requirements")
 if [ ${#python_missing[@]} -gt 0 ]; then

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make verify: release build, every scenario with its checkers and thresholds, the promtool
-# checks, the monitoring loop end to end (scripts/check-monitoring.sh); prints the verdict table.
-# Run inside scripts/with-services.sh (servers up).
+# checks, the reports against docs/schemas/, the monitoring loop end to end
+# (scripts/check-monitoring.sh); prints the verdict table. Run inside scripts/with-services.sh
+# (servers up).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -11,6 +12,8 @@ status=0
 rm -rf .run/reports
 .build/release/lockproof verify Scenarios --report-dir .run/reports || status=$?
 scripts/check-dashboards.sh || { [ "$status" -ne 0 ] || status=1; }
+# The reports the run just wrote match their published layout (docs/schemas/).
+python3 scripts/check_report_schemas.py .run/reports || { [ "$status" -ne 0 ] || status=1; }
 LOCKPROOF_BINARY=.build/release/lockproof scripts/check-monitoring.sh || { [ "$status" -ne 0 ] || status=1; }
 echo "verify: $(($(date +%s) - started)) s, reports in .run/reports, exit $status"
 exit "$status"

@@ -19,6 +19,11 @@ public struct OrderItemRequest: Sendable, Equatable, Codable {
         self.productId = productId
         self.quantity = quantity
     }
+
+    enum CodingKeys: String, CodingKey {
+        case productId = "product_id"
+        case quantity
+    }
 }
 
 public struct CreatedOrder: Sendable, Equatable {

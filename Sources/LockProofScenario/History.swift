@@ -39,6 +39,14 @@ public struct HistoryEntry: Sendable, Codable, Equatable {
 
     public var seconds: Double { end - start }
 
+    /// One line of `NAME.history.jsonl` (docs/schemas/history-entry.schema.json): snake_case,
+    /// times in seconds since the run began.
+    enum CodingKeys: String, CodingKey {
+        case client, index, operation, arguments, items, outcome, reason, result, key
+        case start = "start_seconds"
+        case end = "end_seconds"
+    }
+
     public init(
         client: Int, index: Int, operation: String, arguments: [String: Int], items: [OrderItemRequest]?, start: Double,
         end: Double, outcome: HistoryOutcome, reason: String?, result: [String: Int]?, key: String? = nil

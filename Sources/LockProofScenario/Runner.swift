@@ -31,6 +31,11 @@ public struct ScenarioResult: Sendable {
     public let clientsAbandoned: Bool
     /// Where the history was written, if anywhere.
     public let historyFile: URL?
+    /// When the run began and ended (wall clock), and what it ran on: set by `Runner.run`; a
+    /// result made without running (a refusal) has the time it was made.
+    public var startedAt = Date()
+    public var endedAt = Date()
+    public var machine = MachineInfo.local()
 
     public init(
         scenario: Scenario, operations: OperationTally, checks: [CheckResult], thresholds: [ThresholdResult],
@@ -216,10 +221,14 @@ public final class ScenarioRunner {
     public func run(_ scenario: Scenario) throws -> ScenarioResult {
         let ownClaim = claim == nil ? try Self.claimDatabase(configuration, command: "run") : nil
         defer { ownClaim?.release() }
+        let startedAt = Date()
         var result = try runClaimed(scenario)
         if result.runError == nil, let lost = (claim ?? ownClaim)?.lost() {
             result.runError = "the run's hold on the database was lost, so its verdict may be about another run too: \(lost)"
         }
+        result.startedAt = startedAt
+        result.endedAt = Date()
+        result.machine = MachineInfo.probe(configuration)
         return result
     }
 

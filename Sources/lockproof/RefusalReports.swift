@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import LockProofBench
 import LockProofScenario
 
 /// A run refused after its input was read but before any scenario ran (a server unreachable, more
@@ -26,5 +25,5 @@ func refusal(_ message: String, runs: [Scenario], reportURL: URL?) -> ExitCode {
 func writeRunReports(_ results: [ScenarioResult], to reportURL: URL) throws {
     try ReportFile.write(ReportWriter.junit(results), named: "junit.xml", in: reportURL)
     // report.html: verdicts plus a timeline around every caught violation's first example.
-    try TimelineReport.write(results, to: reportURL)
+    try RunReportHTML.write(results, to: reportURL)
 }

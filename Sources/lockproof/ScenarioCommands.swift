@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import LockProofBench
 import LockProofCommerce
 import LockProofHTTP
 import LockProofLocking

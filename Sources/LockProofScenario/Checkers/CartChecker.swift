@@ -47,7 +47,8 @@ final class CartChecker: Checker {
             if value < lower {
                 tally.add(
                     "lost-increment",
-                    "user \(line.user) product \(line.product): quantity \(value), \(start > 0 ? "the opening \(start) and " : "")acknowledged adds sum to \(lower)")
+                    "user \(line.user) product \(line.product): quantity \(value), \(start > 0 ? "the opening \(start) and " : "")acknowledged adds sum to \(lower)",
+                    evidence: ViolationEvidence(subject: ["user": line.user, "product": line.product], observed: value, expected: lower))
             } else if value > upper {
                 tally.add("phantom-increment", "user \(line.user) product \(line.product): quantity \(value), at most \(upper) was added")
             }

@@ -6,10 +6,34 @@ public struct Violation: Sendable, Codable, Equatable {
     public let name: String
     public let count: Int
     public let firstExample: String
+    /// The first example in figures, when the checker has them: what report.html explains.
+    public let evidence: ViolationEvidence?
+
+    public init(name: String, count: Int, firstExample: String, evidence: ViolationEvidence? = nil) {
+        self.name = name
+        self.count = count
+        self.firstExample = firstExample
+        self.evidence = evidence
+    }
 
     enum CodingKeys: String, CodingKey {
-        case name, count
+        case name, count, evidence
         case firstExample = "first_example"
+    }
+}
+
+/// A violation's first example as figures: the entity it is about (`{"user": 7}`, `{"user": 3,
+/// "product": 5}`), the value the database holds and the value the acknowledged history requires
+/// (for a bound: the bound crossed).
+public struct ViolationEvidence: Sendable, Codable, Equatable {
+    public let subject: [String: Int]
+    public let observed: Int
+    public let expected: Int
+
+    public init(subject: [String: Int], observed: Int, expected: Int) {
+        self.subject = subject
+        self.observed = observed
+        self.expected = expected
     }
 }
 
@@ -61,19 +85,23 @@ public protocol Checker: AnyObject {
 struct ViolationTally {
     private var counts: [String: Int] = [:]
     private var examples: [String: String] = [:]
+    private var evidence: [String: ViolationEvidence] = [:]
     private var order: [String] = []
 
-    mutating func add(_ name: String, count: Int = 1, _ example: @autoclosure () -> String) {
+    mutating func add(
+        _ name: String, count: Int = 1, _ example: @autoclosure () -> String, evidence: @autoclosure () -> ViolationEvidence? = nil
+    ) {
         guard count > 0 else { return }
         if counts[name] == nil {
             order.append(name)
             examples[name] = example()
+            self.evidence[name] = evidence()
         }
         counts[name, default: 0] += count
     }
 
     func result(_ checker: String, summary: String) -> CheckResult {
-        let violations = order.map { Violation(name: $0, count: counts[$0]!, firstExample: examples[$0]!) }
+        let violations = order.map { Violation(name: $0, count: counts[$0]!, firstExample: examples[$0]!, evidence: evidence[$0]) }
         return CheckResult(name: checker, passed: violations.isEmpty, violations: violations, summary: summary)
     }
 }

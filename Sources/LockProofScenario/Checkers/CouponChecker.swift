@@ -33,10 +33,14 @@ final class CouponChecker: Checker {
             tally.add("rows-differ-from-issued-quantity", "coupon \(couponId): \(rows) rows but issued_quantity \(issued)")
         }
         if rows > total || issued > total {
-            tally.add("over-issued", "coupon \(couponId): total \(total), \(rows) rows, issued_quantity \(issued)")
+            tally.add(
+                "over-issued", "coupon \(couponId): total \(total), \(rows) rows, issued_quantity \(issued)",
+                evidence: ViolationEvidence(subject: ["coupon": couponId], observed: max(rows, issued), expected: total))
         }
         for (user, count) in holders.sorted(by: { $0.key < $1.key }) where count > 1 {
-            tally.add("duplicate-user-coupon", "user \(user) holds coupon \(couponId) \(count) times")
+            tally.add(
+                "duplicate-user-coupon", "user \(user) holds coupon \(couponId) \(count) times",
+                evidence: ViolationEvidence(subject: ["user": user, "coupon": couponId], observed: count, expected: 1))
         }
         if rows < acknowledged || rows > acknowledged + unknown {
             tally.add(

@@ -87,16 +87,20 @@ final class MoneyConservationChecker: Checker {
                 // acknowledged operations spent money that was not there. That, not a bound, is the news.
                 tally.add(
                     "negative-balance",
-                    "user \(user): acknowledged operations take the balance from \(initial) to \(high); balance \(balance), ledger sums to \(ledgerSum)")
+                    "user \(user): acknowledged operations take the balance from \(initial) to \(high); balance \(balance), ledger sums to \(ledgerSum)",
+                    evidence: ViolationEvidence(subject: ["user": user], observed: high, expected: 0))
             } else if balance < 0 || ledgerSum < 0 {
                 tally.add("negative-balance", "user \(user): balance \(balance), ledger sums to \(ledgerSum)")
             } else if balance < low || balance > high {
                 tally.add(
                     balance < low ? "balance-below-acknowledged" : "balance-above-acknowledged",
-                    "user \(user): balance \(balance), the history allows \(low)…\(high) (initial \(initial))")
+                    "user \(user): balance \(balance), the history allows \(low)…\(high) (initial \(initial))",
+                    evidence: ViolationEvidence(subject: ["user": user], observed: balance, expected: balance < low ? low : high))
             }
             if ledgerSum != balance {
-                tally.add("ledger-mismatch", "user \(user): balance \(balance) but the ledger sums to \(ledgerSum)")
+                tally.add(
+                    "ledger-mismatch", "user \(user): balance \(balance) but the ledger sums to \(ledgerSum)",
+                    evidence: ViolationEvidence(subject: ["user": user], observed: balance, expected: ledgerSum))
             }
             let applied = chargeEntries[user] ?? 0
             let bounds = charges[user] ?? UserCharges()
@@ -135,7 +139,9 @@ extension MoneyConservationChecker {
             if acknowledged > 1 || entries.payments - entries.compensations > 1 {
                 tally.add(
                     "order-paid-twice",
-                    "order \(order): \(acknowledged) payments acknowledged, \(entries.payments) in the balance ledger, \(entries.compensations) compensated; an order is paid once")
+                    "order \(order): \(acknowledged) payments acknowledged, \(entries.payments) in the balance ledger, \(entries.compensations) compensated; an order is paid once",
+                    evidence: ViolationEvidence(
+                        subject: ["order": order], observed: max(acknowledged, entries.payments - entries.compensations), expected: 1))
             }
         }
     }

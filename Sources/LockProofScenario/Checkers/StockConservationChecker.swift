@@ -57,13 +57,15 @@ final class StockConservationChecker: Checker {
             if high < 0 {
                 tally.add(
                     "negative-stock",
-                    "product \(product): acknowledged payments take the stock from \(initial) to \(high); stock \(value), ledger sums to \(ledgerSum)")
+                    "product \(product): acknowledged payments take the stock from \(initial) to \(high); stock \(value), ledger sums to \(ledgerSum)",
+                    evidence: ViolationEvidence(subject: ["product": product], observed: high, expected: 0))
             } else if value < 0 || ledgerSum < 0 {
                 tally.add("negative-stock", "product \(product): stock \(value), ledger sums to \(ledgerSum)")
             } else if value < low || value > high {
                 tally.add(
                     value < low ? "stock-below-acknowledged" : "stock-above-acknowledged",
-                    "product \(product): stock \(value), the history allows \(low)…\(high) (initial \(initial))")
+                    "product \(product): stock \(value), the history allows \(low)…\(high) (initial \(initial))",
+                    evidence: ViolationEvidence(subject: ["product": product], observed: value, expected: value < low ? low : high))
             }
             if ledgerSum != value {
                 tally.add("ledger-mismatch", "product \(product): stock \(value) but the stock ledger sums to \(ledgerSum)")

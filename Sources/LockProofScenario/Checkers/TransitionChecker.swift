@@ -59,7 +59,8 @@ final class TransitionChecker: Checker {
                 let more = won.count > won.first.count ? ", …" : ""
                 tally.add(
                     "several-winners",
-                    "order \(order): \(won.count) transitions acknowledged (\(won.first.joined(separator: ", "))\(more)), stored \(status[order] ?? "?")")
+                    "order \(order): \(won.count) transitions acknowledged (\(won.first.joined(separator: ", "))\(more)), stored \(status[order] ?? "?")",
+                    evidence: ViolationEvidence(subject: ["order": order], observed: won.count, expected: 1))
             } else if won.count == 1, status[order] != target[won.firstOperation] {
                 tally.add("winner-not-stored", "order \(order): \(won.firstOperation) acknowledged, stored \(status[order] ?? "?")")
             } else if won.count == 0 && !unknown.contains(order) && status[order] != (paid.contains(order) ? "PAID" : "PENDING") {

@@ -77,6 +77,12 @@ public struct FaultRecord: Sendable, Codable, Equatable {
     public var error: String?
     /// `redis-failover` only: what the failover did to the locks and fencing counters.
     public var failover: FailoverEffect? = nil
+
+    enum CodingKeys: String, CodingKey {
+        case kind, targets, hits, note, error, failover
+        case start = "start_seconds"
+        case end = "end_seconds"
+    }
 }
 
 /// What a failover did to the Redis locks: compared between the old primary just before it died

@@ -1,0 +1,87 @@
+"""Tests of check_report_schemas.py: reports a real run wrote validate; broken copies do not."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+import check_report_schemas
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "reports"
+
+
+@pytest.fixture
+def reports(tmp_path):
+    copy = tmp_path / "reports"
+    shutil.copytree(FIXTURES, copy)
+    return copy
+
+
+def edit_json(path, change):
+    document = json.loads(path.read_text())
+    change(document)
+    path.write_text(json.dumps(document))
+
+
+def test_reports_written_by_a_real_run_validate(reports):
+    assert check_report_schemas.problems_in(reports) == []
+    assert check_report_schemas.main([str(reports)]) == 0
+
+
+def test_a_camel_case_field_fails(reports):
+    path = reports / "charge-balance-strict-latency.json"
+    edit_json(path, lambda report: report.update(durationSeconds=report.pop("duration_seconds")))
+    problems = check_report_schemas.problems_in(reports)
+    assert any("durationSeconds" in problem for problem in problems), problems
+    assert any("'duration_seconds' is a required property" in problem for problem in problems), problems
+
+
+def test_a_report_without_its_versions_and_machine_fails(reports):
+    path = reports / "process-payment-naive.json"
+    edit_json(path, lambda report: [report.pop(key) for key in ("schema_version", "tool_version", "machine")])
+    problems = check_report_schemas.problems_in(reports)
+    for key in ("schema_version", "tool_version", "machine"):
+        assert any(f"'{key}' is a required property" in problem for problem in problems), problems
+
+
+def test_a_wrong_type_deep_inside_fails(reports):
+    path = reports / "fault-redis-down-charge-redis-lock.json"
+    edit_json(path, lambda report: report["faults"][0].update(start_seconds="1.0"))
+    problems = check_report_schemas.problems_in(reports)
+    assert any("faults/0/start_seconds" in problem for problem in problems), problems
+
+
+def test_a_history_line_with_old_names_fails(reports):
+    path = reports / "cart-quantity-naive.history.jsonl"
+    lines = path.read_text().splitlines()
+    entry = json.loads(lines[3])
+    entry["start"] = entry.pop("start_seconds")
+    lines[3] = json.dumps(entry)
+    path.write_text("\n".join(lines) + "\n")
+    problems = check_report_schemas.problems_in(reports)
+    assert any(problem.startswith(f"{path}:4:") for problem in problems), problems
+
+
+def test_junit_counts_that_do_not_add_up_fail(reports):
+    path = reports / "junit.xml"
+    text = path.read_text()
+    header = next(line for line in text.splitlines() if line.startswith("<testsuites "))
+    path.write_text(text.replace(header, '<testsuites name="lockproof" tests="1" failures="0" errors="0">'))
+    problems = check_report_schemas.problems_in(reports)
+    assert any("<testsuites tests=\"1\"> but its suites sum to" in problem for problem in problems), problems
+
+
+def test_junit_suite_without_properties_fails(reports):
+    path = reports / "junit.xml"
+    text = path.read_text()
+    start = text.index("<properties>")
+    end = text.index("</properties>") + len("</properties>")
+    path.write_text(text[:start] + text[end:])
+    problems = check_report_schemas.problems_in(reports)
+    assert any("no <properties>" in problem for problem in problems), problems
+
+
+def test_a_folder_without_reports_fails(tmp_path):
+    assert check_report_schemas.problems_in(tmp_path) == [f"{tmp_path}: no NAME.json report"]
+    assert check_report_schemas.main([str(tmp_path)]) == 1
