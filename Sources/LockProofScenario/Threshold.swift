@@ -84,16 +84,17 @@ public struct Threshold: Sendable, Equatable {
         let duration = isDuration(aggregation, kind)
         if duration, unit == nil {
             throw ThresholdSyntaxError(
-                "'\(text)' gives a duration without a unit; write it with one (us, ms, s, m): '\(aggregation) \(comparison.rawValue) \(suggestedDuration(limit))' is what it meant until now (a bare number was read as seconds)")
+                "'\(text)' gives a duration without a unit; write it with one (us, ms, s, m): '\(aggregation) \(comparison.rawValue) \(durationText(limit))' is what it meant until now (a bare number was read as seconds)")
         }
         if !duration, let unit {
             throw ThresholdSyntaxError("'\(text)': \(aggregation) of a \(kind.rawValue) is a number, not a duration; drop the unit '\(unit)'")
         }
     }
 
-    /// `0.05` (seconds, as a bare number meant before units) as `50ms`, for the refusal's hint.
-    static func suggestedDuration(_ seconds: Double) -> String {
-        seconds != 0 && abs(seconds) < 1 ? "\(formatNumber(seconds * 1000))ms" : "\(formatNumber(seconds))s"
+    /// Seconds with the unit that reads best: `50ms` for 0.05, `250us`, `5s`.
+    static func durationText(_ seconds: Double) -> String {
+        if seconds != 0 && abs(seconds) < 0.001 { return formatNumber(seconds * 1e6) + "us" }
+        return seconds != 0 && abs(seconds) < 1 ? formatNumber(seconds * 1000) + "ms" : formatNumber(seconds) + "s"
     }
 
     /// Parses `AGG OP LIMIT` (LIMIT a number, or a duration with its unit); throws a message
@@ -207,9 +208,14 @@ extension Threshold {
         let passed = comparison.holds(observed, limit)
         var result = ThresholdResult(
             metric: target, expression: expression, observed: observed, passed: passed,
-            message: "\(target) \(aggregation) = \(formatNumber(observed)) \(passed ? "satisfies" : "breaks") \(comparison.rawValue) \(formatNumber(limit))")
+            message: "\(target) \(aggregation) = \(show(observed, kind)) \(passed ? "satisfies" : "breaks") \(comparison.rawValue) \(show(limit, kind))")
         result.warning = tooFewSamples(statistics)
         return result
+    }
+
+    /// A duration with its unit (`12.3ms`), as the limit is written; anything else as a number.
+    func show(_ value: Double, _ kind: MetricKind) -> String {
+        Self.isDuration(aggregation, kind) ? Self.durationText(value) : formatNumber(value)
     }
 
     /// The percentile this threshold reads (med is p(50)), if any.

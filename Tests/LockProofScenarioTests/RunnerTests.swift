@@ -139,6 +139,10 @@ final class RunnerTests: XCTestCase {
         XCTAssertNil(vacuous?.observed)
         XCTAssertTrue(vacuous?.message.contains("recorded no sample") == true, vacuous?.message ?? "")
         XCTAssertEqual(byExpression["latency max < 0s"]?.passed, false)
+        // Durations are shown with units, as the limit is written.
+        let breaks = byExpression["latency max < 0s"]?.message ?? ""
+        XCTAssertNotNil(breaks.range(of: #"^latency max = [0-9.]+(us|ms|s) breaks < 0s$"#, options: .regularExpression), breaks)
+        XCTAssertTrue(byExpression["throughput count == 20"]?.message.hasSuffix("= 20 satisfies == 20") == true)
         XCTAssertFalse(result.passed, "a failed threshold fails the scenario though every check passed")
         XCTAssertTrue(result.checks.allSatisfy(\.passed))
         // 20 lock waits cannot carry a p(99) (it needs 200): judged, with a warning; counts get none.
