@@ -269,3 +269,22 @@ func formatNumber(_ value: Double) -> String {
     if abs(value) >= 100 { return String(format: "%.1f", value) }
     return String(format: "%.4g", value)
 }
+
+extension Scenario {
+    /// Before anything runs (`lockproof check`): percentile thresholds on the operation latency of
+    /// a run whose iterations cannot reach the samples the percentile needs (see
+    /// `Threshold.minimumSamples`). A run by duration is judged at its end only.
+    public var shortRunWarnings: [String] {
+        guard let iterations = workload.iterations, let fewestUsers = workload.virtualUsers.min() else { return [] }
+        let operations = iterations * fewestUsers
+        return thresholds.compactMap { threshold in
+            guard ["latency", "lockproof_operation_duration_seconds"].contains(threshold.metric), let p = threshold.percentile else {
+                return nil
+            }
+            let needed = Threshold.minimumSamples(forPercentile: p)
+            guard operations < needed else { return nil }
+            return "\(file): warning: '\(threshold.expression)' on \(threshold.metric) will be judged on \(operations) operations "
+                + "(\(fewestUsers) virtual users × \(iterations) iterations); a \(threshold.aggregation) needs at least \(needed)"
+        }
+    }
+}

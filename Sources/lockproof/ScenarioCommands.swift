@@ -83,7 +83,9 @@ struct CheckCommand: ParsableCommand {
             Reports every problem as FILE:LINE:COLUMN with what was found and what is expected: \
             unknown keys, wrong types, unknown case or strategy, thresholds on metrics that do not \
             exist or cannot have samples in the scenario's case, malformed expressions. Exit status \
-            0 when every file is valid, 2 otherwise. A directory stands for its scenario files.
+            0 when every file is valid, 2 otherwise. A directory stands for its scenario files. A \
+            percentile threshold on latency that the scenario's iterations cannot feed (a p(99) \
+            needs 200 operations) is warned about on stderr; the file is valid all the same.
 
             Example:
               lockproof check Scenarios
@@ -106,6 +108,7 @@ struct CheckCommand: ParsableCommand {
         for scenario in scenarios {
             let runs = scenario.workload.virtualUsers.map(String.init).joined(separator: ", ")
             print("\(scenario.file): ok (\(scenario.name): \(scenario.caseLabel), strategy \(scenario.strategyLabel), expect \(scenario.expect.rawValue), virtual users \(runs), \(scenario.thresholds.count) thresholds)")
+            for warning in scenario.shortRunWarnings { FileHandle.standardError.write(Data((warning + "\n").utf8)) }
         }
     }
 }

@@ -12,6 +12,17 @@ extension CommandLineTests {
         XCTAssertTrue(result.err.contains("is a folder; `lockproof run` takes scenario files: use `lockproof verify \(folder.path)`"), result.err)
     }
 
+    /// A p(99) on 4 operations: `check` warns before anything runs, and the file stays valid.
+    func testCheckWarnsOfAPercentileTheIterationsCannotFeed() throws {
+        let short = passing + "\n  latency: [\"p(99) < 1s\", \"p(50) < 1s\"]"
+        let result = try lockproof(["check", try write(short, "short.yaml", in: try temporaryFolder())])
+        XCTAssertEqual(result.status, 0, result.err)
+        XCTAssertTrue(
+            result.err.contains("warning: 'p(99) < 1s' on latency will be judged on 4 operations (2 virtual users × 2 iterations); a p(99) needs at least 200"),
+            result.err)
+        XCTAssertFalse(result.err.contains("p(50)"), "4 operations feed a median")
+    }
+
     /// Colour when asked for (a terminal, or CLICOLOR_FORCE as a terminal stands in here); never
     /// with --no-color or NO_COLOR, nor into a pipe. Old code: never any colour.
     func testColourOnATerminalOnlyAndNoColorHonoured() throws {
@@ -21,6 +32,7 @@ extension CommandLineTests {
         XCTAssertEqual(forced.status, 0, forced.err)
         XCTAssertTrue(forced.out.contains("verdict: \(escape)32m✓ PASS"), forced.out)
         XCTAssertTrue(forced.out.contains("✓ ok"), forced.out)
+        XCTAssertTrue(forced.out.contains("\(escape)32m✓ PASS\(escape)0m\n1 passed"), "the verdict table's row: \(forced.out)")
         let piped = try lockproof(["run", scenario, "--quiet"], environment: ["NO_COLOR": ""])
         XCTAssertFalse(piped.out.contains(escape), piped.out)
         XCTAssertTrue(piped.out.contains("verdict: PASS"), piped.out)
