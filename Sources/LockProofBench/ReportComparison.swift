@@ -218,7 +218,7 @@ public struct ReportComparison: Sendable {
 
     public let baseline: ReportSet
     public let new: ReportSet
-    /// Relative change that counts when either side has a single repetition (0.25 = 25 %).
+    /// Relative change that counts when either side has a single repetition (0.5 = 50 %).
     public let tolerance: Double
     public let rows: [EntryComparison]
 
