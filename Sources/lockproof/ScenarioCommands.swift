@@ -324,12 +324,11 @@ func runScenarios(files: [String], options: ScenarioRunOptions) throws {
             }
         }
     }
-    if let reportURL { try writeRunReports(results, to: reportURL) }
-    if options.json {
-        print(try RunSummaryDocument(results, reportDir: reportURL?.path).json())
-    } else {
-        print(ReportWriter.verdictTable(results, style: style))
-        if let reportURL { print("reports: \(reportURL.path)") }
+    // The summary before junit.xml and report.html: a report that cannot be written loses no verdict.
+    print(options.json ? try RunSummaryDocument(results, reportDir: reportURL?.path).json() : ReportWriter.verdictTable(results, style: style))
+    if let reportURL {
+        try writeRunReports(results, to: reportURL)
+        if !options.json { print("reports: \(reportURL.path)") }
     }
     fflush(nil)
     if let number = received.value {
