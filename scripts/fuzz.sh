@@ -25,7 +25,7 @@ seed_corpus() {
             printf '%s\n%s' "$metric" "$(printf '%s' "$line" | sed -E 's/^[^[]*\["([^"]*)".*$/\1/')" >"$dir/threshold-$n.txt"
             n=$((n + 1))
         done < <(grep -hE '^  [a-z_]+(\{[^}]*\})?: *\["' Scenarios/*.yaml | sort -u)
-        printf 'latency\np(95) < 0.2' >"$dir/threshold-default.txt"
+        printf 'latency\np(95) < 200ms' >"$dir/threshold-default.txt"
     fi
 }
 

@@ -1,19 +1,28 @@
 #!/usr/bin/env bash
 # make verify: release build, every scenario with its checkers and thresholds, the promtool
 # checks, the reports against docs/schemas/, the monitoring loop end to end
-# (scripts/check-monitoring.sh); prints the verdict table. Run inside scripts/with-services.sh
-# (servers up).
+# (scripts/check-monitoring.sh); prints the verdict table and the comparison with the previous
+# run's reports (kept in .run/reports.previous). Run inside scripts/with-services.sh (servers up).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 started=$(date +%s)
 swift build -c release --product lockproof || exit 1
 status=0
-rm -rf .run/reports
+# The previous run's reports are kept as the baseline of `lockproof compare`.
+rm -rf .run/reports.previous
+[ ! -d .run/reports ] || mv .run/reports .run/reports.previous
 .build/release/lockproof verify Scenarios --report-dir .run/reports || status=$?
 scripts/check-dashboards.sh || { [ "$status" -ne 0 ] || status=1; }
 # The reports the run just wrote match their published layout (docs/schemas/).
 python3 scripts/check_report_schemas.py .run/reports || { [ "$status" -ne 0 ] || status=1; }
 LOCKPROOF_BINARY=.build/release/lockproof scripts/check-monitoring.sh || { [ "$status" -ne 0 ] || status=1; }
+if [ -d .run/reports.previous ]; then
+    # One run per scenario is noisy: the comparison is printed, never fails verify.
+    echo "compared with the previous make verify (.run/reports.previous; informative, does not change the exit status):"
+    .build/release/lockproof compare .run/reports.previous .run/reports || true
+else
+    echo "no previous reports to compare with: the next make verify compares against .run/reports"
+fi
 echo "verify: $(($(date +%s) - started)) s, reports in .run/reports, exit $status"
 exit "$status"

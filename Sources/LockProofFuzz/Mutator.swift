@@ -24,7 +24,7 @@ struct SeededRandom: RandomNumberGenerator {
 let mutationTokens: [String] = [
     ":", ": ", "\n", "\n  ", "- ", "{", "}", "[", "]", ",", "\"", "'", "#", "---\n", "...\n", "&a ", "*a", "!!str ", "!!int ",
     "? ", "|\n", ">\n", "\t", "0x1p3", "1__0", "-0", "1e309", ".inf", ".nan", "~", "null", "true", "99999999999999999999", "99999:59:59:59:59:59:59:59:59:59:59:59:59", "1:30",
-    "p(95) < 0.2", "count == 0", "rate > 200", "p(0) <", "<=", ">=", "!=", "==", "{lock=\"redis\"}", "{", "=\"", "latency",
+    "p(95) < 0.2", "p(95) < 200ms", "max < 5s", "count == 0", "rate > 200", "p(0) <", "<=", ">=", "!=", "==", "{lock=\"redis\"}", "{", "=\"", "latency",
     "throughput", "lockproof_retry_exhausted_total", "virtual_users: ", "iterations: ", "timeout: ", "seed: ", "users: ",
     "workload: ", "thresholds: ", "mix: ", "expect: violation", "\u{FEFF}", "\u{0}", "é", "🙂",
 ]

@@ -223,10 +223,63 @@ extension ScenarioReport {
     }
 }
 
+/// Colour on a terminal: green ✓ PASS, red ✗ FAIL. Plain (the default, and every report file)
+/// changes nothing.
+public struct TerminalStyle: Sendable {
+    public let colour: Bool
+    public init(colour: Bool) { self.colour = colour }
+    public static let plain = TerminalStyle(colour: false)
+
+    /// Colour when stdout is a terminal or CLICOLOR_FORCE is set (not "0"), unless --no-color or
+    /// NO_COLOR (any non-empty value, https://no-color.org) says otherwise.
+    public static func decide(noColorFlag: Bool, environment: [String: String], stdoutIsTerminal: Bool) -> TerminalStyle {
+        if noColorFlag || !(environment["NO_COLOR"] ?? "").isEmpty { return .plain }
+        let forced = environment["CLICOLOR_FORCE"].map { !$0.isEmpty && $0 != "0" } ?? false
+        return TerminalStyle(colour: stdoutIsTerminal || forced)
+    }
+
+    public func good(_ text: String) -> String { colour ? "\u{1B}[32m" + text + "\u{1B}[0m" : text }
+    public func bad(_ text: String) -> String { colour ? "\u{1B}[1;31m" + text + "\u{1B}[0m" : text }
+    public func warning(_ text: String) -> String { colour ? "\u{1B}[33m" + text + "\u{1B}[0m" : text }
+    /// `✓ ok` / `✗ FAILED` in colour; the word alone when plain.
+    public func mark(_ passed: Bool, _ word: String) -> String {
+        colour ? (passed ? good("✓ " + word) : bad("✗ " + word)) : word
+    }
+}
+
+/// What `run --json` and `verify --json` print on stdout: every scenario's report (as NAME.json)
+/// and the totals.
+public struct RunSummaryDocument: Encodable {
+    public let scenarios: [ScenarioReport]
+    public let passed: Int
+    public let failed: Int
+    public let errors: Int
+    public let reportDir: String?
+
+    enum CodingKeys: String, CodingKey {
+        case scenarios, passed, failed, errors
+        case reportDir = "report_dir"
+    }
+
+    public init(_ results: [ScenarioResult], reportDir: String?) {
+        scenarios = results.map(ScenarioReport.init)
+        passed = results.filter { $0.status == .pass }.count
+        failed = results.filter { $0.status == .fail }.count
+        errors = results.filter { $0.status == .error }.count
+        self.reportDir = reportDir
+    }
+
+    public func json() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return String(decoding: try encoder.encode(self), as: UTF8.self)
+    }
+}
+
 public enum ReportWriter {
     /// pgbench-like: what ran, operations by outcome, throughput, latency percentiles, locks,
     /// retries, conflicts; then every check and threshold, then the verdict.
-    public static func summary(_ result: ScenarioResult) -> String {
+    public static func summary(_ result: ScenarioResult, style: TerminalStyle = .plain) -> String {
         let report = ScenarioReport(result)
         let workload = result.scenario.workload
         var lines: [String] = []
@@ -282,16 +335,19 @@ public enum ReportWriter {
                 "recovery: \(r.interrupted) interrupted payments (\(r.markedPaid) marked PAID, \(r.compensated) compensated, \(r.stillOpen) still open); compensations pending \(r.compensationsPendingBefore) before, \(r.compensationsPendingAfter) after")
         }
         for check in report.checks {
-            lines.append("check \(check.name): \(check.passed ? "ok" : "VIOLATED") (\(check.summary))")
+            lines.append("check \(check.name): \(style.mark(check.passed, check.passed ? "ok" : "VIOLATED")) (\(check.summary))")
             for violation in check.violations {
                 lines.append("  \(violation.name) ×\(violation.count), first: \(violation.firstExample)")
             }
         }
         for threshold in report.thresholds {
-            lines.append("threshold \(threshold.metric) '\(threshold.expression)': \(threshold.passed ? "ok" : "FAILED") — \(threshold.message)")
+            lines.append(
+                "threshold \(threshold.metric) '\(threshold.expression)': \(style.mark(threshold.passed, threshold.passed ? "ok" : "FAILED")) — \(threshold.message)")
+            if let warning = threshold.warning { lines.append("  " + style.warning("warning: \(warning)")) }
         }
         if let error = report.error { lines.append("error: \(error)") }
-        lines.append("verdict: \(verdict(result))")
+        let verdictText = verdict(result)
+        lines.append("verdict: \(style.mark(result.status == .pass, verdictText))")
         return lines.joined(separator: "\n")
     }
 
@@ -332,7 +388,7 @@ public enum ReportWriter {
     }
 
     /// One row per scenario.
-    public static func verdictTable(_ results: [ScenarioResult]) -> String {
+    public static func verdictTable(_ results: [ScenarioResult], style: TerminalStyle = .plain) -> String {
         let rows = results.map { result -> [String] in
             let report = ScenarioReport(result)
             return [
@@ -344,10 +400,11 @@ public enum ReportWriter {
         }
         let header = ["scenario", "case", "strategy", "expect", "vu", "ok/fail/unk", "ops/s", "p99", "verdict"]
         let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max()! }
-        func line(_ cells: [String]) -> String {
-            // The last column unpadded: no trailing blanks.
+        func line(_ cells: [String], coloured: Bool = false) -> String {
+            // The last column unpadded: no trailing blanks; coloured after padding.
             cells.enumerated().map {
-                $0.offset == cells.count - 1 ? $0.element : $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0)
+                guard $0.offset == cells.count - 1 else { return $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
+                return coloured ? style.mark($0.element == "PASS", $0.element) : $0.element
             }.joined(separator: "  ")
         }
         let passed = results.filter { $0.status == .pass }.count
@@ -355,7 +412,7 @@ public enum ReportWriter {
         let errors = results.filter { $0.status == .error }.count
         var footer = "\(passed) passed, \(failed) failed, \(errors) \(errors == 1 ? "error" : "errors")"
         if let interrupted = results.first(where: \.interrupted) { footer += "; \(interrupted.runError ?? "interrupted")" }
-        var lines = [line(header), line(widths.map { String(repeating: "-", count: $0) })] + rows.map(line) + [footer]
+        var lines = [line(header), line(widths.map { String(repeating: "-", count: $0) })] + rows.map { line($0, coloured: true) } + [footer]
         // An error's reason under the table too: a reader of the table alone must not miss it.
         for result in results where result.status == .error { lines.append("error: \(result.scenario.name): \(result.runError!)") }
         return lines.joined(separator: "\n")

@@ -168,6 +168,20 @@ func strictInteger(_ text: String) -> Int? {
 
 /// A decimal number: `12`, `0.5`, `.5`, `2.5e-3`. Not hexadecimal (`0x1p3`, which Swift's
 /// `Double(_:)` accepts), not `inf` or `nan`, no underscores.
+/// The units a duration may carry (k6's spelling), in seconds.
+let durationUnits: [(suffix: String, seconds: Double)] = [("us", 1e-6), ("µs", 1e-6), ("ms", 1e-3), ("s", 1), ("m", 60)]
+
+/// `50ms` as 0.05 seconds and its unit "ms"; a bare number as itself without a unit; nil when neither.
+func numberOrDuration(_ text: String) -> (value: Double, unit: String?)? {
+    if let number = strictDecimal(text) { return (number, nil) }
+    // Longest suffix first: "ms" before "s" and "m".
+    for unit in durationUnits.sorted(by: { $0.suffix.count > $1.suffix.count }) where text.hasSuffix(unit.suffix) {
+        let number = String(text.dropLast(unit.suffix.count)).trimmingCharacters(in: .whitespaces)
+        if let value = strictDecimal(number) { return (value * unit.seconds, unit.suffix) }
+    }
+    return nil
+}
+
 func strictDecimal(_ text: String) -> Double? {
     var rest = Substring(text)
     if rest.first == "-" || rest.first == "+" { rest = rest.dropFirst() }
@@ -314,14 +328,7 @@ private struct Reader {
             return nil
         }
         let text = scalar.string
-        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60)]
-        var seconds: Double?
-        if let value = strictDecimal(text) {
-            seconds = value
-        } else if let (suffix, factor) = units.first(where: { text.hasSuffix($0.0) }), let value = strictDecimal(String(text.dropLast(suffix.count))) {
-            seconds = value * factor
-        }
-        guard let seconds else {
+        guard let seconds = numberOrDuration(text)?.value else {
             problem(node, "\(field): found \(describe(node)); expected a positive duration such as 30s, 500ms or 2m")
             return nil
         }
@@ -812,17 +819,18 @@ private struct Reader {
             }
             guard labelsValid else { continue }
             guard case .sequence(let expressions) = value, !expressions.isEmpty else {
-                problem(value, "thresholds.\(targetText): found \(describe(value)); expected a list of expressions such as [\"p(95) < 0.2\"]")
+                problem(value, "thresholds.\(targetText): found \(describe(value)); expected a list of expressions such as [\"p(95) < 200ms\"]")
                 continue
             }
             for expressionNode in expressions {
                 guard let text = string(expressionNode, "thresholds.\(targetText)") else { continue }
                 do {
-                    let (aggregation, comparison, limit) = try Threshold.parseExpression(text)
+                    let (aggregation, comparison, limit, unit) = try Threshold.parseExpression(text)
                     guard Threshold.aggregationFits(aggregation, metric.kind) else {
                         problem(expressionNode, "thresholds.\(targetText): '\(aggregation)' does not apply to a \(metric.kind.rawValue); expected \(Threshold.allowed(for: metric.kind))")
                         continue
                     }
+                    try Threshold.checkUnit(unit, aggregation: aggregation, comparison: comparison, kind: metric.kind, limit: limit, text: text)
                     thresholds.append(
                         Threshold(metric: metricName, labels: labels, aggregation: aggregation, comparison: comparison, limit: limit, expression: text))
                 } catch let error as ThresholdSyntaxError {

@@ -1,6 +1,7 @@
 import Foundation
 
-/// A k6-style threshold: `p(99) < 0.05` on `lockproof_lock_wait_seconds{lock="redis"}`.
+/// A k6-style threshold: `p(99) < 50ms` on `lockproof_lock_wait_seconds{lock="redis"}`. A limit on
+/// a duration carries its unit (us, µs, ms, s, m); `limit` is in seconds.
 public struct Threshold: Sendable, Equatable {
     public enum Aggregation: Sendable, Equatable, CustomStringConvertible {
         case count, rate, avg, min, max, med, value
@@ -71,18 +72,44 @@ public struct Threshold: Sendable, Equatable {
         }
     }
 
-    /// Parses `AGG OP NUMBER`; throws a message saying what was expected.
-    static func parseExpression(_ text: String) throws -> (Aggregation, Comparison, Double) {
+    /// Is this aggregation of a metric of `kind` a duration? Every trend LockProof records is in
+    /// seconds; its `count` is a number of samples.
+    static func isDuration(_ aggregation: Aggregation, _ kind: MetricKind) -> Bool {
+        kind == .trend && aggregation != .count
+    }
+
+    /// Refuses a bare number on a duration (`p(99) < 50` used to mean 50 seconds, silently) and a
+    /// unit on a number (`count > 5ms`).
+    static func checkUnit(_ unit: String?, aggregation: Aggregation, comparison: Comparison, kind: MetricKind, limit: Double, text: String) throws {
+        let duration = isDuration(aggregation, kind)
+        if duration, unit == nil {
+            throw ThresholdSyntaxError(
+                "'\(text)' gives a duration without a unit; write it with one (us, ms, s, m): '\(aggregation) \(comparison.rawValue) \(durationText(limit))' is what it meant until now (a bare number was read as seconds)")
+        }
+        if !duration, let unit {
+            throw ThresholdSyntaxError("'\(text)': \(aggregation) of a \(kind.rawValue) is a number, not a duration; drop the unit '\(unit)'")
+        }
+    }
+
+    /// Seconds with the unit that reads best: `50ms` for 0.05, `250us`, `5s`.
+    static func durationText(_ seconds: Double) -> String {
+        if seconds != 0 && abs(seconds) < 0.001 { return formatNumber(seconds * 1e6) + "us" }
+        return seconds != 0 && abs(seconds) < 1 ? formatNumber(seconds * 1000) + "ms" : formatNumber(seconds) + "s"
+    }
+
+    /// Parses `AGG OP LIMIT` (LIMIT a number, or a duration with its unit); throws a message
+    /// saying what was expected.
+    static func parseExpression(_ text: String) throws -> (Aggregation, Comparison, Double, unit: String?) {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         guard let comparison = Comparison.allCases.first(where: { trimmed.contains($0.rawValue) }),
             let range = trimmed.range(of: comparison.rawValue)
         else {
-            throw ThresholdSyntaxError("no comparison in '\(text)'; expected AGGREGATION OP NUMBER such as 'p(95) < 0.2' with OP one of < <= > >= == !=")
+            throw ThresholdSyntaxError("no comparison in '\(text)'; expected AGGREGATION OP LIMIT such as 'p(95) < 200ms' with OP one of < <= > >= == !=")
         }
         let left = trimmed[..<range.lowerBound].trimmingCharacters(in: .whitespaces)
         let right = trimmed[range.upperBound...].trimmingCharacters(in: .whitespaces)
-        guard let limit = strictDecimal(right) else {
-            throw ThresholdSyntaxError("'\(right)' in '\(text)' is not a number")
+        guard let (limit, unit) = numberOrDuration(right) else {
+            throw ThresholdSyntaxError("'\(right)' in '\(text)' is not a number or a duration (such as 200ms, 5s)")
         }
         let aggregation: Aggregation
         switch left {
@@ -101,7 +128,7 @@ public struct Threshold: Sendable, Equatable {
             }
             aggregation = .percentile(p)
         }
-        return (aggregation, comparison, limit)
+        return (aggregation, comparison, limit, unit)
     }
 
     /// Parses `name` or `name{label="value",…}`.
@@ -135,6 +162,9 @@ public struct ThresholdResult: Sendable, Codable, Equatable {
     public let observed: Double?
     public let passed: Bool
     public let message: String
+    /// Set when the run recorded too few samples for the percentile to mean anything (see
+    /// `Threshold.minimumSamples`): the threshold is judged all the same, and the report says so.
+    public var warning: String? = nil
 }
 
 extension Threshold {
@@ -176,9 +206,39 @@ extension Threshold {
                 message: "\(target) recorded no sample in this run, so '\(expression)' cannot pass")
         }
         let passed = comparison.holds(observed, limit)
-        return ThresholdResult(
+        var result = ThresholdResult(
             metric: target, expression: expression, observed: observed, passed: passed,
-            message: "\(target) \(aggregation) = \(formatNumber(observed)) \(passed ? "satisfies" : "breaks") \(comparison.rawValue) \(formatNumber(limit))")
+            message: "\(target) \(aggregation) = \(show(observed, kind)) \(passed ? "satisfies" : "breaks") \(comparison.rawValue) \(show(limit, kind))")
+        result.warning = tooFewSamples(statistics)
+        return result
+    }
+
+    /// A duration with its unit (`12.3ms`), as the limit is written; anything else as a number.
+    func show(_ value: Double, _ kind: MetricKind) -> String {
+        Self.isDuration(aggregation, kind) ? Self.durationText(value) : formatNumber(value)
+    }
+
+    /// The percentile this threshold reads (med is p(50)), if any.
+    var percentile: Double? {
+        switch aggregation {
+        case .percentile(let p): return p
+        case .med: return 50
+        default: return nil
+        }
+    }
+
+    /// The rule: a p(N) means something when at least 2 samples lie above it, so it needs
+    /// 2 × 100 / (100 − N) samples: 200 for p(99), 40 for p(95), 20 for p(90), 4 for med.
+    public static func minimumSamples(forPercentile p: Double) -> Int {
+        p >= 100 ? 1 : Int((2 * 100 / (100 - p) - 1e-9).rounded(.up))
+    }
+
+    func tooFewSamples(_ statistics: RunStatistics) -> String? {
+        guard let p = percentile, let samples = statistics.trend(metric, where: labels)?.count else { return nil }
+        let needed = Self.minimumSamples(forPercentile: p)
+        guard samples < needed else { return nil }
+        return "'\(expression)' on \(target) was judged on \(samples) samples; a \(aggregation) needs at least \(needed) "
+            + "(2 samples above it: 2 × 100/(100 − \(formatNumber(p)))): run longer, or use a lower percentile"
     }
 }
 
@@ -208,4 +268,23 @@ func formatNumber(_ value: Double) -> String {
     if value == value.rounded() && abs(value) < 1e15 { return String(Int(value)) }
     if abs(value) >= 100 { return String(format: "%.1f", value) }
     return String(format: "%.4g", value)
+}
+
+extension Scenario {
+    /// Before anything runs (`lockproof check`): percentile thresholds on the operation latency of
+    /// a run whose iterations cannot reach the samples the percentile needs (see
+    /// `Threshold.minimumSamples`). A run by duration is judged at its end only.
+    public var shortRunWarnings: [String] {
+        guard let iterations = workload.iterations, let fewestUsers = workload.virtualUsers.min() else { return [] }
+        let operations = iterations * fewestUsers
+        return thresholds.compactMap { threshold in
+            guard ["latency", "lockproof_operation_duration_seconds"].contains(threshold.metric), let p = threshold.percentile else {
+                return nil
+            }
+            let needed = Threshold.minimumSamples(forPercentile: p)
+            guard operations < needed else { return nil }
+            return "\(file): warning: '\(threshold.expression)' on \(threshold.metric) will be judged on \(operations) operations "
+                + "(\(fewestUsers) virtual users × \(iterations) iterations); a \(threshold.aggregation) needs at least \(needed)"
+        }
+    }
 }

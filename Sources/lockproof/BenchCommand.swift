@@ -21,6 +21,9 @@ struct BenchCommand: ParsableCommand {
             LOCKPROOF_DATABASE_URL for every run, holding it for the whole benchmark: a database \
             that is not LockProof's, or that another run or a serve instance holds, is refused \
             with exit 2 (see --wait-for-database). Exits 1 when anything could not be measured.
+
+            Example:
+              lockproof bench --quick --cases charge-balance --report-dir .run/bench
             """)
 
     @Flag(help: "The quick preset (clients 1 and 64, pooled cells of 64 and 128 clients on 16 sessions; 2 repetitions of 1 s; ceiling once; no negative controls): under 5 minutes on 2 cores.")

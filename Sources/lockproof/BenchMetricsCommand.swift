@@ -17,6 +17,9 @@ struct BenchMetricsCommand: ParsableCommand {
             times rendering the exposition and serving it over loopback HTTP. Adds users to the \
             database named by LOCKPROOF_DATABASE_URL (only a database LockProof created, and \
             not while a run or serve instance holds it: exit 2); deletes nothing.
+
+            Example:
+              lockproof bench-metrics --clients 4 --rounds 6 --seconds 2
             """)
 
     @Option(parsing: .unconditional, help: "Concurrent clients, each on its own thread with its own connections, 1 to 300.")

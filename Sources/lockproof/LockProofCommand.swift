@@ -3,7 +3,7 @@ import LockProofMetrics
 
 /// The `lockproof` command. Each subcommand lives in its own file: `run`, `verify` and `check` in
 /// ScenarioCommands.swift, `serve` in ServeCommand.swift, `recover` in RecoverCommand.swift, `bench` in BenchCommand.swift,
-/// `bench-metrics` in BenchMetricsCommand.swift.
+/// `bench-metrics` in BenchMetricsCommand.swift, `compare` in CompareCommand.swift.
 struct LockProofCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lockproof",
@@ -14,11 +14,15 @@ struct LockProofCommand: ParsableCommand {
             redis://127.0.0.1:26379/0). `scripts/services.sh start` starts throwaway ones.
             Without arguments, or with `help` and a name that is no subcommand, it prints the help \
             on stderr and exits 2 (a usage error, as for every bad argument).
+
+            Example (servers from `eval "$(scripts/services.sh start)"`):
+              lockproof verify Scenarios --report-dir .run/reports
+              lockproof compare .run/reports.previous .run/reports
             """,
         version: LockProofBuild.version,
         subcommands: [
             RunCommand.self, VerifyCommand.self, CheckCommand.self, ServeCommand.self, BenchCommand.self,
-            BenchMetricsCommand.self, RecoverCommand.self,
+            BenchMetricsCommand.self, RecoverCommand.self, CompareCommand.self,
         ])
 }
 

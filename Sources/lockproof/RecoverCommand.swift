@@ -20,6 +20,9 @@ struct RecoverCommand: ParsableCommand {
             Refuses a database that is not LockProof's, and one that a run or a serve instance holds \
             (see --wait-for-database). Exit status: 0 when nothing is left open or pending, 1 when \
             something is, 2 when it cannot start.
+
+            Example:
+              lockproof recover --min-age 60 --json
             """)
 
     @Option(

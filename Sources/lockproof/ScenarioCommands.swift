@@ -26,7 +26,10 @@ struct RunCommand: ParsableCommand {
             130/143 when SIGINT/SIGTERM stopped it (the running scenario is reported as \
             interrupted, junit.xml is written). Report files replace whatever is at their names, \
             a symbolic link included (never written through); a --report-dir that is itself a \
-            link is refused.
+            link is refused. With --json the summary is one JSON document on stdout.
+
+            Example:
+              lockproof run Scenarios/charge-balance-seed.yaml --report-dir .run/reports
             """)
 
     @Argument(help: ArgumentHelp("Scenario files (YAML).", valueName: "file"))
@@ -35,6 +38,12 @@ struct RunCommand: ParsableCommand {
     @OptionGroup var options: ScenarioRunOptions
 
     func run() throws {
+        for file in files {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory), isDirectory.boolValue {
+                throw startupFailure("\(file) is a folder; `lockproof run` takes scenario files: use `lockproof verify \(file)` to run every scenario in it")
+            }
+        }
         try runScenarios(files: files, options: options)
     }
 }
@@ -51,7 +60,10 @@ struct VerifyCommand: ParsableCommand {
             too many connections; reported as errors with --report-dir), 130/143 interrupted. \
             With --fail-fast the run stops at the first \
             failing scenario (exit 1), as the mutant catalog (`make mutants`) uses it; the rest \
-            are listed as not run.
+            are listed as not run. With --json the summary is one JSON document on stdout.
+
+            Example:
+              lockproof verify Scenarios --report-dir .run/reports --json > summary.json
             """)
 
     @Argument(help: ArgumentHelp("Folder of scenario files (*.yaml, *.yml).", valueName: "dir"))
@@ -73,7 +85,12 @@ struct CheckCommand: ParsableCommand {
             Reports every problem as FILE:LINE:COLUMN with what was found and what is expected: \
             unknown keys, wrong types, unknown case or strategy, thresholds on metrics that do not \
             exist or cannot have samples in the scenario's case, malformed expressions. Exit status \
-            0 when every file is valid, 2 otherwise. A directory stands for its scenario files.
+            0 when every file is valid, 2 otherwise. A directory stands for its scenario files. A \
+            percentile threshold on latency that the scenario's iterations cannot feed (a p(99) \
+            needs 200 operations) is warned about on stderr; the file is valid all the same.
+
+            Example:
+              lockproof check Scenarios
             """)
 
     @Argument(help: ArgumentHelp("Scenario files or folders.", valueName: "file"))
@@ -93,6 +110,7 @@ struct CheckCommand: ParsableCommand {
         for scenario in scenarios {
             let runs = scenario.workload.virtualUsers.map(String.init).joined(separator: ", ")
             print("\(scenario.file): ok (\(scenario.name): \(scenario.caseLabel), strategy \(scenario.strategyLabel), expect \(scenario.expect.rawValue), virtual users \(runs), \(scenario.thresholds.count) thresholds)")
+            for warning in scenario.shortRunWarnings { FileHandle.standardError.write(Data((warning + "\n").utf8)) }
         }
     }
 }
@@ -133,6 +151,12 @@ struct ScenarioRunOptions: ParsableArguments {
 
     @Flag(help: "No progress line.")
     var quiet = false
+
+    @Flag(help: "Print the summary as one JSON document on stdout (every scenario's NAME.json and the totals) instead of text; progress and errors stay on stderr.")
+    var json = false
+
+    @Flag(name: .customLong("no-color"), help: "No colour (also when NO_COLOR is set, or stdout is not a terminal; CLICOLOR_FORCE=1 forces it).")
+    var noColor = false
 
     @Flag(
         name: .customLong("fail-fast"),
@@ -186,6 +210,8 @@ func runScenarios(files: [String], options: ScenarioRunOptions) throws {
     // Before any thread starts: the signal mask is inherited (see TerminationSignals).
     let signals = TerminationSignals()
     let scenarios = try loadScenarios(files)
+    let style = TerminalStyle.decide(
+        noColorFlag: options.noColor, environment: ProcessInfo.processInfo.environment, stdoutIsTerminal: isatty(STDOUT_FILENO) == 1)
 
     // Everything that can be refused is refused before a single write.
     var bindAddress: HTTPBindAddress?
@@ -331,9 +357,11 @@ func runScenarios(files: [String], options: ScenarioRunOptions) throws {
             if let pending = result.statistics.gauge("lockproof_compensations_pending") {
                 metrics.setCompensationsPending(Int(pending))
             }
-            print(ReportWriter.summary(result))
-            print("")
-            fflush(nil)
+            if !options.json {
+                print(ReportWriter.summary(result, style: style))
+                print("")
+                fflush(nil)
+            }
             if let error = result.runError {
                 FileHandle.standardError.write(Data("lockproof: error: \(run.name): \(error)\n".utf8))
             }
@@ -351,10 +379,11 @@ func runScenarios(files: [String], options: ScenarioRunOptions) throws {
             }
         }
     }
-    print(ReportWriter.verdictTable(results))
+    // The summary before junit.xml and report.html: a report that cannot be written loses no verdict.
+    print(options.json ? try RunSummaryDocument(results, reportDir: reportURL?.path).json() : ReportWriter.verdictTable(results, style: style))
     if let reportURL {
         try writeRunReports(results, to: reportURL)
-        print("reports: \(reportURL.path)")
+        if !options.json { print("reports: \(reportURL.path)") }
     }
     fflush(nil)
     if let endpoint, received.value == nil {

@@ -22,6 +22,9 @@ struct ServeCommand: ParsableCommand {
             Exit status: 0 after a clean stop on SIGINT/SIGTERM, 2 when it cannot start (bad \
             address, unreachable server, port in use, a database that is not LockProof's or that \
             a run holds).
+
+            Example:
+              lockproof serve --metrics-address 127.0.0.1:9464
             """)
 
     @Option(

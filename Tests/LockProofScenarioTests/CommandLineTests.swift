@@ -13,7 +13,7 @@ final class CommandLineTests: XCTestCase {
             .appendingPathComponent("lockproof")
     }
 
-    private func lockproof(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
+    func lockproof(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
@@ -32,20 +32,20 @@ final class CommandLineTests: XCTestCase {
         return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
     }
 
-    private func temporaryFolder() throws -> URL {
+    func temporaryFolder() throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("lp-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         addTeardownBlock { try? FileManager.default.removeItem(at: url) }
         return url
     }
 
-    private func write(_ text: String, _ name: String, in folder: URL) throws -> String {
+    func write(_ text: String, _ name: String, in folder: URL) throws -> String {
         let url = folder.appendingPathComponent(name)
         try text.write(to: url, atomically: true, encoding: .utf8)
         return url.path
     }
 
-    private let passing = """
+    let passing = """
         name: cli-pass
         case: charge-balance
         strategy: atomic
@@ -457,11 +457,14 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(result.err.contains("no scenario files"), result.err)
     }
 
+    /// Every command's --help, each with an example (old code: none had one).
     func testEveryCommandHasHelp() throws {
-        for command in [[], ["run"], ["verify"], ["check"], ["serve"]] {
+        let commands = [[], ["run"], ["verify"], ["check"], ["serve"], ["bench"], ["bench-metrics"], ["recover"], ["compare"]]
+        for command in commands {
             let result = try lockproof(command + ["--help"])
             XCTAssertEqual(result.status, 0, "\(command)")
             XCTAssertTrue(result.out.contains("USAGE"), "\(command): \(result.out)")
+            XCTAssertTrue(result.out.contains("Example") && result.out.contains(":\n  lockproof \(command.first ?? "")"), "\(command): \(result.out)")
         }
     }
 }

@@ -124,23 +124,47 @@ final class RunnerTests: XCTestCase {
             "charge-balance", "pessimistic", seed: "users: 1", workload: "virtual_users: 4, iterations: 5",
             thresholds: """
                   throughput: ["count == 20", "rate > 0"]
-                  lockproof_lock_wait_seconds{lock="row"}: ["count == 20", "p(99) < 60"]
+                  lockproof_lock_wait_seconds{lock="row"}: ["count == 20", "p(99) < 60s"]
                   lockproof_retry_exhausted_total: ["count == 0"]
-                  latency: ["max < 0"]
+                  latency: ["max < 0s"]
                 """))
         let byExpression = Dictionary(result.thresholds.map { ("\($0.metric) \($0.expression)", $0) }, uniquingKeysWith: { a, _ in a })
         XCTAssertEqual(byExpression["throughput count == 20"]?.passed, true)
         XCTAssertEqual(byExpression["throughput rate > 0"]?.passed, true)
         XCTAssertEqual(byExpression["lockproof_lock_wait_seconds{lock=\"row\"} count == 20"]?.passed, true)
-        XCTAssertEqual(byExpression["lockproof_lock_wait_seconds{lock=\"row\"} p(99) < 60"]?.passed, true)
+        XCTAssertEqual(byExpression["lockproof_lock_wait_seconds{lock=\"row\"} p(99) < 60s"]?.passed, true)
         // The pessimistic strategy never enters the retry wrapper: no sample, so it fails and says why.
         let vacuous = byExpression["lockproof_retry_exhausted_total count == 0"]
         XCTAssertEqual(vacuous?.passed, false)
         XCTAssertNil(vacuous?.observed)
         XCTAssertTrue(vacuous?.message.contains("recorded no sample") == true, vacuous?.message ?? "")
-        XCTAssertEqual(byExpression["latency max < 0"]?.passed, false)
+        XCTAssertEqual(byExpression["latency max < 0s"]?.passed, false)
+        // Durations are shown with units, as the limit is written.
+        let breaks = byExpression["latency max < 0s"]?.message ?? ""
+        XCTAssertNotNil(breaks.range(of: #"^latency max = [0-9.]+(us|ms|s) breaks < 0s$"#, options: .regularExpression), breaks)
+        XCTAssertTrue(byExpression["throughput count == 20"]?.message.hasSuffix("= 20 satisfies == 20") == true)
         XCTAssertFalse(result.passed, "a failed threshold fails the scenario though every check passed")
         XCTAssertTrue(result.checks.allSatisfy(\.passed))
+        // 20 lock waits cannot carry a p(99) (it needs 200): judged, with a warning; counts get none.
+        let short = byExpression["lockproof_lock_wait_seconds{lock=\"row\"} p(99) < 60s"]?.warning ?? ""
+        XCTAssertTrue(short.contains("judged on 20 samples; a p(99) needs at least 200"), short)
+        XCTAssertNil(byExpression["throughput count == 20"]?.warning)
+        XCTAssertTrue(ReportWriter.summary(result).contains("  warning: 'p(99) < 60s'"))
+    }
+
+    /// The rule of the warning: 2 samples above the percentile. A run long enough gets none.
+    func testAPercentileOnEnoughSamplesIsNotWarnedAbout() throws {
+        XCTAssertEqual(
+            [99, 95, 90, 50, 99.9, 100].map(Threshold.minimumSamples(forPercentile:)), [200, 40, 20, 4, 2000, 1])
+        let result = try run(scenario(
+            "charge-balance", "pessimistic", seed: "users: 4", workload: "virtual_users: 4, iterations: 10",
+            thresholds: """
+                  latency: ["p(95) < 60s", "p(99) < 60s", "med < 60s"]
+                """))
+        let warnings = Dictionary(uniqueKeysWithValues: result.thresholds.map { ($0.expression, $0.warning) })
+        XCTAssertEqual(warnings["p(95) < 60s"]!, nil, "40 samples are enough for a p(95)")
+        XCTAssertEqual(warnings["med < 60s"]!, nil)
+        XCTAssertNotNil(warnings["p(99) < 60s"]!, "but not for a p(99)")
     }
 
     func testUnknownOperationsWidenTheMoneyBounds() throws {

@@ -27,7 +27,7 @@ final class ScenarioParserTests: XCTestCase {
           iterations: 3
         thresholds:
           lockproof_retry_exhausted_total: ["count == 0"]
-          latency: ["p(95) < 0.2", "max <= 1"]
+          latency: ["p(95) < 200ms", "max <= 1s"]
         """
 
     private func problems(_ text: String) -> [String] { scenarioProblems(text) }
@@ -46,7 +46,7 @@ final class ScenarioParserTests: XCTestCase {
         XCTAssertEqual(scenario.seed.users, 2)
         XCTAssertEqual(scenario.workload.virtualUsers, [4])
         XCTAssertEqual(scenario.workload.iterations, 3)
-        XCTAssertEqual(scenario.thresholds.map(\.expression), ["count == 0", "p(95) < 0.2", "max <= 1"])
+        XCTAssertEqual(scenario.thresholds.map(\.expression), ["count == 0", "p(95) < 200ms", "max <= 1s"])
         XCTAssertEqual(scenario.expect, .pass)
     }
 
@@ -89,18 +89,37 @@ final class ScenarioParserTests: XCTestCase {
     func testThresholdOnAMetricThatCannotHaveSamplesInThisCase() {
         assertProblem(valid + "\n  lockproof_compensations_total: [\"count == 0\"]", at: "12:3", contains: "cannot have samples in case charge-balance")
         assertProblem(
-            valid.replacingOccurrences(of: "strategy: seed", with: "strategy: pessimistic") + "\n  lockproof_lock_wait_seconds{lock=\"redis\"}: [\"p(99) < 1\"]",
+            valid.replacingOccurrences(of: "strategy: seed", with: "strategy: pessimistic") + "\n  lockproof_lock_wait_seconds{lock=\"redis\"}: [\"p(99) < 1s\"]",
             at: "12:3", contains: "strategy pessimistic of charge-balance takes only row locks")
         assertProblem(valid + "\n  lockproof_circuit_breaker_state: [\"value == 0\"]", at: "12:3", contains: "it is a state, not a measurement")
-        assertProblem(valid + "\n  lockproof_lock_wait_seconds{lock=\"disk\"}: [\"p(99) < 1\"]", at: "12:3", contains: "expected one of redis, row")
+        assertProblem(valid + "\n  lockproof_lock_wait_seconds{lock=\"disk\"}: [\"p(99) < 1s\"]", at: "12:3", contains: "expected one of redis, row")
     }
 
     func testMalformedExpressions() {
-        assertProblem(valid.replacingOccurrences(of: "\"p(95) < 0.2\"", with: "\"p(95) 0.2\""), at: "11:13", contains: "no comparison")
-        assertProblem(valid.replacingOccurrences(of: "\"p(95) < 0.2\"", with: "\"p(101) < 0.2\""), at: "11:13", contains: "not an aggregation")
-        assertProblem(valid.replacingOccurrences(of: "\"p(95) < 0.2\"", with: "\"p(95) < fast\""), at: "11:13", contains: "'fast' in 'p(95) < fast' is not a number")
-        assertProblem(valid.replacingOccurrences(of: "[\"count == 0\"]", with: "[\"p(99) < 1\"]"), at: "10:37", contains: "'p(99)' does not apply to a counter")
+        assertProblem(valid.replacingOccurrences(of: "\"p(95) < 200ms\"", with: "\"p(95) 200ms\""), at: "11:13", contains: "no comparison")
+        assertProblem(valid.replacingOccurrences(of: "\"p(95) < 200ms\"", with: "\"p(101) < 200ms\""), at: "11:13", contains: "not an aggregation")
+        assertProblem(valid.replacingOccurrences(of: "\"p(95) < 200ms\"", with: "\"p(95) < fast\""), at: "11:13", contains: "'fast' in 'p(95) < fast' is not a number")
+        assertProblem(valid.replacingOccurrences(of: "[\"count == 0\"]", with: "[\"p(99) < 1s\"]"), at: "10:37", contains: "'p(99)' does not apply to a counter")
         assertProblem(valid.replacingOccurrences(of: "[\"count == 0\"]", with: "count == 0"), at: "10:36", contains: "expected a list of expressions")
+    }
+
+    /// `p(99) < 50` used to mean 50 seconds, silently: a duration takes its unit, a number none.
+    func testDurationLimitsTakeUnits() throws {
+        let units = try ScenarioParser.parse(
+            valid.replacingOccurrences(of: "[\"p(95) < 200ms\", \"max <= 1s\"]", with: "[\"p(95) < 200ms\", \"p(99) < 250us\", \"avg < 1.5 s\", \"max <= 2m\", \"med < 3µs\", \"count > 0\"]"),
+            file: "t.yaml")
+        XCTAssertEqual(units.thresholds.map(\.limit), [0, 0.2, 0.00025, 1.5, 120, 0.000003, 0])
+        assertProblem(
+            valid.replacingOccurrences(of: "\"p(95) < 200ms\"", with: "\"p(95) < 0.2\""), at: "11:13",
+            contains: "'p(95) < 0.2' gives a duration without a unit; write it with one (us, ms, s, m): 'p(95) < 200ms' is what it meant")
+        assertProblem(
+            valid.replacingOccurrences(of: "\"max <= 1s\"", with: "\"max <= 50\""), at: "11:30",
+            contains: "'max <= 50s' is what it meant")
+        assertProblem(
+            valid.replacingOccurrences(of: "[\"count == 0\"]", with: "[\"count == 0ms\"]"), at: "10:37",
+            contains: "count of a counter is a number, not a duration; drop the unit 'ms'")
+        assertProblem(valid + "\n  lockproof_lock_wait_seconds{lock=\"redis\"}: [\"count > 5s\"]", at: "12:47", contains: "drop the unit 's'")
+        assertProblem(valid.replacingOccurrences(of: "\"max <= 1s\"", with: "\"max <= 1 parsec\""), at: "11:30", contains: "not a number or a duration")
     }
 
     func testIterationsAndDurationExcludeEachOther() {
@@ -374,7 +393,7 @@ final class ConnectionsParserTests: XCTestCase {
     }
 
     func testAPoolWaitThresholdNeedsAPool() {
-        let threshold = "\nthresholds:\n  lockproof_pool_wait_seconds{pool=\"postgres\"}: [\"p(99) < 1\"]"
+        let threshold = "\nthresholds:\n  lockproof_pool_wait_seconds{pool=\"postgres\"}: [\"p(99) < 1s\"]"
         XCTAssertTrue(scenarioProblems(base + "}" + threshold).contains { $0.contains("borrow from no pool (set workload.connections)") })
         XCTAssertEqual(scenarioProblems(base + ", connections: 5}" + threshold), [])
     }

@@ -1,0 +1,410 @@
+import Foundation
+import LockProofScenario
+
+/// The report fields `lockproof compare` reads, all in this one place. Each lists the spellings it
+/// accepts (first the current one), so renaming a field of the reports is one line here; fields it
+/// does not name are ignored, so added fields change nothing.
+enum ComparedField {
+    // A run report, NAME.json of `run`/`verify --report-dir`.
+    static let scenario = ["scenario"]
+    static let status = ["status"]
+    static let throughput = ["throughput_per_second", "throughputPerSecond"]
+    static let latency = ["latency_seconds", "latencySeconds"]
+    static let latencyP99 = ["p99", "p99_seconds"]
+    static let operations = ["operations"]
+    static let operationCounts = [["ok"], ["fail"], ["unknown"]]
+    // bench.json of `bench --report-dir`.
+    static let cells = ["cells"]
+    static let cellID = ["id"]
+    static let invariantHeld = ["invariant_held", "invariantHeld"]
+    static let negativeControl = ["negative_control", "negativeControl"]
+    static let cellErrors = ["errors"]
+    static let repetitions = ["runs", "repetitions"]
+    static let repetitionThroughput = ["throughput", "throughput_per_second", "throughputPerSecond"]
+    static let repetitionLatencyP99 = ["latency_p99_seconds", "latencyP99", "latency_p99"]
+    static let repetitionOperations = ["operations"]
+}
+
+/// Bad input to `compare`: names the file and the field.
+public struct ComparisonInputError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// One JSON object of a report, read by field names from `ComparedField`.
+struct ReportObject {
+    let fields: [String: Any]
+    /// `folder/file` or `folder/file: cells[3]`, for messages.
+    let place: String
+
+    func value(_ names: [String]) throws -> Any {
+        guard let found = names.lazy.compactMap({ fields[$0] }).first else {
+            throw ComparisonInputError("\(place): field '\(names[0])' is missing")
+        }
+        return found
+    }
+    func string(_ names: [String]) throws -> String {
+        guard let text = try value(names) as? String else { throw wrongType(names, "a string") }
+        return text
+    }
+    func bool(_ names: [String]) throws -> Bool {
+        guard let flag = try value(names) as? Bool else { throw wrongType(names, "true or false") }
+        return flag
+    }
+    /// A number, or nil when the field is null (a latency of a run that measured none).
+    func number(_ names: [String]) throws -> Double? {
+        let found = try value(names)
+        if found is NSNull { return nil }
+        guard let number = found as? NSNumber else { throw wrongType(names, "a number") }
+        return number.doubleValue
+    }
+    func object(_ names: [String]) throws -> ReportObject {
+        guard let inner = try value(names) as? [String: Any] else { throw wrongType(names, "an object") }
+        return ReportObject(fields: inner, place: "\(place): \(names[0])")
+    }
+    func objects(_ names: [String]) throws -> [ReportObject] {
+        guard let list = try value(names) as? [Any] else { throw wrongType(names, "a list") }
+        return try list.enumerated().map { index, element in
+            guard let inner = element as? [String: Any] else {
+                throw ComparisonInputError("\(place): \(names[0])[\(index)] is not an object")
+            }
+            return ReportObject(fields: inner, place: "\(place): \(names[0])[\(index)]")
+        }
+    }
+    private func wrongType(_ names: [String], _ expected: String) -> ComparisonInputError {
+        let found = names.lazy.compactMap({ fields[$0] }).first.map { "\($0)".prefix(40) } ?? ""
+        return ComparisonInputError("\(place): field '\(names[0])' found '\(found)'; expected \(expected)")
+    }
+}
+
+/// What compare knows of one scenario run or one bench cell.
+public struct ComparedEntry: Sendable {
+    public let name: String
+    /// PASS, FAIL, ERROR for a run; held, broken, caught, not caught, error for a bench cell.
+    public let verdict: String
+    public let verdictGood: Bool
+    /// One value per repetition (one for a run report).
+    public let throughput: [Double]
+    public let latencyP99: [Double]
+    /// Operations of the smallest repetition: the samples each value stands on.
+    public let operations: Int
+}
+
+/// The reports of one folder: a run's NAME.json files, or a bench's bench.json.
+public struct ReportSet: Sendable {
+    public enum Kind: String, Sendable { case run = "run reports", bench = "bench cells" }
+    public let folder: String
+    public let kind: Kind
+    public let entries: [String: ComparedEntry]
+
+    /// Reads `folder`; anything it cannot read is a ComparisonInputError naming the file and field.
+    public static func load(_ folder: String) throws -> ReportSet {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw ComparisonInputError("\(folder): not a folder of reports")
+        }
+        let bench = (folder as NSString).appendingPathComponent("bench.json")
+        if FileManager.default.fileExists(atPath: bench) {
+            return ReportSet(folder: folder, kind: .bench, entries: try benchEntries(try readObject(bench)))
+        }
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".json") }.sorted()
+        var entries: [String: ComparedEntry] = [:]
+        for name in names {
+            let report = try readObject((folder as NSString).appendingPathComponent(name))
+            // Other JSON in the folder (not a scenario's report) is none of compare's business.
+            guard report.fields[ComparedField.scenario[0]] != nil else { continue }
+            let entry = try runEntry(report)
+            entries[entry.name] = entry
+        }
+        guard !entries.isEmpty else {
+            throw ComparisonInputError("\(folder): no run reports (NAME.json with a 'scenario' field) and no bench.json")
+        }
+        return ReportSet(folder: folder, kind: .run, entries: entries)
+    }
+
+    static func readObject(_ path: String) throws -> ReportObject {
+        guard let data = FileManager.default.contents(atPath: path) else { throw ComparisonInputError("\(path): cannot be read") }
+        guard let fields = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw ComparisonInputError("\(path): not a JSON object")
+        }
+        return ReportObject(fields: fields, place: path)
+    }
+
+    static func runEntry(_ report: ReportObject) throws -> ComparedEntry {
+        let status = try report.string(ComparedField.status)
+        guard ["pass", "fail", "error"].contains(status) else {
+            throw ComparisonInputError("\(report.place): field 'status' found '\(status.prefix(40))'; expected pass, fail or error")
+        }
+        let throughput = try report.number(ComparedField.throughput)
+        let operations = try report.object(ComparedField.operations)
+        let count = try ComparedField.operationCounts.reduce(0) { $0 + Int(try operations.number($1) ?? 0) }
+        let p99 = try report.object(ComparedField.latency).number(ComparedField.latencyP99)
+        return ComparedEntry(
+            name: try report.string(ComparedField.scenario), verdict: status.uppercased(), verdictGood: status == "pass",
+            throughput: throughput.map { [$0] } ?? [], latencyP99: p99.map { [$0] } ?? [], operations: count)
+    }
+
+    static func benchEntries(_ document: ReportObject) throws -> [String: ComparedEntry] {
+        var entries: [String: ComparedEntry] = [:]
+        for cell in try document.objects(ComparedField.cells) {
+            let held = try cell.bool(ComparedField.invariantHeld)
+            let control = try cell.bool(ComparedField.negativeControl)
+            let failed = !((try cell.value(ComparedField.cellErrors) as? [Any]) ?? []).isEmpty
+            let repetitions = try cell.objects(ComparedField.repetitions)
+            let verdict = failed ? "error" : control ? (held ? "not caught" : "caught") : (held ? "held" : "broken")
+            let name = try cell.string(ComparedField.cellID)
+            entries[name] = ComparedEntry(
+                name: name, verdict: verdict, verdictGood: !failed && held != control,
+                throughput: try repetitions.compactMap { try $0.number(ComparedField.repetitionThroughput) },
+                latencyP99: try repetitions.compactMap { try $0.number(ComparedField.repetitionLatencyP99) },
+                operations: try repetitions.map { Int(try $0.number(ComparedField.repetitionOperations) ?? 0) }.min() ?? 0)
+        }
+        return entries
+    }
+}
+
+/// How one figure moved between two reports, judged against the noise.
+public struct FigureChange: Sendable {
+    public enum Judgement: String, Sendable { case slower, faster, unchanged = "no change", notJudged = "not judged" }
+    public let baseline: [Double]
+    public let new: [Double]
+    public let judgement: Judgement
+    /// Why it was not judged (too few samples, nothing measured).
+    public let reason: String?
+
+    /// Relative change of the medians, new over baseline.
+    public var change: Double? {
+        guard let from = ReportComparison.median(baseline), let to = ReportComparison.median(new), from > 0 else { return nil }
+        return (to - from) / from
+    }
+}
+
+/// One row of the comparison.
+public struct EntryComparison: Sendable {
+    public enum Outcome: Int, Sendable, Comparable {
+        case verdictWorse, slower, verdictBetter, faster, unchanged, notJudged, onlyInBaseline, onlyInNew
+        public static func < (lhs: Outcome, rhs: Outcome) -> Bool { lhs.rawValue < rhs.rawValue }
+        var label: String {
+            switch self {
+            case .verdictWorse: return "verdict worse"
+            case .slower: return "slower"
+            case .verdictBetter: return "verdict better"
+            case .faster: return "faster"
+            case .unchanged: return "no change"
+            case .notJudged: return "not judged"
+            case .onlyInBaseline: return "only in baseline"
+            case .onlyInNew: return "only in new"
+            }
+        }
+    }
+    public let name: String
+    public let baseline: ComparedEntry?
+    public let new: ComparedEntry?
+    public let throughput: FigureChange?
+    public let latencyP99: FigureChange?
+    public let outcome: Outcome
+}
+
+/// `lockproof compare BASELINE NEW`: the differences per scenario or bench cell, with the noise of
+/// the repetitions taken into account.
+public struct ReportComparison: Sendable {
+    /// With 2 or more repetitions on both sides, a change counts when the ranges do not overlap
+    /// and the medians differ by more than this (so that a steady machine's 1 % is no regression).
+    public static let minimumChangeWithRepetitions = 0.10
+    /// Throughput is judged on runs of at least this many operations.
+    public static let minimumOperations = 20
+    /// p99 is judged on at least this many samples (Threshold's rule: 2 above the percentile).
+    public static let minimumLatencySamples = Threshold.minimumSamples(forPercentile: 99)
+
+    public let baseline: ReportSet
+    public let new: ReportSet
+    /// Relative change that counts when either side has a single repetition (0.5 = 50 %).
+    public let tolerance: Double
+    public let rows: [EntryComparison]
+
+    public init(baseline: ReportSet, new: ReportSet, tolerance: Double) throws {
+        guard baseline.kind == new.kind else {
+            throw ComparisonInputError(
+                "\(baseline.folder) holds \(baseline.kind.rawValue) and \(new.folder) \(new.kind.rawValue): compare like with like")
+        }
+        self.baseline = baseline
+        self.new = new
+        self.tolerance = tolerance
+        let names = Set(baseline.entries.keys).union(new.entries.keys)
+        rows = names.map { name in
+            Self.compare(name, baseline.entries[name], new.entries[name], tolerance: tolerance)
+        }.sorted { ($0.outcome, $0.name) < ($1.outcome, $1.name) }
+    }
+
+    public var regressions: [EntryComparison] { rows.filter { $0.outcome == .verdictWorse || $0.outcome == .slower } }
+
+    static func compare(_ name: String, _ from: ComparedEntry?, _ to: ComparedEntry?, tolerance: Double) -> EntryComparison {
+        guard let from, let to else {
+            return EntryComparison(
+                name: name, baseline: from, new: to, throughput: nil, latencyP99: nil, outcome: from == nil ? .onlyInNew : .onlyInBaseline)
+        }
+        let samples = min(from.operations, to.operations)
+        let throughput = judge(
+            from.throughput, to.throughput, higherIsBetter: true, tolerance: tolerance,
+            tooFew: samples < minimumOperations ? "fewer than \(minimumOperations) operations" : nil)
+        let p99 = judge(
+            from.latencyP99, to.latencyP99, higherIsBetter: false, tolerance: tolerance,
+            tooFew: samples < minimumLatencySamples ? "fewer than \(minimumLatencySamples) samples for a p99" : nil)
+        let figures = [throughput.judgement, p99.judgement]
+        let outcome: EntryComparison.Outcome
+        if from.verdictGood && !to.verdictGood {
+            outcome = .verdictWorse
+        } else if figures.contains(.slower) {
+            outcome = .slower
+        } else if !from.verdictGood && to.verdictGood {
+            outcome = .verdictBetter
+        } else if figures.contains(.faster) {
+            outcome = .faster
+        } else if figures.contains(.unchanged) || from.verdict != to.verdict {
+            outcome = .unchanged
+        } else {
+            outcome = .notJudged
+        }
+        return EntryComparison(name: name, baseline: from, new: to, throughput: throughput, latencyP99: p99, outcome: outcome)
+    }
+
+    /// The rule, stated in the output: see `ruleText`.
+    static func judge(_ from: [Double], _ to: [Double], higherIsBetter: Bool, tolerance: Double, tooFew: String?) -> FigureChange {
+        func result(_ judgement: FigureChange.Judgement, _ reason: String? = nil) -> FigureChange {
+            FigureChange(baseline: from, new: to, judgement: judgement, reason: reason)
+        }
+        guard let fromMedian = median(from), let toMedian = median(to) else { return result(.notJudged, "not measured") }
+        if let tooFew { return result(.notJudged, tooFew) }
+        guard fromMedian > 0 else { return result(.notJudged, "baseline is 0") }
+        let change = (toMedian - fromMedian) / fromMedian
+        let beyondNoise: Bool
+        if from.count >= 2 && to.count >= 2 {
+            let overlap = from.max()! >= to.min()! && to.max()! >= from.min()!
+            beyondNoise = !overlap && abs(change) > minimumChangeWithRepetitions
+        } else {
+            beyondNoise = abs(change) > tolerance
+        }
+        guard beyondNoise else { return result(.unchanged) }
+        return result((change > 0) == higherIsBetter ? .faster : .slower)
+    }
+
+    static func median(_ values: [Double]) -> Double? {
+        guard !values.isEmpty else { return nil }
+        let sorted = values.sorted()
+        let middle = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+    }
+
+    public var ruleText: String {
+        "rule: a change counts only beyond the noise: with 2 or more repetitions on both sides, when the ranges "
+            + "(min–max) of the repetitions do not overlap and the medians differ by more than "
+            + "\(percent(Self.minimumChangeWithRepetitions)); with a single repetition, when the values differ by more than "
+            + "\(percent(tolerance)) (--tolerance). Throughput is judged on runs of at least \(Self.minimumOperations) "
+            + "operations, p99 on at least \(Self.minimumLatencySamples) samples. A regression: a verdict got worse "
+            + "(PASS → FAIL or ERROR; an invariant that held broke), or throughput fell or p99 rose beyond the noise."
+    }
+
+    /// The report: verdict changes first, then slowdowns, improvements, and a table of every row.
+    public func text(style: TerminalStyle = .plain) -> String {
+        var lines = [
+            "lockproof compare: \(baseline.folder) (\(baseline.entries.count) \(baseline.kind.rawValue)) → \(new.folder) (\(new.entries.count) \(new.kind.rawValue))",
+            ruleText, "",
+        ]
+        let sections: [(String, [EntryComparison.Outcome])] = [
+            ("verdict changes", []), ("slower, beyond the noise", [.slower]),
+            ("faster, beyond the noise", [.faster]), ("only in one of the two", [.onlyInBaseline, .onlyInNew]),
+        ]
+        for (title, outcomes) in sections {
+            let selected = rows.filter { row in
+                title == "verdict changes" ? verdictChanged(row) : outcomes.contains(row.outcome)
+            }
+            guard !selected.isEmpty else { continue }
+            lines.append("\(title):")
+            for row in selected { lines.append("  " + describe(row, section: title, style: style)) }
+            lines.append("")
+        }
+        lines.append(contentsOf: table())
+        lines.append("")
+        let counts = Dictionary(grouping: rows, by: \.outcome).mapValues(\.count)
+        let tally = EntryComparison.Outcome.allCases.compactMap { outcome in counts[outcome].map { "\($0) \(outcome.label)" } }
+            .joined(separator: ", ")
+        lines.append(
+            regressions.isEmpty
+                ? "result: " + style.good("no regression") + " (\(tally))"
+                : "result: " + style.bad("REGRESSION") + " (\(tally))")
+        return lines.joined(separator: "\n")
+    }
+
+    private func verdictChanged(_ row: EntryComparison) -> Bool {
+        guard let from = row.baseline, let to = row.new else { return false }
+        return from.verdict != to.verdict
+    }
+
+    private func describe(_ row: EntryComparison, section: String, style: TerminalStyle) -> String {
+        guard let from = row.baseline, let to = row.new else {
+            return "\(row.name): only in \(row.baseline == nil ? new.folder : baseline.folder)"
+        }
+        if section == "verdict changes" {
+            let text = "\(row.name): \(from.verdict) → \(to.verdict)"
+            if from.verdictGood == to.verdictGood { return "· " + text }
+            return to.verdictGood ? style.good("✓ " + text) : style.bad("✗ " + text)
+        }
+        var parts: [String] = []
+        if let t = row.throughput, t.judgement == .slower || t.judgement == .faster {
+            parts.append("throughput \(figure(t.baseline, Self.opsPerSecond)) → \(figure(t.new, Self.opsPerSecond)) ops/s (\(signed(t.change)))")
+        }
+        if let l = row.latencyP99, l.judgement == .slower || l.judgement == .faster {
+            parts.append("p99 \(figure(l.baseline, Self.milliseconds)) → \(figure(l.new, Self.milliseconds)) ms (\(signed(l.change)))")
+        }
+        let text = "\(row.name): " + parts.joined(separator: "; ")
+        return row.outcome == .slower ? style.bad("✗ " + text) : style.good("✓ " + text)
+    }
+
+    private func table() -> [String] {
+        let header = ["\(baseline.kind == .bench ? "cell" : "scenario")", "verdict", "ops/s", "change", "p99 ms", "change", "judgement"]
+        let body = rows.map { row -> [String] in
+            let verdict = [row.baseline?.verdict ?? "-", row.new?.verdict ?? "-"]
+            return [
+                row.name, verdict[0] == verdict[1] ? verdict[0] : "\(verdict[0]) → \(verdict[1])",
+                pair(row.throughput, Self.opsPerSecond), row.throughput.map(changeCell) ?? "",
+                pair(row.latencyP99, Self.milliseconds), row.latencyP99.map(changeCell) ?? "", row.outcome.label,
+            ]
+        }
+        let widths = header.indices.map { column in ([header] + body).map { $0[column].count }.max()! }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { $0.offset == cells.count - 1 ? $0.element : $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ")
+        }
+        return [line(header), line(widths.map { String(repeating: "-", count: $0) })] + body.map(line)
+    }
+
+    private func pair(_ change: FigureChange?, _ format: (Double) -> String) -> String {
+        guard let change else { return "" }
+        return "\(figure(change.baseline, format)) → \(figure(change.new, format))"
+    }
+
+    private func changeCell(_ change: FigureChange) -> String {
+        switch change.judgement {
+        case .notJudged: return change.reason.map { "(\($0))" } ?? ""
+        case .unchanged: return "\(signed(change.change)), noise"
+        default: return signed(change.change)
+        }
+    }
+
+    /// `1651` for one repetition, `1651 [1600–1700]` (median [min–max]) for several.
+    private func figure(_ values: [Double], _ format: (Double) -> String) -> String {
+        guard let middle = Self.median(values) else { return "n/a" }
+        guard values.count > 1 else { return format(middle) }
+        return "\(format(middle)) [\(format(values.min()!))–\(format(values.max()!))]"
+    }
+
+    static func opsPerSecond(_ value: Double) -> String { String(format: value >= 100 ? "%.0f" : "%.1f", value) }
+    static func milliseconds(_ seconds: Double) -> String { String(format: seconds < 0.01 ? "%.2f" : "%.1f", seconds * 1000) }
+    private func signed(_ change: Double?) -> String {
+        guard let change else { return "n/a" }
+        return String(format: "%+.1f%%", change * 100)
+    }
+    private func percent(_ value: Double) -> String { String(format: "%g %%", value * 100) }
+}
+
+extension EntryComparison.Outcome: CaseIterable {}
