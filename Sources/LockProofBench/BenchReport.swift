@@ -173,9 +173,23 @@ public enum BenchReport {
         }
     }
 
-    public static func markdown(_ results: BenchResults) -> String {
-        var text = "## LockProof benchmark (\(results.preset) preset)\n\n"
-        if results.failed {
+    /// The decision tables, one per case, each with its "pick X when …" paragraph.
+    public static func decisions(_ results: BenchResults) -> String {
+        var text = "### What to pick\n\n"
+        text += "Per case, each strategy's absolute operations/s (median of the repetitions, [min–max]), p99 latency, failed operations (retry exhaustion, timeouts, conflicts left to the user; a business refusal such as insufficient stock is not a failure) and whether the checkers found its invariant held. Ranked at each contention and client count only when it kept its invariant without failing an operation; the others are marked and say why.\n\n"
+        text += DecisionTable.all(results).map(\.markdown).joined(separator: "\n")
+        let wide = BenchWarnings.wideSpreads(results)
+        if !wide.isEmpty {
+            text += "\n**Spread too wide to rank** (the repetitions disagree more than the strategies may):\n\n"
+            text += wide.map { "- \($0)\n" }.joined()
+        }
+        return text
+    }
+
+    /// The header: the preset as run, with its overrides, and every error or unmeasured claim.
+    static func header(_ results: BenchResults) -> String {
+        var text = "## LockProof benchmark (\(results.preset))\n\n"
+        if results.hadErrors {
             text += "**The run had errors** — the numbers below are incomplete:\n\n"
             for error in results.errors { text += "- \(error)\n" }
             for cell in results.cells where !cell.errors.isEmpty {
@@ -183,6 +197,20 @@ public enum BenchReport {
             }
             text += "\n"
         }
+        if !results.unmeasuredClaims.isEmpty {
+            text += "**Claims not measured** (exit 1): \(results.unmeasuredClaims.map { "\($0.number) (\($0.evidence))" }.joined(separator: "; ")).\n\n"
+        }
+        return text
+    }
+
+    public static func markdown(_ results: BenchResults) -> String {
+        header(results) + decisions(results) + "\n" + details(results)
+    }
+
+    /// Everything after the decision tables: ratios to the ceiling, retries, pools, rankings, the
+    /// Redis lock's cost, the claims.
+    public static func details(_ results: BenchResults) -> String {
+        var text = ""
         let repetitions = results.cells.map(\.runs.count).max() ?? 0
         text += String(format: "%d cells, %d repetitions each (interleaved), %.0f s in all. ", results.cells.count, repetitions, results.seconds)
         text += "Started \(results.startedAt).\n\n"
@@ -234,7 +262,7 @@ public enum BenchReport {
                 }
             }
         }
-        text += "\n\n### Fastest correct strategy per case (hot / spread, most clients)\n\n"
+        text += "\n\n### Ranking per case at the most clients (ops/s; strategies that failed operations or broke their invariant come last, marked)\n\n"
         let most = results.unpooledCells.map(\.key.clients).max() ?? 1
         text += "| case | contention | ranking (ops/s, median [min–max]) |\n|---|---|---|\n"
         for benchCase in BenchCase.all {
@@ -243,7 +271,7 @@ public enum BenchReport {
                 guard !ranked.isEmpty else { continue }
                 let list = ranked.map { cell -> String in
                     let spread = cell.throughput.map { String(format: "%.0f [%.0f–%.0f]", $0.median, $0.min, $0.max) } ?? "n/a"
-                    let mark = cell.invariantHeld ? "" : " ✗ broken"
+                    let mark = cell.notRankedBecause.map { " ✗ not ranked: \($0)" } ?? (cell.spreadTooWideToRank ? " ⚠ spread too wide to rank" : "")
                     return "\(cell.key.strategy)\(cell.negativeControl ? " (control)" : "") \(spread)\(mark)"
                 }.joined(separator: " > ")
                 text += "| \(benchCase.caseName.rawValue) | \(contention.rawValue) c\(most) | \(list) |\n"
@@ -258,9 +286,12 @@ public enum BenchReport {
                     cost.redisBenchmarkAcquire, cost.redisBenchmarkRelease, cost.redisBenchmarkPairsPerSecond, cost.ratio)
             }
         }
-        text += "\n### Verdicts on the seed's claims\n\n| # | claim | verdict | evidence | measured by |\n|---|---|---|---|---|\n"
+        text += "\n### Verdicts on the seed's claims\n\n| # | claim | verdict | in plain words | evidence | measured by |\n|---|---|---|---|---|---|\n"
         for claim in results.claims {
-            text += "| \(claim.number) | \(claim.claim) | **\(claim.verdict.rawValue)** | \(claim.evidence.replacingOccurrences(of: "|", with: "/")) | \(claim.measuredBy.joined(separator: ", ")) |\n"
+            let cells = [claim.summary, claim.evidence, claim.measuredBy.joined(separator: "; ")].map {
+                $0.replacingOccurrences(of: "|", with: "/")
+            }
+            text += "| \(claim.number) | \(claim.claim) | **\(claim.verdict.rawValue)** | \(cells.joined(separator: " | ")) |\n"
         }
         return text
     }
