@@ -17,6 +17,8 @@ public final class BenchRunner {
     public var workDirectory: String
     /// How long to wait for another run holding the database (`--wait-for-database`); 0: refuse.
     public var waitForDatabaseSeconds: Double = 0
+    /// The caller's hold on the database (taken before it wrote anything); nil: `run` takes one.
+    public var claim: DatabaseClaim?
 
     public init(configuration: ServerConfiguration, preset: BenchPreset, cases: [BenchCase] = BenchCase.all) {
         self.configuration = configuration
@@ -32,9 +34,9 @@ public final class BenchRunner {
             throw BenchError("pgbench not found (it ships with PostgreSQL: pg_config --bindir); run scripts/install-deps.sh")
         }
         // Held for the whole benchmark: no other run disturbs a cell (see DatabaseClaim).
-        let claim = try ScenarioRunner.claimDatabase(
+        let claim = try self.claim ?? ScenarioRunner.claimDatabase(
             configuration, command: "bench", waitSeconds: waitForDatabaseSeconds, waiting: { [log] in log("bench: waiting for the database: \($0)") })
-        defer { claim.release() }
+        defer { if self.claim == nil { claim.release() } }
         let shared = try SharedServices(configuration: configuration)
         defer { shared.stop() }
         let runner = ScenarioRunner(configuration: configuration, shared: shared, progress: ProgressReporter(enabled: false))

@@ -120,18 +120,21 @@ struct BenchCommand: ParsableCommand {
         let chosen = plan
         let selected = selectedCases
         let configuration: ServerConfiguration
+        let claim: DatabaseClaim
         do {
             configuration = try ServerConfiguration.fromEnvironment()
-            if let reportDir {
-                if let problem = ReportFile.linkedFolderProblem(reportDir) { throw BenchError("--report-dir \(problem)") }
-                try FileManager.default.createDirectory(atPath: reportDir, withIntermediateDirectories: true)
-            }
+            if let reportDir, let problem = ReportFile.linkedFolderProblem(reportDir) { throw BenchError("--report-dir \(problem)") }
+            // Refused (or waited for) before the report folder is made: see DatabaseClaim.
+            claim = try ScenarioRunner.claimDatabase(
+                configuration, command: "bench", waitSeconds: database.seconds, waiting: DatabaseWaitOptions.announce)
+            if let reportDir { try FileManager.default.createDirectory(atPath: reportDir, withIntermediateDirectories: true) }
         } catch {
             throw startupFailure("\(error)")
         }
+        defer { claim.release() }
         let runner = BenchRunner(configuration: configuration, preset: chosen, cases: selected)
         runner.log = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
-        runner.waitForDatabaseSeconds = database.seconds
+        runner.claim = claim
         let results: BenchResults
         do {
             results = try runner.run()

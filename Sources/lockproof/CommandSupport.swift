@@ -34,24 +34,24 @@ enum SecondsBounds {
     }
 }
 
-/// A number as a user would write it: `30`, `0.1`, `1e+10`, `nan`.
+/// A number as a user would write it: `30`, `0.1`, `10000000000`, `1e-300`, `nan`.
 func formatSeconds(_ value: Double) -> String {
     if value.isFinite, value == value.rounded(), abs(value) < 1e15 { return String(Int(value)) }
     return value.isFinite && abs(value) >= 1e-4 && abs(value) < 1e15 ? String(value) : String(format: "%g", value)
 }
 
 /// Refuses a value outside `range` (NaN and infinities included), naming the option, the value
-/// and the bounds: `--recover-interval: found 1e+10; expected 0.1 to 86400 seconds`.
-func checkBounds(_ value: Double, option: String, range: ClosedRange<Double>, unit: String = "seconds") throws {
+/// and the bounds: `--recover-interval: found 10000000000; expected 0.1 to 86400 seconds`.
+func checkBounds(_ value: Double, option: String, range: ClosedRange<Double>) throws {
     guard value.isFinite, range.contains(value) else {
-        throw ValidationError("\(option): found \(formatSeconds(value)); expected \(SecondsBounds.describe(range)) \(unit)")
+        throw ValidationError("\(option): found \(formatSeconds(value)); expected \(SecondsBounds.describe(range)) seconds")
     }
 }
 
 /// The same for whole numbers: `--clients: found -1; expected 1 to 300`.
-func checkBounds(_ value: Int, option: String, range: ClosedRange<Int>, unit: String = "") throws {
+func checkBounds(_ value: Int, option: String, range: ClosedRange<Int>) throws {
     guard range.contains(value) else {
-        throw ValidationError("\(option): found \(value); expected \(range.lowerBound) to \(range.upperBound)\(unit.isEmpty ? "" : " " + unit)")
+        throw ValidationError("\(option): found \(value); expected \(range.lowerBound) to \(range.upperBound)")
     }
 }
 

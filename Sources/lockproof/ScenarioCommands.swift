@@ -46,8 +46,10 @@ struct VerifyCommand: ParsableCommand {
         abstract: "Run every scenario in a folder (Scenarios/ by default) and print the verdict table.",
         discussion: """
             Exit status as for `run`: 0 all passed, 1 a failure or error, 2 bad input or a \
-            refusal before anything ran (an unreachable server, too many connections; reported \
-            as errors with --report-dir), 130/143 interrupted. With --fail-fast the run stops at the first \
+            refusal before anything ran (an unreachable server, a database that is not \
+            LockProof's or that another run or a serve instance holds — see --wait-for-database —, \
+            too many connections; reported as errors with --report-dir), 130/143 interrupted. \
+            With --fail-fast the run stops at the first \
             failing scenario (exit 1), as the mutant catalog (`make mutants`) uses it; the rest \
             are listed as not run.
             """)

@@ -206,12 +206,16 @@ final class DataSafetyTests: XCTestCase {
         try FileManager.default.createDirectory(at: scenarios, withIntermediateDirectories: true)
         let scenario = scenarios.appendingPathComponent("tiny.yaml")
         try Self.tiny.write(to: scenario, atomically: true, encoding: .utf8)
+        let reports = files.appendingPathComponent("reports")
         let commands: [[String]] = [
-            ["run", scenario.path, "--quiet"],
-            ["verify", scenarios.path, "--quiet"],
+            ["run", scenario.path, "--quiet", "--report-dir", reports.path],
+            ["verify", scenarios.path, "--quiet", "--report-dir", reports.path],
             ["serve", "--metrics-address", "127.0.0.1:0"],
             ["recover"],
-            ["bench", "--preset", "quick", "--cases", "charge-balance", "--clients", "1", "--repetitions", "1", "--seconds", "1"],
+            [
+                "bench", "--preset", "quick", "--cases", "charge-balance", "--clients", "1", "--repetitions", "1", "--seconds", "1",
+                "--report-dir", reports.path,
+            ],
             ["bench-metrics", "--clients", "1", "--rounds", "1", "--seconds", "0.2", "--scrapes", "1"],
         ]
         let databases: [(label: String, url: String, expected: [String])] = [
@@ -239,6 +243,7 @@ final class DataSafetyTests: XCTestCase {
                 // Only what differs, so that a failure reads as "invoices: 200 rows → 0 rows".
                 let gone = before.filter { !after.contains($0) }, new = after.filter { !before.contains($0) }
                 XCTAssertTrue(gone.isEmpty && new.isEmpty, "\(label) changed the database: was \(gone), now \(new)")
+                XCTAssertFalse(FileManager.default.fileExists(atPath: reports.path), "\(label) made its report folder")
             }
         }
     }
