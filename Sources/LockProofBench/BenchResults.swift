@@ -191,6 +191,10 @@ public struct RedisLockCost: Sendable, Codable {
 public struct BenchResults: Sendable, Codable {
     public var preset: String
     public var startedAt: String
+    /// When the run ended (ISO 8601, UTC); empty in results built by hand.
+    public var endedAt = ""
+    /// The machine and the servers' versions.
+    public var machine: BenchMachine? = nil
     public var seconds: Double
     public var cells: [CellResult]
     public var scripts: [String: String]

@@ -171,6 +171,8 @@ public final class BenchRunner {
         results.claims = judgeClaims(results, measured)
         results.errors = errors
         results.seconds = monotonicSeconds() - started
+        results.endedAt = ISO8601DateFormatter().string(from: Date())
+        results.machine = BenchMachine.probe(configuration)
         return results
     }
 

@@ -122,6 +122,11 @@ public struct DecisionTable: Sendable {
             }
             picks[contention] = best.key.strategy
             var sentence = "With \(describe(contention, most)), pick **\(best.key.strategy)**: \(figures(best.cell))"
+            if best.cell.spreadTooWideToRank {
+                sentence += String(
+                    format: " (its repetitions disagree by %.0f%%: too wide to rank with confidence)",
+                    best.cell.throughput?.spreadPercent ?? 0)
+            }
             if let second = atMost.first(where: { $0.rank == 2 }), let a = best.cell.throughput, let b = second.cell.throughput,
                 b.max >= a.min
             {
@@ -132,11 +137,6 @@ public struct DecisionTable: Sendable {
             }
             for row in fasterLeftOut {
                 sentence += "; \(row.key.strategy) was faster (\(opsPerSecond(row.cell.throughput?.median ?? 0)) ops/s) but is not a pick: \(row.cell.notRankedBecause ?? "")"
-            }
-            if best.cell.spreadTooWideToRank {
-                sentence += String(
-                    format: " (its repetitions disagree by %.0f%%: too wide to rank with confidence)",
-                    best.cell.throughput?.spreadPercent ?? 0)
             }
             sentences.append(sentence + ".")
             if fewest != most,
