@@ -85,7 +85,18 @@ public enum Gnuplot {
                 plot \(plots.joined(separator: ", \\\n     "))
                 """)
         }
-        let yRange = logY ? "set logscale y 10\nset yrange [*:*]" : "set yrange [0:\(String(format: "%g", yFloor))<*]"
+        // One y scale for every panel, so that panels compare at a glance, with headroom above
+        // the highest point for the legend and the ✗ marks.
+        let drawn = panels.flatMap(\.series).flatMap { $0.values + ($0.high ?? []) }.compactMap { $0 }
+            .filter { $0.isFinite && (!logY || $0 > 0) }
+        let yRange: String
+        if logY {
+            let low = drawn.min().map { pow(10, (log10($0)).rounded(.down)) } ?? 0.1
+            let high = drawn.max().map { pow(10, (log10($0)).rounded(.up) + 1) } ?? 10
+            yRange = "set logscale y 10\nset yrange [\(String(format: "%g", low)):\(String(format: "%g", high))]"
+        } else {
+            yRange = "set yrange [0:\(String(format: "%g", max(yFloor, (drawn.max() ?? 0) * 1.4)))]"
+        }
         let script = """
             set encoding utf8
             set terminal svg size \(columns * 300),\(rows * 230 + 30) fixed font "sans,9" background rgb "white"
@@ -96,7 +107,6 @@ public enum Gnuplot {
             set grid
             set xrange [-0.4:\(Double(clients.count) - 0.6)]
             set xtics (\(xtics))
-            set offsets 0, 0, graph 0.12, 0
             \(yRange)
             \(blocks.joined(separator: "\n"))
             unset multiplot
@@ -158,11 +168,13 @@ public enum BenchHTML {
             .warn { color: #a85d00; }
             p.pick { max-width: 75em; background: #f4f8ff; border-left: 4px solid #4a7bd0; padding: 0.5em 0.8em; }
             p.note { color: #555; font-style: italic; }
+            p.run { color: #444; margin-top: -0.6em; }
             pre.pgbench { background: #f4f4ff; padding: 0.6em; font-size: 11px; overflow-x: auto; }
             </style>
             \(plotCheckScript)
             </head><body>
-            <h1>LockProof benchmark — \(html(results.preset))</h1>
+            <h1>LockProof benchmark</h1>
+            <p class="run">\(html(results.preset)); started \(html(results.startedAt))\(results.machine.map { html(", \($0.cores) cores, PostgreSQL \($0.postgresqlVersion ?? "?"), Redis \($0.redisVersion ?? "?")") } ?? "")</p>
             \(results.hadErrors ? "<p class=\"failed\">The run had errors: the numbers are incomplete (see the summary).</p>" : "")
             \(results.unmeasuredClaims.isEmpty ? "" : "<p class=\"failed\">Claims not measured (exit 1): \(html(results.unmeasuredClaims.map { "\($0.number)" }.joined(separator: ", "))) — see the verdicts.</p>")
             \(decisionHTML(results))

@@ -111,7 +111,8 @@ public struct DecisionTable: Sendable {
     /// every faster strategy that was left out and why.
     static func pickParagraph(_ caseName: CaseName, rows: [Row], points: [PointKey]) -> String {
         var sentences: [String] = []
-        var picks: [Contention: String] = [:]
+        // Per contention: the pick, and whether this run settles it (no tie, a narrow spread).
+        var picks: [Contention: (strategy: String, settled: Bool)] = [:]
         for contention in Contention.allCases {
             let counts = points.filter { $0.contention == contention }.map(\.clients)
             guard let most = counts.max(), let fewest = counts.min() else { continue }
@@ -120,7 +121,7 @@ public struct DecisionTable: Sendable {
                 sentences.append("With \(describe(contention, most)), no strategy kept its invariant without failing operations: none to pick.")
                 continue
             }
-            picks[contention] = best.key.strategy
+            var settled = !best.cell.spreadTooWideToRank
             var sentence = "With \(describe(contention, most)), pick **\(best.key.strategy)**: \(figures(best.cell))"
             if best.cell.spreadTooWideToRank {
                 sentence += String(
@@ -131,7 +132,9 @@ public struct DecisionTable: Sendable {
                 b.max >= a.min
             {
                 sentence += "; \(second.key.strategy) (\(opsPerSecond(b.median)) ops/s) is within the repetitions' spread of it, so the two are tied here"
+                settled = false
             }
+            picks[contention] = (best.key.strategy, settled)
             let fasterLeftOut = atMost.filter {
                 $0.rank == nil && ($0.cell.throughput?.median ?? 0) > (best.cell.throughput?.median ?? 0)
             }
@@ -147,10 +150,13 @@ public struct DecisionTable: Sendable {
             }
         }
         if picks.count == 2, let hot = picks[.hot], let spread = picks[.spread] {
+            func named(_ pick: (strategy: String, settled: Bool)) -> String {
+                pick.strategy + (pick.settled ? "" : " (not settled by this run: a tie or too wide a spread)")
+            }
             sentences.insert(
-                hot == spread
-                    ? "Pick \(hot) whether writes meet on one row or spread over many."
-                    : "Pick \(hot) when writes meet on one hot row, \(spread) when they spread over many rows.",
+                hot.strategy == spread.strategy && hot.settled && spread.settled
+                    ? "Pick \(hot.strategy) whether writes meet on one row or spread over many."
+                    : "Pick \(named(hot)) when writes meet on one hot row, \(named(spread)) when they spread over many rows.",
                 at: 0)
         }
         return sentences.joined(separator: " ")

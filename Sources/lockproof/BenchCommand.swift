@@ -14,17 +14,20 @@ struct BenchCommand: ParsableCommand {
             Runs each case × strategy × client count × contention (one hot row or spread over many) \
             with the scenario runner and its checkers, several repetitions interleaved; in the same \
             run, pgbench executes exactly the statements of each strategy's transaction (traced from \
-            the core) on the same seed with the same clients (-M prepared). Reports throughput as a \
-            ratio to that ceiling, latency percentiles, retries, lock waits, failures and the \
-            checkers' verdict per cell, the Redis lock's cost against redis-benchmark, and a verdict \
+            the core) on the same seed with the same clients (-M prepared). Reports open with a \
+            decision table per case (operations/s, p99, failed operations and the invariant's \
+            verdict per strategy, ranked only where it kept its invariant without failing an \
+            operation) and a "pick X when ..." paragraph; then throughput as a ratio to that \
+            ceiling, latency percentiles, retries, lock waits, failures and the checkers' verdict \
+            per cell, the Redis lock's cost against redis-benchmark, and a verdict \
             on each of the seed's ten claims. Empties and reseeds the database named by \
             LOCKPROOF_DATABASE_URL for every run, holding it for the whole benchmark: a database \
             that is not LockProof's, or that another run or a serve instance holds, is refused \
             with exit 2 (see --wait-for-database). Exits 1 when anything could not be measured, a claim \
             left "not measured" by --cases or --strategies included.
 
-            Example: settle "Redis lock, optimistic or pessimistic?" for charges in about a minute:
-              lockproof bench --cases charge-balance --strategies seed,optimistic-retry,pessimistic \\
+            Example: settle "Redis lock, optimistic or pessimistic?" for charges in about two minutes:
+              lockproof bench --quick --cases charge-balance --strategies seed,optimistic-retry,pessimistic \\
                 --clients 1,16 --repetitions 2 --seconds 1 --report-dir bench-out
             """)
 

@@ -105,6 +105,14 @@ final class DecisionTableTests: XCTestCase {
         XCTAssertEqual(warnings.count, 1, "only pessimistic (60%); atomic's 14% is fine: \(warnings)")
         XCTAssertTrue(warnings[0].hasPrefix("charge-balance/pessimistic/hot/c64: 1000 ops/s median, 900–1500 over 3 repetitions (spread 60% > 30%)"), warnings[0])
         XCTAssertTrue(BenchReport.markdown(results).contains("**Spread too wide to rank**"))
+        // The opening sentence does not present an unsettled pick as a plain answer.
+        var both = results
+        both.cells += [
+            Self.cell("pessimistic", .spread, throughputs: [900, 910]), Self.cell("atomic", .spread, throughputs: [2000, 2010]),
+        ]
+        XCTAssertTrue(
+            try XCTUnwrap(DecisionTable(both, .chargeBalance)).pick.hasPrefix(
+                "Pick pessimistic (not settled by this run: a tie or too wide a spread) when writes meet on one hot row, atomic when they spread over many rows."))
         // One repetition has no spread to judge: no warning.
         XCTAssertTrue(BenchWarnings.wideSpreads(Self.results([Self.cell("atomic", throughputs: [5])])).isEmpty)
     }
