@@ -5,7 +5,7 @@
 SWIFT ?= swift
 SWIFT_TEST_FLAGS ?= --disable-swift-testing
 
-.PHONY: deps build release test check-scripts verify mutants fuzz bench check-dashboards services-start services-stop clean
+.PHONY: deps build release test check-scripts verify mutants fuzz bench check-dashboards check-monitoring services-start services-stop clean
 
 deps:
 	@scripts/install-deps.sh
@@ -32,7 +32,8 @@ check-scripts: deps
 	python3 -m pytest -q scripts
 	python3 scripts/check_imports.py
 
-## verify: release build, every scenario in Scenarios/ with its checkers and thresholds, promtool checks
+## verify: release build, every scenario in Scenarios/ with its checkers and thresholds, promtool checks,
+## then the monitoring loop end to end (scripts/check-monitoring.sh, about 1.5 minutes)
 verify: deps
 	scripts/with-services.sh scripts/verify.sh
 
@@ -54,6 +55,11 @@ bench:
 
 check-dashboards: deps
 	scripts/check-dashboards.sh
+
+## check-monitoring: real Prometheus + Alertmanager + webhook receiver + lockproof: alerts fire, are
+## delivered and resolve, a killed serve pages, every dashboard expression returns data
+check-monitoring: deps
+	scripts/with-services.sh scripts/check-monitoring.sh
 
 services-start:
 	@scripts/services.sh start

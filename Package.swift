@@ -71,6 +71,7 @@ let package = Package(
                 "LockProofScenario",
                 "LockProofMetrics",
                 "LockProofCommerce",
+                "LockProofLocking",
                 "LockProofPostgres",
                 "LockProofHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -101,7 +102,7 @@ let package = Package(
             name: "LockProofScenarioTests",
             dependencies: [
                 "LockProofTestSupport", "LockProofScenario", "LockProofCommerce", "LockProofLocking",
-                "LockProofPostgres", "LockProofHTTP",
+                "LockProofPostgres", "LockProofRedis", "LockProofHTTP",
             ]),
         .testTarget(
             name: "LockProofBenchTests",

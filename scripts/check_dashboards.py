@@ -210,6 +210,9 @@ def check_names(texts, catalog):
     return problems, len(names)
 
 
+RUNBOOK_TEMPLATE = "{{ with $externalLabels.runbook_base_url }}{{ . }}{{ else }}docs/RUNBOOK.md{{ end }}#"
+
+
 def runbook_anchors(runbook):
     """Explicit <a id> anchors and the anchors GitHub derives from the headings."""
     anchors = set(re.findall(r'<a id="([^"]+)"', runbook))
@@ -232,9 +235,13 @@ def check_alerts(alerts_text, tests_text, runbook):
         for key in ("summary", "description", "runbook_url"):
             if not re.search(rf"^\s+{key}:", block, re.M):
                 problems.append(f"{name}: annotation {key} missing")
-        m = re.search(r"^\s+runbook_url:\s*['\"]?(\S+?)['\"]?\s*$", block, re.M)
+        m = re.search(r"^\s+runbook_url:\s*(.+?)\s*$", block, re.M)
         if m:
-            url = m.group(1)
+            # The link is absolute when Prometheus sets runbook_base_url (RUNBOOK_TEMPLATE);
+            # either way it ends in the runbook's anchor for the alert.
+            url = m.group(1).strip("'\"")
+            if url.startswith(RUNBOOK_TEMPLATE):
+                url = "docs/RUNBOOK.md#" + url[len(RUNBOOK_TEMPLATE):]
             if not url.startswith("docs/RUNBOOK.md#"):
                 problems.append(f"{name}: runbook_url {url} does not point into docs/RUNBOOK.md")
             elif url.split("#", 1)[1] not in anchors:

@@ -15,6 +15,12 @@ have_pkgconfig libmicrohttpd || missing+=(libmicrohttpd-dev)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v promtool >/dev/null || missing+=(prometheus)
+# The monitoring end-to-end test (scripts/check-monitoring.sh): Alertmanager, and Python with
+# PyYAML and pytest for its helpers (Debian's packages, for whichever python3 is first on PATH).
+command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
+command -v python3 >/dev/null || missing+=(python3)
+python3 -c 'import yaml' 2>/dev/null || missing+=(python3-yaml)
+python3 -m pytest --version >/dev/null 2>&1 || missing+=(python3-pytest)
 [ -x "$(pg_config --bindir 2>/dev/null)/initdb" ] || missing+=(postgresql)
 # pgbench ships with PostgreSQL, redis-benchmark with Redis (redis-tools): the benchmark's baselines.
 command -v redis-benchmark >/dev/null || missing+=(redis-tools)

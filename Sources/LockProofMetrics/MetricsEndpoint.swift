@@ -18,6 +18,9 @@ public final class MetricsEndpoint: Sendable {
 
     public let metrics: LockProofMetrics
     public let server: HTTPServer
+    /// When `/metrics` was last rendered: what a short run waits on before its first and after its
+    /// last operation.
+    public let scrapes = ScrapeTracker()
 
     /// `health` runs on the server's threads for every `/healthz` request: it must be thread-safe
     /// and quick (read a flag, do not query a database).
@@ -26,11 +29,14 @@ public final class MetricsEndpoint: Sendable {
         health: @escaping @Sendable () -> HealthReport = { .ok }
     ) {
         self.metrics = metrics
+        let scrapes = scrapes
         server = HTTPServer(
             address: address, limits: limits,
             routes: [
                 "/metrics": { _ in
-                    HTTPResponse(status: 200, contentType: MetricsEndpoint.contentType, body: metrics.renderBytes())
+                    let body = metrics.renderBytes()
+                    scrapes.recordScrape()
+                    return HTTPResponse(status: 200, contentType: MetricsEndpoint.contentType, body: body)
                 },
                 "/healthz": { _ in
                     let report = health()

@@ -57,13 +57,17 @@ public enum ConnectionBudget {
     }
 
     /// Checks both servers `configuration` names, each over a connection of its own.
-    public static func check(_ scenarios: [Scenario], configuration: ServerConfiguration) throws {
+    /// `processSessions`: PostgreSQL sessions the command opens besides the runs' (run/verify's
+    /// pending-compensations poller).
+    public static func check(_ scenarios: [Scenario], configuration: ServerConfiguration, processSessions: Int = 0) throws {
         let redis = try? RedisConnection(endpoint: configuration.redis, commandTimeout: Double(configuration.connectTimeoutSeconds))
-        try check(scenarios, try configuration.openDatabase(), redis: redis)
+        try check(scenarios, try configuration.openDatabase(), redis: redis, processSessions: processSessions)
     }
 
     /// Throws, naming the scenario and the numbers, when one of `scenarios` cannot fit.
-    public static func check(_ scenarios: [Scenario], _ db: PostgresConnection, redis: RedisConnection? = nil) throws {
+    public static func check(
+        _ scenarios: [Scenario], _ db: PostgresConnection, redis: RedisConnection? = nil, processSessions: Int = 0
+    ) throws {
         if let redis, let server = redisAvailable(redis) {
             try refuseFirstMisfit(
                 scenarios, needs: redisConnectionsNeeded, available: server.available, units: "Redis connections",
@@ -73,7 +77,7 @@ public enum ConnectionBudget {
         }
         let server = try available(db)
         try refuseFirstMisfit(
-            scenarios, needs: sessionsNeeded, available: server.available, units: "PostgreSQL sessions", unit: "session",
+            scenarios, needs: sessionsNeeded, available: server.available - processSessions, units: "PostgreSQL sessions", unit: "session",
             server: "max_connections \(server.max), \(server.inUse) in use, \(server.reserved) reserved for superusers",
             advice: "set workload.connections to share a pool, or lower virtual_users")
     }

@@ -23,6 +23,9 @@ enum SecondsBounds {
     /// busy loop (1e-300 drove 34,000 transactions a second); over a day it never runs in practice,
     /// the day being the cap of every duration LockProof takes.
     static let pollInterval: ClosedRange<Double> = 0.1...86_400
+    /// run/verify --metrics-first-scrape-wait and --metrics-linger: a scrape interval longer than
+    /// ten minutes is no setting for watching test runs.
+    static let scrapeWait: ClosedRange<Double> = 0...600
     /// recover --min-age: an intent older than a day is no live payment (gateway calls take seconds).
     static let minimumAge: ClosedRange<Double> = 0...86_400
     /// bench-metrics --seconds: each of its halves; over an hour the measurement is a soak, not a bench.

@@ -3,6 +3,7 @@ import Foundation
 import LockProofBench
 import LockProofCommerce
 import LockProofHTTP
+import LockProofLocking
 import LockProofMetrics
 import LockProofScenario
 
@@ -105,8 +106,31 @@ struct ScenarioRunOptions: ParsableArguments {
 
     @Option(
         name: .customLong("metrics-address"),
-        help: ArgumentHelp("Serve the run's Prometheus metrics on host:port while it runs.", valueName: "host:port"))
+        help: ArgumentHelp(
+            "Serve the run's Prometheus metrics on host:port while it runs (by convention 127.0.0.1:9465, job lockproof-runs in Dashboards/prometheus.yml; serve uses 9464).",
+            valueName: "host:port"))
     var metricsAddress: String?
+
+    @Option(
+        name: .customLong("metrics-first-scrape-wait"), parsing: .unconditional,
+        help: ArgumentHelp(
+            "With --metrics-address: seconds to wait before the first operation for a scrape that reads every series at 0, \(SecondsBounds.describe(SecondsBounds.scrapeWait)); 0 does not wait.",
+            valueName: "seconds"))
+    var metricsFirstScrapeWait: Double = 15
+
+    @Option(
+        name: .customLong("metrics-linger"), parsing: .unconditional,
+        help: ArgumentHelp(
+            "With --metrics-address: seconds at most to stay after the last operation until a scrape has read the final values, \(SecondsBounds.describe(SecondsBounds.scrapeWait)). Default: twice the scrape interval observed plus 1 s (1 to 120 s), 0 when nothing scraped.",
+            valueName: "seconds"))
+    var metricsLinger: Double?
+
+    @Option(
+        name: .customLong("pending-interval"), parsing: .unconditional,
+        help: ArgumentHelp(
+            "With --metrics-address: seconds between counts of pending compensations in the database (lockproof_compensations_pending), as serve does, \(SecondsBounds.describe(SecondsBounds.pollInterval)).",
+            valueName: "seconds"))
+    var pendingInterval: Double = 1
 
     @Flag(help: "No progress line.")
     var quiet = false
@@ -119,6 +143,12 @@ struct ScenarioRunOptions: ParsableArguments {
     @OptionGroup var servers: ServerOptions
 
     @OptionGroup var database: DatabaseWaitOptions
+
+    func validate() throws {
+        try checkBounds(metricsFirstScrapeWait, option: "--metrics-first-scrape-wait", range: SecondsBounds.scrapeWait)
+        if let metricsLinger { try checkBounds(metricsLinger, option: "--metrics-linger", range: SecondsBounds.scrapeWait) }
+        try checkBounds(pendingInterval, option: "--pending-interval", range: SecondsBounds.pollInterval)
+    }
 }
 
 /// The scenario files of a folder, sorted by name.
@@ -195,7 +225,9 @@ func runScenarios(files: [String], options: ScenarioRunOptions) throws {
     }
     defer { claim.release() }
     do {
-        try ConnectionBudget.check(scenarios.flatMap(\.runs), configuration: configuration)
+        // With --metrics-address the pending-compensations poller holds a session of its own.
+        try ConnectionBudget.check(
+            scenarios.flatMap(\.runs), configuration: configuration, processSessions: options.metricsAddress == nil ? 0 : 1)
     } catch {
         throw refused("\(error)")
     }
@@ -220,6 +252,18 @@ func runScenarios(files: [String], options: ScenarioRunOptions) throws {
         endpoint = server
     }
     defer { endpoint?.stop() }
+    // lockproof_compensations_pending counted in the database during the run, as serve does.
+    var pendingMonitor: CompensationsPendingMonitor?
+    if endpoint != nil {
+        do {
+            pendingMonitor = try CompensationsPendingMonitor(
+                metrics: metrics, databaseURL: configuration.databaseURL, intervalSeconds: options.pendingInterval,
+                connectTimeoutSeconds: configuration.connectTimeoutSeconds)
+        } catch {
+            throw startupFailure("cannot reach PostgreSQL: \(error)")
+        }
+    }
+    defer { pendingMonitor?.stop() }
     if let reportURL {
         do {
             try FileManager.default.createDirectory(at: reportURL, withIntermediateDirectories: true)
@@ -249,6 +293,16 @@ func runScenarios(files: [String], options: ScenarioRunOptions) throws {
     }
     watcher.name = "lockproof-signals"
     watcher.start()
+
+    pendingMonitor?.start()
+    if let endpoint {
+        // A scrape before the first operation: Prometheus sees every series at 0, so the counter
+        // alerts and rate() count the run's first events.
+        waitForScrape(
+            endpoint, after: monotonicSeconds(), timeoutSeconds: options.metricsFirstScrapeWait,
+            moment: "before the first operation",
+            missed: "Prometheus may miss the run's first events", stop: { received.value != nil })
+    }
 
     var results: [ScenarioResult] = []
     var skipReason: String?
@@ -304,11 +358,38 @@ func runScenarios(files: [String], options: ScenarioRunOptions) throws {
         print("reports: \(reportURL.path)")
     }
     fflush(nil)
+    if let endpoint, received.value == nil {
+        // The last values reach Prometheus only through a scrape that renders them.
+        pendingMonitor?.stop()
+        waitForScrape(
+            endpoint, after: monotonicSeconds(), timeoutSeconds: options.metricsLinger ?? endpoint.scrapes.defaultLingerSeconds(),
+            moment: "after the last operation",
+            missed: "Prometheus does not have the final values", stop: { received.value != nil })
+    }
     if let number = received.value {
         // The shell's convention for a process ended by a signal, after everything was written.
         throw ExitCode(128 + number)
     }
     if !results.allSatisfy(\.passed) { throw ExitCode(1) }
+}
+
+/// Waits, bounded, for a scrape that renders after `instant`, and says on stderr how it went:
+/// `metrics: <moment>: scraped after N s` or `metrics: <moment>: not scraped within N s (<missed>)`.
+private func waitForScrape(
+    _ endpoint: MetricsEndpoint, after instant: Double, timeoutSeconds: Double, moment: String, missed: String,
+    stop: () -> Bool
+) {
+    let message: String
+    if timeoutSeconds <= 0 {
+        message = "metrics: \(moment): not waiting for a scrape (\(missed))"
+    } else if let seconds = endpoint.scrapes.waitForScrape(after: instant, timeoutSeconds: timeoutSeconds, stop: stop) {
+        message = "metrics: \(moment): scraped after \(String(format: "%.1f", seconds)) s"
+    } else if stop() {
+        message = "metrics: \(moment): stopped waiting for a scrape"
+    } else {
+        message = "metrics: \(moment): not scraped within \(String(format: "%g", timeoutSeconds)) s (\(missed))"
+    }
+    FileHandle.standardError.write(Data((message + "\n").utf8))
 }
 
 /// The signal that stopped the run, if one did.

@@ -26,7 +26,9 @@ struct ServeCommand: ParsableCommand {
 
     @Option(
         name: .customLong("metrics-address"),
-        help: ArgumentHelp("Where to serve /metrics and /healthz: host:port; port 0 picks a free one.", valueName: "host:port"))
+        help: ArgumentHelp(
+            "Where to serve /metrics and /healthz: host:port; port 0 picks a free one. 9464 is job lockproof in Dashboards/prometheus.yml (run/verify: 9465).",
+            valueName: "host:port"))
     var metricsAddress = "127.0.0.1:9464"
 
     @OptionGroup var servers: ServerOptions

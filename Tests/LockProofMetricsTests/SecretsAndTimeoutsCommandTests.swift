@@ -79,7 +79,8 @@ final class SecretsAndTimeoutsCommandTests: XCTestCase {
         try scenario.write(to: file, atomically: true, encoding: .utf8)
         let reports = folder.appendingPathComponent("reports")
         let result = try lockproof(
-            ["run", file.path, "--report-dir", reports.path, "--metrics-address", "127.0.0.1:0", "--connect-timeout", "2"],
+            ["run", file.path, "--report-dir", reports.path, "--metrics-address", "127.0.0.1:0", "--connect-timeout", "2",
+             "--metrics-first-scrape-wait", "0"],  // nothing scrapes here
             environment: environment)
         XCTAssertEqual(result.status, expectStatus, "\(context): \(result.err)")
         var everything = result.out + result.err

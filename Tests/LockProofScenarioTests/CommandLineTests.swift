@@ -276,7 +276,11 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(bad.out.contains("FAIL"), bad.out)
     }
 
-    func testRunServesItsMetricsWhileItRuns() throws {
+    /// A run is seen whole: it waits for a scrape before its first operation (every series at 0),
+    /// serves its counts while it runs, and stays after its last operation until a scrape has read
+    /// the final values. On the old code the first scrape already saw operations (or none at all)
+    /// and the process exited right after its last operation, before any scrape of the final values.
+    func testRunIsScrapedBeforeItsFirstAndAfterItsLastOperation() throws {
         let folder = try temporaryFolder()
         let long = passing.replacingOccurrences(of: "iterations: 2", with: "duration: 3s")
             .replacingOccurrences(of: "thresholds:\n  throughput: [\"count == 4\"]", with: "")
@@ -302,16 +306,41 @@ final class CommandLineTests: XCTestCase {
         let port = try XCTUnwrap(
             announced.split(separator: "\n").first { $0.hasPrefix("metrics: http://127.0.0.1:") }
                 .flatMap { Int($0.split(separator: ":").last!.split(separator: "/").first!) }, announced)
-        Thread.sleep(forTimeInterval: 1.5)
-        let scrape = try BlockingHTTPClient.get(host: "127.0.0.1", port: port, path: "/metrics")
-        XCTAssertEqual(scrape.status, 200)
-        let line = scrape.text.split(separator: "\n").first {
-            $0.hasPrefix("lockproof_operations_total{case=\"charge-balance\",strategy=\"atomic\",outcome=\"success\"}")
+        func successes() throws -> Double? {
+            guard let scrape = try? BlockingHTTPClient.get(host: "127.0.0.1", port: port, path: "/metrics") else { return nil }
+            XCTAssertEqual(scrape.status, 200)
+            let line = scrape.text.split(separator: "\n").first {
+                $0.hasPrefix("lockproof_operations_total{case=\"charge-balance\",strategy=\"atomic\",outcome=\"success\"}")
+            }
+            return try XCTUnwrap(line.flatMap { Double($0.split(separator: " ").last!) }, scrape.text)
         }
-        let value = try XCTUnwrap(line.flatMap { Double($0.split(separator: " ").last!) }, scrape.text)
-        XCTAssertGreaterThan(value, 0, "operations of the running scenario are visible mid-run")
+        XCTAssertEqual(try successes(), 0, "the run waits for a first scrape, which sees every series at 0")
+        // Scrape every 0.25 s until the process is gone (bounded): the last answer is the final count.
+        var values: [Double] = []
+        let deadline = Date(timeIntervalSinceNow: 60)
+        while process.isRunning && Date() < deadline {
+            if let value = try successes() { values.append(value) }
+            Thread.sleep(forTimeInterval: 0.25)
+        }
         process.waitUntilExit()
         XCTAssertEqual(process.terminationStatus, 0)
+        let log = announced + String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertTrue(log.contains("metrics: before the first operation: scraped after"), log)
+        XCTAssertTrue(log.contains("metrics: after the last operation: scraped after"), log)
+        let last = try XCTUnwrap(values.last)
+        XCTAssertTrue(values.contains { $0 > 0 && $0 < last }, "operations are visible mid-run: \(values)")
+        XCTAssertEqual(values, values.sorted(), "a counter")
+        XCTAssertGreaterThan(last, 0)
+    }
+
+    /// Nothing scrapes: the bounded wait says so and the run goes on (it does not hang).
+    func testRunWithoutScraperSaysTheFirstScrapeDidNotCome() throws {
+        let folder = try temporaryFolder()
+        let result = try lockproof(
+            ["run", try write(passing, "n.yaml", in: folder), "--metrics-address", "127.0.0.1:0", "--quiet",
+             "--metrics-first-scrape-wait", "0.5"])
+        XCTAssertEqual(result.status, 0, result.err)
+        XCTAssertTrue(result.err.contains("metrics: before the first operation: not scraped within 0.5 s"), result.err)
     }
 
     func testFailFastStopsAtTheFirstFailingScenario() throws {

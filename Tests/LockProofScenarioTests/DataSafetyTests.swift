@@ -243,9 +243,29 @@ final class DataSafetyTests: XCTestCase {
                 // Only what differs, so that a failure reads as "invoices: 200 rows → 0 rows".
                 let gone = before.filter { !after.contains($0) }, new = after.filter { !before.contains($0) }
                 XCTAssertTrue(gone.isEmpty && new.isEmpty, "\(label) changed the database: was \(gone), now \(new)")
-                XCTAssertFalse(FileManager.default.fileExists(atPath: reports.path), "\(label) made its report folder")
+                try checkRefusalReports(reports, command: command[0], label: label)
             }
         }
+    }
+
+    /// A refused run or verify reports the refusal in its report folder (every scenario an error
+    /// that did not run, an <error> in junit.xml) and writes nothing else; other commands make no
+    /// report folder. The folder is removed for the next command.
+    private func checkRefusalReports(_ reports: URL, command: String, label: String) throws {
+        defer { try? FileManager.default.removeItem(at: reports) }
+        guard ["run", "verify"].contains(command) else {
+            XCTAssertFalse(FileManager.default.fileExists(atPath: reports.path), "\(label) made its report folder")
+            return
+        }
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: reports.path)) ?? []
+        XCTAssertTrue(names.contains("junit.xml"), "\(label): no junit.xml for the refusal, only \(names)")
+        let junit = (try? String(contentsOf: reports.appendingPathComponent("junit.xml"), encoding: .utf8)) ?? ""
+        XCTAssertTrue(junit.contains("<error"), "\(label): junit.xml has no <error>: \(junit)")
+        for name in names where name.hasSuffix(".json") {
+            let report = try String(contentsOf: reports.appendingPathComponent(name), encoding: .utf8)
+            XCTAssertTrue(report.contains("\"error\""), "\(label): \(name) is not an error report: \(report)")
+        }
+        XCTAssertFalse(names.contains { $0.hasSuffix(".history.jsonl") }, "\(label) wrote a history: \(names)")
     }
 
     /// An empty database is LockProof's once its first writer created the schema and the marker;

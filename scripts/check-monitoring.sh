@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The monitoring loop, proven end to end (make verify, make check-monitoring): the Python helpers'
+# tests, the Alertmanager configuration, the runbook links, then scripts/monitoring_e2e.py: real
+# Prometheus and Alertmanager with the shipped rules and scrape settings, a webhook receiver,
+# `lockproof serve` and `lockproof run`; alerts fire, reach the receiver and resolve, a killed serve
+# pages, every dashboard expression returns data. Report: .run/monitoring/monitoring-report.md.
+# Needs PostgreSQL and Redis (run inside scripts/with-services.sh) and a lockproof binary
+# (LOCKPROOF_BINARY, default .build/release/lockproof, built if missing). Ports: six from
+# LOCKPROOF_MONITORING_PORT_BASE (default 29470).
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+work="$root/.run/monitoring"
+binary=${LOCKPROOF_BINARY:-.build/release/lockproof}
+
+for tool in prometheus prometheus-alertmanager amtool python3; do
+    command -v "$tool" >/dev/null || { echo "check-monitoring: $tool not found (scripts/install-deps.sh)" >&2; exit 2; }
+done
+
+# Whatever happens, nothing the end-to-end test started outlives it: it lists every pid it starts.
+stop_started() {
+    [ -f "$work/pids" ] || return 0
+    while read -r pid; do
+        kill "$pid" 2>/dev/null || true
+    done <"$work/pids"
+}
+trap stop_started EXIT
+
+status=0
+PYTHONDONTWRITEBYTECODE=1 python3 -m pytest -q -p no:cacheprovider scripts/tests || status=1
+amtool check-config Dashboards/alertmanager.yml >/dev/null && echo "ok   amtool check-config Dashboards/alertmanager.yml" \
+    || { echo "FAIL amtool check-config Dashboards/alertmanager.yml"; status=1; }
+python3 scripts/runbook_links.py || status=1
+
+if [ ! -x "$binary" ]; then
+    swift build -c release --product lockproof || exit 1
+fi
+rm -rf "$work"
+mkdir -p "$work"
+# Bounded as a whole too: every wait inside is bounded, this catches a hang between them.
+timeout -k 10s 600s python3 scripts/monitoring_e2e.py --lockproof "$binary" --workdir "$work" || status=1
+echo "check-monitoring: $([ $status -eq 0 ] && echo passed || echo FAILED), report in $work/monitoring-report.md"
+exit "$status"
