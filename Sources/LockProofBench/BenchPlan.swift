@@ -29,12 +29,47 @@ public struct BenchPreset: Sendable, Equatable {
     /// so a run must not do more (a cell that would is an error, never a silent wrap-around).
     public var paymentOrdersPerSecond = 8_000
     public var stateOrdersPerSecond = 20_000
+    /// Users a coupon cell seeds (each takes one coupon, one per operation).
+    public var couponUsers = 20_000
     /// Orders a cell of `caseName` seeds.
     public func orders(_ caseName: CaseName) -> Int {
         (caseName == .orderState ? stateOrdersPerSecond : paymentOrdersPerSecond) * cellSeconds
     }
+    /// The pool of rows a cell of `caseName` walks one per operation (nil: it walks none).
+    public func poolSize(_ caseName: CaseName) -> Int? {
+        switch caseName {
+        case .processPayment, .orderState: return orders(caseName)
+        case .issueCoupon: return couponUsers
+        default: return nil
+        }
+    }
+    /// Grows the pool of `caseName` to hold at least `rows` (a cell outran it: the machine is
+    /// faster than the preset's figures assumed).
+    public mutating func grow(_ caseName: CaseName, toHold rows: Int) {
+        let perSecond = (rows + cellSeconds - 1) / max(1, cellSeconds)
+        switch caseName {
+        case .processPayment: paymentOrdersPerSecond = max(paymentOrdersPerSecond, perSecond)
+        case .orderState: stateOrdersPerSecond = max(stateOrdersPerSecond, perSecond)
+        case .issueCoupon: couponUsers = max(couponUsers, rows)
+        default: break
+        }
+    }
     /// Measure the deliberately broken strategies too (the claims and `verify` catch them anyway).
     public var negativeControls: Bool
+    /// Only these strategies (`--strategies`); nil: every strategy of each case. A deliberately
+    /// broken strategy named here is measured even when the preset leaves negative controls out.
+    public var strategies: [String]? = nil
+    /// The options that changed the preset (`--clients 1,8`, …), said in every report's header.
+    public var overrides: [String] = []
+    /// "quick preset", or "full preset with --cases charge-balance --clients 1,8".
+    public var title: String {
+        "\(name) preset" + (overrides.isEmpty ? "" : " with " + overrides.joined(separator: " "))
+    }
+    /// Whether the matrix measures `strategy` of `caseName`.
+    public func measures(_ caseName: CaseName, _ strategy: String) -> Bool {
+        if let strategies { return strategies.contains(strategy) }
+        return negativeControls || !BenchCase.isNegativeControl(caseName, strategy)
+    }
     /// Cells whose clients share a connection pool: (clients, sessions) for each pooled strategy.
     public var pooledClients: [Int]
     public var poolSessions: Int
@@ -158,7 +193,7 @@ public struct BenchCase: Sendable {
             ]
             pickMode = .perOperation
         case .issueCoupon:
-            seed = ["users: 20000", "coupon_quantity: 10000000"]
+            seed = ["users: \(preset.couponUsers)", "coupon_quantity: 10000000"]
             pickMode = .perOperation
         case .createOrder:
             seed = ["users: \(hot ? 1 : 10_000)", "products: \(hot ? 2 : 1_000)", "price: 13", "stock: 999999929"]
@@ -218,8 +253,7 @@ public struct BenchCase: Sendable {
 public func benchCells(_ preset: BenchPreset, cases: [BenchCase] = BenchCase.all) -> [BenchCellKey] {
     var cells: [BenchCellKey] = []
     for benchCase in cases {
-        for strategy in benchCase.strategies
-        where preset.negativeControls || !BenchCase.isNegativeControl(benchCase.caseName, strategy) {
+        for strategy in benchCase.strategies where preset.measures(benchCase.caseName, strategy) {
             for contention in benchCase.contentions {
                 for clients in preset.clientCounts {
                     cells.append(
@@ -229,7 +263,7 @@ public func benchCells(_ preset: BenchPreset, cases: [BenchCase] = BenchCase.all
         }
     }
     for benchCase in cases {
-        for strategy in benchCase.pooledStrategies {
+        for strategy in benchCase.pooledStrategies where preset.measures(benchCase.caseName, strategy) {
             for clients in preset.pooledClients where clients > preset.poolSessions {
                 cells.append(
                     BenchCellKey(
@@ -239,4 +273,19 @@ public func benchCells(_ preset: BenchPreset, cases: [BenchCase] = BenchCase.all
         }
     }
     return cells
+}
+
+/// The claim experiments (workloads beyond the matrix) that the selected cases call for: a run
+/// limited to charges runs no coupon, oversell or deadlock experiment.
+public func claimExperimentNames(cases: [BenchCase], repetitions: Int) -> [String] {
+    let selected = Set(cases.map(\.caseName))
+    var names: [String] = []
+    if selected.contains(.issueCoupon) {
+        names.append("coupon-duplicates")
+        names += (1...max(3, repetitions)).map { "coupon-200-for-100#\($0)" }
+    }
+    if selected.contains(.createOrder) { names += ["oversell", "deadlocks-seed", "deadlocks-unsorted"] }
+    if selected.contains(.chargeBalance) { names.append("lost-update") }
+    if selected.contains(.orderState) { names.append("order-state-race") }
+    return names
 }

@@ -8,94 +8,7 @@ public enum BenchReport {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         encoder.nonConformingFloatEncodingStrategy = .convertToString(
             positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        return try encoder.encode(JSONDocument(results))
-    }
-
-    /// The JSON document: every cell with its repetitions, ceiling and ratio, and the verdicts.
-    struct JSONDocument: Encodable {
-        struct Cell: Encodable {
-            let id: String
-            let key: BenchCellKey
-            let negativeControl: Bool
-            let usesRedisLock: Bool
-            let invariantHeld: Bool
-            let violations: [String]
-            let throughput: Spread?
-            let ceiling: Spread?
-            let ratio: Double?
-            let retriesPerOperation: Double?
-            let latencyP50: Double?
-            let latencyP95: Double?
-            let latencyP99: Double?
-            let latencyMax: Double?
-            let failures: [String: Int]
-            let runs: [CellRun]
-            let ceilingRuns: [PgbenchResult]
-            let errors: [String]
-            /// Transactions attempted per finished operation (1 + retries), and attempted
-            /// transactions per second over the ceiling.
-            let attemptsPerOperation: Double?
-            let attemptRatio: Double?
-            /// The clients' CPU per finished operation and pgbench's per transaction, in seconds.
-            let clientCPUPerOperation: Double?
-            let ceilingCPUPerTransaction: Double?
-            let contextSwitchesPerOperation: Double?
-            let ceilingContextSwitchesPerTransaction: Double?
-            /// Clients pgbench ran for the ceiling (the pool's sessions in a pooled cell).
-            let ceilingClients: Int
-            /// Waits for a pooled connection by pool, median over the repetitions (seconds);
-            /// absent when every client owns its connections.
-            let poolWait: [String: PoolWait]?
-        }
-        struct PoolWait: Encodable {
-            let p50: Double?
-            let p99: Double?
-            let average: Double?
-            /// Average wait of the borrows made while holding a Redis lock.
-            let averageHoldingLock: Double?
-        }
-        let preset: String
-        let startedAt: String
-        let seconds: Double
-        let failed: Bool
-        let errors: [String]
-        let cells: [Cell]
-        let redisLockCosts: [RedisLockCost]
-        let claims: [ClaimVerdict]
-        let pgbenchScripts: [String: String]
-        /// Each script's text constants, passed to pgbench as `-D name=value`.
-        let pgbenchDefinitions: [String: [String: String]]
-
-        init(_ results: BenchResults) {
-            preset = results.preset
-            startedAt = results.startedAt
-            seconds = results.seconds
-            failed = results.failed
-            errors = results.errors
-            cells = results.cells.map { cell in
-                Cell(
-                    id: cell.key.id, key: cell.key, negativeControl: cell.negativeControl, usesRedisLock: cell.usesRedisLock,
-                    invariantHeld: cell.invariantHeld, violations: cell.violations, throughput: cell.throughput,
-                    ceiling: cell.ceiling, ratio: cell.ratio, retriesPerOperation: cell.retriesPerOperation,
-                    latencyP50: cell.median { $0.latencyP50 }, latencyP95: cell.median { $0.latencyP95 },
-                    latencyP99: cell.median { $0.latencyP99 }, latencyMax: cell.median { $0.latencyMax },
-                    failures: cell.failures, runs: cell.runs, ceilingRuns: cell.ceilingRuns, errors: cell.errors,
-                    attemptsPerOperation: cell.attemptsPerOperation, attemptRatio: cell.attemptRatio,
-                    clientCPUPerOperation: cell.clientCPUPerOperation, ceilingCPUPerTransaction: cell.ceilingCPUPerTransaction,
-                    contextSwitchesPerOperation: cell.contextSwitchesPerOperation,
-                    ceilingContextSwitchesPerTransaction: cell.ceilingContextSwitchesPerTransaction,
-                    ceilingClients: cell.key.ceilingClients,
-                    poolWait: cell.key.pool == nil ? nil : Dictionary(uniqueKeysWithValues: ["postgres", "redis"].map { pool in
-                        (pool, PoolWait(
-                            p50: cell.poolWait(pool, \.p50), p99: cell.poolWait(pool, \.p99), average: cell.poolWait(pool, \.average),
-                            averageHoldingLock: cell.median { run in run.poolWaitsHoldingLock.first { $0.lock == pool }?.average }))
-                    }))
-            }
-            redisLockCosts = results.redisLockCosts
-            claims = results.claims
-            pgbenchScripts = results.scripts
-            pgbenchDefinitions = results.scriptDefinitions
-        }
+        return try encoder.encode(BenchJSON(results))
     }
 
     public static func csv(_ results: BenchResults) -> String {
@@ -173,9 +86,23 @@ public enum BenchReport {
         }
     }
 
-    public static func markdown(_ results: BenchResults) -> String {
-        var text = "## LockProof benchmark (\(results.preset) preset)\n\n"
-        if results.failed {
+    /// The decision tables, one per case, each with its "pick X when …" paragraph.
+    public static func decisions(_ results: BenchResults) -> String {
+        var text = "### What to pick\n\n"
+        text += "Per case, each strategy's absolute operations/s (median of the repetitions, [min–max]), p99 latency, failed operations (retry exhaustion, timeouts, conflicts left to the user; a business refusal such as insufficient stock is not a failure) and whether the checkers found its invariant held. Ranked at each contention and client count only when it kept its invariant without failing an operation; the others are marked and say why.\n\n"
+        text += DecisionTable.all(results).map(\.markdown).joined(separator: "\n")
+        let wide = BenchWarnings.wideSpreads(results)
+        if !wide.isEmpty {
+            text += "\n**Spread too wide to rank** (the repetitions disagree more than the strategies may):\n\n"
+            text += wide.map { "- \($0)\n" }.joined()
+        }
+        return text
+    }
+
+    /// The header: the preset as run, with its overrides, and every error or unmeasured claim.
+    static func header(_ results: BenchResults) -> String {
+        var text = "## LockProof benchmark (\(results.preset))\n\n"
+        if results.hadErrors {
             text += "**The run had errors** — the numbers below are incomplete:\n\n"
             for error in results.errors { text += "- \(error)\n" }
             for cell in results.cells where !cell.errors.isEmpty {
@@ -183,6 +110,20 @@ public enum BenchReport {
             }
             text += "\n"
         }
+        if !results.unmeasuredClaims.isEmpty {
+            text += "**Claims not measured** (exit 1): \(results.unmeasuredClaims.map { "\($0.number) (\($0.evidence))" }.joined(separator: "; ")).\n\n"
+        }
+        return text
+    }
+
+    public static func markdown(_ results: BenchResults) -> String {
+        header(results) + decisions(results) + "\n" + details(results)
+    }
+
+    /// Everything after the decision tables: ratios to the ceiling, retries, pools, rankings, the
+    /// Redis lock's cost, the claims.
+    public static func details(_ results: BenchResults) -> String {
+        var text = ""
         let repetitions = results.cells.map(\.runs.count).max() ?? 0
         text += String(format: "%d cells, %d repetitions each (interleaved), %.0f s in all. ", results.cells.count, repetitions, results.seconds)
         text += "Started \(results.startedAt).\n\n"
@@ -234,7 +175,7 @@ public enum BenchReport {
                 }
             }
         }
-        text += "\n\n### Fastest correct strategy per case (hot / spread, most clients)\n\n"
+        text += "\n\n### Ranking per case at the most clients (ops/s; strategies that failed operations or broke their invariant come last, marked)\n\n"
         let most = results.unpooledCells.map(\.key.clients).max() ?? 1
         text += "| case | contention | ranking (ops/s, median [min–max]) |\n|---|---|---|\n"
         for benchCase in BenchCase.all {
@@ -243,7 +184,7 @@ public enum BenchReport {
                 guard !ranked.isEmpty else { continue }
                 let list = ranked.map { cell -> String in
                     let spread = cell.throughput.map { String(format: "%.0f [%.0f–%.0f]", $0.median, $0.min, $0.max) } ?? "n/a"
-                    let mark = cell.invariantHeld ? "" : " ✗ broken"
+                    let mark = cell.notRankedBecause.map { " ✗ not ranked: \($0)" } ?? (cell.spreadTooWideToRank ? " ⚠ spread too wide to rank" : "")
                     return "\(cell.key.strategy)\(cell.negativeControl ? " (control)" : "") \(spread)\(mark)"
                 }.joined(separator: " > ")
                 text += "| \(benchCase.caseName.rawValue) | \(contention.rawValue) c\(most) | \(list) |\n"
@@ -258,9 +199,12 @@ public enum BenchReport {
                     cost.redisBenchmarkAcquire, cost.redisBenchmarkRelease, cost.redisBenchmarkPairsPerSecond, cost.ratio)
             }
         }
-        text += "\n### Verdicts on the seed's claims\n\n| # | claim | verdict | evidence | measured by |\n|---|---|---|---|---|\n"
+        text += "\n### Verdicts on the seed's claims\n\n| # | claim | verdict | in plain words | evidence | measured by |\n|---|---|---|---|---|---|\n"
         for claim in results.claims {
-            text += "| \(claim.number) | \(claim.claim) | **\(claim.verdict.rawValue)** | \(claim.evidence.replacingOccurrences(of: "|", with: "/")) | \(claim.measuredBy.joined(separator: ", ")) |\n"
+            let cells = [claim.summary, claim.evidence, claim.measuredBy.joined(separator: "; ")].map {
+                $0.replacingOccurrences(of: "|", with: "/")
+            }
+            text += "| \(claim.number) | \(claim.claim) | **\(claim.verdict.rawValue)** | \(cells.joined(separator: " | ")) |\n"
         }
         return text
     }

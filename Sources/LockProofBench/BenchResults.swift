@@ -191,6 +191,10 @@ public struct RedisLockCost: Sendable, Codable {
 public struct BenchResults: Sendable, Codable {
     public var preset: String
     public var startedAt: String
+    /// When the run ended (ISO 8601, UTC); empty in results built by hand.
+    public var endedAt = ""
+    /// The machine and the servers' versions.
+    public var machine: BenchMachine? = nil
     public var seconds: Double
     public var cells: [CellResult]
     public var scripts: [String: String]
@@ -202,7 +206,11 @@ public struct BenchResults: Sendable, Codable {
     public var errors: [String]
 
     /// Any error anywhere makes the run fail: a verdict never hides one.
-    public var failed: Bool { !errors.isEmpty || cells.contains { !$0.errors.isEmpty } }
+    public var hadErrors: Bool { !errors.isEmpty || cells.contains { !$0.errors.isEmpty } }
+    /// Claims the run could not judge (an error, or options that left out what they need).
+    public var unmeasuredClaims: [ClaimVerdict] { claims.filter { $0.verdict == .notMeasured } }
+    /// Exit 1: an error, or a claim left unmeasured (`--help` promises it).
+    public var failed: Bool { hadErrors || !unmeasuredClaims.isEmpty }
 
     /// The unpooled cells of a case.
     public func cells(_ caseName: CaseName) -> [CellResult] { cells.filter { $0.key.caseName == caseName && $0.key.pool == nil } }
@@ -219,16 +227,19 @@ public struct BenchResults: Sendable, Codable {
     /// The cells of the matrix proper: every client with connections of its own.
     public var unpooledCells: [CellResult] { cells.filter { $0.key.pool == nil } }
 
-    /// Strategies of a case ranked by median throughput at one point, fastest first; a strategy
-    /// that broke its invariant (or a negative control) is never ranked above one that kept it.
+    /// Strategies of a case ranked by median throughput at one point, fastest first, in tiers: the
+    /// strategies that kept their invariant without failing an operation, then those that failed
+    /// operations (retry exhaustion, timeouts), then the broken ones, the controls and errors.
     public func ranking(_ caseName: CaseName, _ contention: Contention, _ clients: Int) -> [CellResult] {
-        cells.filter {
+        func tier(_ cell: CellResult) -> Int {
+            guard cell.invariantHeld && !cell.negativeControl && cell.errors.isEmpty else { return 2 }
+            return cell.failedOperations > 0 ? 1 : 0
+        }
+        return cells.filter {
             $0.key.caseName == caseName && $0.key.contention == contention && $0.key.clients == clients && $0.key.pool == nil
         }
             .sorted { lhs, rhs in
-                let lhsValid = lhs.invariantHeld && !lhs.negativeControl && lhs.errors.isEmpty
-                let rhsValid = rhs.invariantHeld && !rhs.negativeControl && rhs.errors.isEmpty
-                if lhsValid != rhsValid { return lhsValid }
+                if tier(lhs) != tier(rhs) { return tier(lhs) < tier(rhs) }
                 return (lhs.throughput?.median ?? 0) > (rhs.throughput?.median ?? 0)
             }
     }

@@ -49,30 +49,33 @@ public final class BenchRunner {
         var cellErrors: [BenchCellKey: [String]] = [:]
         let cells = benchCells(preset, cases: cases)
         let casesByName = Dictionary(uniqueKeysWithValues: cases.map { ($0.caseName, $0) })
-        for benchCase in cases {
-            for strategy in benchCase.strategies
-            where preset.negativeControls || !BenchCase.isNegativeControl(benchCase.caseName, strategy) {
-                var traced: TracedOperation?
-                var traceError: (any Error)?
+        // The pools a cell walks one row per operation: grown (and the ceiling scripts that pick
+        // from them derived again) when a cell outruns them, so a faster machine never turns a
+        // cell into an error.
+        var sized = preset
+        var traces: [String: Result<TracedOperation, any Error>] = [:]
+        func deriveScripts(_ benchCase: BenchCase, _ strategy: String) {
+            guard let trace = traces["\(benchCase.caseName.rawValue)/\(strategy)"] else { return }
+            for contention in benchCase.contentions {
+                let name = scriptName(benchCase.caseName, strategy, contention)
                 do {
-                    traced = try traceOperation(benchCase: benchCase, strategy: strategy, preset: preset, runner: runner)
+                    let cellScenario = try benchCase.scenario(
+                        strategy: strategy, clients: 1, contention: contention, preset: sized)
+                    scripts[name] = try trace.get().script(
+                        caseName: benchCase.caseName, strategy: strategy, picksFrom: cellScenario)
                 } catch {
-                    traceError = error
-                }
-                for contention in benchCase.contentions {
-                    let name = scriptName(benchCase.caseName, strategy, contention)
-                    do {
-                        if let traceError { throw traceError }
-                        let cellScenario = try benchCase.scenario(
-                            strategy: strategy, clients: 1, contention: contention, preset: preset)
-                        scripts[name] = try traced!.script(
-                            caseName: benchCase.caseName, strategy: strategy, picksFrom: cellScenario)
-                    } catch {
-                        for cell in cells where scriptName(cell.caseName, cell.strategy, cell.contention) == name {
-                            cellErrors[cell, default: []].append("no ceiling script: \(error)")
-                        }
+                    for cell in cells where scriptName(cell.caseName, cell.strategy, cell.contention) == name {
+                        cellErrors[cell, default: []].append("no ceiling script: \(error)")
                     }
                 }
+            }
+        }
+        for benchCase in cases {
+            for strategy in benchCase.strategies where preset.measures(benchCase.caseName, strategy) {
+                traces["\(benchCase.caseName.rawValue)/\(strategy)"] = Result {
+                    try traceOperation(benchCase: benchCase, strategy: strategy, preset: preset, runner: runner)
+                }
+                deriveScripts(benchCase, strategy)
             }
         }
         log("bench: traced \(scripts.count) strategy transactions; \(cells.count) cells × \(preset.repetitions) repetitions of \(preset.cellSeconds) s")
@@ -89,15 +92,28 @@ public final class BenchRunner {
                 let benchCase = casesByName[cell.caseName]!
                 let cellStarted = monotonicSeconds()
                 do {
-                    let scenario = try benchCase.scenario(cell, preset: preset)
-                    let result = try runner.run(scenario)
-                    let run = CellRun(result)
+                    var scenario = try benchCase.scenario(cell, preset: sized)
+                    var run = CellRun(try runner.run(scenario))
+                    // Outran its pool: grow the case's pool to twice what the cell reached and
+                    // run it again (the outrun run measured rows already used, so it is dropped).
+                    for _ in 0..<3 {
+                        guard let outrun = exhaustedPool(scenario, run) else { break }
+                        sized.grow(cell.caseName, toHold: outrun.slots * 2)
+                        log("bench: \(cell.id) reached slot \(outrun.slots) of a pool of \(outrun.pool) \(outrun.what): the pool grows to \(sized.poolSize(cell.caseName) ?? 0) and the cell runs again")
+                        for strategy in benchCase.strategies where preset.measures(cell.caseName, strategy) {
+                            deriveScripts(benchCase, strategy)
+                        }
+                        scenario = try benchCase.scenario(cell, preset: sized)
+                        run = CellRun(try runner.run(scenario))
+                    }
                     runs[cell, default: []].append(run)
                     if run.operations == 0 {
                         // An empty run measures nothing: an error, never a throughput of zero.
                         throw BenchError(String(format: "no operation finished (%.1f s)", run.seconds))
                     }
-                    if let exhausted = exhaustedPool(scenario, run) { throw BenchError(exhausted) }
+                    if let outrun = exhaustedPool(scenario, run) {
+                        throw BenchError("the run reached slot \(outrun.slots) of a pool of \(outrun.pool) \(outrun.what) (one per operation) after growing it three times")
+                    }
                     let ceilingStarted = monotonicSeconds()
                     if repetition < preset.ceilingRepetitions,
                         let script = scripts[scriptName(cell.caseName, cell.strategy, cell.contention)]
@@ -133,7 +149,7 @@ public final class BenchRunner {
         }
 
         var results = BenchResults(
-            preset: preset.name, startedAt: startedAt, seconds: 0,
+            preset: preset.title, startedAt: startedAt, seconds: 0,
             cells: cells.map {
                 CellResult(key: $0, runs: runs[$0] ?? [], ceilingRuns: ceilings[$0] ?? [], errors: cellErrors[$0] ?? [])
             },
@@ -149,19 +165,21 @@ public final class BenchRunner {
         }
 
         // 4. The claims: the matrix plus the experiments it lacks.
-        let experiments = ClaimExperiments(runner: runner, preset: preset, log: log)
+        let experiments = ClaimExperiments(runner: runner, preset: preset, cases: cases, log: log)
         let measured = experiments.run()
         errors += measured.errors
         results.claims = judgeClaims(results, measured)
         results.errors = errors
         results.seconds = monotonicSeconds() - started
+        results.endedAt = ISO8601DateFormatter().string(from: Date())
+        results.machine = BenchMachine.probe(configuration)
         return results
     }
 
     /// A cell whose clients walk a pool of rows one operation each (`per-operation`) must not run
     /// past its end: the next operation would meet a row already used (a paid order) and measure
     /// something else. The busiest client's last slot tells.
-    private func exhaustedPool(_ scenario: Scenario, _ run: CellRun) -> String? {
+    private func exhaustedPool(_ scenario: Scenario, _ run: CellRun) -> (slots: Int, pool: Int, what: String)? {
         guard scenario.workload.pick == .perOperation, let most = run.mostIterations else { return nil }
         let pool: Int
         let what: String
@@ -171,9 +189,7 @@ public final class BenchRunner {
         default: return nil
         }
         let slots = most * scenario.workload.virtualUsers[0]
-        return slots > pool
-            ? "the run reached slot \(slots) of a pool of \(pool) \(what) (one per operation): raise the preset's orders per second"
-            : nil
+        return slots > pool ? (slots, pool, what) : nil
     }
 
     private func scriptName(_ caseName: CaseName, _ strategy: String, _ contention: Contention) -> String {

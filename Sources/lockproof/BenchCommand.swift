@@ -14,16 +14,21 @@ struct BenchCommand: ParsableCommand {
             Runs each case × strategy × client count × contention (one hot row or spread over many) \
             with the scenario runner and its checkers, several repetitions interleaved; in the same \
             run, pgbench executes exactly the statements of each strategy's transaction (traced from \
-            the core) on the same seed with the same clients (-M prepared). Reports throughput as a \
-            ratio to that ceiling, latency percentiles, retries, lock waits, failures and the \
-            checkers' verdict per cell, the Redis lock's cost against redis-benchmark, and a verdict \
+            the core) on the same seed with the same clients (-M prepared). Reports open with a \
+            decision table per case (operations/s, p99, failed operations and the invariant's \
+            verdict per strategy, ranked only where it kept its invariant without failing an \
+            operation) and a "pick X when ..." paragraph; then throughput as a ratio to that \
+            ceiling, latency percentiles, retries, lock waits, failures and the checkers' verdict \
+            per cell, the Redis lock's cost against redis-benchmark, and a verdict \
             on each of the seed's ten claims. Empties and reseeds the database named by \
             LOCKPROOF_DATABASE_URL for every run, holding it for the whole benchmark: a database \
             that is not LockProof's, or that another run or a serve instance holds, is refused \
-            with exit 2 (see --wait-for-database). Exits 1 when anything could not be measured.
+            with exit 2 (see --wait-for-database). Exits 1 when anything could not be measured, a claim \
+            left "not measured" by --cases or --strategies included.
 
-            Example:
-              lockproof bench --quick --cases charge-balance --report-dir .run/bench
+            Example: settle "Redis lock, optimistic or pessimistic?" for charges in about two minutes:
+              lockproof bench --quick --cases charge-balance --strategies seed,optimistic-retry,pessimistic \\
+                --clients 1,16 --repetitions 2 --seconds 1 --report-dir bench-out
             """)
 
     @Flag(help: "The quick preset (clients 1 and 64, pooled cells of 64 and 128 clients on 16 sessions; 2 repetitions of 1 s; ceiling once; no negative controls): under 5 minutes on 2 cores.")
@@ -37,6 +42,11 @@ struct BenchCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("Only these cases (comma-separated).", valueName: "cases"))
     var cases: String?
+
+    @Option(help: ArgumentHelp(
+        "Only these strategies (comma-separated), in every selected case that has them; a deliberately broken one named here is measured too.",
+        valueName: "strategies"))
+    var strategies: String?
 
     @Option(parsing: .unconditional, help: ArgumentHelp("Override the preset's client counts (comma-separated, each 1 to 300).", valueName: "counts"))
     var clients: String?
@@ -62,6 +72,13 @@ struct BenchCommand: ParsableCommand {
                     "--cases: found '\(name)'; expected some of \(CaseName.allCases.map(\.rawValue).joined(separator: ", "))")
             }
         }
+        if let strategies {
+            let known = Set(selectedCases.flatMap(\.strategies))
+            for name in strategies.split(separator: ",", omittingEmptySubsequences: false) where !known.contains(String(name)) {
+                throw ValidationError(
+                    "--strategies: found '\(name)'; expected some of \(known.sorted().joined(separator: ", "))")
+            }
+        }
         if let clients {
             for count in clients.split(separator: ",") where (Int(count) ?? 0) < 1 || (Int(count) ?? 0) > 300 {
                 throw ValidationError("--clients: found '\(count)'; expected whole numbers from 1 to 300")
@@ -71,17 +88,40 @@ struct BenchCommand: ParsableCommand {
         if let seconds { try checkBounds(seconds, option: "--seconds", range: 1...3_600) }
     }
 
-    func run() throws {
+    /// The cases `--cases` selects (all without it).
+    var selectedCases: [BenchCase] {
+        cases.map { names in
+            BenchCase.all.filter { names.split(separator: ",").map(String.init).contains($0.caseName.rawValue) }
+        } ?? BenchCase.all
+    }
+
+    /// The preset with the options' overrides, each named in the reports' header.
+    var plan: BenchPreset {
         var chosen = BenchPreset.named(preset ?? (quick ? "quick" : "full"))!
-        if let clients { chosen.clientCounts = clients.split(separator: ",").map { Int($0)! } }
+        if let cases { chosen.overrides.append("--cases \(cases)") }
+        if let strategies {
+            chosen.strategies = strategies.split(separator: ",").map(String.init)
+            chosen.overrides.append("--strategies \(strategies)")
+        }
+        if let clients {
+            chosen.clientCounts = clients.split(separator: ",").map { Int($0)! }
+            chosen.overrides.append("--clients \(clients)")
+        }
         if let repetitions {
             chosen.repetitions = repetitions
             chosen.ceilingRepetitions = min(chosen.ceilingRepetitions, repetitions)
+            chosen.overrides.append("--repetitions \(repetitions)")
         }
-        if let seconds { chosen.cellSeconds = seconds }
-        let selected = cases.map { names in
-            BenchCase.all.filter { names.split(separator: ",").map(String.init).contains($0.caseName.rawValue) }
-        } ?? BenchCase.all
+        if let seconds {
+            chosen.cellSeconds = seconds
+            chosen.overrides.append("--seconds \(seconds)")
+        }
+        return chosen
+    }
+
+    func run() throws {
+        let chosen = plan
+        let selected = selectedCases
         let configuration: ServerConfiguration
         let claim: DatabaseClaim
         do {

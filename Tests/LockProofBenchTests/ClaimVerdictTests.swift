@@ -61,4 +61,63 @@ final class ClaimVerdictTests: XCTestCase {
         measured.deadlocksUnsorted = 0
         XCTAssertEqual(verdicts(measured)[9], .conditional, "the control did not deadlock either")
     }
+
+    private func judged(_ cells: [CellResult], _ measured: ClaimMeasurements = ClaimMeasurements()) -> [Int: ClaimVerdict] {
+        Dictionary(uniqueKeysWithValues: judgeClaims(DecisionTableTests.results(cells), measured).map { ($0.number, $0) })
+    }
+
+    /// Claim 3 "held" while the same evidence showed the lock-free strategy 3.5× faster: both are said.
+    func testClaim3SaysBothWhenTheLockFreeStrategyIsFaster() throws {
+        let claims = judged([
+            DecisionTableTests.cell("seed", throughputs: [1000], p99: 0.010, retries: 10),
+            DecisionTableTests.cell("optimistic-retry", throughputs: [3500], p99: 0.050, retries: 2000),
+        ])
+        let claim = try XCTUnwrap(claims[3])
+        XCTAssertEqual(claim.verdict, .holds)
+        XCTAssertEqual(
+            claim.summary,
+            "Without the Redis lock, retries and p99 waits climb. Yet the strategy without the lock finished 3.5× as many operations per second (3500 vs 1000), without failing an operation: the lock costs more than the retries it saves.")
+        XCTAssertEqual(claim.measuredBy, ["charge-balance optimistic-retry: hot, 64 clients", "charge-balance seed: hot, 64 clients"])
+        XCTAssertEqual(claim.cells, ["charge-balance/optimistic-retry/hot/c64", "charge-balance/seed/hot/c64"])
+    }
+
+    /// "does not hold" on "optimistic would lose money" is good news for optimistic: said plainly.
+    func testClaim5IsSaidWithoutADoubleNegative() throws {
+        var measured = ClaimMeasurements()
+        measured.naiveChargeOperations = 320
+        measured.naiveChargeViolations = ["lost_update ×3"]
+        let claims = judged([DecisionTableTests.cell("optimistic-retry", throughputs: [100])], measured)
+        let claim = try XCTUnwrap(claims[5])
+        XCTAssertEqual(claim.verdict, .doesNotHold)
+        XCTAssertTrue(claim.summary.hasPrefix("Good news for optimistic locking: its version check lost no money in any cell"), claim.summary)
+        XCTAssertTrue(claim.measuredBy.contains("16 clients charging one balance with no lock (naive)"), "\(claim.measuredBy)")
+        XCTAssertFalse(claim.measuredBy.contains { $0.contains("/c") || $0.hasPrefix("experiment ") }, "\(claim.measuredBy)")
+    }
+
+    /// A conditional verdict states its conditions: claim 1 says where optimistic wins and where
+    /// not, and names the faster strategy it left out for failing operations.
+    func testConditionalVerdictsStateTheirConditions() throws {
+        let claims = judged([
+            DecisionTableTests.cell("optimistic-retry", .hot, throughputs: [3000], failures: ["retry_exhausted": 67]),
+            DecisionTableTests.cell("pessimistic", .hot, throughputs: [1000]),
+            DecisionTableTests.cell("optimistic-retry", .spread, throughputs: [5000]),
+            DecisionTableTests.cell("pessimistic", .spread, throughputs: [4000]),
+        ])
+        let claim1 = try XCTUnwrap(claims[1])
+        XCTAssertEqual(claim1.verdict, .conditional)
+        XCTAssertEqual(
+            claim1.summary,
+            "Optimistic locking is fastest only with 64 clients spread over many rows; elsewhere another strategy is: 64 clients on one hot row (pessimistic first). (Faster but not ranked: optimistic-retry at 64 clients on one hot row (3000 ops/s) is faster but 67 failed operations (retry_exhausted 67).)")
+        let claim2 = try XCTUnwrap(claims[2])
+        XCTAssertEqual(claim2.verdict, .conditional)
+        XCTAssertEqual(
+            claim2.summary,
+            "Ten retries are enough only where contention is low: 67 operations ran out of attempts, all in 64 clients on one hot row (charge-balance optimistic-retry).")
+    }
+
+    func testEveryClaimHasAPlainSummary() {
+        for claim in judgeClaims(DecisionTableTests.results([]), ClaimMeasurements()) {
+            XCTAssertTrue(claim.summary.hasPrefix("Not measured: "), "\(claim.number): \(claim.summary)")
+        }
+    }
 }

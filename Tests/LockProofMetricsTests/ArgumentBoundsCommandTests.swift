@@ -58,6 +58,16 @@ final class ArgumentBoundsCommandTests: XCTestCase {
         for (arguments, message) in cases { try assertRefused(arguments, saying: message) }
     }
 
+    /// `--strategies` names strategies of the selected cases; anything else is refused before a run.
+    func testBenchStrategiesOutsideTheSelectedCasesAreRefused() throws {
+        try assertRefused(
+            ["bench", "--cases", "charge-balance", "--strategies", "seed,unsorted"],
+            saying: "--strategies: found 'unsorted'; expected some of atomic, key-outside-transaction, naive, optimistic-retry, pessimistic, redis-lock, redis-lock-fenced, seed")
+        let help = try lockproof(["bench", "--help"])
+        XCTAssertEqual(help.status, 0)
+        XCTAssertTrue(help.output.contains("--strategies <strategies>"), help.output)
+    }
+
     /// No arguments and `help bogus` printed the help and exited 0: a script that lost its
     /// subcommand "passed".
     func testNoArgumentsAndHelpOfAnUnknownSubcommandAreUsageErrors() throws {

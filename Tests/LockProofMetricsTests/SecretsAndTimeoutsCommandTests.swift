@@ -285,7 +285,7 @@ final class SecretsAndTimeoutsCommandTests: XCTestCase {
         XCTAssertEqual(users, ["default"], "the temporary ACL user is deleted")
 
         let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: reports.appendingPathComponent("bench.json"))) as? [String: Any])
-        XCTAssertFalse((json["redisLockCosts"] as? [Any] ?? []).isEmpty, "redis-benchmark measured: \(output.suffix(2000))")
+        XCTAssertFalse((json["redis_lock_costs"] as? [Any] ?? []).isEmpty, "redis-benchmark measured: \(output.suffix(2000))")
         for (path, content) in targets {
             XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), content, "\(path) was written through a link")
         }
