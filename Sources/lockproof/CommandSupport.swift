@@ -45,9 +45,9 @@ func formatSeconds(_ value: Double) -> String {
 
 /// Refuses a value outside `range` (NaN and infinities included), naming the option, the value
 /// and the bounds: `--recover-interval: found 10000000000; expected 0.1 to 86400 seconds`.
-func checkBounds(_ value: Double, option: String, range: ClosedRange<Double>) throws {
+func checkBounds(_ value: Double, option: String, range: ClosedRange<Double>, unit: String = "seconds") throws {
     guard value.isFinite, range.contains(value) else {
-        throw ValidationError("\(option): found \(formatSeconds(value)); expected \(SecondsBounds.describe(range)) seconds")
+        throw ValidationError("\(option): found \(formatSeconds(value)); expected \(SecondsBounds.describe(range)) \(unit)")
     }
 }
 
