@@ -35,6 +35,9 @@ run "promtool check rules Dashboards/alerts.yml" promtool check rules Dashboards
 run "promtool test rules Dashboards/alerts_test.yml" promtool test rules Dashboards/alerts_test.yml
 
 python3 "$scripts/check_dashboards.py" --root . || failed=1
+# Every alert's link is the runbook_base_url template ending in its own <a id> (stricter than the
+# anchor check above, which also takes a heading's anchor).
+python3 "$scripts/runbook_links.py" Dashboards/alerts.yml docs/RUNBOOK.md || failed=1
 
 if [ "$failed" -ne 0 ]; then
   echo "check-dashboards: FAILED"

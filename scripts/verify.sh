@@ -9,20 +9,28 @@ cd "$root"
 started=$(date +%s)
 swift build -c release --product lockproof || exit 1
 status=0
-# The previous run's reports are kept as the baseline of `lockproof compare`.
-rm -rf .run/reports.previous
-[ ! -d .run/reports ] || mv .run/reports .run/reports.previous
-.build/release/lockproof verify Scenarios --report-dir .run/reports || status=$?
+# The previous run's reports are kept as the baseline of `lockproof compare`, rotated only after a
+# verify that ran (exit 0 or 1): a refused one (exit 2) leaves .run/reports and the baseline alone.
+rm -rf .run/reports.next
+.build/release/lockproof verify Scenarios --report-dir .run/reports.next || status=$?
+reports=.run/reports
+if [ "$status" -eq 2 ] && [ -d .run/reports ]; then
+    reports=.run/reports.next
+    echo "verify: refused (exit 2): its reports are in $reports; .run/reports and .run/reports.previous are kept"
+else
+    if [ -d .run/reports ]; then rm -rf .run/reports.previous && mv .run/reports .run/reports.previous; fi
+    mv .run/reports.next .run/reports
+fi
 scripts/check-dashboards.sh || { [ "$status" -ne 0 ] || status=1; }
 # The reports the run just wrote match their published layout (docs/schemas/).
-python3 scripts/check_report_schemas.py .run/reports || { [ "$status" -ne 0 ] || status=1; }
+python3 scripts/check_report_schemas.py "$reports" || { [ "$status" -ne 0 ] || status=1; }
 LOCKPROOF_BINARY=.build/release/lockproof scripts/check-monitoring.sh || { [ "$status" -ne 0 ] || status=1; }
-if [ -d .run/reports.previous ]; then
+if [ "$reports" = .run/reports ] && [ -d .run/reports.previous ]; then
     # One run per scenario is noisy: the comparison is printed, never fails verify.
     echo "compared with the previous make verify (.run/reports.previous; informative, does not change the exit status):"
     .build/release/lockproof compare .run/reports.previous .run/reports || true
 else
     echo "no previous reports to compare with: the next make verify compares against .run/reports"
 fi
-echo "verify: $(($(date +%s) - started)) s, reports in .run/reports, exit $status"
+echo "verify: $(($(date +%s) - started)) s, reports in $reports, exit $status"
 exit "$status"
