@@ -103,7 +103,7 @@ public final class DatabaseClaim: @unchecked Sendable {
         if set == .null {
             try connection.query("SELECT pg_advisory_unlock($1::int4, $2::int4)", [Int(Self.lockSpace), Int(Self.inUseKey)])
             let owner = try redis.checked(["GET", Self.redisKey]).text.map(Self.withoutToken) ?? "another LockProof run"
-            return "the Redis database \(configuration.redis) is in use by another LockProof run (\(owner); its key \(Self.redisKey) expires 30 s after that run stops renewing it): a run there would clear and take that run's lock keys. Wait for it to finish, pass --wait-for-database SECONDS, or use another Redis database (LOCKPROOF_REDIS_URL …/N)."
+            return "the Redis database \(configuration.redis) is in use by another LockProof run (\(owner); its key \(Self.redisKey) expires 30 s after that run stops renewing it): a run there would clear and take that run's lock keys. Wait for it to finish (run, verify, bench, recover and serve wait with --wait-for-database SECONDS), or use another Redis database (LOCKPROOF_REDIS_URL …/N)."
         }
         return nil
     }
@@ -128,7 +128,7 @@ public final class DatabaseClaim: @unchecked Sendable {
             let text = "\(name) (PostgreSQL backend \(rows.int(row, 1) ?? 0), connected from \(rows.string(row, 2) ?? "?") since \(rows.string(row, 3) ?? "?"))"
             if rows.string(row, 4) == "ExclusiveLock" { runs.append(text) } else { serves.append(text) }
         }
-        let how = "Wait for it to finish, pass --wait-for-database SECONDS, or point LOCKPROOF_DATABASE_URL at another database."
+        let how = "Wait for it to finish (run, verify, bench, recover and serve wait with --wait-for-database SECONDS), or point LOCKPROOF_DATABASE_URL at another database."
         if !runs.isEmpty {
             let what = role == .run
                 ? "a second run would change the data the first one's checkers judge"
@@ -136,7 +136,7 @@ public final class DatabaseClaim: @unchecked Sendable {
             return "database \(database) is held by a LockProof run: \(runs.joined(separator: "; ")); \(what). \(how)"
         }
         if !serves.isEmpty {
-            return "database \(database) is being written to by \(serves.count == 1 ? "a lockproof serve instance" : "\(serves.count) lockproof serve instances"): \(serves.joined(separator: "; ")); a run's verdict would be about both. Stop it, pass --wait-for-database SECONDS, or point LOCKPROOF_DATABASE_URL at another database."
+            return "database \(database) is being written to by \(serves.count == 1 ? "a lockproof serve instance" : "\(serves.count) lockproof serve instances"): \(serves.joined(separator: "; ")); a run's verdict would be about both. Stop it, wait (run, verify, bench and recover take --wait-for-database SECONDS), or point LOCKPROOF_DATABASE_URL at another database."
         }
         // Released between the try and this look: the next try decides.
         return "database \(database) was held by another LockProof process a moment ago. \(how)"

@@ -191,6 +191,9 @@ public enum Schema {
         try found.refuseIfNotOwned()
         guard !found.isComplete else { return }
         try connection.transaction { conn in
+            // Bounded: another process creating the schema takes well under a second; a session
+            // stuck holding this lock (or a lock on the catalog) ends in an error, not a hang.
+            try conn.execute("SET LOCAL lock_timeout = '30s'")
             try conn.query("SELECT pg_advisory_xact_lock($1)", [creationLockKey])
             let again = try ownership(conn)
             try again.refuseIfNotOwned()

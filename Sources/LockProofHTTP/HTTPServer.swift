@@ -236,6 +236,7 @@ public final class HTTPServer: @unchecked Sendable {
         defer { stateLock.unlock() }
         guard let running = daemon else { return }
         router.tracker.stopReaping()
+        router.tracker.waitForRequestsInFlight(timeoutSeconds: 2)
         MHD_stop_daemon(running)
         daemon = nil
         port = nil
@@ -360,6 +361,7 @@ final class ConnectionTracker: @unchecked Sendable {
     func closed(_ connection: OpaquePointer) {
         condition.lock()
         entries[connection] = nil
+        condition.broadcast()
         condition.unlock()
     }
 
@@ -372,7 +374,20 @@ final class ConnectionTracker: @unchecked Sendable {
     func awaitNextRequest(_ connection: OpaquePointer) {
         condition.lock()
         entries[connection]?.waitingSince = Self.now()
+        condition.broadcast()
         condition.unlock()
+    }
+
+    /// Waits, at most `timeoutSeconds`, until no request is between its arrival and the end of
+    /// its response: stopping the daemon closes connections, and would cut off a response being
+    /// sent (a run's final scrape). Idle keep-alive connections do not count.
+    func waitForRequestsInFlight(timeoutSeconds: Double) {
+        let deadline = Date(timeIntervalSinceNow: timeoutSeconds)
+        condition.lock()
+        defer { condition.unlock() }
+        while entries.values.contains(where: { $0.waitingSince == nil }), Date() < deadline {
+            _ = condition.wait(until: deadline)
+        }
     }
 
     var openConnections: Int {

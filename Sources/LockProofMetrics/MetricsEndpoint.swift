@@ -33,9 +33,10 @@ public final class MetricsEndpoint: Sendable {
         server = HTTPServer(
             address: address, limits: limits,
             routes: [
-                "/metrics": { _ in
+                "/metrics": { request in
                     let body = metrics.renderBytes()
-                    scrapes.recordScrape()
+                    // A HEAD (a health probe) reads no values: it is no scrape to wait for.
+                    if request.method == "GET" { scrapes.recordScrape() }
                     return HTTPResponse(status: 200, contentType: MetricsEndpoint.contentType, body: body)
                 },
                 "/healthz": { _ in

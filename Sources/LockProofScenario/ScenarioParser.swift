@@ -166,8 +166,6 @@ func strictInteger(_ text: String) -> Int? {
     return Int(text.replacingOccurrences(of: "_", with: ""))
 }
 
-/// A decimal number: `12`, `0.5`, `.5`, `2.5e-3`. Not hexadecimal (`0x1p3`, which Swift's
-/// `Double(_:)` accepts), not `inf` or `nan`, no underscores.
 /// The units a duration may carry (k6's spelling), in seconds.
 let durationUnits: [(suffix: String, seconds: Double)] = [("us", 1e-6), ("µs", 1e-6), ("ms", 1e-3), ("s", 1), ("m", 60)]
 
@@ -182,6 +180,8 @@ func numberOrDuration(_ text: String) -> (value: Double, unit: String?)? {
     return nil
 }
 
+/// A decimal number: `12`, `0.5`, `.5`, `2.5e-3`. Not hexadecimal (`0x1p3`, which Swift's
+/// `Double(_:)` accepts), not `inf` or `nan`, no underscores.
 func strictDecimal(_ text: String) -> Double? {
     var rest = Substring(text)
     if rest.first == "-" || rest.first == "+" { rest = rest.dropFirst() }

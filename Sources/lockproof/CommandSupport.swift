@@ -146,7 +146,7 @@ struct DatabaseWaitOptions: ParsableArguments {
     static let maximumSeconds = 86_400
 
     @Option(
-        name: .customLong("wait-for-database"),
+        name: .customLong("wait-for-database"), parsing: .unconditional,
         help: ArgumentHelp(
             "When another LockProof run holds the database (or a serve instance writes to it), wait up to this many whole seconds (0–\(maximumSeconds)) for it to finish instead of exiting 2 at once (default 0).",
             valueName: "seconds"))

@@ -213,7 +213,9 @@ func runScenarios(files: [String], options: ScenarioRunOptions) throws {
     let style = TerminalStyle.decide(
         noColorFlag: options.noColor, environment: ProcessInfo.processInfo.environment, stdoutIsTerminal: isatty(STDOUT_FILENO) == 1)
 
-    // Everything that can be refused is refused before a single write.
+    // Bad input is refused before anything is written; what the servers refuse (below) is refused
+    // before the first operation, and reported as such with --report-dir. An empty database gets
+    // LockProof's schema when it is claimed, before the later refusals.
     var bindAddress: HTTPBindAddress?
     if let text = options.metricsAddress {
         do { bindAddress = try HTTPBindAddress(parsing: text) } catch { throw startupFailure("--metrics-address \(text): \(error)") }
@@ -272,7 +274,7 @@ func runScenarios(files: [String], options: ScenarioRunOptions) throws {
     let metrics = LockProofMetrics()
     if let bindAddress {
         let server = MetricsEndpoint(metrics: metrics, address: bindAddress)
-        do { try server.start() } catch { throw startupFailure("--metrics-address \(options.metricsAddress!): \(error)") }
+        do { try server.start() } catch { throw refused("--metrics-address \(options.metricsAddress!): \(error)") }
         FileHandle.standardError.write(Data("metrics: http://\(bindAddress.host):\(server.boundPort ?? bindAddress.port)/metrics\n".utf8))
         endpoint = server
     }
@@ -285,7 +287,7 @@ func runScenarios(files: [String], options: ScenarioRunOptions) throws {
                 metrics: metrics, databaseURL: configuration.databaseURL, intervalSeconds: options.pendingInterval,
                 connectTimeoutSeconds: configuration.connectTimeoutSeconds)
         } catch {
-            throw startupFailure("cannot reach PostgreSQL: \(error)")
+            throw refused("cannot reach PostgreSQL: \(error)")
         }
     }
     defer { pendingMonitor?.stop() }

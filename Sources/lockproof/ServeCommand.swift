@@ -36,6 +36,8 @@ struct ServeCommand: ParsableCommand {
 
     @OptionGroup var servers: ServerOptions
 
+    @OptionGroup var database: DatabaseWaitOptions
+
     @Option(
         parsing: .unconditional,
         help: ArgumentHelp(
@@ -79,7 +81,9 @@ struct ServeCommand: ParsableCommand {
         // instances coexist; a run refuses it, and serve refuses a database a run holds).
         let claim: DatabaseClaim
         do {
-            claim = try DatabaseClaim.claimForWriting(.serve, configuration: configuration, command: "serve")
+            claim = try DatabaseClaim.claimForWriting(
+                .serve, configuration: configuration, command: "serve", waitSeconds: database.seconds,
+                waiting: DatabaseWaitOptions.announce)
         } catch let refusal as DatabaseNotOwned {
             shared.stop()
             throw startupFailure(refusal.message)

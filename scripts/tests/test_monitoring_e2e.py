@@ -83,7 +83,10 @@ def test_every_shipped_dashboard_expression_substitutes():
 def test_classify_and_verdict():
     assert e2e.classify_range_result([]) == "empty"
     assert e2e.classify_range_result([{"values": [[1, "NaN"], [2, "NaN"]]}]) == "NaN only"
-    assert e2e.classify_range_result([{"values": [[1, "NaN"]]}, {"values": [[1, "0"]]}]) == "data"
+    assert e2e.classify_range_result([{"values": [[1, "NaN"]]}, {"values": [[1, "0"]]}]) == "zeros only"
+    assert e2e.classify_range_result([{"values": [[1, "0"]]}, {"values": [[1, "3.5"]]}]) == "data"
+    assert e2e.panel_verdict("Throughput.", "zeros only", "Throughput by case") == "FAIL"
+    assert e2e.panel_verdict("Deadlocks.", "zeros only", "Deadlocks in range") == "ok (zeros)"
     assert e2e.classify_range_result([{"values": [[1, "+Inf"]]}]) == "data"
     assert e2e.panel_verdict("anything", "data") == "ok"
     assert (
