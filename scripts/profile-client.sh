@@ -45,14 +45,7 @@ if [ "${PROFILE_PGBENCH:-0}" = 1 ]; then
             cart-quantity) seed="users: 10000, products: 100"; extra="  quantity: 3" ;;
         esac
         key="$case_name/$strategy/spread"
-        python3 - "$bench_json" "$key" "$out/$case_name-$strategy.sql" "$out/$case_name-$strategy.defs" <<'PY' || { echo "profile-client: no pgbench script for $key in $bench_json" >&2; exit 1; }
-import json, sys
-report = json.load(open(sys.argv[1]))
-script = report["pgbenchScripts"][sys.argv[2]]
-open(sys.argv[3], "w").write(script)
-definitions = report.get("pgbenchDefinitions", {}).get(sys.argv[2], {})
-open(sys.argv[4], "w").write("".join("-D\n%s=%s\n" % item for item in sorted(definitions.items())))
-PY
+        python3 scripts/pgbench_script.py "$bench_json" "$key" "$out/$case_name-$strategy.sql" "$out/$case_name-$strategy.defs" || exit 1
         mapfile -t defines <"$out/$case_name-$strategy.defs"
         for count in 2 "$operations"; do
             cat >"$out/$case_name-$strategy-$count.yaml" <<YAML

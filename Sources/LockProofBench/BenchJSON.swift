@@ -1,46 +1,6 @@
 import Foundation
 import LockProofCommerce
 import LockProofMetrics
-import LockProofPostgres
-import LockProofRedis
-
-/// The machine a benchmark ran on, with the same field names as the run reports' `machine`.
-public struct BenchMachine: Sendable, Codable, Equatable {
-    public var cores: Int
-    public var os: String
-    public var postgresqlVersion: String?
-    public var redisVersion: String?
-
-    enum CodingKeys: String, CodingKey {
-        case cores, os
-        case postgresqlVersion = "postgresql_version"
-        case redisVersion = "redis_version"
-    }
-
-    /// This machine and the servers' versions (nil for a server that does not answer).
-    public static func probe(_ configuration: ServerConfiguration) -> BenchMachine {
-        var name = utsname()
-        uname(&name)
-        func text<T>(_ field: T) -> String {
-            withUnsafeBytes(of: field) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        }
-        var machine = BenchMachine(
-            cores: ProcessInfo.processInfo.activeProcessorCount,
-            os: "\(text(name.sysname)) \(text(name.release)) \(text(name.machine))")
-        if let db = try? PostgresConnection(configuration.databaseURL), let rows = try? db.query("SHOW server_version"),
-            rows.rowCount > 0
-        {
-            machine.postgresqlVersion = rows.string(0, 0)
-        }
-        if let redis = try? RedisConnection(endpoint: configuration.redis, commandTimeout: 2),
-            let info = try? redis.checked(["INFO", "server"]).text
-        {
-            machine.redisVersion = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("redis_version:") }
-                .map { String($0.dropFirst("redis_version:".count)).trimmingCharacters(in: .whitespaces) }
-        }
-        return machine
-    }
-}
 
 /// bench.json (docs/schemas/bench.schema.json): snake_case names, every quantity's unit in its
 /// name (`_seconds`, `_per_second`, `_milliseconds`), the tool and schema versions, the start and

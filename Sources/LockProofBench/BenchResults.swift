@@ -194,7 +194,7 @@ public struct BenchResults: Sendable, Codable {
     /// When the run ended (ISO 8601, UTC); empty in results built by hand.
     public var endedAt = ""
     /// The machine and the servers' versions.
-    public var machine: BenchMachine? = nil
+    public var machine: MachineInfo? = nil
     public var seconds: Double
     public var cells: [CellResult]
     public var scripts: [String: String]

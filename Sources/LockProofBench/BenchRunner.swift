@@ -172,7 +172,7 @@ public final class BenchRunner {
         results.errors = errors
         results.seconds = monotonicSeconds() - started
         results.endedAt = ISO8601DateFormatter().string(from: Date())
-        results.machine = BenchMachine.probe(configuration)
+        results.machine = MachineInfo.probe(configuration)
         return results
     }
 

@@ -26,6 +26,11 @@ extension CellResult {
         }
         if negativeControl { return "deliberately broken control" }
         if failedOperations > 0 { return "\(failedOperations) failed operations (\(reasonList(failedOperationsByReason)))" }
+        if spreadTooWideToRank, let throughput {
+            return String(
+                format: "spread too wide to rank: its repetitions disagree by %.0f%% (more than %.0f%%)",
+                throughput.spreadPercent, BenchWarnings.widestRankableSpreadPercent)
+        }
         return nil
     }
 
@@ -58,7 +63,8 @@ func reasonList(_ reasons: [String: Int]) -> String {
 
 /// The table a reader decides from: per case, each strategy's absolute figures at each contention
 /// and client count, ranked only where the strategy kept its invariant without failing
-/// operations, then a "pick X when …" paragraph generated from those figures.
+/// operations and its repetitions agree (a spread too wide to rank leaves it unranked), then a
+/// "pick X when …" paragraph generated from those figures.
 public struct DecisionTable: Sendable {
     public struct Row: Sendable {
         public let cell: CellResult
@@ -118,29 +124,36 @@ public struct DecisionTable: Sendable {
             guard let most = counts.max(), let fewest = counts.min() else { continue }
             let atMost = rows.filter { $0.key.contention == contention && $0.key.clients == most }
             guard let best = atMost.first(where: { $0.rank == 1 }) else {
-                sentences.append("With \(describe(contention, most)), no strategy kept its invariant without failing operations: none to pick.")
+                let why = atMost.contains { $0.cell.spreadTooWideToRank }
+                    ? "no strategy kept its invariant without failing operations with repetitions that agree closely enough to rank"
+                    : "no strategy kept its invariant without failing operations"
+                sentences.append("With \(describe(contention, most)), \(why): none to pick.")
                 continue
             }
-            var settled = !best.cell.spreadTooWideToRank
+            var settled = true
             var sentence = "With \(describe(contention, most)), pick **\(best.key.strategy)**: \(figures(best.cell))"
-            if best.cell.spreadTooWideToRank {
-                sentence += String(
-                    format: " (its repetitions disagree by %.0f%%: too wide to rank with confidence)",
-                    best.cell.throughput?.spreadPercent ?? 0)
-            }
             if let second = atMost.first(where: { $0.rank == 2 }), let a = best.cell.throughput, let b = second.cell.throughput,
                 b.max >= a.min
             {
                 sentence += "; \(second.key.strategy) (\(opsPerSecond(b.median)) ops/s) is within the repetitions' spread of it, so the two are tied here"
                 settled = false
             }
-            picks[contention] = (best.key.strategy, settled)
             let fasterLeftOut = atMost.filter {
                 $0.rank == nil && ($0.cell.throughput?.median ?? 0) > (best.cell.throughput?.median ?? 0)
             }
             for row in fasterLeftOut {
                 sentence += "; \(row.key.strategy) was faster (\(opsPerSecond(row.cell.throughput?.median ?? 0)) ops/s) but is not a pick: \(row.cell.notRankedBecause ?? "")"
             }
+            // A usable strategy left unranked only for its noise may be the faster one: the pick is open.
+            let noisy = atMost.filter {
+                $0.cell.spreadTooWideToRank && $0.cell.notRankedBecause?.hasPrefix("spread") == true
+                    && ($0.cell.throughput?.max ?? 0) >= (best.cell.throughput?.min ?? 0)
+            }
+            for row in noisy where !fasterLeftOut.contains(where: { $0.key == row.key }) {
+                sentence += "; \(row.key.strategy) (\(opsPerSecond(row.cell.throughput?.median ?? 0)) ops/s) may be as fast but is not ranked: \(row.cell.notRankedBecause ?? "")"
+            }
+            if !noisy.isEmpty { settled = false }
+            picks[contention] = (best.key.strategy, settled)
             sentences.append(sentence + ".")
             if fewest != most,
                 let low = rows.first(where: { $0.key.contention == contention && $0.key.clients == fewest && $0.rank == 1 }),

@@ -2,15 +2,16 @@ import Foundation
 import LockProofScenario
 
 /// The report fields `lockproof compare` reads, all in this one place. Each lists the spellings it
-/// accepts (first the current one), so renaming a field of the reports is one line here; fields it
-/// does not name are ignored, so added fields change nothing.
+/// accepts, the current one first (a missing field is named by it), then the camelCase of bench.json
+/// before schema 2; renaming a field of the reports is one line here; fields it does not name are
+/// ignored, so added fields change nothing.
 enum ComparedField {
     // A run report, NAME.json of `run`/`verify --report-dir`.
     static let scenario = ["scenario"]
     static let status = ["status"]
-    static let throughput = ["throughput_per_second", "throughputPerSecond"]
-    static let latency = ["latency_seconds", "latencySeconds"]
-    static let latencyP99 = ["p99", "p99_seconds"]
+    static let throughput = ["throughput_per_second"]
+    static let latency = ["latency_seconds"]
+    static let latencyP99 = ["p99"]
     static let operations = ["operations"]
     static let operationCounts = [["ok"], ["fail"], ["unknown"]]
     // bench.json of `bench --report-dir`.
@@ -19,9 +20,9 @@ enum ComparedField {
     static let invariantHeld = ["invariant_held", "invariantHeld"]
     static let negativeControl = ["negative_control", "negativeControl"]
     static let cellErrors = ["errors"]
-    static let repetitions = ["runs", "repetitions"]
-    static let repetitionThroughput = ["throughput", "throughput_per_second", "throughputPerSecond"]
-    static let repetitionLatencyP99 = ["latency_p99_seconds", "latencyP99", "latency_p99"]
+    static let repetitions = ["repetitions", "runs"]
+    static let repetitionThroughput = ["throughput_per_second", "throughput"]
+    static let repetitionLatencyP99 = ["latency_p99_seconds", "latencyP99"]
     static let repetitionOperations = ["operations"]
 }
 
@@ -349,15 +350,19 @@ public struct ReportComparison: Sendable {
             if from.verdictGood == to.verdictGood { return "· " + text }
             return to.verdictGood ? style.good("✓ " + text) : style.bad("✗ " + text)
         }
+        // Each figure marked on its own: a row in "slower" may have one figure that improved.
         var parts: [String] = []
+        func mark(_ judgement: FigureChange.Judgement, _ text: String) -> String {
+            judgement == .slower ? style.bad("✗ " + text) : style.good("✓ " + text)
+        }
         if let t = row.throughput, t.judgement == .slower || t.judgement == .faster {
-            parts.append("throughput \(figure(t.baseline, Self.opsPerSecond)) → \(figure(t.new, Self.opsPerSecond)) ops/s (\(signed(t.change)))")
+            parts.append(
+                mark(t.judgement, "throughput \(figure(t.baseline, Self.opsPerSecond)) → \(figure(t.new, Self.opsPerSecond)) ops/s (\(signed(t.change)))"))
         }
         if let l = row.latencyP99, l.judgement == .slower || l.judgement == .faster {
-            parts.append("p99 \(figure(l.baseline, Self.milliseconds)) → \(figure(l.new, Self.milliseconds)) ms (\(signed(l.change)))")
+            parts.append(mark(l.judgement, "p99 \(figure(l.baseline, Self.milliseconds)) → \(figure(l.new, Self.milliseconds)) ms (\(signed(l.change)))"))
         }
-        let text = "\(row.name): " + parts.joined(separator: "; ")
-        return row.outcome == .slower ? style.bad("✗ " + text) : style.good("✓ " + text)
+        return "\(row.name): " + parts.joined(separator: "; ")
     }
 
     private func table() -> [String] {

@@ -26,7 +26,8 @@ struct BenchCommand: ParsableCommand {
             with exit 2 (see --wait-for-database). Exits 1 when anything could not be measured, a claim \
             left "not measured" by --cases or --strategies included.
 
-            Example: settle "Redis lock, optimistic or pessimistic?" for charges in about two minutes:
+            Example: settle "Redis lock, optimistic or pessimistic?" for charges in about two minutes
+            (exits 1: claims 4 and 6-10 need the other cases and are not measured):
               lockproof bench --quick --cases charge-balance --strategies seed,optimistic-retry,pessimistic \\
                 --clients 1,16 --repetitions 2 --seconds 1 --report-dir bench-out
             """)

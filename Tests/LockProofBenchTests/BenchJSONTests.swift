@@ -1,4 +1,5 @@
 import Foundation
+import LockProofScenario
 import XCTest
 
 @testable import LockProofBench
@@ -62,7 +63,9 @@ final class BenchJSONTests: XCTestCase {
             DecisionTableTests.cell("pessimistic", throughputs: [1000, 1050]),
         ], claims: [ClaimVerdict(number: 7, claim: "c", verdict: .notMeasured, evidence: "e", measuredBy: ["experiment oversell"])])
         results.endedAt = "2026-12-04T18:01:00Z"
-        results.machine = BenchMachine(cores: 2, os: "Linux", postgresqlVersion: "15.8", redisVersion: nil)
+        var machine = MachineInfo.local()
+        machine.postgresqlVersion = "15.8"
+        results.machine = machine
         results.redisLockCosts = [
             RedisLockCost(clients: 1, lockProofPairsPerSecond: 10, redisBenchmarkAcquire: 30, redisBenchmarkRelease: 30)
         ]

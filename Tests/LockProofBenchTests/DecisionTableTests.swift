@@ -98,9 +98,30 @@ final class DecisionTableTests: XCTestCase {
             Self.cell("pessimistic", throughputs: [900, 1000, 1500]),
             Self.cell("atomic", throughputs: [850, 950, 980]),
         ])
-        let pick = try XCTUnwrap(DecisionTable(results, .chargeBalance)).pick
-        XCTAssertTrue(pick.contains("atomic (950 ops/s) is within the repetitions' spread of it, so the two are tied here"), pick)
-        XCTAssertTrue(pick.contains("its repetitions disagree by 60%: too wide to rank with confidence"), pick)
+        let table = try XCTUnwrap(DecisionTable(results, .chargeBalance))
+        let pick = table.pick
+        // Flagged too wide to rank is never ranked (bench.json cannot say rank 1 and spread_too_wide_to_rank).
+        let wide = try XCTUnwrap(table.rows.first { $0.key.strategy == "pessimistic" })
+        XCTAssertNil(wide.rank)
+        XCTAssertEqual(wide.cell.notRankedBecause, "spread too wide to rank: its repetitions disagree by 60% (more than 30%)")
+        XCTAssertEqual(table.rows.first { $0.key.strategy == "atomic" }?.rank, 1)
+        XCTAssertTrue(pick.contains("pick **atomic**: 950 ops/s"), pick)
+        XCTAssertTrue(
+            pick.contains("pessimistic was faster (1,000 ops/s) but is not a pick: spread too wide to rank: its repetitions disagree by 60%"), pick)
+        // Two narrow cells whose repetitions overlap are tied.
+        let tied = try XCTUnwrap(
+            DecisionTable(
+                Self.results([Self.cell("pessimistic", throughputs: [900, 1000, 1100]), Self.cell("atomic", throughputs: [850, 950, 980])]),
+                .chargeBalance)
+        ).pick
+        XCTAssertTrue(tied.contains("atomic (950 ops/s) is within the repetitions' spread of it, so the two are tied here"), tied)
+        // A slower noisy cell that may be as fast leaves the pick open too.
+        let slowerNoisy = try XCTUnwrap(
+            DecisionTable(
+                Self.results([Self.cell("pessimistic", throughputs: [500, 900, 1200]), Self.cell("atomic", throughputs: [1000, 1010])]),
+                .chargeBalance)
+        ).pick
+        XCTAssertTrue(slowerNoisy.contains("pessimistic (900 ops/s) may be as fast but is not ranked: spread too wide to rank"), slowerNoisy)
         let warnings = BenchWarnings.wideSpreads(results)
         XCTAssertEqual(warnings.count, 1, "only pessimistic (60%); atomic's 14% is fine: \(warnings)")
         XCTAssertTrue(warnings[0].hasPrefix("charge-balance/pessimistic/hot/c64: 1000 ops/s median, 900–1500 over 3 repetitions (spread 60% > 30%)"), warnings[0])
@@ -110,9 +131,11 @@ final class DecisionTableTests: XCTestCase {
         both.cells += [
             Self.cell("pessimistic", .spread, throughputs: [900, 910]), Self.cell("atomic", .spread, throughputs: [2000, 2010]),
         ]
+        let bothPick = try XCTUnwrap(DecisionTable(both, .chargeBalance)).pick
         XCTAssertTrue(
-            try XCTUnwrap(DecisionTable(both, .chargeBalance)).pick.hasPrefix(
-                "Pick pessimistic (not settled by this run: a tie or too wide a spread) when writes meet on one hot row, atomic when they spread over many rows."))
+            bothPick.hasPrefix(
+                "Pick atomic (not settled by this run: a tie or too wide a spread) when writes meet on one hot row, atomic when they spread over many rows."),
+            bothPick)
         // One repetition has no spread to judge: no warning.
         XCTAssertTrue(BenchWarnings.wideSpreads(Self.results([Self.cell("atomic", throughputs: [5])])).isEmpty)
     }
@@ -121,5 +144,7 @@ final class DecisionTableTests: XCTestCase {
         let results = Self.results([Self.cell("optimistic-retry", throughputs: [10], failures: ["retry_exhausted": 3])])
         let pick = try XCTUnwrap(DecisionTable(results, .chargeBalance)).pick
         XCTAssertEqual(pick, "With 64 clients on one hot row, no strategy kept its invariant without failing operations: none to pick.")
+        let noisyOnly = try XCTUnwrap(DecisionTable(Self.results([Self.cell("atomic", throughputs: [500, 1000, 1500])]), .chargeBalance)).pick
+        XCTAssertTrue(noisyOnly.hasSuffix("with repetitions that agree closely enough to rank: none to pick."), noisyOnly)
     }
 }

@@ -45,6 +45,18 @@ final class ReportComparisonTests: XCTestCase {
         XCTAssertEqual(broke.rows.first?.new?.verdict, "broken")
     }
 
+    /// A field missing from a report is named as the reports write it now, not by its legacy spelling.
+    func testAMissingFieldIsNamedByItsCurrentName() throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("lp-compare-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+        let cell = #"{"id": "charge-balance/atomic/hot/c16", "invariant_held": true, "negative_control": false, "errors": []}"#
+        try Data(#"{"cells": [\#(cell)]}"#.utf8).write(to: url.appendingPathComponent("bench.json"))
+        XCTAssertThrowsError(try ReportSet.load(url.path)) { error in
+            XCTAssertTrue("\(error)".hasSuffix("field 'repetitions' is missing"), "\(error)")
+        }
+    }
+
     /// Ranges apart but within 10 %: a steady machine's small drift is no regression.
     func testRangesApartButCloseAreNoChange() {
         let close = ReportComparison.judge([1_000, 1_001], [960, 961], higherIsBetter: true, tolerance: 0.25, tooFew: nil)

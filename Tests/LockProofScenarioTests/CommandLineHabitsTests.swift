@@ -122,7 +122,7 @@ extension CommandLineTests {
         let baseline = try report("a", throughput: 1_651, p99: 0.010)
         let halved = try lockproof(["compare", baseline, try report("b", throughput: 700, p99: 0.010)])
         XCTAssertEqual(halved.status, 1, halved.out + halved.err)
-        XCTAssertTrue(halved.out.contains("slower, beyond the noise:\n  ✗ hot: throughput 1651 → 700 ops/s (-57.6%)"), halved.out)
+        XCTAssertTrue(halved.out.contains("slower, beyond the noise:\n  hot: ✗ throughput 1651 → 700 ops/s (-57.6%)"), halved.out)
         let noisy = try report("c", throughput: 1_500, p99: 0.011)
         let inside = try lockproof(["compare", baseline, noisy])
         XCTAssertEqual(inside.status, 0, inside.out)
@@ -131,7 +131,12 @@ extension CommandLineTests {
         XCTAssertEqual(try lockproof(["compare", baseline, noisy, "--tolerance", "5"]).status, 1)
         let faster = try lockproof(["compare", baseline, try report("d", throughput: 1_651, p99: 0.002)])
         XCTAssertEqual(faster.status, 0, faster.out)
-        XCTAssertTrue(faster.out.contains("faster, beyond the noise:\n  ✓ hot: p99 10.0 → 2.00 ms (-80.0%)"), faster.out)
+        XCTAssertTrue(faster.out.contains("faster, beyond the noise:\n  hot: ✓ p99 10.0 → 2.00 ms (-80.0%)"), faster.out)
+        // Slower for its p99, faster for its throughput: each figure is marked on its own.
+        let mixed = try lockproof(["compare", baseline, try report("e", throughput: 3_000, p99: 0.020)])
+        XCTAssertEqual(mixed.status, 1, mixed.out)
+        XCTAssertTrue(
+            mixed.out.contains("slower, beyond the noise:\n  hot: ✓ throughput 1651 → 3000 ops/s (+81.7%); ✗ p99 10.0 → 20.0 ms (+100.0%)"), mixed.out)
     }
 
     /// Bench cells with repetitions: overlapping ranges are no change however far the medians
@@ -157,7 +162,7 @@ extension CommandLineTests {
         XCTAssertTrue(overlapping.out.contains("noise"), overlapping.out)
         let apart = try lockproof(["compare", baseline, try bench("c", [500, 520, 540])])
         XCTAssertEqual(apart.status, 1, apart.out)
-        XCTAssertTrue(apart.out.contains("✗ charge-balance/atomic/hot/c16: throughput 1200 [828–1651] → 520 [500–540] ops/s"), apart.out)
+        XCTAssertTrue(apart.out.contains("charge-balance/atomic/hot/c16: ✗ throughput 1200 [828–1651] → 520 [500–540] ops/s"), apart.out)
         let broke = try lockproof(["compare", baseline, try bench("d", held: false, [828, 1_651, 1_200])])
         XCTAssertEqual(broke.status, 1, broke.out)
         XCTAssertTrue(broke.out.contains("verdict changes:\n  ✗ charge-balance/atomic/hot/c16: held → broken"), broke.out)
