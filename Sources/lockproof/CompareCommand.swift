@@ -58,6 +58,9 @@ struct CompareCommand: ParsableCommand {
             throw startupFailure(error.description)
         }
         let destination = URL(fileURLWithPath: output ?? (new as NSString).appendingPathComponent("compare.txt"))
+        // As for every report folder: compare.txt is never written into a folder reached through a link.
+        let folder = destination.deletingLastPathComponent().path
+        if let problem = ReportFile.linkedFolderProblem(folder) { throw startupFailure("\(output == nil ? "NEW" : "--output") \(problem)") }
         do {
             try ReportFile.write(
                 comparison.text() + "\n", named: destination.lastPathComponent, in: destination.deletingLastPathComponent())

@@ -195,5 +195,13 @@ extension CommandLineTests {
         let mixed = try lockproof(["compare", good.path, bad.path])
         XCTAssertEqual(mixed.status, 2)
         XCTAssertTrue(mixed.err.contains("compare like with like"), mixed.err)
+
+        // compare.txt is never written into a folder reached through a link.
+        let linked = folder.appendingPathComponent("linked")
+        try FileManager.default.createSymbolicLink(at: linked, withDestinationURL: good)
+        let throughLink = try lockproof(["compare", good.path, linked.path])
+        XCTAssertEqual(throughLink.status, 2, throughLink.out + throughLink.err)
+        XCTAssertTrue(throughLink.err.contains(linked.path), throughLink.err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: good.appendingPathComponent("compare.txt").path))
     }
 }
