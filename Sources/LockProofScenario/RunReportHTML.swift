@@ -74,7 +74,7 @@ public enum RunReportHTML {
         if let error = report.error { reasons.append("the run broke: \(html(error))") }
         if result.nothingTested && report.error == nil { reasons.append(html(ReportWriter.nothingTestedMessage)) }
         for threshold in report.thresholds where !threshold.passed {
-            // The message holds the observed value against the limit ("latency p(99) = 0.037 breaks < 0.0005").
+            // The message holds the observed value against the limit ("latency p(99) = 37ms breaks < 500us").
             reasons.append("threshold <b>\(html(threshold.metric)) \(html(threshold.expression))</b> failed: \(html(threshold.message))")
         }
         if result.scenario.expect == .violation && !result.violationCaught && report.error == nil {

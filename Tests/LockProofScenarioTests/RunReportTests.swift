@@ -94,12 +94,12 @@ final class RunReportTests: XCTestCase {
         let result = try run(
             try scenario(
                 "r-thresholds", strategy: "atomic", expect: "pass",
-                thresholds: "  latency: [\"p(99) < 0.0000001\"]\n  throughput: [\"rate > 1000000000\"]\n  errors: [\"count == 0\"]"),
+                thresholds: "  latency: [\"p(99) < 0.1us\"]\n  throughput: [\"rate > 1000000000\"]\n  errors: [\"count == 0\"]"),
             in: directory)
         XCTAssertEqual(result.status, .fail, ReportWriter.summary(result))
         let page = RunReportHTML.page([result])
-        XCTAssertTrue(page.contains("threshold <b>latency p(99) &lt; 0.0000001</b> failed: latency p(99) = "), page)
-        XCTAssertTrue(page.contains(" breaks &lt; 1e-07"), "the observed value against its limit")
+        XCTAssertTrue(page.contains("threshold <b>latency p(99) &lt; 0.1us</b> failed: latency p(99) = "), page)
+        XCTAssertTrue(page.contains(" breaks &lt; 0.1us"), "the observed value against its limit")
         XCTAssertTrue(page.contains("threshold <b>throughput rate &gt; 1000000000</b> failed: throughput rate = "), page)
         XCTAssertFalse(page.contains("threshold <b>errors"), "a threshold that held is not a reason")
         for figure in ["throughput: ", "latency: p50 ", "operations: 40 ok"] {
