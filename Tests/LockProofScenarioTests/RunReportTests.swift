@@ -102,6 +102,8 @@ final class RunReportTests: XCTestCase {
         XCTAssertTrue(page.contains(" breaks &lt; 0.1us"), "the observed value against its limit")
         XCTAssertTrue(page.contains("threshold <b>throughput rate &gt; 1000000000</b> failed: throughput rate = "), page)
         XCTAssertFalse(page.contains("threshold <b>errors"), "a threshold that held is not a reason")
+        // 40 operations for a p(99): the threshold's warning is on the page as in the terminal.
+        XCTAssertTrue(page.contains("<li class=\"warning\">warning: 'p(99) &lt; 0.1us' on latency was judged on 40 samples"), page)
         for figure in ["throughput: ", "latency: p50 ", "operations: 40 ok"] {
             XCTAssertTrue(page.contains(figure), "\(figure) missing from\n\(page)")
         }
