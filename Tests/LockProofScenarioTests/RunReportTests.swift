@@ -25,11 +25,29 @@ final class RunReportTests: XCTestCase {
         XCTAssertEqual(anomaly.subjectDescription, "user 7")
         XCTAssertEqual(
             anomaly.sentence,
-            "4 charges read balance 3,000; 3 of their writes were lost: 3,000 missing (balance 4,000; the acknowledged charges require 7,000).")
+            "4 charges read balance 3,000; 3 of their writes were lost: 3,000 missing overall (3 charges' worth; balance 4,000; the acknowledged charges require 7,000).")
         XCTAssertEqual(Set(anomaly.marked.map(\.client)), [1, 2, 3, 4], "the four racing charges, not the serial ones")
         XCTAssertEqual(anomaly.marked.filter(\.lost).count, 3)
         XCTAssertEqual(anomaly.marked.first { !$0.lost }?.client, 4, "the last to finish is the write that stayed")
         XCTAssertEqual(anomaly.marked[0].role, "read balance 3,000, wrote 4,000: overwritten")
+    }
+
+    /// Two races in the history while the checker finds more missing than they show: the races are
+    /// counted as races, the total is the checker's, and no count of lost writes contradicts it
+    /// (old code: "3 writes lost in 2 such races … 5,000 missing" with charges of 1,000).
+    func testSeveralRacesAreCountedAsRacesAndTheTotalIsTheCheckersOwn() {
+        let first = (1...3).map { charge(client: $0, start: 1 + Double($0) * 0.01, end: 2 + Double($0) * 0.01, wrote: 1000) }
+        let second = (4...5).map { charge(client: $0, start: 5 + Double($0) * 0.01, end: 6 + Double($0) * 0.01, wrote: 2000) }
+        let violation = Violation(
+            name: "balance-below-acknowledged", count: 1, firstExample: "user 7: balance 2000, the history allows 7000…7000 (initial 0)",
+            evidence: ViolationEvidence(subject: ["user": 7], observed: 2000, expected: 7000))
+        let anomaly = AnomalyExplainer.explain(violation, checker: "money-conservation", history: first + second)
+        XCTAssertEqual(anomaly.name, "lost update")
+        XCTAssertEqual(
+            anomaly.sentence,
+            "3 charges read balance 0; 2 of their writes were lost (2 such races in the history on user 7): "
+                + "5,000 missing overall (5 charges' worth; balance 2,000; the acknowledged charges require 7,000).")
+        XCTAssertFalse(anomaly.sentence.contains("writes lost in"), anomaly.sentence)
     }
 
     /// Negative control: the same charges one after another race nowhere, so no lost update is
