@@ -1,4 +1,5 @@
 import Foundation
+import LockProofRedis
 @testable import LockProofScenario
 import LockProofTestSupport
 import XCTest
@@ -158,5 +159,26 @@ final class RunReportTests: XCTestCase {
         XCTAssertNotNil(machine?["postgresql_version"] as? String, "\(machine ?? [:])")
         XCTAssertNotNil(machine?["redis_version"] as? String, "\(machine ?? [:])")
         XCTAssertLessThanOrEqual(report["started_at"] as! String, report["ended_at"] as! String)
+    }
+
+    /// The server versions are asked once per process: Redis counts no new connection for a
+    /// second, third and fourth scenario's report (old code: one per scenario), while a direct
+    /// probe still connects (the count is not blind).
+    func testServerVersionsAreAskedOncePerProcess() throws {
+        let configuration = TestServers.configuration
+        let first = MachineInfo.probeOnce(configuration)
+        XCTAssertNotNil(first.redisVersion)
+        XCTAssertNotNil(first.postgresqlVersion)
+        let redis = try RedisConnection(endpoint: configuration.redis, commandTimeout: 5)
+        func connectionsReceived() throws -> Int {
+            let info = try redis.checked(["INFO", "stats"]).text ?? ""
+            let line = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("total_connections_received:") }
+            return Int(line?.dropFirst("total_connections_received:".count) ?? "") ?? -1
+        }
+        let before = try connectionsReceived()
+        for _ in 0..<3 { XCTAssertEqual(MachineInfo.probeOnce(configuration), first) }
+        XCTAssertEqual(try connectionsReceived(), before, "no connection for an answer already known")
+        _ = MachineInfo.probe(configuration)
+        XCTAssertEqual(try connectionsReceived(), before + 1, "a probe that asks is counted")
     }
 }
