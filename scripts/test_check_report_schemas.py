@@ -29,6 +29,20 @@ def test_reports_written_by_a_real_run_validate(reports):
     assert check_report_schemas.main([str(reports)]) == 0
 
 
+def test_a_threshold_warning_written_by_a_real_run_validates(reports):
+    # A run too short for its p(99): the report's threshold carries a warning, which the schema knows.
+    report = json.loads((reports / "charge-balance-short-p99.json").read_text())
+    assert any("warning" in threshold for threshold in report["thresholds"]), report["thresholds"]
+    assert check_report_schemas.problems_in(reports) == []
+
+
+def test_a_threshold_warning_that_is_not_text_fails(reports):
+    path = reports / "charge-balance-short-p99.json"
+    edit_json(path, lambda report: report["thresholds"][0].update(warning=True))
+    problems = check_report_schemas.problems_in(reports)
+    assert any("thresholds/0/warning" in problem for problem in problems), problems
+
+
 def test_a_camel_case_field_fails(reports):
     path = reports / "charge-balance-strict-latency.json"
     edit_json(path, lambda report: report.update(durationSeconds=report.pop("duration_seconds")))

@@ -389,6 +389,5 @@ func markdownToHTML(_ markdown: String) -> String {
 }
 
 func html(_ text: String) -> String {
-    text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-        .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+    ReportWriter.escape(text)
 }

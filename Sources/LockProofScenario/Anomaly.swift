@@ -181,14 +181,20 @@ public enum AnomalyExplainer {
         let groups = sameValueGroups(related)
         guard let race = example(groups), let value = written(race[0]) else { return nil }
         let noun = race[0].operation == "charge" ? "charges" : race[0].operation == "add" ? "adds" : "\(race[0].operation)s"
-        let lostWrites = groups.reduce(0) { $0 + $1.count - 1 }
         var sentence = "\(race.count) \(noun) read \(value.noun) \(grouped(value.wrote - value.step)); \(race.count - 1) of their writes \(race.count == 2 ? "was" : "were") lost"
         if groups.count > 1 {
-            sentence += " (over the run, \(lostWrites) writes lost in \(groups.count) such races on \(Anomaly.describe(subject(of: violation))))"
+            sentence += " (\(groups.count) such races in the history on \(Anomaly.describe(subject(of: violation))))"
         }
+        // The total comes from the checker's final state: not every lost write leaves two equal
+        // writes in the history, so a count of lost writes taken from the races would contradict it.
         if let evidence = violation.evidence, evidence.expected != evidence.observed {
             let missing = abs(evidence.expected - evidence.observed)
-            sentence += ": \(grouped(missing)) missing (\(value.noun) \(grouped(evidence.observed)); the acknowledged \(noun) require \(grouped(evidence.expected)))"
+            var worth = ""
+            if value.step > 0, missing % value.step == 0 {
+                let writes = missing / value.step
+                worth = writes == 1 ? "1 \(noun.dropLast())'s worth; " : "\(grouped(writes)) \(noun)' worth; "
+            }
+            sentence += ": \(grouped(missing)) missing overall (\(worth)\(value.noun) \(grouped(evidence.observed)); the acknowledged \(noun) require \(grouped(evidence.expected)))"
         }
         return ("lost update", sentence + ".", markGroup(race))
     }

@@ -1,6 +1,7 @@
 import Foundation
 import LockProofCommerce
 import LockProofRedis
+import Synchronization
 
 /// What a run ran on, for the JSON reports: figures from two machines are compared knowing it.
 public struct MachineInfo: Sendable, Codable, Equatable {
@@ -29,6 +30,25 @@ public struct MachineInfo: Sendable, Codable, Equatable {
         return MachineInfo(
             cores: ProcessInfo.processInfo.activeProcessorCount, os: "\(text(name.sysname)) \(text(name.release)) \(text(name.machine))",
             postgresqlVersion: nil, redisVersion: nil)
+    }
+
+    /// Versions already asked, per configuration: the servers do not change within a process.
+    private static let probed = Mutex<[(configuration: ServerConfiguration, machine: MachineInfo)]>([])
+
+    /// `probe`, asked once per process and configuration (a verify runs dozens of scenarios; each
+    /// asking again opened two connections more). A server that did not answer is asked again next time.
+    public static func probeOnce(_ configuration: ServerConfiguration) -> MachineInfo {
+        if let known = probed.withLock({ $0.first { $0.configuration == configuration }?.machine }),
+            known.postgresqlVersion != nil, known.redisVersion != nil
+        {
+            return known
+        }
+        let machine = probe(configuration)
+        probed.withLock { cache in
+            cache.removeAll { $0.configuration == configuration }
+            cache.append((configuration, machine))
+        }
+        return machine
     }
 
     /// This machine and the versions of the servers `configuration` names (nil for one that does not answer).

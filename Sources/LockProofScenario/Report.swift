@@ -546,7 +546,8 @@ public enum ReportWriter {
         return properties
     }
 
-    static func escape(_ text: String) -> String {
+    /// Escapes text for HTML and XML (report.html, junit.xml, bench.html).
+    public static func escape(_ text: String) -> String {
         text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
             .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
     }

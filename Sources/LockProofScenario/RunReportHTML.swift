@@ -34,7 +34,7 @@ public enum RunReportHTML {
             .verdict-pass { color: #060; font-weight: bold; }
             section.scenario { border-top: 2px solid #ccc; margin-top: 1.5em; }
             p.sentence { font-size: 17px; background: #fff3f3; border-left: 5px solid #c22; padding: 6px 10px; }
-            ul.why li { margin: 2px 0; } .failed { color: #b00; font-weight: bold; }
+            ul.why li { margin: 2px 0; } .failed { color: #b00; font-weight: bold; } .warning { color: #8a5a00; }
             figure.plot { margin: 0.5em 0; border: 1px solid #ddd; display: inline-block; }
             ol.marked { font-size: 13px; } ol.marked li.lost { color: #a00; }
             .legend span { display: inline-block; margin-right: 14px; font-size: 12px; }
@@ -74,7 +74,7 @@ public enum RunReportHTML {
         if let error = report.error { reasons.append("the run broke: \(html(error))") }
         if result.nothingTested && report.error == nil { reasons.append(html(ReportWriter.nothingTestedMessage)) }
         for threshold in report.thresholds where !threshold.passed {
-            // The message holds the observed value against the limit ("latency p(99) = 0.037 breaks < 0.0005").
+            // The message holds the observed value against the limit ("latency p(99) = 37ms breaks < 500us").
             reasons.append("threshold <b>\(html(threshold.metric)) \(html(threshold.expression))</b> failed: \(html(threshold.message))")
         }
         if result.scenario.expect == .violation && !result.violationCaught && report.error == nil {
@@ -86,6 +86,9 @@ public enum RunReportHTML {
             }
         }
         if !reasons.isEmpty { out += "<ul class=\"why\">" + reasons.map { "<li class=\"failed\">\($0)</li>" }.joined() + "</ul>\n" }
+        // A threshold judged on too few samples, passed or not: the terminal's warning, here too.
+        let warnings = report.thresholds.compactMap(\.warning)
+        if !warnings.isEmpty { out += "<ul class=\"why\">" + warnings.map { "<li class=\"warning\">warning: \(html($0))</li>" }.joined() + "</ul>\n" }
         // The run's figures, as the terminal prints them.
         let prefixes = ["operations:", "throughput:", "latency:", "retries:", "deadlocks:", "lock wait", "lock held", "pool wait", "two holders", "recovery:"]
         var figures = ReportWriter.summary(result).split(separator: "\n").map(String.init).filter { line in prefixes.contains { line.hasPrefix($0) } }

@@ -228,7 +228,7 @@ public final class ScenarioRunner {
         }
         result.startedAt = startedAt
         result.endedAt = Date()
-        result.machine = MachineInfo.probe(configuration)
+        result.machine = MachineInfo.probeOnce(configuration)
         return result
     }
 

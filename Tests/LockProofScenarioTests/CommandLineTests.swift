@@ -173,6 +173,18 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(try lockproof(["check", try write(passing, "good.yaml", in: folder)]).status, 0)
     }
 
+    /// The examples the docs point at must pass `check` as they are (a bare-number latency limit
+    /// left in one after units became required made it exit 2).
+    func testEveryDocumentedExamplePassesCheck() throws {
+        let examples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../docs/examples").standardized
+        let files = try FileManager.default.contentsOfDirectory(atPath: examples.path).filter { $0.hasSuffix(".yaml") }.sorted()
+        XCTAssertFalse(files.isEmpty, "no example in \(examples.path)")
+        for file in files {
+            let result = try lockproof(["check", examples.appendingPathComponent(file).path])
+            XCTAssertEqual(result.status, 0, "\(file): \(result.err)")
+        }
+    }
+
     func testBadInputRunsNothingAndWritesNothing() throws {
         let folder = try temporaryFolder()
         let bad = try write(passing.replacingOccurrences(of: "throughput", with: "throughputt"), "bad.yaml", in: folder)

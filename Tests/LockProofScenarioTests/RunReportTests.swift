@@ -1,4 +1,5 @@
 import Foundation
+import LockProofRedis
 @testable import LockProofScenario
 import LockProofTestSupport
 import XCTest
@@ -25,11 +26,29 @@ final class RunReportTests: XCTestCase {
         XCTAssertEqual(anomaly.subjectDescription, "user 7")
         XCTAssertEqual(
             anomaly.sentence,
-            "4 charges read balance 3,000; 3 of their writes were lost: 3,000 missing (balance 4,000; the acknowledged charges require 7,000).")
+            "4 charges read balance 3,000; 3 of their writes were lost: 3,000 missing overall (3 charges' worth; balance 4,000; the acknowledged charges require 7,000).")
         XCTAssertEqual(Set(anomaly.marked.map(\.client)), [1, 2, 3, 4], "the four racing charges, not the serial ones")
         XCTAssertEqual(anomaly.marked.filter(\.lost).count, 3)
         XCTAssertEqual(anomaly.marked.first { !$0.lost }?.client, 4, "the last to finish is the write that stayed")
         XCTAssertEqual(anomaly.marked[0].role, "read balance 3,000, wrote 4,000: overwritten")
+    }
+
+    /// Two races in the history while the checker finds more missing than they show: the races are
+    /// counted as races, the total is the checker's, and no count of lost writes contradicts it
+    /// (old code: "3 writes lost in 2 such races … 5,000 missing" with charges of 1,000).
+    func testSeveralRacesAreCountedAsRacesAndTheTotalIsTheCheckersOwn() {
+        let first = (1...3).map { charge(client: $0, start: 1 + Double($0) * 0.01, end: 2 + Double($0) * 0.01, wrote: 1000) }
+        let second = (4...5).map { charge(client: $0, start: 5 + Double($0) * 0.01, end: 6 + Double($0) * 0.01, wrote: 2000) }
+        let violation = Violation(
+            name: "balance-below-acknowledged", count: 1, firstExample: "user 7: balance 2000, the history allows 7000…7000 (initial 0)",
+            evidence: ViolationEvidence(subject: ["user": 7], observed: 2000, expected: 7000))
+        let anomaly = AnomalyExplainer.explain(violation, checker: "money-conservation", history: first + second)
+        XCTAssertEqual(anomaly.name, "lost update")
+        XCTAssertEqual(
+            anomaly.sentence,
+            "3 charges read balance 0; 2 of their writes were lost (2 such races in the history on user 7): "
+                + "5,000 missing overall (5 charges' worth; balance 2,000; the acknowledged charges require 7,000).")
+        XCTAssertFalse(anomaly.sentence.contains("writes lost in"), anomaly.sentence)
     }
 
     /// Negative control: the same charges one after another race nowhere, so no lost update is
@@ -94,14 +113,16 @@ final class RunReportTests: XCTestCase {
         let result = try run(
             try scenario(
                 "r-thresholds", strategy: "atomic", expect: "pass",
-                thresholds: "  latency: [\"p(99) < 0.0000001\"]\n  throughput: [\"rate > 1000000000\"]\n  errors: [\"count == 0\"]"),
+                thresholds: "  latency: [\"p(99) < 0.1us\"]\n  throughput: [\"rate > 1000000000\"]\n  errors: [\"count == 0\"]"),
             in: directory)
         XCTAssertEqual(result.status, .fail, ReportWriter.summary(result))
         let page = RunReportHTML.page([result])
-        XCTAssertTrue(page.contains("threshold <b>latency p(99) &lt; 0.0000001</b> failed: latency p(99) = "), page)
-        XCTAssertTrue(page.contains(" breaks &lt; 1e-07"), "the observed value against its limit")
+        XCTAssertTrue(page.contains("threshold <b>latency p(99) &lt; 0.1us</b> failed: latency p(99) = "), page)
+        XCTAssertTrue(page.contains(" breaks &lt; 0.1us"), "the observed value against its limit")
         XCTAssertTrue(page.contains("threshold <b>throughput rate &gt; 1000000000</b> failed: throughput rate = "), page)
         XCTAssertFalse(page.contains("threshold <b>errors"), "a threshold that held is not a reason")
+        // 40 operations for a p(99): the threshold's warning is on the page as in the terminal.
+        XCTAssertTrue(page.contains("<li class=\"warning\">warning: 'p(99) &lt; 0.1us' on latency was judged on 40 samples"), page)
         for figure in ["throughput: ", "latency: p50 ", "operations: 40 ok"] {
             XCTAssertTrue(page.contains(figure), "\(figure) missing from\n\(page)")
         }
@@ -138,5 +159,26 @@ final class RunReportTests: XCTestCase {
         XCTAssertNotNil(machine?["postgresql_version"] as? String, "\(machine ?? [:])")
         XCTAssertNotNil(machine?["redis_version"] as? String, "\(machine ?? [:])")
         XCTAssertLessThanOrEqual(report["started_at"] as! String, report["ended_at"] as! String)
+    }
+
+    /// The server versions are asked once per process: Redis counts no new connection for a
+    /// second, third and fourth scenario's report (old code: one per scenario), while a direct
+    /// probe still connects (the count is not blind).
+    func testServerVersionsAreAskedOncePerProcess() throws {
+        let configuration = TestServers.configuration
+        let first = MachineInfo.probeOnce(configuration)
+        XCTAssertNotNil(first.redisVersion)
+        XCTAssertNotNil(first.postgresqlVersion)
+        let redis = try RedisConnection(endpoint: configuration.redis, commandTimeout: 5)
+        func connectionsReceived() throws -> Int {
+            let info = try redis.checked(["INFO", "stats"]).text ?? ""
+            let line = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("total_connections_received:") }
+            return Int(line?.dropFirst("total_connections_received:".count) ?? "") ?? -1
+        }
+        let before = try connectionsReceived()
+        for _ in 0..<3 { XCTAssertEqual(MachineInfo.probeOnce(configuration), first) }
+        XCTAssertEqual(try connectionsReceived(), before, "no connection for an answer already known")
+        _ = MachineInfo.probe(configuration)
+        XCTAssertEqual(try connectionsReceived(), before + 1, "a probe that asks is counted")
     }
 }
