@@ -8,6 +8,10 @@ if [ -n "${LOCKPROOF_DATABASE_URL:-}" ] && [ -n "${LOCKPROOF_REDIS_URL:-}" ]; th
     exec "$@"
 fi
 trap '"$root/scripts/services.sh" stop' EXIT
-eval "$("$root/scripts/services.sh" start)"
+# A failed start must stop here: `eval "$(…)"` alone would swallow the failure, and the command
+# would then run against whatever answers on the default ports, someone else's servers perhaps.
+exports=$("$root/scripts/services.sh" start) || { echo "with-services: the throwaway servers did not start; nothing was run" >&2; exit 1; }
+eval "$exports"
+[ -n "${LOCKPROOF_DATABASE_URL:-}" ] && [ -n "${LOCKPROOF_REDIS_URL:-}" ] || { echo "with-services: services.sh start named no servers; nothing was run" >&2; exit 1; }
 echo "with-services: PostgreSQL on 127.0.0.1:${LOCKPROOF_PG_PORT:-25432}, Redis on 127.0.0.1:${LOCKPROOF_REDIS_PORT:-26379}"
 "$@"
