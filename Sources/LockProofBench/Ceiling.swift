@@ -2,6 +2,7 @@ import Foundation
 import LockProofCommerce
 import LockProofPostgres
 import LockProofScenario
+import Synchronization
 
 /// A failure of the benchmark's own machinery (a tool missing, pgbench aborting): an error in every
 /// output, never a number.
@@ -41,18 +42,14 @@ func runProgram(_ path: String, _ arguments: [String], timeoutSeconds: Double, e
     return (process.terminationStatus, String(decoding: collected.data, as: UTF8.self))
 }
 
-final class LockedBuffer: @unchecked Sendable {
-    private let lock = NSLock()
-    private var storage = Data()
+/// Output collected from a pipe's handler thread (a class, so that the escaping handler can share it).
+final class LockedBuffer: Sendable {
+    private let storage = Mutex(Data())
     func append(_ data: Data) {
-        lock.lock()
-        storage.append(data)
-        lock.unlock()
+        storage.withLock { $0.append(data) }
     }
     var data: Data {
-        lock.lock()
-        defer { lock.unlock() }
-        return storage
+        storage.withLock { $0 }
     }
 }
 
@@ -125,18 +122,13 @@ func traceOperation(benchCase: BenchCase, strategy: String, preset: BenchPreset,
     return TracedOperation(statements: traces.entries, inputs: inputs)
 }
 
-final class TraceLog: @unchecked Sendable {
-    private let lock = NSLock()
-    private var storage: [PostgresStatementTrace] = []
+final class TraceLog: Sendable {
+    private let storage = Mutex<[PostgresStatementTrace]>([])
     func append(_ trace: PostgresStatementTrace) {
-        lock.lock()
-        storage.append(trace)
-        lock.unlock()
+        storage.withLock { $0.append(trace) }
     }
     var entries: [PostgresStatementTrace] {
-        lock.lock()
-        defer { lock.unlock() }
-        return storage
+        storage.withLock { $0 }
     }
 }
 

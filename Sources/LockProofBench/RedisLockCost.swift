@@ -2,6 +2,7 @@ import Foundation
 import LockProofCommerce
 import LockProofLocking
 import LockProofRedis
+import Synchronization
 
 /// The Redis lock's cost on its own: LockProof's lock client taking and releasing uncontended
 /// locks (its acquire `EVAL` runs `SET key token NX PX lease` and bumps the fencing counter; its
@@ -170,18 +171,14 @@ final class BenchRedisLogin {
     }
 }
 
-final class LockedCounts: @unchecked Sendable {
-    private let lock = NSLock()
-    private var values: [Int]
-    init(_ count: Int) { values = Array(repeating: 0, count: count) }
+/// Counts shared by the client threads (a class, so that escaping thread closures can share it).
+final class LockedCounts: Sendable {
+    private let values: Mutex<[Int]>
+    init(_ count: Int) { values = Mutex(Array(repeating: 0, count: count)) }
     func add(_ index: Int, _ value: Int) {
-        lock.lock()
-        values[index] += value
-        lock.unlock()
+        values.withLock { $0[index] += value }
     }
     var total: Int {
-        lock.lock()
-        defer { lock.unlock() }
-        return values.reduce(0, +)
+        values.withLock { $0.reduce(0, +) }
     }
 }

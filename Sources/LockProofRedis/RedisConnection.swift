@@ -1,5 +1,6 @@
 import CHiredis
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -231,13 +232,12 @@ public final class RedisConnection {
     public let endpoint: RedisEndpoint
     public let connectTimeout: Double
     public let commandTimeout: Double
-    /// Read freely by the owning thread; freed or replaced only under `contextLock`, which
+    /// Read freely by the owning thread; freed or replaced only under `interruption`'s lock, which
     /// `interrupt` (another thread) holds while it reads the socket, so that it never reads a
     /// freed context nor shuts down a descriptor number already reused by another connection.
     private var context: UnsafeMutablePointer<redisContext>?
-    private let contextLock = NSLock()
     /// Set by `interrupt`: no command reconnects afterwards (a reconnect would block again).
-    private var interrupted = false
+    private let interruption = Mutex(false)
     private var scriptHashes: [String: String] = [:]
 
     /// `connectTimeout` (default: the endpoint's) bounds opening the connection and its
@@ -378,23 +378,23 @@ public final class RedisConnection {
     /// The only call that may come from another thread.
     /// The connection stays interrupted: later commands fail instead of reconnecting.
     public func interrupt() {
-        contextLock.lock()
-        defer { contextLock.unlock() }
-        interrupted = true
-        if let context { shutdown(context.pointee.fd, Int32(SHUT_RDWR)) }
+        interruption.withLock { interrupted in
+            interrupted = true
+            if let context { shutdown(context.pointee.fd, Int32(SHUT_RDWR)) }
+        }
     }
 
     /// Frees the current context (closing its socket) and installs `fresh`, under the lock
     /// `interrupt` takes; throws, installing nothing, once the connection was interrupted.
     private func replaceContext(with fresh: UnsafeMutablePointer<redisContext>?) throws {
-        contextLock.lock()
-        defer { contextLock.unlock() }
-        if let context { redisFree(context) }
-        context = nil
-        if fresh != nil && interrupted {
-            throw RedisError(kind: .io, message: "connection interrupted")
+        try interruption.withLock { interrupted in
+            if let context { redisFree(context) }
+            context = nil
+            if fresh != nil && interrupted {
+                throw RedisError(kind: .io, message: "connection interrupted")
+            }
+            context = fresh
         }
-        context = fresh
     }
 
     /// After a socket error hiredis' context is unusable: free it; the next command reconnects.
