@@ -10,12 +10,6 @@ import LockProofLocking
 // bounded and known before the first scrape. Exporting every combination at 0 from the start is
 // what lets `increase()` in the alert rules see the first event of a series.
 
-public enum MetricKind: String, Sendable {
-    case counter
-    case gauge
-    case histogram
-}
-
 public struct MetricLabel: Sendable, Equatable {
     public let name: String
     /// Every value the label may take.
