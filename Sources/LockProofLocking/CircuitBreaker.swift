@@ -16,16 +16,22 @@ public struct CircuitBreakerOptions: Sendable, Equatable {
     }
 }
 
+/// The states of a circuit breaker (Resilience4j's), also exported as one metric series per state.
+public enum CircuitBreakerState: String, Sendable, CaseIterable {
+    /// Calls go through (Redis locks are used).
+    case closed
+    /// Calls are skipped (the cases run on database locks alone).
+    case open
+    /// One trial call probes whether the dependency is back.
+    case halfOpen = "half_open"
+}
+
 /// The circuit breaker around Redis, shared by every client of a process (Resilience4j's states).
 /// Closed: calls go to Redis. Open: calls skip Redis, so the cases run on their database locks
 /// alone. Half-open: after the cool-down, exactly one call probes Redis; its success closes the
 /// breaker, its failure opens it for another cool-down. Thread-safe.
 public final class CircuitBreaker: Sendable {
-    public enum State: String, Sendable, CaseIterable {
-        case closed
-        case open
-        case halfOpen = "half_open"
-    }
+    public typealias State = CircuitBreakerState
 
     /// What a caller may do now.
     public enum Permission: Sendable, Equatable {

@@ -68,7 +68,7 @@ public final class LockProofMetrics: EventSink, Sendable {
             return
         }
         if case .circuitBreaker(let state) = event {
-            setCircuitBreaker(state: CircuitBreakerState(rawValue: state.rawValue) ?? .closed)
+            setCircuitBreaker(state: state)
             return
         }
         // A case name outside `CaseName` has no series; the core only uses `CaseName` raw values.

@@ -44,16 +44,6 @@ public struct MetricFamily: Sendable {
     }
 }
 
-/// The states of a circuit breaker, exported as one series per state.
-public enum CircuitBreakerState: String, Sendable, CaseIterable {
-    /// Calls go through (Redis locks are used).
-    case closed
-    /// Calls are skipped (the cases run on database locks alone).
-    case open
-    /// A few trial calls probe whether the dependency is back.
-    case halfOpen = "half_open"
-}
-
 public enum LockProofBuild {
     /// Exported as `lockproof_build_info{version}` and printed by `lockproof --version`.
     public static let version = LockProofRelease.version
