@@ -8,7 +8,7 @@ import PackageDescription
 // unused edge): scripts/check_imports.py checks it in `make test`.
 let package = Package(
     name: "LockProof",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "lockproof", targets: ["lockproof"])
     ],

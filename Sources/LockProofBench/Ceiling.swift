@@ -2,6 +2,7 @@ import Foundation
 import LockProofCommerce
 import LockProofPostgres
 import LockProofScenario
+import Synchronization
 
 /// A failure of the benchmark's own machinery (a tool missing, pgbench aborting): an error in every
 /// output, never a number.
@@ -22,10 +23,10 @@ func runProgram(_ path: String, _ arguments: [String], timeoutSeconds: Double, e
     let pipe = Pipe()
     process.standardOutput = pipe
     process.standardError = pipe
-    let collected = LockedBuffer()
+    let collected = Mutex(Data())
     pipe.fileHandleForReading.readabilityHandler = { handle in
         let data = handle.availableData
-        if !data.isEmpty { collected.append(data) }
+        if !data.isEmpty { collected.withLock { $0.append(data) } }
     }
     try process.run()
     let finished = DispatchSemaphore(value: 0)
@@ -37,23 +38,12 @@ func runProgram(_ path: String, _ arguments: [String], timeoutSeconds: Double, e
         throw BenchError("\((path as NSString).lastPathComponent) did not finish within \(Int(timeoutSeconds)) s")
     }
     pipe.fileHandleForReading.readabilityHandler = nil
-    collected.append(pipe.fileHandleForReading.readDataToEndOfFile())
-    return (process.terminationStatus, String(decoding: collected.data, as: UTF8.self))
-}
-
-final class LockedBuffer: @unchecked Sendable {
-    private let lock = NSLock()
-    private var storage = Data()
-    func append(_ data: Data) {
-        lock.lock()
-        storage.append(data)
-        lock.unlock()
+    let rest = pipe.fileHandleForReading.readDataToEndOfFile()
+    let output = collected.withLock {
+        $0.append(rest)
+        return $0
     }
-    var data: Data {
-        lock.lock()
-        defer { lock.unlock() }
-        return storage
-    }
+    return (process.terminationStatus, String(decoding: output, as: UTF8.self))
 }
 
 /// Finds a PostgreSQL or Redis tool: `pg_config --bindir` first (pgbench lives there on Debian),
@@ -97,10 +87,10 @@ func traceOperation(benchCase: BenchCase, strategy: String, preset: BenchPreset,
 {
     let scenario = try benchCase.scenario(
         strategy: strategy, clients: 1, contention: .spread, iterations: 1, preset: preset, pick: .random, randomSeed: 97)
-    let traces = TraceLog()
+    let traces = Mutex<[PostgresStatementTrace]>([])
     let previous = runner.clientCreated
     runner.clientCreated = { _, client in
-        (try? client.database)?.statementObserver = { traces.append($0) }
+        (try? client.database)?.statementObserver = { trace in traces.withLock { $0.append(trace) } }
     }
     let previousDirectory = runner.historyDirectory
     let directory = try temporaryHistoryDirectory()
@@ -122,22 +112,7 @@ func traceOperation(benchCase: BenchCase, strategy: String, preset: BenchPreset,
         inputs["item\(index)_product"] = item.productId
         inputs["item\(index)_quantity"] = item.quantity
     }
-    return TracedOperation(statements: traces.entries, inputs: inputs)
-}
-
-final class TraceLog: @unchecked Sendable {
-    private let lock = NSLock()
-    private var storage: [PostgresStatementTrace] = []
-    func append(_ trace: PostgresStatementTrace) {
-        lock.lock()
-        storage.append(trace)
-        lock.unlock()
-    }
-    var entries: [PostgresStatementTrace] {
-        lock.lock()
-        defer { lock.unlock() }
-        return storage
-    }
+    return TracedOperation(statements: traces.withLock { $0 }, inputs: inputs)
 }
 
 /// One pgbench run's summary.

@@ -2,6 +2,7 @@ import Foundation
 import LockProofCommerce
 import LockProofLocking
 import LockProofRedis
+import Synchronization
 
 /// The Redis lock's cost on its own: LockProof's lock client taking and releasing uncontended
 /// locks (its acquire `EVAL` runs `SET key token NX PX lease` and bumps the fencing counter; its
@@ -63,9 +64,9 @@ let releaseScript = """
 
 /// Acquire + release pairs per second through LockProof's lock client, one key per client.
 private func lockPairsPerSecond(_ endpoint: RedisEndpoint, clients: Int, seconds: Double) throws -> Double {
-    let setupFailures = LockedCounts(1)
-    let counts = LockedCounts(clients)
-    let failures = LockedCounts(1)
+    let setupFailures = Mutex(0)
+    let counts = Mutex(0)
+    let failures = Mutex(0)
     let barrier = StartBarrier(parties: clients + 1)
     let group = DispatchGroup()
     let options = DistributedLockOptions(leaseMilliseconds: 5_000, waitMilliseconds: 1_000, renewLease: false)
@@ -74,7 +75,7 @@ private func lockPairsPerSecond(_ endpoint: RedisEndpoint, clients: Int, seconds
         let thread = Thread {
             defer { group.leave() }
             let connection = try? RedisConnection(endpoint: endpoint)
-            if connection == nil { setupFailures.add(0, 1) }
+            if connection == nil { setupFailures.withLock { $0 += 1 } }
             barrier.arriveAndWait()
             guard let connection else { return }
             let locks = DistributedLockClient(redis: connection)
@@ -87,11 +88,11 @@ private func lockPairsPerSecond(_ endpoint: RedisEndpoint, clients: Int, seconds
                     try locks.release(handle, probe: probe)
                     done += 1
                 } catch {
-                    failures.add(0, 1)
+                    failures.withLock { $0 += 1 }
                     break
                 }
             }
-            counts.add(index, done)
+            counts.withLock { $0 += done }
         }
         thread.start()
     }
@@ -101,9 +102,11 @@ private func lockPairsPerSecond(_ endpoint: RedisEndpoint, clients: Int, seconds
         throw BenchError("the Redis lock clients did not finish within \(Int(seconds + 30)) s")
     }
     let elapsed = monotonicSeconds() - started
-    if setupFailures.total > 0 { throw BenchError("\(setupFailures.total) lock clients could not connect to Redis") }
-    if failures.total > 0 { throw BenchError("\(failures.total) lock clients failed against Redis") }
-    return Double(counts.total) / elapsed
+    let setupFailed = setupFailures.withLock { $0 }
+    let failed = failures.withLock { $0 }
+    if setupFailed > 0 { throw BenchError("\(setupFailed) lock clients could not connect to Redis") }
+    if failed > 0 { throw BenchError("\(failed) lock clients failed against Redis") }
+    return Double(counts.withLock { $0 }) / elapsed
 }
 
 /// redis-benchmark's requests per second for one command (`__rand_int__` spreads the keys).
@@ -167,21 +170,5 @@ final class BenchRedisLogin {
     /// Deletes the temporary user.
     func remove() {
         if let admin, let user { _ = try? admin.checked(["ACL", "DELUSER", user]) }
-    }
-}
-
-final class LockedCounts: @unchecked Sendable {
-    private let lock = NSLock()
-    private var values: [Int]
-    init(_ count: Int) { values = Array(repeating: 0, count: count) }
-    func add(_ index: Int, _ value: Int) {
-        lock.lock()
-        values[index] += value
-        lock.unlock()
-    }
-    var total: Int {
-        lock.lock()
-        defer { lock.unlock() }
-        return values.reduce(0, +)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 import LockProofPostgres
 
@@ -55,16 +56,15 @@ public protocol GatewayRecords: Sendable {
 }
 
 /// In this process's memory (a gateway for one run).
-public final class GatewayMemory: GatewayRecords, @unchecked Sendable {
-    private let lock = NSLock()
-    private var answers: [Int: GatewayAnswer] = [:]
+public final class GatewayMemory: GatewayRecords, Sendable {
+    private let answers = Mutex<[Int: GatewayAnswer]>([:])
     public init() {}
     public func first(orderId: Int, amount: Int, _ answer: GatewayAnswer) throws -> GatewayAnswer {
-        lock.lock()
-        defer { lock.unlock() }
-        if let known = answers[orderId] { return known }
-        answers[orderId] = answer
-        return answer
+        answers.withLock { answers in
+            if let known = answers[orderId] { return known }
+            answers[orderId] = answer
+            return answer
+        }
     }
 }
 
@@ -134,46 +134,47 @@ public struct GatewayBehaviour: Sendable, Equatable {
 }
 
 /// Latency, declines and timeouts drawn from a seeded generator, so a run can be repeated.
-public final class SimulatedPaymentGateway: PaymentGateway, @unchecked Sendable {
-    private var generator: SeededGenerator
-    private let lock = NSLock()
-    private var current: GatewayBehaviour
+public final class SimulatedPaymentGateway: PaymentGateway, Sendable {
+    private struct State {
+        var generator: SeededGenerator
+        var current: GatewayBehaviour
+        var calls = 0
+    }
+
+    private let state: Mutex<State>
     private let records: any GatewayRecords
-    public private(set) var calls = 0
+
+    /// Charges asked for so far.
+    public var calls: Int { state.withLock { $0.calls } }
 
     public init(
         latencySeconds: ClosedRange<Double> = 0...0, failureRate: Double, seed: UInt64,
         records: any GatewayRecords = GatewayMemory()
     ) {
         precondition((0...1).contains(failureRate), "failure rate must be within 0...1")
-        self.current = GatewayBehaviour(latencySeconds: latencySeconds, failureRate: failureRate)
-        self.generator = SeededGenerator(seed: seed)
+        self.state = Mutex(
+            State(
+                generator: SeededGenerator(seed: seed),
+                current: GatewayBehaviour(latencySeconds: latencySeconds, failureRate: failureRate)))
         self.records = records
     }
 
     public var behaviour: GatewayBehaviour {
-        get {
-            lock.lock()
-            defer { lock.unlock() }
-            return current
-        }
-        set {
-            lock.lock()
-            current = newValue
-            lock.unlock()
-        }
+        get { state.withLock { $0.current } }
+        set { state.withLock { $0.current = newValue } }
     }
 
     public var latencySeconds: ClosedRange<Double> { behaviour.latencySeconds }
     public var failureRate: Double { behaviour.failureRate }
 
     public func charge(orderId: Int, amount: Int) throws -> String {
-        lock.lock()
-        calls += 1
-        let behaviour = current
-        let latency = Double.random(in: behaviour.latencySeconds, using: &generator)
-        let draw = Double.random(in: 0..<1, using: &generator)
-        lock.unlock()
+        let (behaviour, latency, draw) = state.withLock { state in
+            state.calls += 1
+            let behaviour = state.current
+            let latency = Double.random(in: behaviour.latencySeconds, using: &state.generator)
+            let draw = Double.random(in: 0..<1, using: &state.generator)
+            return (behaviour, latency, draw)
+        }
         let fails = behaviour.failureRate >= 1 || draw < behaviour.failureRate
         let timesOut = !fails && draw < behaviour.failureRate + behaviour.timeoutRate
         if latency > 0 { Thread.sleep(forTimeInterval: latency) }

@@ -1,6 +1,7 @@
 import Foundation
 import LockProofLocking
 import LockProofPostgres
+import Synchronization
 
 /// What one recovery pass found and did.
 public struct RecoveryReport: Sendable, Equatable, Codable {
@@ -98,8 +99,7 @@ public enum PaymentRecovery {
 public final class PeriodicRecovery: @unchecked Sendable {
     public var intervalSeconds: Double { thread.intervalSeconds }
     private let client: CommerceClient
-    private let lock = NSLock()
-    private var last: RecoveryReport?
+    private let last = Mutex<RecoveryReport?>(nil)
     private var thread: PeriodicThread!
 
     public init(client: CommerceClient, intervalSeconds: Double) {
@@ -112,9 +112,7 @@ public final class PeriodicRecovery: @unchecked Sendable {
 
     /// What the last pass did (nil before the first).
     public var lastReport: RecoveryReport? {
-        lock.lock()
-        defer { lock.unlock() }
-        return last
+        last.withLock { $0 }
     }
 
     public func start() { thread.start() }
@@ -124,8 +122,6 @@ public final class PeriodicRecovery: @unchecked Sendable {
     private func pass(minimumAgeSeconds: Double) {
         try? client.database.reconnectIfNeeded()
         guard let report = try? PaymentRecovery.run(client: client, minimumAgeSeconds: minimumAgeSeconds) else { return }
-        lock.lock()
-        last = report
-        lock.unlock()
+        last.withLock { $0 = report }
     }
 }

@@ -1,5 +1,6 @@
 import CMicroHTTPD
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -159,11 +160,15 @@ public final class HTTPServer: @unchecked Sendable {
     public let address: HTTPBindAddress
     public let limits: Limits
     private let router: RequestRouter
-    // Guards `daemon` and `routerReference`: start and stop may be called from any thread.
-    private let stateLock = NSLock()
-    private var daemon: OpaquePointer?
-    private var routerReference: Unmanaged<RequestRouter>?
-    private var port: Int?
+    /// The running daemon, the router reference it holds, and its port.
+    private struct Running {
+        var daemon: OpaquePointer?
+        var routerReference: Unmanaged<RequestRouter>?
+        var port: Int?
+    }
+
+    // Start and stop may be called from any thread.
+    private let running = Mutex(Running())
 
     public init(address: HTTPBindAddress, limits: Limits = Limits(), routes: [String: HTTPHandler]) {
         self.address = address
@@ -175,73 +180,71 @@ public final class HTTPServer: @unchecked Sendable {
 
     /// The port the server listens on (the ephemeral one when started on port 0); nil when stopped.
     public var boundPort: Int? {
-        stateLock.lock()
-        defer { stateLock.unlock() }
-        return port
+        running.withLock { $0.port }
     }
 
     public var isRunning: Bool { boundPort != nil }
 
     /// Binds and starts serving on libmicrohttpd's own threads.
     public func start() throws {
-        stateLock.lock()
-        defer { stateLock.unlock() }
-        guard daemon == nil else { throw HTTPServerError("the server on \(address) is already running") }
-        guard var socketAddress = HTTPBindAddress.socketAddress(host: address.host, port: address.port) else {
-            throw HTTPServerError("cannot listen on \(address)")
-        }
-        // The daemon holds the router for as long as it runs; the handler borrows it through `cls`.
-        let reference = Unmanaged.passRetained(router)
-        // epoll (Linux): the cost of a poll does not grow with the number of idle connections.
-        var flags = MHD_USE_EPOLL_INTERNAL_THREAD.rawValue
-        if address.isIPv6 { flags |= MHD_USE_IPv6.rawValue }
-        errno = 0
-        // Callbacks travel through the va_list as plain pointers: coerce to the C types first.
-        let connectionCallback: MHD_NotifyConnectionCallback = notifyConnection
-        let completedCallback: MHD_RequestCompletedCallback = notifyCompleted
-        let started: OpaquePointer? = socketAddress.withUnsafeMutableBytes { socketAddressBytes in
-            // Options are passed as their C types: size_t as Int, unsigned int as UInt32.
-            let options: [CVarArg] = [
-                MHD_OPTION.SOCK_ADDR.rawValue, socketAddressBytes.baseAddress!.assumingMemoryBound(to: sockaddr.self),
-                MHD_OPTION.CONNECTION_MEMORY_LIMIT.rawValue, limits.connectionMemoryBytes,
-                MHD_OPTION.CONNECTION_TIMEOUT.rawValue, UInt32(limits.connectionTimeoutSeconds),
-                MHD_OPTION.CONNECTION_LIMIT.rawValue, UInt32(limits.maxConnections),
-                MHD_OPTION.THREAD_POOL_SIZE.rawValue, UInt32(max(1, limits.threads)),
-                MHD_OPTION.NOTIFY_CONNECTION.rawValue, unsafeBitCast(connectionCallback, to: OpaquePointer.self),
-                OpaquePointer(reference.toOpaque()),
-                MHD_OPTION.NOTIFY_COMPLETED.rawValue, unsafeBitCast(completedCallback, to: OpaquePointer.self),
-                OpaquePointer(reference.toOpaque()),
-                MHD_OPTION.END.rawValue,
-            ]
-            return withVaList(options) { arguments in
-                MHD_start_daemon_va(
-                    flags, UInt16(address.port), nil, nil, handleRequest, reference.toOpaque(), arguments)
+        try running.withLock { state in
+            guard state.daemon == nil else { throw HTTPServerError("the server on \(address) is already running") }
+            guard var socketAddress = HTTPBindAddress.socketAddress(host: address.host, port: address.port) else {
+                throw HTTPServerError("cannot listen on \(address)")
             }
+            // The daemon holds the router for as long as it runs; the handler borrows it through `cls`.
+            let reference = Unmanaged.passRetained(router)
+            // epoll (Linux): the cost of a poll does not grow with the number of idle connections.
+            var flags = MHD_USE_EPOLL_INTERNAL_THREAD.rawValue
+            if address.isIPv6 { flags |= MHD_USE_IPv6.rawValue }
+            errno = 0
+            // Callbacks travel through the va_list as plain pointers: coerce to the C types first.
+            let connectionCallback: MHD_NotifyConnectionCallback = notifyConnection
+            let completedCallback: MHD_RequestCompletedCallback = notifyCompleted
+            let started: OpaquePointer? = socketAddress.withUnsafeMutableBytes { socketAddressBytes in
+                // Options are passed as their C types: size_t as Int, unsigned int as UInt32.
+                let options: [CVarArg] = [
+                    MHD_OPTION.SOCK_ADDR.rawValue, socketAddressBytes.baseAddress!.assumingMemoryBound(to: sockaddr.self),
+                    MHD_OPTION.CONNECTION_MEMORY_LIMIT.rawValue, limits.connectionMemoryBytes,
+                    MHD_OPTION.CONNECTION_TIMEOUT.rawValue, UInt32(limits.connectionTimeoutSeconds),
+                    MHD_OPTION.CONNECTION_LIMIT.rawValue, UInt32(limits.maxConnections),
+                    MHD_OPTION.THREAD_POOL_SIZE.rawValue, UInt32(max(1, limits.threads)),
+                    MHD_OPTION.NOTIFY_CONNECTION.rawValue, unsafeBitCast(connectionCallback, to: OpaquePointer.self),
+                    OpaquePointer(reference.toOpaque()),
+                    MHD_OPTION.NOTIFY_COMPLETED.rawValue, unsafeBitCast(completedCallback, to: OpaquePointer.self),
+                    OpaquePointer(reference.toOpaque()),
+                    MHD_OPTION.END.rawValue,
+                ]
+                return withVaList(options) { arguments in
+                    MHD_start_daemon_va(
+                        flags, UInt16(address.port), nil, nil, handleRequest, reference.toOpaque(), arguments)
+                }
+            }
+            guard let started else {
+                let reason = errno != 0 ? String(cString: strerror(errno)) : "libmicrohttpd refused to start"
+                reference.release()
+                throw HTTPServerError("cannot listen on \(address): \(reason)")
+            }
+            state.daemon = started
+            state.routerReference = reference
+            state.port = Int(lockproof_mhd_bound_port(started))
+            router.tracker.startReaping()
         }
-        guard let started else {
-            let reason = errno != 0 ? String(cString: strerror(errno)) : "libmicrohttpd refused to start"
-            reference.release()
-            throw HTTPServerError("cannot listen on \(address): \(reason)")
-        }
-        daemon = started
-        routerReference = reference
-        port = Int(lockproof_mhd_bound_port(started))
-        router.tracker.startReaping()
     }
 
     /// Stops listening, waits for requests in progress to finish, and closes every connection.
     /// Must not be called from inside a handler.
     public func stop() {
-        stateLock.lock()
-        defer { stateLock.unlock() }
-        guard let running = daemon else { return }
-        router.tracker.stopReaping()
-        router.tracker.waitForRequestsInFlight(timeoutSeconds: 2)
-        MHD_stop_daemon(running)
-        daemon = nil
-        port = nil
-        routerReference?.release()
-        routerReference = nil
+        running.withLock { state in
+            guard let daemon = state.daemon else { return }
+            router.tracker.stopReaping()
+            router.tracker.waitForRequestsInFlight(timeoutSeconds: 2)
+            MHD_stop_daemon(daemon)
+            state.daemon = nil
+            state.port = nil
+            state.routerReference?.release()
+            state.routerReference = nil
+        }
     }
 }
 
@@ -324,117 +327,6 @@ private func notifyCompleted(
 ) {
     guard let cls, let connection else { return }
     Unmanaged<RequestRouter>.fromOpaque(cls).takeUnretainedValue().tracker.awaitNextRequest(connection)
-}
-
-/// Which connections are still waiting for their request to arrive in full, since when; a reaper
-/// thread shuts down the socket of those past the bound. libmicrohttpd then sees the connection end
-/// and closes it itself: the socket is never closed behind its back. The lock is held while shutting
-/// down, and `closed` (called before libmicrohttpd closes the socket) takes it too, so a socket
-/// number is never shut down after it was reused.
-final class ConnectionTracker: @unchecked Sendable {
-    private struct Entry {
-        let socket: Int32
-        var waitingSince: Double?
-    }
-    let arrivalSeconds: Double
-    private let condition = NSCondition()
-    private var entries: [OpaquePointer: Entry] = [:]
-    private var reaping = false
-    private var reaperRunning = false
-    /// Connections cut off for a request that did not arrive in time (for tests and diagnostics).
-    private(set) var disconnectedSlowSenders = 0
-
-    init(arrivalSeconds: Double) { self.arrivalSeconds = arrivalSeconds }
-
-    private static func now() -> Double {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
-    }
-
-    func started(_ connection: OpaquePointer, socket: Int32) {
-        condition.lock()
-        entries[connection] = Entry(socket: socket, waitingSince: Self.now())
-        condition.unlock()
-    }
-
-    func closed(_ connection: OpaquePointer) {
-        condition.lock()
-        entries[connection] = nil
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    func requestArrived(_ connection: OpaquePointer) {
-        condition.lock()
-        entries[connection]?.waitingSince = nil
-        condition.unlock()
-    }
-
-    func awaitNextRequest(_ connection: OpaquePointer) {
-        condition.lock()
-        entries[connection]?.waitingSince = Self.now()
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    /// Waits, at most `timeoutSeconds`, until no request is between its arrival and the end of
-    /// its response: stopping the daemon closes connections, and would cut off a response being
-    /// sent (a run's final scrape). Idle keep-alive connections do not count.
-    func waitForRequestsInFlight(timeoutSeconds: Double) {
-        let deadline = Date(timeIntervalSinceNow: timeoutSeconds)
-        condition.lock()
-        defer { condition.unlock() }
-        while entries.values.contains(where: { $0.waitingSince == nil }), Date() < deadline {
-            _ = condition.wait(until: deadline)
-        }
-    }
-
-    var openConnections: Int {
-        condition.lock()
-        defer { condition.unlock() }
-        return entries.count
-    }
-
-    func startReaping() {
-        condition.lock()
-        defer { condition.unlock() }
-        guard !reaping, arrivalSeconds > 0 else { return }
-        reaping = true
-        reaperRunning = true
-        let thread = Thread { [self] in reap() }
-        thread.name = "lockproof-http-reaper"
-        thread.start()
-    }
-
-    func stopReaping() {
-        condition.lock()
-        reaping = false
-        condition.broadcast()
-        while reaperRunning { condition.wait() }
-        condition.unlock()
-    }
-
-    private func reap() {
-        condition.lock()
-        defer {
-            reaperRunning = false
-            condition.broadcast()
-            condition.unlock()
-        }
-        let period = min(1, max(0.05, arrivalSeconds / 4))
-        while reaping {
-            _ = condition.wait(until: Date(timeIntervalSinceNow: period))
-            guard reaping else { return }
-            let deadline = Self.now() - arrivalSeconds
-            for (connection, entry) in entries {
-                guard let since = entry.waitingSince, since < deadline, entry.socket >= 0 else { continue }
-                shutdown(entry.socket, Int32(SHUT_RDWR))
-                entries[connection]?.waitingSince = nil
-                disconnectedSlowSenders += 1
-            }
-        }
-    }
 }
 
 /// Raises this process's soft limit on open files to its hard limit, as Go's runtime does at

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Failure threshold, cool-down and probe of a circuit breaker.
 public struct CircuitBreakerOptions: Sendable, Equatable {
@@ -15,16 +16,22 @@ public struct CircuitBreakerOptions: Sendable, Equatable {
     }
 }
 
+/// The states of a circuit breaker (Resilience4j's), also exported as one metric series per state.
+public enum CircuitBreakerState: String, Sendable, CaseIterable {
+    /// Calls go through (Redis locks are used).
+    case closed
+    /// Calls are skipped (the cases run on database locks alone).
+    case open
+    /// One trial call probes whether the dependency is back.
+    case halfOpen = "half_open"
+}
+
 /// The circuit breaker around Redis, shared by every client of a process (Resilience4j's states).
 /// Closed: calls go to Redis. Open: calls skip Redis, so the cases run on their database locks
 /// alone. Half-open: after the cool-down, exactly one call probes Redis; its success closes the
 /// breaker, its failure opens it for another cool-down. Thread-safe.
-public final class CircuitBreaker: @unchecked Sendable {
-    public enum State: String, Sendable, CaseIterable {
-        case closed
-        case open
-        case halfOpen = "half_open"
-    }
+public final class CircuitBreaker: Sendable {
+    public typealias State = CircuitBreakerState
 
     /// What a caller may do now.
     public enum Permission: Sendable, Equatable {
@@ -36,142 +43,134 @@ public final class CircuitBreaker: @unchecked Sendable {
         case bypass
     }
 
-    private let lock = NSLock()
-    private var currentOptions: CircuitBreakerOptions
-    private var current = State.closed
-    private var consecutiveFailures = 0
-    private var openedAt = 0.0
-    private var probeInFlight = false
-    private var notOpenSince: Double?
-    private var accumulatedOpenSeconds = 0.0
-    private var openings = 0
-    private var bypasses = 0
+    private struct Guarded {
+        var currentOptions: CircuitBreakerOptions
+        var current = State.closed
+        var consecutiveFailures = 0
+        var openedAt = 0.0
+        var probeInFlight = false
+        var notOpenSince: Double?
+        var accumulatedOpenSeconds = 0.0
+        var openings = 0
+        var bypasses = 0
+        var openedSince = 0.0
+    }
+
+    private let guarded: Mutex<Guarded>
 
     public init(options: CircuitBreakerOptions = .standard) {
-        currentOptions = options
+        guarded = Mutex(Guarded(currentOptions: options))
     }
 
     /// Its threshold and cool-down (a scenario may set its own: `workload.breaker`).
     public var options: CircuitBreakerOptions {
-        lock.lock()
-        defer { lock.unlock() }
-        return currentOptions
+        guarded.withLock { $0.currentOptions }
     }
 
     public var state: State {
-        lock.lock()
-        defer { lock.unlock() }
-        return current
+        guarded.withLock { $0.current }
     }
 
     /// Seconds spent not closed (open or half-open), including the current spell.
     public var openSeconds: Double {
-        lock.lock()
-        defer { lock.unlock() }
-        return accumulatedOpenSeconds + (current == .closed ? 0 : monotonicSeconds() - openedSince)
+        guarded.withLock { $0.accumulatedOpenSeconds + ($0.current == .closed ? 0 : monotonicSeconds() - $0.openedSince) }
     }
 
     /// How often it opened from closed.
     public var openCount: Int {
-        lock.lock()
-        defer { lock.unlock() }
-        return openings
+        guarded.withLock { $0.openings }
     }
 
     /// Calls that skipped Redis because the breaker was not closed.
     public var bypassCount: Int {
-        lock.lock()
-        defer { lock.unlock() }
-        return bypasses
+        guarded.withLock { $0.bypasses }
     }
-
-    private var openedSince = 0.0
 
     /// What the caller may do, and the state the breaker moved to if this call changed it.
     public func permission() -> (Permission, changed: State?) {
-        lock.lock()
-        var changed: State?
-        let answer: Permission
-        switch current {
-        case .closed:
-            answer = .call
-        case .open:
-            if monotonicSeconds() - openedAt >= currentOptions.coolDownSeconds {
-                current = .halfOpen
-                probeInFlight = true
-                changed = .halfOpen
-                answer = .probe
-            } else {
-                bypasses += 1
-                answer = .bypass
+        guarded.withLock { g in
+            var changed: State?
+            let answer: Permission
+            switch g.current {
+            case .closed:
+                answer = .call
+            case .open:
+                if monotonicSeconds() - g.openedAt >= g.currentOptions.coolDownSeconds {
+                    g.current = .halfOpen
+                    g.probeInFlight = true
+                    changed = .halfOpen
+                    answer = .probe
+                } else {
+                    g.bypasses += 1
+                    answer = .bypass
+                }
+            case .halfOpen:
+                if g.probeInFlight {
+                    g.bypasses += 1
+                    answer = .bypass
+                } else {
+                    g.probeInFlight = true
+                    answer = .probe
+                }
             }
-        case .halfOpen:
-            if probeInFlight {
-                bypasses += 1
-                answer = .bypass
-            } else {
-                probeInFlight = true
-                answer = .probe
-            }
+            return (answer, changed)
         }
-        lock.unlock()
-        return (answer, changed)
     }
 
     /// Redis answered. Returns the new state if it changed.
     @discardableResult
     public func recordSuccess() -> State? {
-        lock.lock()
-        consecutiveFailures = 0
-        var changed: State?
-        if current != .closed {
-            accumulatedOpenSeconds += monotonicSeconds() - openedSince
-            current = .closed
-            probeInFlight = false
-            changed = .closed
+        guarded.withLock { g in
+            g.consecutiveFailures = 0
+            var changed: State?
+            if g.current != .closed {
+                g.accumulatedOpenSeconds += monotonicSeconds() - g.openedSince
+                g.current = .closed
+                g.probeInFlight = false
+                changed = .closed
+            }
+            return changed
         }
-        lock.unlock()
-        return changed
     }
 
     /// Redis failed (refused, timed out, lost the connection). Returns the new state if it changed.
     @discardableResult
     public func recordFailure() -> State? {
-        lock.lock()
-        var changed: State?
-        let now = monotonicSeconds()
-        switch current {
-        case .closed:
-            consecutiveFailures += 1
-            if consecutiveFailures >= currentOptions.failureThreshold {
-                current = .open
-                openedAt = now
-                openedSince = now
-                openings += 1
+        guarded.withLock { g in
+            var changed: State?
+            let now = monotonicSeconds()
+            switch g.current {
+            case .closed:
+                g.consecutiveFailures += 1
+                if g.consecutiveFailures >= g.currentOptions.failureThreshold {
+                    g.current = .open
+                    g.openedAt = now
+                    g.openedSince = now
+                    g.openings += 1
+                    changed = .open
+                }
+            case .halfOpen:
+                g.current = .open
+                g.openedAt = now
+                g.probeInFlight = false
                 changed = .open
+            case .open:
+                g.openedAt = now
             }
-        case .halfOpen:
-            current = .open
-            openedAt = now
-            probeInFlight = false
-            changed = .open
-        case .open:
-            openedAt = now
+            return changed
         }
-        lock.unlock()
-        return changed
     }
 
     /// Back to closed with every count at zero (a new run), with `options` from now on if given.
     public func reset(options: CircuitBreakerOptions? = nil) {
-        lock.lock()
-        if let options { currentOptions = options }
-        current = .closed
-        consecutiveFailures = 0
-        probeInFlight = false
-        accumulatedOpenSeconds = 0
-        openings = 0
-        bypasses = 0
-        lock.unlock()
+        guarded.withLock { g in
+            if let options { g.currentOptions = options }
+            g.current = .closed
+            g.consecutiveFailures = 0
+            g.probeInFlight = false
+            g.accumulatedOpenSeconds = 0
+            g.openings = 0
+            g.bypasses = 0
+        }
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import LockProofCommerce
 import LockProofLocking
 import LockProofPostgres
+import Synchronization
 
 /// Keeps `lockproof_compensations_pending` equal to the number of compensations recorded in the
 /// database but not yet carried out. The database is the truth (a compensation is recorded there
@@ -12,9 +13,8 @@ import LockProofPostgres
 public final class CompensationsPendingMonitor: @unchecked Sendable {
     public var intervalSeconds: Double { thread.intervalSeconds }
     private let metrics: LockProofMetrics
-    private let lock = NSLock()
-    private var lastError: String?
-    private var lastCount: Int?
+    /// The last poll's error and the last count found.
+    private let outcome = Mutex<(lastError: String?, lastCount: Int?)>((nil, nil))
     /// Used only by the polling thread once started.
     private let database: PostgresConnection
     private var thread: PeriodicThread!
@@ -45,27 +45,25 @@ public final class CompensationsPendingMonitor: @unchecked Sendable {
 
     /// Healthy while the last poll reached the database.
     public var health: HealthReport {
-        lock.lock()
-        defer { lock.unlock() }
-        if let lastError { return HealthReport(healthy: false, detail: "database unreachable: \(lastError)") }
+        if let lastError = outcome.withLock({ $0.lastError }) {
+            return HealthReport(healthy: false, detail: "database unreachable: \(lastError)")
+        }
         return .ok
     }
 
     /// The count the last successful poll found, nil before the first one.
     public var lastPendingCount: Int? {
-        lock.lock()
-        defer { lock.unlock() }
-        return lastCount
+        outcome.withLock { $0.lastCount }
     }
 
     private func poll() {
         var count: Int?
         var failure: String?
         do { count = try Self.refresh(metrics: metrics, database: database) } catch { failure = String(describing: error) }
-        lock.lock()
-        lastError = failure
-        if let count { lastCount = count }
-        lock.unlock()
+        outcome.withLock {
+            $0.lastError = failure
+            if let count { $0.lastCount = count }
+        }
     }
 
     /// Stops polling and waits for the thread to end (at most one poll in progress).

@@ -3,6 +3,7 @@ import LockProofCommerce
 import LockProofLocking
 import LockProofPostgres
 import Prometheus
+import Synchronization
 
 /// The Prometheus metrics of one LockProof process, as declared in `MetricCatalog`.
 ///
@@ -67,7 +68,7 @@ public final class LockProofMetrics: EventSink, Sendable {
             return
         }
         if case .circuitBreaker(let state) = event {
-            setCircuitBreaker(state: CircuitBreakerState(rawValue: state.rawValue) ?? .closed)
+            setCircuitBreaker(state: state)
             return
         }
         // A case name outside `CaseName` has no series; the core only uses `CaseName` raw values.
@@ -156,23 +157,22 @@ public final class LockProofMetrics: EventSink, Sendable {
 
 /// Accumulates the time the breaker is not closed into `lockproof_circuit_breaker_open_seconds_total`:
 /// added when it closes, and at every render for a spell still going on.
-final class BreakerOpenTime: @unchecked Sendable {
+final class BreakerOpenTime: Sendable {
     private let counter: Counter
-    private let lock = NSLock()
     /// Start of the part of the current spell not yet added; nil while closed.
-    private var uncountedSince: Double?
+    private let uncountedSince = Mutex<Double?>(nil)
 
     init(counter: Counter) { self.counter = counter }
 
     func entered(_ state: CircuitBreakerState) {
-        lock.lock()
-        defer { lock.unlock() }
-        let now = monotonicSeconds()
-        if state == .closed {
-            if let since = uncountedSince { counter.increment(by: max(0, now - since)) }
-            uncountedSince = nil
-        } else if uncountedSince == nil {
-            uncountedSince = now
+        uncountedSince.withLock { uncountedSince in
+            let now = monotonicSeconds()
+            if state == .closed {
+                if let since = uncountedSince { counter.increment(by: max(0, now - since)) }
+                uncountedSince = nil
+            } else if uncountedSince == nil {
+                uncountedSince = now
+            }
         }
     }
 
@@ -181,12 +181,12 @@ final class BreakerOpenTime: @unchecked Sendable {
     }
 
     func flush() {
-        lock.lock()
-        defer { lock.unlock() }
-        guard let since = uncountedSince else { return }
-        let now = monotonicSeconds()
-        counter.increment(by: max(0, now - since))
-        uncountedSince = now
+        uncountedSince.withLock { uncountedSince in
+            guard let since = uncountedSince else { return }
+            let now = monotonicSeconds()
+            counter.increment(by: max(0, now - since))
+            uncountedSince = now
+        }
     }
 }
 

@@ -10,12 +10,6 @@ import LockProofLocking
 // bounded and known before the first scrape. Exporting every combination at 0 from the start is
 // what lets `increase()` in the alert rules see the first event of a series.
 
-public enum MetricKind: String, Sendable {
-    case counter
-    case gauge
-    case histogram
-}
-
 public struct MetricLabel: Sendable, Equatable {
     public let name: String
     /// Every value the label may take.
@@ -48,16 +42,6 @@ public struct MetricFamily: Sendable {
             partial.flatMap { prefix in label.values.map { prefix + [$0] } }
         }
     }
-}
-
-/// The states of a circuit breaker, exported as one series per state.
-public enum CircuitBreakerState: String, Sendable, CaseIterable {
-    /// Calls go through (Redis locks are used).
-    case closed
-    /// Calls are skipped (the cases run on database locks alone).
-    case open
-    /// A few trial calls probe whether the dependency is back.
-    case halfOpen = "half_open"
 }
 
 public enum LockProofBuild {

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -7,16 +8,19 @@ import Foundation
 /// A live progress line on a terminal (rewritten in place every 0.5 s), plain lines every 5 s
 /// otherwise; on standard error, so that reports on standard output stay clean.
 public final class ProgressReporter: @unchecked Sendable {
-    private let lock = NSLock()
+    private struct State {
+        var done = 0
+        var failed = 0
+        var scenario = ""
+        var expected: Int?
+        var duration: Double?
+        var started = 0.0
+        var running = false
+    }
+
+    private let state = Mutex(State())
     private let interactive: Bool
     private let enabled: Bool
-    private var done = 0
-    private var failed = 0
-    private var scenario = ""
-    private var expected: Int?
-    private var duration: Double?
-    private var started = 0.0
-    private var running = false
     private var thread: Thread?
     private let stopped = DispatchSemaphore(value: 0)
 
@@ -26,15 +30,15 @@ public final class ProgressReporter: @unchecked Sendable {
     }
 
     func begin(scenario: String, expectedOperations: Int?, durationSeconds: Double?) {
-        lock.lock()
-        self.scenario = scenario
-        expected = expectedOperations
-        duration = durationSeconds
-        done = 0
-        failed = 0
-        started = Date().timeIntervalSince1970
-        running = true
-        lock.unlock()
+        state.withLock {
+            $0.scenario = scenario
+            $0.expected = expectedOperations
+            $0.duration = durationSeconds
+            $0.done = 0
+            $0.failed = 0
+            $0.started = Date().timeIntervalSince1970
+            $0.running = true
+        }
         guard enabled else { return }
         let thread = Thread { [self] in loop() }
         thread.name = "lockproof-progress"
@@ -43,17 +47,18 @@ public final class ProgressReporter: @unchecked Sendable {
     }
 
     func operationFinished(failed isFailure: Bool) {
-        lock.lock()
-        done += 1
-        if isFailure { failed += 1 }
-        lock.unlock()
+        state.withLock {
+            $0.done += 1
+            if isFailure { $0.failed += 1 }
+        }
     }
 
     func end() {
-        lock.lock()
-        let wasRunning = running
-        running = false
-        lock.unlock()
+        let wasRunning = state.withLock {
+            let wasRunning = $0.running
+            $0.running = false
+            return wasRunning
+        }
         guard enabled, wasRunning else { return }
         stopped.wait()
         if interactive { FileHandle.standardError.write("\r\u{1B}[2K".data(using: .utf8)!) }
@@ -65,9 +70,7 @@ public final class ProgressReporter: @unchecked Sendable {
         var next = Date().timeIntervalSince1970 + interval
         while true {
             Thread.sleep(forTimeInterval: 0.1)
-            lock.lock()
-            let isRunning = running
-            lock.unlock()
+            let isRunning = state.withLock { $0.running }
             if !isRunning { return }
             if Date().timeIntervalSince1970 >= next {
                 next += interval
@@ -78,8 +81,9 @@ public final class ProgressReporter: @unchecked Sendable {
     }
 
     private func status() -> String {
-        lock.lock()
-        defer { lock.unlock() }
+        let (done, failed, scenario, expected, duration, started) = state.withLock {
+            ($0.done, $0.failed, $0.scenario, $0.expected, $0.duration, $0.started)
+        }
         let elapsed = Date().timeIntervalSince1970 - started
         let rate = elapsed > 0 ? Double(done) / elapsed : 0
         var line = "\(scenario): \(done)"

@@ -3,16 +3,6 @@ import Histogram
 import LockProofCommerce
 import LockProofLocking
 
-/// How a threshold may aggregate a metric, k6-style.
-public enum MetricKind: String, Sendable {
-    /// `count`, `rate` (per second of the run).
-    case counter
-    /// Samples in seconds: `avg`, `min`, `max`, `med`, `p(N)`, `count`.
-    case trend
-    /// A level: `value`, `min`, `max`.
-    case gauge
-}
-
 /// A metric a threshold can name: a catalog family or one of the run's built-ins.
 public struct ThresholdMetric: Sendable {
     public let name: String

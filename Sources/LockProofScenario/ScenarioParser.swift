@@ -827,7 +827,7 @@ private struct Reader {
                 do {
                     let (aggregation, comparison, limit, unit) = try Threshold.parseExpression(text)
                     guard Threshold.aggregationFits(aggregation, metric.kind) else {
-                        problem(expressionNode, "thresholds.\(targetText): '\(aggregation)' does not apply to a \(metric.kind.rawValue); expected \(Threshold.allowed(for: metric.kind))")
+                        problem(expressionNode, "thresholds.\(targetText): '\(aggregation)' does not apply to a \(metric.kind.thresholdName); expected \(Threshold.allowed(for: metric.kind))")
                         continue
                     }
                     try Threshold.checkUnit(unit, aggregation: aggregation, comparison: comparison, kind: metric.kind, limit: limit, text: text)

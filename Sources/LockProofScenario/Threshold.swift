@@ -1,4 +1,5 @@
 import Foundation
+import LockProofLocking
 
 /// A k6-style threshold: `p(99) < 50ms` on `lockproof_lock_wait_seconds{lock="redis"}`. A limit on
 /// a duration carries its unit (us, µs, ms, s, m); `limit` is in seconds.
@@ -58,7 +59,7 @@ public struct Threshold: Sendable, Equatable {
     static func allowed(for kind: MetricKind) -> String {
         switch kind {
         case .counter: return "count, rate"
-        case .trend: return "avg, min, max, med, p(N), count"
+        case .histogram: return "avg, min, max, med, p(N), count"
         case .gauge: return "value, min, max"
         }
     }
@@ -66,7 +67,8 @@ public struct Threshold: Sendable, Equatable {
     static func aggregationFits(_ aggregation: Aggregation, _ kind: MetricKind) -> Bool {
         switch (kind, aggregation) {
         case (.counter, .count), (.counter, .rate): return true
-        case (.trend, .avg), (.trend, .min), (.trend, .max), (.trend, .med), (.trend, .percentile), (.trend, .count): return true
+        case (.histogram, .avg), (.histogram, .min), (.histogram, .max), (.histogram, .med), (.histogram, .percentile), (.histogram, .count):
+            return true
         case (.gauge, .value), (.gauge, .min), (.gauge, .max): return true
         default: return false
         }
@@ -75,7 +77,7 @@ public struct Threshold: Sendable, Equatable {
     /// Is this aggregation of a metric of `kind` a duration? Every trend LockProof records is in
     /// seconds; its `count` is a number of samples.
     static func isDuration(_ aggregation: Aggregation, _ kind: MetricKind) -> Bool {
-        kind == .trend && aggregation != .count
+        kind == .histogram && aggregation != .count
     }
 
     /// Refuses a bare number on a duration (`p(99) < 50` used to mean 50 seconds, silently) and a
@@ -87,7 +89,7 @@ public struct Threshold: Sendable, Equatable {
                 "'\(text)' gives a duration without a unit; write it with one (us, ms, s, m): '\(aggregation) \(comparison.rawValue) \(durationText(limit))' is what it meant until now (a bare number was read as seconds)")
         }
         if !duration, let unit {
-            throw ThresholdSyntaxError("'\(text)': \(aggregation) of a \(kind.rawValue) is a number, not a duration; drop the unit '\(unit)'")
+            throw ThresholdSyntaxError("'\(text)': \(aggregation) of a \(kind.thresholdName) is a number, not a duration; drop the unit '\(unit)'")
         }
     }
 
@@ -183,7 +185,7 @@ extension Threshold {
             } else {
                 observed = nil
             }
-        case .trend:
+        case .histogram:
             if let trend = statistics.trend(metric, where: labels) {
                 switch aggregation {
                 case .avg: observed = trend.average

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LockProofCommerce
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -99,9 +100,8 @@ struct ServerOptions: ParsableArguments {
 final class TerminationSignals: @unchecked Sendable {
     private let semaphore = DispatchSemaphore(value: 0)
     private let queue = DispatchQueue(label: "lockproof.signals")
-    private let lock = NSLock()
     private var sources: [DispatchSourceSignal] = []
-    private var received: Int32?
+    private let received = Mutex<Int32?>(nil)
 
     init(_ signals: [Int32] = [SIGINT, SIGTERM]) {
         var mask = sigset_t()
@@ -112,10 +112,11 @@ final class TerminationSignals: @unchecked Sendable {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
             source.setEventHandler { [self] in
-                lock.lock()
-                let first = received == nil
-                if first { received = number }
-                lock.unlock()
+                let first = received.withLock { received in
+                    let first = received == nil
+                    if first { received = number }
+                    return first
+                }
                 if first { semaphore.signal() }
             }
             source.resume()
@@ -126,9 +127,7 @@ final class TerminationSignals: @unchecked Sendable {
     /// Blocks until one of the signals arrives; returns its number.
     func wait() -> Int32 {
         semaphore.wait()
-        lock.lock()
-        defer { lock.unlock() }
-        return received ?? 0
+        return received.withLock { $0 } ?? 0
     }
 
     static func name(_ number: Int32) -> String {
