@@ -7,29 +7,11 @@ import XCTest
 
 /// The `lockproof` binary's exit codes and messages, run as a user would.
 final class CommandLineTests: XCTestCase {
-    private var binary: URL {
-        // The test runner sits in the build folder next to the executable (`swift test` builds both).
-        URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-            .appendingPathComponent("lockproof")
-    }
+    private var binary: URL { BuiltBinary.location("lockproof") }
 
     func lockproof(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env["LOCKPROOF_DATABASE_URL"] = TestServers.configuration.databaseURL
-        env["LOCKPROOF_REDIS_URL"] = "redis://\(TestServers.configuration.redis.host):\(TestServers.configuration.redis.port)/\(TestServers.configuration.redis.database)"
-        for (key, value) in environment { env[key] = value }
-        process.environment = env
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+        let result = try launch(binary, arguments, environment: TestServers.binaryEnvironment.merging(environment) { $1 })
+        return (result.status, result.out, result.err)
     }
 
     func temporaryFolder() throws -> URL {
@@ -159,9 +141,7 @@ final class CommandLineTests: XCTestCase {
     }
 
     override func setUpWithError() throws {
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
-            throw MissingBinary(path: binary.path)
-        }
+        _ = try BuiltBinary.lockproof()
     }
 
     func testCheckReportsFileLineColumnAndExits2() throws {
@@ -479,9 +459,4 @@ final class CommandLineTests: XCTestCase {
             XCTAssertTrue(result.out.contains("Example") && result.out.contains(":\n  lockproof \(command.first ?? "")"), "\(command): \(result.out)")
         }
     }
-}
-
-struct MissingBinary: Error, CustomStringConvertible {
-    let path: String
-    var description: String { "lockproof is not built at \(path)" }
 }

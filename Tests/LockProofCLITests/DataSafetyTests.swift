@@ -18,18 +18,18 @@ final class DataSafetyTests: XCTestCase {
     }
 
     private var binary: URL {
-        // The test runner sits in the build folder next to the executable (`swift test` builds both).
         // LOCKPROOF_SAFETY_TEST_BINARY runs these tests against another build (an older one, to
         // see what it did).
         if let other = ProcessInfo.processInfo.environment["LOCKPROOF_SAFETY_TEST_BINARY"], !other.isEmpty {
             return URL(fileURLWithPath: other)
         }
-        return URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-            .appendingPathComponent("lockproof")
+        return BuiltBinary.location("lockproof")
     }
 
     override func setUpWithError() throws {
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw MissingBinary(path: binary.path) }
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+            throw BinaryNotBuilt(name: "lockproof", path: binary.path)
+        }
     }
 
     private func folder() throws -> URL {

@@ -17,13 +17,38 @@ public enum TestServers {
     public static let configuration: ServerConfiguration = {
         do {
             var configuration = try ServerConfiguration.fromEnvironment()
+            requireServers(configuration)
             configuration.databaseURL = try testDatabaseURL(configuration)
             holdTestDatabase(configuration)
             return configuration
         } catch {
-            fatalError("bad server configuration: \(error)")
+            stop("bad server configuration: \(error)")
         }
     }()
+
+    /// Ends the test process at once with one line on stderr: what is missing and how to start the
+    /// servers. Without them every later test would fail the same way (or, before, crash with a
+    /// `fatalError` and its backtrace).
+    static func stop(_ problem: String, howToStart: Bool = true) -> Never {
+        let oneLine = problem.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
+        FileHandle.standardError.write(Data(
+            "lockproof tests: \(oneLine)\(howToStart ? ". Start throwaway servers with `make test` or `scripts/with-services.sh swift test`, or set LOCKPROOF_DATABASE_URL and LOCKPROOF_REDIS_URL to servers of your own" : "")\n".utf8))
+        exit(EXIT_FAILURE)
+    }
+
+    /// Both servers answer, or the process stops (`stop`) before the first test that needs them runs.
+    private static func requireServers(_ configuration: ServerConfiguration) {
+        do {
+            _ = try configuration.openDatabase()
+        } catch {
+            stop("PostgreSQL does not answer at \(redactedURL(configuration.databaseURL)) (\(error))")
+        }
+        do {
+            _ = try RedisConnection(endpoint: configuration.redis, commandTimeout: 5)
+        } catch {
+            stop("Redis does not answer at \(configuration.redis) (\(error))")
+        }
+    }
 
     /// The process-long session holding the test database.
     nonisolated(unsafe) private static var testDatabaseHolder: PostgresConnection?
@@ -61,11 +86,11 @@ public enum TestServers {
             let session = try configuration.openDatabase()
             let held = try session.query("SELECT pg_try_advisory_lock($1::int4, $2::int4)", [0x4C50_5246, 2]).bool(0, 0)
             guard held == true else {
-                fatalError("another test process is using the test database \(redactedURL(configuration.databaseURL)); wait for it, or set LOCKPROOF_TEST_DATABASE_URL to another database")
+                stop("another test process is using the test database \(redactedURL(configuration.databaseURL)); wait for it, or set LOCKPROOF_TEST_DATABASE_URL to another database", howToStart: false)
             }
             testDatabaseHolder = session
         } catch {
-            fatalError("cannot reach the test database \(redactedURL(configuration.databaseURL)): \(error)")
+            stop("cannot reach the test database \(redactedURL(configuration.databaseURL)): \(error)")
         }
     }
 
@@ -82,8 +107,14 @@ public enum TestServers {
             sharedServices = services
             return services
         } catch {
-            fatalError("cannot reach Redis at \(configuration.redis): \(error). Run the tests with `make test`.")
+            stop("cannot reach Redis at \(configuration.redis): \(error)")
         }
+    }
+
+    /// The test servers' URLs as a launched `lockproof` reads them (LOCKPROOF_DATABASE_URL, LOCKPROOF_REDIS_URL).
+    public static var binaryEnvironment: [String: String] {
+        let redis = configuration.redis
+        return ["LOCKPROOF_DATABASE_URL": configuration.databaseURL, "LOCKPROOF_REDIS_URL": "redis://\(redis.host):\(redis.port)/\(redis.database)"]
     }
 
     public static func database() throws -> PostgresConnection {
