@@ -7,10 +7,10 @@ import XCTest
 
 /// The `lockproof` binary's exit codes and messages, run as a user would.
 final class CommandLineTests: XCTestCase {
-    private var binary: URL { BuiltBinary.location("lockproof") }
+    private var binary: URL { get throws { try BuiltBinary.lockproof() } }
 
     func lockproof(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
-        let result = try launch(binary, arguments, environment: TestServers.binaryEnvironment.merging(environment) { $1 })
+        let result = try launch(try binary, arguments, environment: TestServers.binaryEnvironment.merging(environment) { $1 })
         return (result.status, result.out, result.err)
     }
 
@@ -138,10 +138,6 @@ final class CommandLineTests: XCTestCase {
             XCTAssertTrue(junit.contains("<testsuite name=\"\(name)\"") && junit.contains("refused before anything ran"), junit, file: file, line: line)
             XCTAssertFalse(FileManager.default.fileExists(atPath: reports.appendingPathComponent("\(name).history.jsonl").path), "it never ran")
         }
-    }
-
-    override func setUpWithError() throws {
-        _ = try BuiltBinary.lockproof()
     }
 
     func testCheckReportsFileLineColumnAndExits2() throws {
@@ -277,7 +273,7 @@ final class CommandLineTests: XCTestCase {
         let long = passing.replacingOccurrences(of: "iterations: 2", with: "duration: 3s")
             .replacingOccurrences(of: "thresholds:\n  throughput: [\"count == 4\"]", with: "")
         let process = Process()
-        process.executableURL = binary
+        process.executableURL = try binary
         process.arguments = ["run", try write(long, "m.yaml", in: folder), "--metrics-address", "127.0.0.1:0", "--quiet"]
         var env = ProcessInfo.processInfo.environment
         env["LOCKPROOF_DATABASE_URL"] = TestServers.configuration.databaseURL
@@ -383,7 +379,7 @@ final class CommandLineTests: XCTestCase {
         let output = folder.appendingPathComponent("out.txt")
         _ = FileManager.default.createFile(atPath: output.path, contents: nil)
         let process = Process()
-        process.executableURL = binary
+        process.executableURL = try binary
         process.arguments = [
             "run", try write(first, "a.yaml", in: folder), try write(long, "b.yaml", in: folder), try write(passing, "c.yaml", in: folder),
             "--report-dir", reports.path, "--quiet",
