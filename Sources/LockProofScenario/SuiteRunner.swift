@@ -170,8 +170,9 @@ public final class SuiteRunner {
     }
 
     /// The report folder, checked before anything is written: not a link, a writable folder or
-    /// one that can be made in an existing folder.
-    static func reportFolder(_ directory: String?) throws -> URL? {
+    /// one that can be made in an existing folder. `run` checks it first; a caller may check it
+    /// earlier (the CLI does, before reading the server configuration, as it always has).
+    public static func reportFolder(_ directory: String?) throws -> URL? {
         guard let directory else { return nil }
         if let problem = ReportFile.linkedFolderProblem(directory) { throw SuiteBadInput(message: "--report-dir \(problem)") }
         var isDirectory: ObjCBool = false

@@ -221,6 +221,7 @@ func runScenarios(files: [String], options: ScenarioRunOptions) throws {
             throw startupFailure("--metrics-address \(text): \(error)")
         }
     }
+    do { _ = try SuiteRunner.reportFolder(options.reportDirectory) } catch { throw startupFailure("\(error)") }
     let configuration = try options.servers.configuration()
     let suite = SuiteRunner(
         configuration: configuration,
