@@ -3,6 +3,7 @@ import LockProofCommerce
 import LockProofLocking
 import LockProofPostgres
 import LockProofTestSupport
+import Synchronization
 import XCTest
 
 /// `workload.connections`: virtual users borrow from bounded pools of real connections.
@@ -48,9 +49,8 @@ final class ConnectionPoolTests: XCTestCase {
     }
 }
 
-private final class LockedSet: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored = Set<Int>()
-    func insert(_ value: Int) { lock.lock(); stored.insert(value); lock.unlock() }
-    var values: Set<Int> { lock.lock(); defer { lock.unlock() }; return stored }
+private final class LockedSet: Sendable {
+    private let stored = Mutex(Set<Int>())
+    func insert(_ value: Int) { stored.withLock { _ = $0.insert(value) } }
+    var values: Set<Int> { stored.withLock { $0 } }
 }

@@ -3,6 +3,7 @@ import LockProofCommerce
 import LockProofLocking
 import LockProofPostgres
 import LockProofRedis
+import Synchronization
 
 /// The real servers the tests talk to: `LOCKPROOF_DATABASE_URL` / `LOCKPROOF_REDIS_URL`, or the
 /// throwaway ones `make test` starts.
@@ -94,20 +95,19 @@ public enum TestServers {
         }
     }
 
-    nonisolated(unsafe) private static var sharedServices: SharedServices?
-    private static let sharedLock = NSLock()
+    private static let sharedServices = Mutex<SharedServices?>(nil)
 
     /// One lock notifier and lease renewer for the whole test process.
     public static var shared: SharedServices {
-        sharedLock.lock()
-        defer { sharedLock.unlock() }
-        if let sharedServices { return sharedServices }
-        do {
-            let services = try SharedServices(configuration: configuration)
-            sharedServices = services
-            return services
-        } catch {
-            stop("cannot reach Redis at \(configuration.redis): \(error)")
+        sharedServices.withLock { stored in
+            if let stored { return stored }
+            do {
+                let services = try SharedServices(configuration: configuration)
+                stored = services
+                return services
+            } catch {
+                stop("cannot reach Redis at \(configuration.redis): \(error)")
+            }
         }
     }
 
@@ -149,21 +149,16 @@ public enum TestServers {
 }
 
 /// Collects every event, for assertions on what the core recorded.
-public final class RecordingEventSink: EventSink, @unchecked Sendable {
-    private let lock = NSLock()
-    private var recorded: [(event: LockProofEvent, caseName: String)] = []
+public final class RecordingEventSink: EventSink, Sendable {
+    private let recorded = Mutex<[(event: LockProofEvent, caseName: String)]>([])
     public init() {}
 
     public func record(_ event: LockProofEvent, caseName: String) {
-        lock.lock()
-        recorded.append((event, caseName))
-        lock.unlock()
+        recorded.withLock { $0.append((event, caseName)) }
     }
 
     public var events: [LockProofEvent] {
-        lock.lock()
-        defer { lock.unlock() }
-        return recorded.map(\.event)
+        recorded.withLock { $0.map(\.event) }
     }
 
     public func count(where predicate: (LockProofEvent) -> Bool) -> Int { events.filter(predicate).count }
