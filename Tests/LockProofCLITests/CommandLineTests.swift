@@ -275,10 +275,7 @@ final class CommandLineTests: XCTestCase {
         let process = Process()
         process.executableURL = try binary
         process.arguments = ["run", try write(long, "m.yaml", in: folder), "--metrics-address", "127.0.0.1:0", "--quiet"]
-        var env = ProcessInfo.processInfo.environment
-        env["LOCKPROOF_DATABASE_URL"] = TestServers.configuration.databaseURL
-        env["LOCKPROOF_REDIS_URL"] = "redis://\(TestServers.configuration.redis.host):\(TestServers.configuration.redis.port)/\(TestServers.configuration.redis.database)"
-        process.environment = env
+        process.environment = ProcessInfo.processInfo.environment.merging(TestServers.binaryEnvironment) { $1 }
         let err = Pipe()
         process.standardError = err
         process.standardOutput = FileHandle.nullDevice
@@ -384,10 +381,7 @@ final class CommandLineTests: XCTestCase {
             "run", try write(first, "a.yaml", in: folder), try write(long, "b.yaml", in: folder), try write(passing, "c.yaml", in: folder),
             "--report-dir", reports.path, "--quiet",
         ]
-        var env = ProcessInfo.processInfo.environment
-        env["LOCKPROOF_DATABASE_URL"] = TestServers.configuration.databaseURL
-        env["LOCKPROOF_REDIS_URL"] = "redis://\(TestServers.configuration.redis.host):\(TestServers.configuration.redis.port)/\(TestServers.configuration.redis.database)"
-        process.environment = env
+        process.environment = ProcessInfo.processInfo.environment.merging(TestServers.binaryEnvironment) { $1 }
         // Standard output to a file, as in CI: block-buffered, lost if the process just died.
         process.standardOutput = try FileHandle(forWritingTo: output)
         process.standardError = FileHandle.nullDevice

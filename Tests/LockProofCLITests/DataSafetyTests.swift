@@ -40,11 +40,8 @@ final class DataSafetyTests: XCTestCase {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env["LOCKPROOF_DATABASE_URL"] = databaseURL
-        let redis = TestServers.configuration.redis
-        env["LOCKPROOF_REDIS_URL"] = "redis://\(redis.host):\(redis.port)/\(redis.database)"
-        process.environment = env
+        process.environment = ProcessInfo.processInfo.environment.merging(TestServers.binaryEnvironment) { $1 }
+            .merging(["LOCKPROOF_DATABASE_URL": databaseURL]) { $1 }
         let name = UUID().uuidString
         let out = folder.appendingPathComponent("\(name).out"), err = folder.appendingPathComponent("\(name).err")
         FileManager.default.createFile(atPath: out.path, contents: nil)

@@ -39,10 +39,6 @@ final class SecretsAndTimeoutsCommandTests: XCTestCase {
 
     /// The test servers' own addresses, without any password.
     private var database: PostgresTarget { get throws { try PostgresTarget(conninfo: TestServers.configuration.databaseURL) } }
-    private var redisBase: String {
-        let redis = TestServers.configuration.redis
-        return "redis://\(redis.host):\(redis.port)/\(redis.database)"
-    }
 
     /// Runs the binary with `environment` on top of the test servers' and returns status, stdout, stderr.
     private func lockproof(_ arguments: [String], environment: [String: String], timeoutSeconds: Double = 120) throws
@@ -81,11 +77,7 @@ final class SecretsAndTimeoutsCommandTests: XCTestCase {
         let process = Process()
         process.executableURL = try BuiltBinary.lockproof()
         process.arguments = ["serve", "--metrics-address", "127.0.0.1:0", "--pending-interval", "0.2", "--connect-timeout", "2"]
-        var env = ProcessInfo.processInfo.environment
-        env["LOCKPROOF_DATABASE_URL"] = TestServers.configuration.databaseURL
-        env["LOCKPROOF_REDIS_URL"] = redisBase
-        env.merge(environment) { $1 }
-        process.environment = env
+        process.environment = ProcessInfo.processInfo.environment.merging(TestServers.binaryEnvironment) { $1 }.merging(environment) { $1 }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err

@@ -13,7 +13,7 @@ final class ServeCommandTests: XCTestCase {
         process.arguments = ["serve", "--metrics-address", "127.0.0.1:0", "--pending-interval", "0.2"]
         // The tests' own database (see TestServers), not the one a `make verify` may be using.
         process.environment = ProcessInfo.processInfo.environment
-            .merging(["LOCKPROOF_DATABASE_URL": TestServers.configuration.databaseURL]) { $1 }.merging(environment) { $1 }
+            .merging(TestServers.binaryEnvironment) { $1 }.merging(environment) { $1 }
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.standardError
