@@ -102,7 +102,7 @@ let package = Package(
             name: "LockProofScenarioTests",
             dependencies: [
                 "LockProofTestSupport", "LockProofScenario", "LockProofCommerce", "LockProofLocking",
-                "LockProofPostgres", "LockProofRedis", "LockProofHTTP",
+                "LockProofPostgres", "LockProofRedis",
             ]),
         .testTarget(
             name: "LockProofBenchTests",
@@ -114,6 +114,13 @@ let package = Package(
             dependencies: [
                 "LockProofTestSupport", "LockProofMetrics", "LockProofHTTP", "LockProofCommerce", "LockProofLocking",
                 "LockProofPostgres", "LockProofRedis",
+            ]),
+        // The CLI as a user runs it: tests that launch the built binaries (Tests/Support/Processes.swift finds them).
+        .testTarget(
+            name: "LockProofCLITests",
+            dependencies: [
+                "LockProofTestSupport", "LockProofScenario", "LockProofMetrics", "LockProofCommerce", "LockProofPostgres",
+                "LockProofRedis", "LockProofHTTP",
             ]),
     ]
 )

@@ -172,6 +172,9 @@ public final class ScenarioRunner {
     /// The caller's hold on the database for a series of runs (`claimDatabase`); nil: each `run`
     /// claims it for itself.
     public var claim: DatabaseClaim?
+    /// The throwaway servers the caller's preflight found for each run (`ManagedServers.check`, by
+    /// run name), so that a suite checks them once; a run missing here is checked when it starts.
+    public var managedServers: [String: ManagedServers?] = [:]
     /// How long an interrupted run waits for its clients before it reports without them.
     static let stopGraceSeconds = 0.8
     /// Called on each client's thread once its client exists, before the start barrier (the
@@ -248,7 +251,7 @@ public final class ScenarioRunner {
         // Server faults strike only servers the environment says the runner started itself.
         let servers: ManagedServers?
         do {
-            servers = try ManagedServers.check(configuration, faults: scenario.faults.map(\.kind))
+            servers = try managedServers[scenario.name] ?? ManagedServers.check(configuration, faults: scenario.faults.map(\.kind))
         } catch {
             throw RunAborted(message: "\(scenario.name): \(error)")
         }

@@ -212,195 +212,134 @@ func runScenarios(files: [String], options: ScenarioRunOptions) throws {
     let scenarios = try loadScenarios(files)
     let style = TerminalStyle.decide(
         noColorFlag: options.noColor, environment: ProcessInfo.processInfo.environment, stdoutIsTerminal: isatty(STDOUT_FILENO) == 1)
-
-    // Bad input is refused before anything is written; what the servers refuse (below) is refused
-    // before the first operation, and reported as such with --report-dir. An empty database gets
-    // LockProof's schema when it is claimed, before the later refusals.
-    var bindAddress: HTTPBindAddress?
+    var metrics: RunMetricsEndpoint?
     if let text = options.metricsAddress {
-        do { bindAddress = try HTTPBindAddress(parsing: text) } catch { throw startupFailure("--metrics-address \(text): \(error)") }
-    }
-    var reportURL: URL?
-    if let directory = options.reportDirectory {
-        if let problem = ReportFile.linkedFolderProblem(directory) { throw startupFailure("--report-dir \(problem)") }
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
-            guard isDirectory.boolValue else { throw startupFailure("--report-dir \(directory): exists and is not a folder") }
-            guard FileManager.default.isWritableFile(atPath: directory) else {
-                throw startupFailure("--report-dir \(directory): not writable")
-            }
-        } else {
-            let parent = (directory as NSString).deletingLastPathComponent
-            let existingParent = parent.isEmpty ? "." : parent
-            var parentIsDirectory: ObjCBool = false
-            guard !FileManager.default.fileExists(atPath: existingParent, isDirectory: &parentIsDirectory) || parentIsDirectory.boolValue
-            else { throw startupFailure("--report-dir \(directory): \(existingParent) is not a folder") }
+        do {
+            metrics = RunMetricsEndpoint(
+                address: try HTTPBindAddress(parsing: text), option: text, options: options)
+        } catch {
+            throw startupFailure("--metrics-address \(text): \(error)")
         }
-        reportURL = URL(fileURLWithPath: directory, isDirectory: true)
     }
+    do { _ = try SuiteRunner.reportFolder(options.reportDirectory) } catch { throw startupFailure("\(error)") }
     let configuration = try options.servers.configuration()
-    // The database is this process's until it exits (see DatabaseClaim): refused, or waited for,
-    // when it is not LockProof's or another run holds it. Refused from here on: reported as errors
-    // in the report folder too (RefusalReports.swift).
-    let refused = { (message: String) in refusal(message, runs: scenarios.flatMap(\.runs), reportURL: reportURL) }
-    let claim: DatabaseClaim
-    do {
-        claim = try ScenarioRunner.claimDatabase(
-            configuration, command: "run", waitSeconds: options.database.seconds, waiting: DatabaseWaitOptions.announce)
-    } catch {
-        throw refused("\(error)")
-    }
-    defer { claim.release() }
-    do {
-        // With --metrics-address the pending-compensations poller holds a session of its own.
-        try ConnectionBudget.check(
-            scenarios.flatMap(\.runs), configuration: configuration, processSessions: options.metricsAddress == nil ? 0 : 1)
-    } catch {
-        throw refused("\(error)")
-    }
-    // Faults that strike servers: only into the throwaway servers the environment names.
-    for scenario in scenarios where !scenario.faults.isEmpty {
-        do {
-            _ = try ManagedServers.check(configuration, faults: scenario.faults.map(\.kind))
-        } catch {
-            throw refused("\(scenario.file): \(error)")
-        }
-    }
-    let shared: SharedServices
-    do { shared = try SharedServices(configuration: configuration) } catch { throw refused("\(error)") }
-    defer { shared.stop() }
-
-    var endpoint: MetricsEndpoint?
-    let metrics = LockProofMetrics()
-    if let bindAddress {
-        let server = MetricsEndpoint(metrics: metrics, address: bindAddress)
-        do { try server.start() } catch { throw refused("--metrics-address \(options.metricsAddress!): \(error)") }
-        FileHandle.standardError.write(Data("metrics: http://\(bindAddress.host):\(server.boundPort ?? bindAddress.port)/metrics\n".utf8))
-        endpoint = server
-    }
-    defer { endpoint?.stop() }
-    // lockproof_compensations_pending counted in the database during the run, as serve does.
-    var pendingMonitor: CompensationsPendingMonitor?
-    if endpoint != nil {
-        do {
-            pendingMonitor = try CompensationsPendingMonitor(
-                metrics: metrics, databaseURL: configuration.databaseURL, intervalSeconds: options.pendingInterval,
-                connectTimeoutSeconds: configuration.connectTimeoutSeconds)
-        } catch {
-            throw refused("cannot reach PostgreSQL: \(error)")
-        }
-    }
-    defer { pendingMonitor?.stop() }
-    if let reportURL {
-        do {
-            try FileManager.default.createDirectory(at: reportURL, withIntermediateDirectories: true)
-        } catch {
-            throw startupFailure("--report-dir \(reportURL.path): \(error.localizedDescription)")
-        }
-    }
-
-    let runner = ScenarioRunner(
-        configuration: configuration, shared: shared, progress: ProgressReporter(enabled: !options.quiet))
-    runner.historyDirectory = reportURL
-    runner.claim = claim
-    if endpoint != nil {
-        runner.forward = metrics
-        runner.operationObserver = { caseName, strategy, outcome, seconds in
-            metrics.recordOperation(case: caseName, strategy: strategy, outcome: outcome, seconds: seconds)
-        }
-    }
-    // SIGINT/SIGTERM stop the running scenario; its result and everything before it are reported.
-    let received = LockedSignal()
-    let stop = runner.stop
-    let watcher = Thread {
-        let number = signals.wait()
-        received.set(number)
-        FileHandle.standardError.write(Data("lockproof: \(TerminationSignals.name(number)) received, stopping the running scenario\n".utf8))
-        stop.request("interrupted by \(TerminationSignals.name(number))")
-    }
-    watcher.name = "lockproof-signals"
-    watcher.start()
-
-    pendingMonitor?.start()
-    if let endpoint {
-        // A scrape before the first operation: Prometheus sees every series at 0, so the counter
-        // alerts and rate() count the run's first events.
-        waitForScrape(
-            endpoint, after: monotonicSeconds(), timeoutSeconds: options.metricsFirstScrapeWait,
-            moment: "before the first operation",
-            missed: "Prometheus may miss the run's first events", stop: { received.value != nil })
-    }
-
-    var results: [ScenarioResult] = []
-    var skipReason: String?
-    for scenario in scenarios {
-        for run in scenario.runs {
-            if let skipReason {
-                // Never silently dropped: a run that did not happen is an error in every output.
-                let notRun = ScenarioResult.error(run, "not run: \(skipReason)", interrupted: stop.reason != nil)
-                results.append(notRun)
-                if let reportURL { try? ReportWriter.write(notRun, to: reportURL) }
-                continue
-            }
-            var result: ScenarioResult
-            do {
-                result = try runner.run(run)
-            } catch {
-                result = .error(run, "aborted: \(error)")
-            }
-            if let reportURL {
-                do {
-                    try ReportWriter.write(result, to: reportURL)
-                } catch {
-                    result = .error(run, "its report could not be written to \(reportURL.path): \(error.localizedDescription)")
-                }
-            }
-            results.append(result)
-            if let pending = result.statistics.gauge("lockproof_compensations_pending") {
-                metrics.setCompensationsPending(Int(pending))
-            }
+    let suite = SuiteRunner(
+        configuration: configuration,
+        options: SuiteOptions(
+            reportDirectory: options.reportDirectory, failFast: options.failFast, quiet: options.quiet,
+            waitForDatabaseSeconds: options.database.seconds, waitingForDatabase: DatabaseWaitOptions.announce, command: "run"),
+        metrics: metrics,
+        waitForSignal: {
+            let number = signals.wait()
+            return (number, TerminationSignals.name(number))
+        })
+    let output = SuiteOutput(
+        scenarioFinished: { result in
             if !options.json {
                 print(ReportWriter.summary(result, style: style))
                 print("")
                 fflush(nil)
             }
-            if let error = result.runError {
-                FileHandle.standardError.write(Data("lockproof: error: \(run.name): \(error)\n".utf8))
-            }
-            if let reason = stop.reason {
-                skipReason = "the run was \(reason)"
-            } else if options.failFast && !result.passed {
-                skipReason = "--fail-fast: \(run.name) failed"
-                let ran = Set(results.map(\.scenario.name))
-                let skipped = scenarios.flatMap(\.runs).map(\.name).filter { !ran.contains($0) }
-                FileHandle.standardError.write(Data(
-                    "lockproof: --fail-fast: stopped after \(run.name) failed; not run: \(skipped.isEmpty ? "none" : skipped.joined(separator: ", "))\n".utf8))
-            } else if result.clientsAbandoned {
-                // Clients still running would disturb whatever runs next.
-                skipReason = "\(run.name) left clients running"
-            }
+        },
+        suiteFinished: { results, reportURL in
+            print(options.json ? try RunSummaryDocument(results, reportDir: reportURL?.path).json() : ReportWriter.verdictTable(results, style: style))
+        },
+        reportsWritten: { reportURL in
+            if !options.json { print("reports: \(reportURL.path)") }
+        })
+    let outcome: SuiteOutcome
+    do {
+        outcome = try suite.run(scenarios, output: output)
+    } catch let error as SuiteBadInput {
+        throw startupFailure(error.message)
+    } catch let error as SuiteRefused {
+        throw startupFailure(error.message)
+    }
+    if let number = outcome.signal {
+        // The shell's convention for a process ended by a signal, after everything was written.
+        throw ExitCode(128 + number)
+    }
+    if !outcome.passed { throw ExitCode(1) }
+}
+
+/// `--metrics-address`: the run's Prometheus metrics while it runs, and the pending-compensations
+/// count polled in the database as serve does (`SuiteMetrics` for the suite runner).
+final class RunMetricsEndpoint: SuiteMetrics {
+    private let metrics = LockProofMetrics()
+    private let address: HTTPBindAddress
+    private let option: String
+    private let options: ScenarioRunOptions
+    private var endpoint: MetricsEndpoint?
+    private var pendingMonitor: CompensationsPendingMonitor?
+
+    init(address: HTTPBindAddress, option: String, options: ScenarioRunOptions) {
+        self.address = address
+        self.option = option
+        self.options = options
+    }
+
+    /// The pending-compensations poller holds a session of its own.
+    var databaseSessions: Int { 1 }
+
+    func start(configuration: ServerConfiguration) throws {
+        let server = MetricsEndpoint(metrics: metrics, address: address)
+        do { try server.start() } catch { throw RunMetricsError(message: "--metrics-address \(option): \(error)") }
+        FileHandle.standardError.write(Data("metrics: http://\(address.host):\(server.boundPort ?? address.port)/metrics\n".utf8))
+        do {
+            pendingMonitor = try CompensationsPendingMonitor(
+                metrics: metrics, databaseURL: configuration.databaseURL, intervalSeconds: options.pendingInterval,
+                connectTimeoutSeconds: configuration.connectTimeoutSeconds)
+        } catch {
+            server.stop()
+            throw RunMetricsError(message: "cannot reach PostgreSQL: \(error)")
+        }
+        endpoint = server
+    }
+
+    func attach(to runner: ScenarioRunner) {
+        let metrics = self.metrics
+        runner.forward = metrics
+        runner.operationObserver = { caseName, strategy, outcome, seconds in
+            metrics.recordOperation(case: caseName, strategy: strategy, outcome: outcome, seconds: seconds)
         }
     }
-    // The summary before junit.xml and report.html: a report that cannot be written loses no verdict.
-    print(options.json ? try RunSummaryDocument(results, reportDir: reportURL?.path).json() : ReportWriter.verdictTable(results, style: style))
-    if let reportURL {
-        try writeRunReports(results, to: reportURL)
-        if !options.json { print("reports: \(reportURL.path)") }
+
+    func beforeFirstOperation(stopped: @escaping () -> Bool) {
+        pendingMonitor?.start()
+        guard let endpoint else { return }
+        // A scrape before the first operation: Prometheus sees every series at 0, so the counter
+        // alerts and rate() count the run's first events.
+        waitForScrape(
+            endpoint, after: monotonicSeconds(), timeoutSeconds: options.metricsFirstScrapeWait,
+            moment: "before the first operation",
+            missed: "Prometheus may miss the run's first events", stop: stopped)
     }
-    fflush(nil)
-    if let endpoint, received.value == nil {
+
+    func finished(_ result: ScenarioResult) {
+        if let pending = result.statistics.gauge("lockproof_compensations_pending") {
+            metrics.setCompensationsPending(Int(pending))
+        }
+    }
+
+    func afterLastOperation(stopped: @escaping () -> Bool) {
+        guard let endpoint else { return }
         // The last values reach Prometheus only through a scrape that renders them.
         pendingMonitor?.stop()
         waitForScrape(
             endpoint, after: monotonicSeconds(), timeoutSeconds: options.metricsLinger ?? endpoint.scrapes.defaultLingerSeconds(),
             moment: "after the last operation",
-            missed: "Prometheus does not have the final values", stop: { received.value != nil })
+            missed: "Prometheus does not have the final values", stop: stopped)
     }
-    if let number = received.value {
-        // The shell's convention for a process ended by a signal, after everything was written.
-        throw ExitCode(128 + number)
+
+    func stop() {
+        pendingMonitor?.stop()
+        endpoint?.stop()
     }
-    if !results.allSatisfy(\.passed) { throw ExitCode(1) }
+}
+
+struct RunMetricsError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
 }
 
 /// Waits, bounded, for a scrape that renders after `instant`, and says on stderr how it went:
@@ -420,20 +359,4 @@ private func waitForScrape(
         message = "metrics: \(moment): not scraped within \(String(format: "%g", timeoutSeconds)) s (\(missed))"
     }
     FileHandle.standardError.write(Data((message + "\n").utf8))
-}
-
-/// The signal that stopped the run, if one did.
-final class LockedSignal: @unchecked Sendable {
-    private let lock = NSLock()
-    private var number: Int32?
-    func set(_ value: Int32) {
-        lock.lock()
-        number = value
-        lock.unlock()
-    }
-    var value: Int32? {
-        lock.lock()
-        defer { lock.unlock() }
-        return number
-    }
 }

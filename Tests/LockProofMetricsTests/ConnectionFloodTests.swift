@@ -1,6 +1,7 @@
 import Foundation
 import LockProofHTTP
 import LockProofMetrics
+import LockProofTestSupport
 import XCTest
 
 #if canImport(Glibc)
@@ -131,7 +132,7 @@ final class ConnectionFloodTests: XCTestCase {
     /// `lockproof serve` started with the common default soft limit of 1,024 open files: it lifts
     /// the limit itself, so 2,000 idle connections do not lock the scraper out.
     func testServeHoldsTwoThousandConnectionsUnderADefaultOpenFileLimit() throws {
-        let executable = try Repository.lockproofExecutable()
+        let executable = try BuiltBinary.lockproof()
         var limit = rlimit()
         getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         guard limit.rlim_max >= UInt(floodSize) + 512 else {

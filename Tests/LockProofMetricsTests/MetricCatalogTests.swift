@@ -3,6 +3,7 @@ import LockProofCommerce
 import LockProofHTTP
 import LockProofLocking
 import LockProofMetrics
+import LockProofTestSupport
 import XCTest
 
 /// The catalog in code, the catalog file the dashboards are checked against, the exposition on

@@ -18,11 +18,6 @@ final class BoundedInputTests: XCTestCase {
         workload: {virtual_users: 2, iterations: 2}
         """
 
-    private var binary: URL {
-        URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-            .appendingPathComponent("lockproof")
-    }
-
     private func temporaryFolder() throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("lp-bounded-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
@@ -43,23 +38,8 @@ final class BoundedInputTests: XCTestCase {
     }
 
     private func lockproof(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env["LOCKPROOF_DATABASE_URL"] = TestServers.configuration.databaseURL
-        let redis = TestServers.configuration.redis
-        env["LOCKPROOF_REDIS_URL"] = "redis://\(redis.host):\(redis.port)/\(redis.database)"
-        env.merge(environment) { $1 }
-        process.environment = env
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+        let result = try launch(try BuiltBinary.lockproof(), arguments, environment: TestServers.binaryEnvironment.merging(environment) { $1 })
+        return (result.status, result.out, result.err)
     }
 
     func testAFileOverTheSizeCapIsRefusedAtOnceWithOneLine() throws {

@@ -1,5 +1,6 @@
 import Foundation
 import LockProofLocking
+import Synchronization
 
 public struct ConcurrentRunTimedOut: Error, CustomStringConvertible {
     public let seconds: Double
@@ -41,24 +42,17 @@ public func runConcurrently<State, T: Sendable>(
     return results.values
 }
 
-final class ResultBox<T: Sendable>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var storage: [Result<T, any Error>?]
-    init(count: Int) { storage = Array(repeating: nil, count: count) }
+final class ResultBox<T: Sendable>: Sendable {
+    private let storage: Mutex<[Result<T, any Error>?]>
+    init(count: Int) { storage = Mutex(Array(repeating: nil, count: count)) }
     func set(_ index: Int, _ result: Result<T, any Error>) {
-        lock.lock()
-        storage[index] = result
-        lock.unlock()
+        storage.withLock { $0[index] = result }
     }
     var unfinished: Int {
-        lock.lock()
-        defer { lock.unlock() }
-        return storage.filter { $0 == nil }.count
+        storage.withLock { $0.filter { $0 == nil }.count }
     }
     var values: [Result<T, any Error>] {
-        lock.lock()
-        defer { lock.unlock() }
-        return storage.map { $0! }
+        storage.withLock { $0.map { $0! } }
     }
 }
 

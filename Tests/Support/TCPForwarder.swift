@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -11,9 +12,8 @@ public final class TCPForwarder: @unchecked Sendable {
     public let port: Int
     private let targetPort: Int
     private let listenDescriptor: Int32
-    private let lock = NSLock()
-    private var open: [Int32] = []
-    private var isCut = false
+    /// The forwarded connections' descriptors, and whether it was cut.
+    private let state = Mutex<(open: [Int32], isCut: Bool)>(([], false))
 
     public init(toLoopbackPort targetPort: Int) throws {
         self.targetPort = targetPort
@@ -40,13 +40,13 @@ public final class TCPForwarder: @unchecked Sendable {
 
     /// Stops accepting and closes every forwarded connection.
     public func cut() {
-        lock.lock()
-        defer { lock.unlock() }
-        guard !isCut else { return }
-        isCut = true
-        shutdown(listenDescriptor, Int32(SHUT_RDWR))
-        close(listenDescriptor)
-        for descriptor in open { shutdown(descriptor, Int32(SHUT_RDWR)) }
+        state.withLock { state in
+            guard !state.isCut else { return }
+            state.isCut = true
+            shutdown(listenDescriptor, Int32(SHUT_RDWR))
+            close(listenDescriptor)
+            for descriptor in state.open { shutdown(descriptor, Int32(SHUT_RDWR)) }
+        }
     }
 
     private static func loopback(port: Int) -> sockaddr_in {
@@ -66,10 +66,11 @@ public final class TCPForwarder: @unchecked Sendable {
             let connected = withUnsafePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(server, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }
-            lock.lock()
-            let refused = isCut || connected != 0
-            if !refused { open += [client, server] }
-            lock.unlock()
+            let refused = state.withLock { state in
+                let refused = state.isCut || connected != 0
+                if !refused { state.open += [client, server] }
+                return refused
+            }
             if refused {
                 close(client)
                 close(server)

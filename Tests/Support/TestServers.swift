@@ -3,6 +3,7 @@ import LockProofCommerce
 import LockProofLocking
 import LockProofPostgres
 import LockProofRedis
+import Synchronization
 
 /// The real servers the tests talk to: `LOCKPROOF_DATABASE_URL` / `LOCKPROOF_REDIS_URL`, or the
 /// throwaway ones `make test` starts.
@@ -17,13 +18,38 @@ public enum TestServers {
     public static let configuration: ServerConfiguration = {
         do {
             var configuration = try ServerConfiguration.fromEnvironment()
+            requireServers(configuration)
             configuration.databaseURL = try testDatabaseURL(configuration)
             holdTestDatabase(configuration)
             return configuration
         } catch {
-            fatalError("bad server configuration: \(error)")
+            stop("bad server configuration: \(error)")
         }
     }()
+
+    /// Ends the test process at once with one line on stderr: what is missing and how to start the
+    /// servers. Without them every later test would fail the same way (or, before, crash with a
+    /// `fatalError` and its backtrace).
+    static func stop(_ problem: String, howToStart: Bool = true) -> Never {
+        let oneLine = problem.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
+        FileHandle.standardError.write(Data(
+            "lockproof tests: \(oneLine)\(howToStart ? ". Start throwaway servers with `make test` or `scripts/with-services.sh swift test`, or set LOCKPROOF_DATABASE_URL and LOCKPROOF_REDIS_URL to servers of your own" : "")\n".utf8))
+        exit(EXIT_FAILURE)
+    }
+
+    /// Both servers answer, or the process stops (`stop`) before the first test that needs them runs.
+    private static func requireServers(_ configuration: ServerConfiguration) {
+        do {
+            _ = try configuration.openDatabase()
+        } catch {
+            stop("PostgreSQL does not answer at \(redactedURL(configuration.databaseURL)) (\(error))")
+        }
+        do {
+            _ = try RedisConnection(endpoint: configuration.redis, commandTimeout: 5)
+        } catch {
+            stop("Redis does not answer at \(configuration.redis) (\(error))")
+        }
+    }
 
     /// The process-long session holding the test database.
     nonisolated(unsafe) private static var testDatabaseHolder: PostgresConnection?
@@ -61,29 +87,34 @@ public enum TestServers {
             let session = try configuration.openDatabase()
             let held = try session.query("SELECT pg_try_advisory_lock($1::int4, $2::int4)", [0x4C50_5246, 2]).bool(0, 0)
             guard held == true else {
-                fatalError("another test process is using the test database \(redactedURL(configuration.databaseURL)); wait for it, or set LOCKPROOF_TEST_DATABASE_URL to another database")
+                stop("another test process is using the test database \(redactedURL(configuration.databaseURL)); wait for it, or set LOCKPROOF_TEST_DATABASE_URL to another database", howToStart: false)
             }
             testDatabaseHolder = session
         } catch {
-            fatalError("cannot reach the test database \(redactedURL(configuration.databaseURL)): \(error)")
+            stop("cannot reach the test database \(redactedURL(configuration.databaseURL)): \(error)")
         }
     }
 
-    nonisolated(unsafe) private static var sharedServices: SharedServices?
-    private static let sharedLock = NSLock()
+    private static let sharedServices = Mutex<SharedServices?>(nil)
 
     /// One lock notifier and lease renewer for the whole test process.
     public static var shared: SharedServices {
-        sharedLock.lock()
-        defer { sharedLock.unlock() }
-        if let sharedServices { return sharedServices }
-        do {
-            let services = try SharedServices(configuration: configuration)
-            sharedServices = services
-            return services
-        } catch {
-            fatalError("cannot reach Redis at \(configuration.redis): \(error). Run the tests with `make test`.")
+        sharedServices.withLock { stored in
+            if let stored { return stored }
+            do {
+                let services = try SharedServices(configuration: configuration)
+                stored = services
+                return services
+            } catch {
+                stop("cannot reach Redis at \(configuration.redis): \(error)")
+            }
         }
+    }
+
+    /// The test servers' URLs as a launched `lockproof` reads them (LOCKPROOF_DATABASE_URL, LOCKPROOF_REDIS_URL).
+    public static var binaryEnvironment: [String: String] {
+        let redis = configuration.redis
+        return ["LOCKPROOF_DATABASE_URL": configuration.databaseURL, "LOCKPROOF_REDIS_URL": "redis://\(redis.host):\(redis.port)/\(redis.database)"]
     }
 
     public static func database() throws -> PostgresConnection {
@@ -118,21 +149,16 @@ public enum TestServers {
 }
 
 /// Collects every event, for assertions on what the core recorded.
-public final class RecordingEventSink: EventSink, @unchecked Sendable {
-    private let lock = NSLock()
-    private var recorded: [(event: LockProofEvent, caseName: String)] = []
+public final class RecordingEventSink: EventSink, Sendable {
+    private let recorded = Mutex<[(event: LockProofEvent, caseName: String)]>([])
     public init() {}
 
     public func record(_ event: LockProofEvent, caseName: String) {
-        lock.lock()
-        recorded.append((event, caseName))
-        lock.unlock()
+        recorded.withLock { $0.append((event, caseName)) }
     }
 
     public var events: [LockProofEvent] {
-        lock.lock()
-        defer { lock.unlock() }
-        return recorded.map(\.event)
+        recorded.withLock { $0.map(\.event) }
     }
 
     public func count(where predicate: (LockProofEvent) -> Bool) -> Int { events.filter(predicate).count }

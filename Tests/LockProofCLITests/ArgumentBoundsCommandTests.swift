@@ -1,4 +1,5 @@
 import Foundation
+import LockProofTestSupport
 import XCTest
 
 /// Issue 15's small things, as a user meets them through the `lockproof` binary: every numeric
@@ -12,7 +13,7 @@ final class ArgumentBoundsCommandTests: XCTestCase {
     ]
 
     private func lockproof(_ arguments: [String]) throws -> ProcessOutput {
-        try runProgram(try Repository.lockproofExecutable(), arguments, environment: unreachable, timeoutSeconds: 60)
+        try runProgram(try BuiltBinary.lockproof(), arguments, environment: unreachable, timeoutSeconds: 60)
     }
 
     private func assertRefused(_ arguments: [String], saying fragment: String, file: StaticString = #filePath, line: UInt = #line) throws {

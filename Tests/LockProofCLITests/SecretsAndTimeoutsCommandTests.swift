@@ -39,37 +39,15 @@ final class SecretsAndTimeoutsCommandTests: XCTestCase {
 
     /// The test servers' own addresses, without any password.
     private var database: PostgresTarget { get throws { try PostgresTarget(conninfo: TestServers.configuration.databaseURL) } }
-    private var redisBase: String {
-        let redis = TestServers.configuration.redis
-        return "redis://\(redis.host):\(redis.port)/\(redis.database)"
-    }
 
     /// Runs the binary with `environment` on top of the test servers' and returns status, stdout, stderr.
     private func lockproof(_ arguments: [String], environment: [String: String], timeoutSeconds: Double = 120) throws
         -> (status: Int32, out: String, err: String)
     {
-        let process = Process()
-        process.executableURL = try Repository.lockproofExecutable()
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env["LOCKPROOF_DATABASE_URL"] = TestServers.configuration.databaseURL
-        env["LOCKPROOF_REDIS_URL"] = redisBase
-        env.merge(environment) { $1 }
-        process.environment = env
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        let finished = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in finished.signal() }
-        try process.run()
-        let outText = OutputCollector(), errText = OutputCollector()
-        Thread { outText.set(out.fileHandleForReading.readDataToEndOfFile()) }.start()
-        Thread { errText.set(err.fileHandleForReading.readDataToEndOfFile()) }.start()
-        if finished.wait(timeout: .now() + timeoutSeconds) == .timedOut {
-            kill(process.processIdentifier, SIGKILL)
-            throw ProgramTimedOut(program: "lockproof \(arguments.first ?? "")", seconds: timeoutSeconds)
-        }
-        return (process.terminationStatus, outText.wait(timeoutSeconds: 10), errText.wait(timeoutSeconds: 10))
+        let result = try launch(
+            try BuiltBinary.lockproof(), arguments, environment: TestServers.binaryEnvironment.merging(environment) { $1 },
+            timeoutSeconds: timeoutSeconds)
+        return (result.status, result.out, result.err)
     }
 
     /// Every output of `run` (stdout, stderr, every report file) for one environment.
@@ -97,13 +75,9 @@ final class SecretsAndTimeoutsCommandTests: XCTestCase {
     /// the database went away, and the logs of stopping.
     private func serveOutputs(_ environment: [String: String], cutDatabase: TCPForwarder? = nil, _ context: String) throws -> String {
         let process = Process()
-        process.executableURL = try Repository.lockproofExecutable()
+        process.executableURL = try BuiltBinary.lockproof()
         process.arguments = ["serve", "--metrics-address", "127.0.0.1:0", "--pending-interval", "0.2", "--connect-timeout", "2"]
-        var env = ProcessInfo.processInfo.environment
-        env["LOCKPROOF_DATABASE_URL"] = TestServers.configuration.databaseURL
-        env["LOCKPROOF_REDIS_URL"] = redisBase
-        env.merge(environment) { $1 }
-        process.environment = env
+        process.environment = ProcessInfo.processInfo.environment.merging(TestServers.binaryEnvironment) { $1 }.merging(environment) { $1 }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
@@ -246,7 +220,7 @@ final class SecretsAndTimeoutsCommandTests: XCTestCase {
         }
 
         let process = Process()
-        process.executableURL = try Repository.lockproofExecutable()
+        process.executableURL = try BuiltBinary.lockproof()
         process.arguments = [
             "bench", "--quick", "--cases", "issue-coupon", "--clients", "1", "--repetitions", "1", "--seconds", "1",
             "--report-dir", reports.path,

@@ -1,53 +1,13 @@
 import Foundation
 import LockProofCommerce
-import LockProofLocking
-import LockProofPostgres
 import LockProofScenario
 import LockProofTestSupport
 import XCTest
 
-/// `workload.connections`: virtual users borrow from bounded pools of real connections.
-final class ConnectionPoolTests: XCTestCase {
-    private func postgresPool(size: Int, wait: Double) -> ConnectionPool<PostgresConnection> {
-        ConnectionPool(kind: .postgres, size: size, waitSeconds: wait) { try TestServers.database() }
-    }
-
-    func testEightClientsShareTwoSessionsAndNeverOpenAThird() throws {
-        let pool = postgresPool(size: 2, wait: 10)
-        let barrier = StartBarrier(parties: 8)
-        let group = DispatchGroup()
-        let backends = LockedSet()
-        for _ in 0..<8 {
-            group.enter()
-            Thread {
-                defer { group.leave() }
-                barrier.arriveAndWait()
-                for _ in 0..<5 {
-                    guard let (connection, _) = try? pool.borrow() else { return backends.insert(-1) }
-                    if let pid = try? connection.query("SELECT pg_backend_pid(), pg_sleep(0.005)").int(0, 0) { backends.insert(pid) }
-                    pool.giveBack(connection)
-                }
-            }.start()
-        }
-        XCTAssertEqual(group.wait(timeout: .now() + 60), .success, "a hang")
-        XCTAssertFalse(backends.values.contains(-1), "no borrow failed")
-        XCTAssertLessThanOrEqual(backends.values.count, 2, "two sessions served every client")
-        XCTAssertEqual(pool.peakOpen, 2)
-    }
-
-    func testAnExhaustedPoolFailsWithATypedTimeoutNotAHang() throws {
-        let pool = postgresPool(size: 1, wait: 0.2)
-        let (held, _) = try pool.borrow()
-        XCTAssertThrowsError(try pool.borrow()) { error in
-            guard let timeout = error as? PoolTimeout else { return XCTFail("\(error)") }
-            XCTAssertEqual(timeout.pool, .postgres)
-            XCTAssertEqual(timeout.size, 1)
-            XCTAssertGreaterThanOrEqual(timeout.waitedSeconds, 0.19)
-        }
-        pool.giveBack(held)
-        XCTAssertNoThrow(try pool.borrow())
-    }
-
+/// `workload.connections` as scenarios use it: pooled payments wait for a session under their Redis
+/// lock, and the connections a run needs are compared with what the servers have left (the pool
+/// itself is tested in LockProofCommerceTests/ConnectionPoolTests.swift).
+final class ConnectionBudgetTests: XCTestCase {
     /// The seed takes the Redis lock before its transaction: with fewer sessions than lock holders,
     /// holders wait for a session, and that wait is part of the Redis lock's hold.
     func testPooledPaymentsWaitForASessionWhileHoldingTheirRedisLock() throws {
@@ -73,9 +33,7 @@ final class ConnectionPoolTests: XCTestCase {
         pooled.workload.connections = ConnectionsSpec(postgres: 20, redis: 20)
         XCTAssertNoThrow(try ConnectionBudget.check([pooled], db))
     }
-}
 
-extension ConnectionPoolTests {
     func testTheRedisBudgetIsComparedWithMaxclients() throws {
         let db = try TestServers.database()
         let redis = try TestServers.redis()
@@ -95,11 +53,4 @@ extension ConnectionPoolTests {
         pooled.workload.connections = ConnectionsSpec(postgres: 10, redis: 10)
         XCTAssertNoThrow(try ConnectionBudget.check([pooled], db, redis: redis))
     }
-}
-
-private final class LockedSet: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored = Set<Int>()
-    func insert(_ value: Int) { lock.lock(); stored.insert(value); lock.unlock() }
-    var values: Set<Int> { lock.lock(); defer { lock.unlock() }; return stored }
 }

@@ -7,29 +7,11 @@ import XCTest
 
 /// The `lockproof` binary's exit codes and messages, run as a user would.
 final class CommandLineTests: XCTestCase {
-    private var binary: URL {
-        // The test runner sits in the build folder next to the executable (`swift test` builds both).
-        URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-            .appendingPathComponent("lockproof")
-    }
+    private var binary: URL { get throws { try BuiltBinary.lockproof() } }
 
     func lockproof(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env["LOCKPROOF_DATABASE_URL"] = TestServers.configuration.databaseURL
-        env["LOCKPROOF_REDIS_URL"] = "redis://\(TestServers.configuration.redis.host):\(TestServers.configuration.redis.port)/\(TestServers.configuration.redis.database)"
-        for (key, value) in environment { env[key] = value }
-        process.environment = env
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+        let result = try launch(try binary, arguments, environment: TestServers.binaryEnvironment.merging(environment) { $1 })
+        return (result.status, result.out, result.err)
     }
 
     func temporaryFolder() throws -> URL {
@@ -155,12 +137,6 @@ final class CommandLineTests: XCTestCase {
             XCTAssertTrue(error.hasPrefix("not run: refused before anything ran: ") && error.contains(reason), error, file: file, line: line)
             XCTAssertTrue(junit.contains("<testsuite name=\"\(name)\"") && junit.contains("refused before anything ran"), junit, file: file, line: line)
             XCTAssertFalse(FileManager.default.fileExists(atPath: reports.appendingPathComponent("\(name).history.jsonl").path), "it never ran")
-        }
-    }
-
-    override func setUpWithError() throws {
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
-            throw MissingBinary(path: binary.path)
         }
     }
 
@@ -297,12 +273,9 @@ final class CommandLineTests: XCTestCase {
         let long = passing.replacingOccurrences(of: "iterations: 2", with: "duration: 3s")
             .replacingOccurrences(of: "thresholds:\n  throughput: [\"count == 4\"]", with: "")
         let process = Process()
-        process.executableURL = binary
+        process.executableURL = try binary
         process.arguments = ["run", try write(long, "m.yaml", in: folder), "--metrics-address", "127.0.0.1:0", "--quiet"]
-        var env = ProcessInfo.processInfo.environment
-        env["LOCKPROOF_DATABASE_URL"] = TestServers.configuration.databaseURL
-        env["LOCKPROOF_REDIS_URL"] = "redis://\(TestServers.configuration.redis.host):\(TestServers.configuration.redis.port)/\(TestServers.configuration.redis.database)"
-        process.environment = env
+        process.environment = ProcessInfo.processInfo.environment.merging(TestServers.binaryEnvironment) { $1 }
         let err = Pipe()
         process.standardError = err
         process.standardOutput = FileHandle.nullDevice
@@ -403,15 +376,12 @@ final class CommandLineTests: XCTestCase {
         let output = folder.appendingPathComponent("out.txt")
         _ = FileManager.default.createFile(atPath: output.path, contents: nil)
         let process = Process()
-        process.executableURL = binary
+        process.executableURL = try binary
         process.arguments = [
             "run", try write(first, "a.yaml", in: folder), try write(long, "b.yaml", in: folder), try write(passing, "c.yaml", in: folder),
             "--report-dir", reports.path, "--quiet",
         ]
-        var env = ProcessInfo.processInfo.environment
-        env["LOCKPROOF_DATABASE_URL"] = TestServers.configuration.databaseURL
-        env["LOCKPROOF_REDIS_URL"] = "redis://\(TestServers.configuration.redis.host):\(TestServers.configuration.redis.port)/\(TestServers.configuration.redis.database)"
-        process.environment = env
+        process.environment = ProcessInfo.processInfo.environment.merging(TestServers.binaryEnvironment) { $1 }
         // Standard output to a file, as in CI: block-buffered, lost if the process just died.
         process.standardOutput = try FileHandle(forWritingTo: output)
         process.standardError = FileHandle.nullDevice
@@ -479,9 +449,4 @@ final class CommandLineTests: XCTestCase {
             XCTAssertTrue(result.out.contains("Example") && result.out.contains(":\n  lockproof \(command.first ?? "")"), "\(command): \(result.out)")
         }
     }
-}
-
-struct MissingBinary: Error, CustomStringConvertible {
-    let path: String
-    var description: String { "lockproof is not built at \(path)" }
 }

@@ -9,11 +9,11 @@ final class ServeCommandTests: XCTestCase {
     /// Starts `lockproof serve` on an ephemeral port and returns it with the port it printed.
     private func startServe(environment: [String: String] = [:]) throws -> (Process, Int, LineReader) {
         let process = Process()
-        process.executableURL = try Repository.lockproofExecutable()
+        process.executableURL = try BuiltBinary.lockproof()
         process.arguments = ["serve", "--metrics-address", "127.0.0.1:0", "--pending-interval", "0.2"]
         // The tests' own database (see TestServers), not the one a `make verify` may be using.
         process.environment = ProcessInfo.processInfo.environment
-            .merging(["LOCKPROOF_DATABASE_URL": TestServers.configuration.databaseURL]) { $1 }.merging(environment) { $1 }
+            .merging(TestServers.binaryEnvironment) { $1 }.merging(environment) { $1 }
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.standardError
@@ -72,7 +72,7 @@ final class ServeCommandTests: XCTestCase {
     }
 
     func testABadMetricsAddressExitsWithStatusTwoAndSaysWhy() throws {
-        let executable = try Repository.lockproofExecutable()
+        let executable = try BuiltBinary.lockproof()
         for bad in ["nonsense", "127.0.0.1:70000", "example.com:9464"] {
             let result = try runProgram(executable, ["serve", "--metrics-address", bad])
             XCTAssertEqual(result.status, 2, "\(bad): \(result.output)")
@@ -81,7 +81,7 @@ final class ServeCommandTests: XCTestCase {
     }
 
     func testUnreachableServersExitWithStatusTwoWithoutPrintingThePassword() throws {
-        let executable = try Repository.lockproofExecutable()
+        let executable = try BuiltBinary.lockproof()
         let secret = "s3cr3t-not-for-logs"
         let cases = [
             ["LOCKPROOF_DATABASE_URL": "postgresql://lockproof:\(secret)@127.0.0.1:1/lockproof"],
@@ -106,7 +106,7 @@ final class ServeCommandTests: XCTestCase {
     }
 
     func testHelpDescribesEverySubcommand() throws {
-        let executable = try Repository.lockproofExecutable()
+        let executable = try BuiltBinary.lockproof()
         let root = try runProgram(executable, ["--help"])
         XCTAssertEqual(root.status, 0)
         XCTAssertTrue(root.output.contains("serve"))
@@ -115,50 +115,5 @@ final class ServeCommandTests: XCTestCase {
         XCTAssertEqual(serve.status, 0)
         XCTAssertTrue(serve.output.contains("--metrics-address"))
         XCTAssertTrue(serve.output.contains("SIGTERM"))
-    }
-}
-
-/// Reads a pipe line by line on its own thread, so that waiting for a line can time out.
-final class LineReader: @unchecked Sendable {
-    struct NoLine: Error {}
-    private let condition = NSCondition()
-    private var lines: [String] = []
-    private var ended = false
-
-    init(_ handle: FileHandle) {
-        Thread { [self] in
-            var pending = Data()
-            while true {
-                let chunk = handle.availableData
-                condition.lock()
-                if chunk.isEmpty {
-                    ended = true
-                    condition.broadcast()
-                    condition.unlock()
-                    return
-                }
-                pending.append(chunk)
-                while let newline = pending.firstIndex(of: 0x0A) {
-                    lines.append(String(decoding: pending[pending.startIndex..<newline], as: UTF8.self))
-                    pending = Data(pending[pending.index(after: newline)...])
-                }
-                condition.broadcast()
-                condition.unlock()
-            }
-        }.start()
-    }
-
-    func nextLine(containing text: String, timeoutSeconds: Double) -> String? {
-        let deadline = Date(timeIntervalSinceNow: timeoutSeconds)
-        condition.lock()
-        defer { condition.unlock() }
-        while true {
-            if let index = lines.firstIndex(where: { $0.contains(text) }) {
-                let line = lines[index]
-                lines.removeSubrange(...index)
-                return line
-            }
-            if ended || !condition.wait(until: deadline) { return nil }
-        }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import LockProofTestSupport
 import XCTest
 
 /// A short, seeded run of the parsers' fuzz targets (`lockproof-fuzz`, the mutator build) in every
@@ -6,13 +7,8 @@ import XCTest
 /// end in a scenario or bounded validation problems. `make fuzz` runs libFuzzer on them for longer.
 final class FuzzSmokeTests: XCTestCase {
     func testMutatedScenariosNeverBreakTheParsersInvariants() throws {
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-            .appendingPathComponent("lockproof-fuzz")
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
-            throw XCTSkip("lockproof-fuzz was not built next to the tests (\(binary.path))")
-        }
-        let scenarios = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("Scenarios")
+        let binary = try BuiltBinary.require("lockproof-fuzz")
+        let scenarios = Repository.root.appendingPathComponent("Scenarios")
         let process = Process()
         process.executableURL = binary
         process.arguments = ["--iterations", "400", "--seed", "11", scenarios.path]

@@ -18,18 +18,14 @@ final class DataSafetyTests: XCTestCase {
     }
 
     private var binary: URL {
-        // The test runner sits in the build folder next to the executable (`swift test` builds both).
-        // LOCKPROOF_SAFETY_TEST_BINARY runs these tests against another build (an older one, to
-        // see what it did).
-        if let other = ProcessInfo.processInfo.environment["LOCKPROOF_SAFETY_TEST_BINARY"], !other.isEmpty {
-            return URL(fileURLWithPath: other)
+        get throws {
+            // LOCKPROOF_SAFETY_TEST_BINARY runs these tests against another build (an older one, to
+            // see what it did).
+            if let other = ProcessInfo.processInfo.environment["LOCKPROOF_SAFETY_TEST_BINARY"], !other.isEmpty {
+                return URL(fileURLWithPath: other)
+            }
+            return try BuiltBinary.lockproof()
         }
-        return URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-            .appendingPathComponent("lockproof")
-    }
-
-    override func setUpWithError() throws {
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw MissingBinary(path: binary.path) }
     }
 
     private func folder() throws -> URL {
@@ -44,11 +40,8 @@ final class DataSafetyTests: XCTestCase {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env["LOCKPROOF_DATABASE_URL"] = databaseURL
-        let redis = TestServers.configuration.redis
-        env["LOCKPROOF_REDIS_URL"] = "redis://\(redis.host):\(redis.port)/\(redis.database)"
-        process.environment = env
+        process.environment = ProcessInfo.processInfo.environment.merging(TestServers.binaryEnvironment) { $1 }
+            .merging(["LOCKPROOF_DATABASE_URL": databaseURL]) { $1 }
         let name = UUID().uuidString
         let out = folder.appendingPathComponent("\(name).out"), err = folder.appendingPathComponent("\(name).err")
         FileManager.default.createFile(atPath: out.path, contents: nil)
@@ -77,7 +70,7 @@ final class DataSafetyTests: XCTestCase {
     }
 
     private func lockproof(_ arguments: [String], databaseURL: String, timeout: Double = 120) throws -> Launch {
-        let (process, out, err) = Self.process(arguments, databaseURL: databaseURL, in: try folder(), binary: binary)
+        let (process, out, err) = Self.process(arguments, databaseURL: databaseURL, in: try folder(), binary: try binary)
         try process.run()
         return Self.finish(process, out: out, err: err, timeout: timeout)
     }
@@ -296,7 +289,7 @@ final class DataSafetyTests: XCTestCase {
             seed: {users: 4, balance: 1000000}
             workload: {virtual_users: 4, duration: 3s}
             """.write(to: scenario, atomically: true, encoding: .utf8)
-        let binary = self.binary
+        let binary = try self.binary
         let launches = try runConcurrently(
             clients: 2, timeout: 120,
             setup: { _ in Self.process(["run", scenario.path, "--quiet"], databaseURL: url, in: files, binary: binary) }
@@ -333,7 +326,7 @@ final class DataSafetyTests: XCTestCase {
         XCTAssertTrue(short.err.contains("lockproof test pid=\(getpid())") && short.err.contains("(waited 1 s)"), short.err)
 
         let (process, out, err) = Self.process(
-            ["run", scenario.path, "--quiet", "--wait-for-database", "120"], databaseURL: url, in: files, binary: binary)
+            ["run", scenario.path, "--quiet", "--wait-for-database", "120"], databaseURL: url, in: files, binary: try binary)
         try process.run()
         // Released once the waiting run has said it waits.
         let deadline = Date().addingTimeInterval(60)
@@ -365,7 +358,7 @@ final class DataSafetyTests: XCTestCase {
         var configuration = TestServers.configuration
         configuration.databaseURL = url
 
-        let (serve, serveOut, serveErr) = Self.process(["serve", "--metrics-address", "127.0.0.1:0"], databaseURL: url, in: files, binary: binary)
+        let (serve, serveOut, serveErr) = Self.process(["serve", "--metrics-address", "127.0.0.1:0"], databaseURL: url, in: files, binary: try binary)
         try serve.run()
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline, serve.isRunning, !((try? String(contentsOf: serveOut, encoding: .utf8)) ?? "").contains("metrics: http://") {

@@ -1,0 +1,56 @@
+import Foundation
+import LockProofCommerce
+import LockProofLocking
+import LockProofPostgres
+import LockProofTestSupport
+import Synchronization
+import XCTest
+
+/// `workload.connections`: virtual users borrow from bounded pools of real connections.
+final class ConnectionPoolTests: XCTestCase {
+    private func postgresPool(size: Int, wait: Double) -> ConnectionPool<PostgresConnection> {
+        ConnectionPool(kind: .postgres, size: size, waitSeconds: wait) { try TestServers.database() }
+    }
+
+    func testEightClientsShareTwoSessionsAndNeverOpenAThird() throws {
+        let pool = postgresPool(size: 2, wait: 10)
+        let barrier = StartBarrier(parties: 8)
+        let group = DispatchGroup()
+        let backends = LockedSet()
+        for _ in 0..<8 {
+            group.enter()
+            Thread {
+                defer { group.leave() }
+                barrier.arriveAndWait()
+                for _ in 0..<5 {
+                    guard let (connection, _) = try? pool.borrow() else { return backends.insert(-1) }
+                    if let pid = try? connection.query("SELECT pg_backend_pid(), pg_sleep(0.005)").int(0, 0) { backends.insert(pid) }
+                    pool.giveBack(connection)
+                }
+            }.start()
+        }
+        XCTAssertEqual(group.wait(timeout: .now() + 60), .success, "a hang")
+        XCTAssertFalse(backends.values.contains(-1), "no borrow failed")
+        XCTAssertLessThanOrEqual(backends.values.count, 2, "two sessions served every client")
+        XCTAssertEqual(pool.peakOpen, 2)
+    }
+
+    func testAnExhaustedPoolFailsWithATypedTimeoutNotAHang() throws {
+        let pool = postgresPool(size: 1, wait: 0.2)
+        let (held, _) = try pool.borrow()
+        XCTAssertThrowsError(try pool.borrow()) { error in
+            guard let timeout = error as? PoolTimeout else { return XCTFail("\(error)") }
+            XCTAssertEqual(timeout.pool, .postgres)
+            XCTAssertEqual(timeout.size, 1)
+            XCTAssertGreaterThanOrEqual(timeout.waitedSeconds, 0.19)
+        }
+        pool.giveBack(held)
+        XCTAssertNoThrow(try pool.borrow())
+    }
+}
+
+private final class LockedSet: Sendable {
+    private let stored = Mutex(Set<Int>())
+    func insert(_ value: Int) { stored.withLock { _ = $0.insert(value) } }
+    var values: Set<Int> { stored.withLock { $0 } }
+}
