@@ -31,6 +31,9 @@ let package = Package(
         .target(name: "LockProofRedis", dependencies: ["CHiredis"]),
         .target(name: "LockProofHTTP", dependencies: ["CMicroHTTPD"]),
 
+        // The HTTP API's routes, request reading and problem documents: pure, no I/O (fuzzed)
+        .target(name: "LockProofAPI"),
+
         // Locking primitives
         .target(name: "LockProofLocking", dependencies: ["LockProofPostgres", "LockProofRedis"]),
 
