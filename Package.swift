@@ -44,8 +44,17 @@ let package = Package(
         .target(
             name: "LockProofMetrics",
             dependencies: [
-                "LockProofCommerce", "LockProofLocking", "LockProofPostgres", "LockProofHTTP",
+                "LockProofAPI", "LockProofCommerce", "LockProofLocking", "LockProofPostgres", "LockProofHTTP",
                 .product(name: "Prometheus", package: "swift-prometheus"),
+            ]),
+
+        // The HTTP API service of `lockproof serve --api-address`: the cases behind LockProofAPI's
+        // routes, on a worker pool in front of connection pools, with RED metrics.
+        .target(
+            name: "LockProofService",
+            dependencies: [
+                "LockProofAPI", "LockProofHTTP", "LockProofCommerce", "LockProofLocking", "LockProofMetrics",
+                "LockProofPostgres", "LockProofRedis",
             ]),
 
         // Scenario runner: workload, checkers, thresholds, reports. It does not use the metrics

@@ -2,8 +2,7 @@
 /// what request a body and headers make, validated before anything touches a database. No I/O
 /// here, so that it is fuzzed and unit-tested without servers (see `api/openapi.yaml`).
 
-/// Every route, by the template a Spring controller would map. The raw value is the `route`
-/// label of the HTTP metrics (a fixed set, never an id).
+/// Every route, by the method and template a Spring controller would map.
 public enum APIRoute: String, Sendable, CaseIterable {
     case getUser = "GET /users/{userId}"
     case chargeUser = "POST /users/{userId}/charges"
@@ -28,9 +27,37 @@ public enum APIRoute: String, Sendable, CaseIterable {
         }
     }
 
-    /// The `route` label value for requests no route matched (404, 405): one series, not one per path.
+    /// The `route` label of the HTTP metrics (and the OpenAPI operationId, snake-cased): a fixed
+    /// set of safe words, never an id.
+    public var label: String {
+        switch self {
+        case .getUser: return "get_user"
+        case .chargeUser: return "charge_user"
+        case .addCartItem: return "add_cart_item"
+        case .setCartItem: return "set_cart_item"
+        case .getCoupon: return "get_coupon"
+        case .issueCoupon: return "issue_coupon"
+        case .createOrder: return "create_order"
+        case .getOrder: return "get_order"
+        case .payOrder: return "pay_order"
+        case .completeOrder: return "complete_order"
+        case .cancelOrder: return "cancel_order"
+        }
+    }
+
+    /// Whether the per-user rate limit applies: the routes whose request names a user (a path id
+    /// or `user_id`); the order routes name an order only.
+    public var rateLimited: Bool {
+        switch self {
+        case .getUser, .chargeUser, .addCartItem, .setCartItem, .issueCoupon, .createOrder: return true
+        case .getCoupon, .getOrder, .payOrder, .completeOrder, .cancelOrder: return false
+        }
+    }
+
+    /// The `route` label value for requests no route matched (404, 405, 413, 414): one series,
+    /// not one per path.
     public static let unmatchedLabel = "unmatched"
-    public static var labelValues: [String] { allCases.map(\.rawValue) + [unmatchedLabel] }
+    public static var labelValues: [String] { allCases.map(\.label) + [unmatchedLabel] }
 }
 
 /// Bounds of what a request may ask for: a document's limits, enforced before any database work.
@@ -212,6 +239,12 @@ public enum APIRouter {
         case .cancelOrder: request = .cancelOrder(orderId: ids[0])
         }
         return request
+    }
+
+    /// The metrics label of a request: its route's, or `unmatched` when no route has this method and path.
+    public static func routeLabel(method: String, path: String) -> String {
+        let method = method == "HEAD" ? "GET" : method
+        return match(path: path).first(where: { $0.route.method == method })?.route.label ?? APIRoute.unmatchedLabel
     }
 
     static func parameterNames(_ route: APIRoute) -> [String] {
