@@ -81,6 +81,7 @@ let package = Package(
             dependencies: [
                 "LockProofBench",
                 "LockProofScenario",
+                "LockProofService",
                 "LockProofMetrics",
                 "LockProofCommerce",
                 "LockProofLocking",
