@@ -66,10 +66,10 @@ public struct APIProblem: Error, Sendable, Equatable, CustomStringConvertible {
             detail: "\(method.prefix(20)) is not allowed here; use \(allowed.joined(separator: " or "))", allow: allowed)
     }
 
-    public static func uriTooLong(bytes: Int) -> APIProblem {
+    public static func uriTooLong(bytes: Int?) -> APIProblem {
         APIProblem(
             status: 414, slug: "uri-too-long", title: "URI too long",
-            detail: "the path has \(bytes) bytes; at most \(APILimits.maximumPathBytes) are accepted")
+            detail: "\(bytes.map { "the path has \($0) bytes; " } ?? "")at most \(APILimits.maximumPathBytes) bytes of path are accepted")
     }
 
     public static func bodyTooLarge(bytes: Int?) -> APIProblem {

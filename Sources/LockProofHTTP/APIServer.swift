@@ -44,6 +44,9 @@ public final class APIServer: @unchecked Sendable {
         public var maximumPathBytes = 1_024
         /// Request headers passed on to the handler (looked up by name, case-insensitively).
         public var headerNames = ["content-type", "idempotency-key"]
+        /// Called with every answer the server gives itself (413, 414, `overloaded`): the handler
+        /// never sees those requests, so this is where they are counted.
+        public var ownAnswerObserver: (@Sendable (HTTPResponse) -> Void)?
         public init() {}
     }
 
@@ -280,10 +283,12 @@ private func apiHandleRequest(
             if let value = lookupHeader(connection, name) { context.headers[name] = value }
         }
         if context.path.utf8.count > state.options.maximumPathBytes {
+            state.options.ownAnswerObserver?(state.uriTooLong)
             return apiQueue(state.uriTooLong, on: connection)
         }
         if let length = lookupHeader(connection, "content-length").flatMap({ Int($0) }), length > state.options.maximumBodyBytes {
             // Refused before the body is read: libmicrohttpd closes the connection after answering.
+            state.options.ownAnswerObserver?(state.tooLarge)
             return apiQueue(state.tooLarge, on: connection)
         }
         return .YES
@@ -305,7 +310,10 @@ private func apiHandleRequest(
         return .YES
     }
     if let response = context.response { return apiQueue(response, on: connection) }
-    if context.overflowed { return apiQueue(state.tooLarge, on: connection) }
+    if context.overflowed {
+        state.options.ownAnswerObserver?(state.tooLarge)
+        return apiQueue(state.tooLarge, on: connection)
+    }
     guard !context.dispatched else { return .YES }  // resumed spuriously: the worker has not answered yet
     context.dispatched = true
     let request = HTTPBodyRequest(method: context.method, path: context.path, headers: context.headers, body: context.body)
@@ -322,6 +330,7 @@ private func apiHandleRequest(
     }
     if !accepted {
         contextReference.release()
+        state.options.ownAnswerObserver?(state.overloaded)
         context.response = state.overloaded
         MHD_resume_connection(connection)
     }

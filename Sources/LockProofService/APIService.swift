@@ -61,19 +61,19 @@ public final class APIService: @unchecked Sendable {
         server.maximumBodyBytes = APILimits.maximumBodyBytes
         server.maximumPathBytes = APILimits.maximumPathBytes
         server.headerNames = ["content-type", "idempotency-key"]
+        let metrics = metrics
+        server.ownAnswerObserver = { response in
+            metrics.recordHTTPRequest(route: APIRoute.unmatchedLabel, status: response.status, seconds: 0)
+        }
         return server
     }
 
     /// An API server on `address` answering through this service.
     public func makeServer(address: HTTPBindAddress) -> APIServer {
-        let metrics = metrics
-        func answered(_ problem: APIProblem) -> HTTPResponse {
-            metrics.recordHTTPRequest(route: APIRoute.unmatchedLabel, status: problem.status, seconds: 0)
-            return Self.response(problem, instance: nil)
-        }
-        return APIServer(
+        APIServer(
             address: address, options: serverOptions, handler: { [self] request in handle(request) },
-            tooLarge: answered(.bodyTooLarge(bytes: nil)), uriTooLong: answered(.uriTooLong(bytes: APILimits.maximumPathBytes + 1)),
+            tooLarge: Self.response(.bodyTooLarge(bytes: nil), instance: nil),
+            uriTooLong: Self.response(.uriTooLong(bytes: nil), instance: nil),
             overloaded: Self.response(Self.overloadedProblem, instance: nil))
     }
 
