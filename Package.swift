@@ -128,5 +128,11 @@ let package = Package(
                 "LockProofTestSupport", "LockProofMetrics", "LockProofHTTP", "LockProofCommerce", "LockProofLocking",
                 "LockProofPostgres", "LockProofRedis",
             ]),
+        .testTarget(
+            name: "LockProofServiceTests",
+            dependencies: [
+                "LockProofTestSupport", "LockProofService", "LockProofAPI", "LockProofHTTP", "LockProofMetrics",
+                "LockProofCommerce", "LockProofPostgres",
+            ]),
     ]
 )
