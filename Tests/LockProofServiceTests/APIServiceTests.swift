@@ -240,7 +240,7 @@ final class APIServiceTests: XCTestCase {
         XCTAssertTrue(api.service.metrics.render().contains(#"lockproof_http_rate_limited_total{route="get_user"} 2"#))
     }
 
-    func testAFullQueueIsAnswered503WithRetryAfter() throws {
+    func testAFullQueueIsAnswered503AndWritesNothing() throws {
         // One worker, a queue of one: requests beyond are refused at once, never left hanging.
         let api = try start {
             $0.workers = 1
