@@ -44,7 +44,8 @@ verify: deps
 mutants: deps
 	scripts/with-services.sh scripts/mutants.sh
 
-## fuzz: libFuzzer on the scenario and threshold parsers, FUZZ_SECONDS (default 60) each, corpus from Scenarios/
+## fuzz: libFuzzer on the scenario and threshold parsers (corpus from Scenarios/) and the API request reader
+## (corpus api/fuzz-corpus/), FUZZ_SECONDS (default 60) each
 ## (not part of test: make test runs a short seeded-mutator smoke run of the same targets instead)
 fuzz: deps
 	scripts/fuzz.sh

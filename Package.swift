@@ -91,9 +91,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
-        // Fuzzing of the scenario and threshold parsers: libFuzzer entry points when built by
+        // Fuzzing of the scenario and threshold parsers and of the API's request reader: libFuzzer entry points when built by
         // `make fuzz` (-sanitize=fuzzer -D LOCKPROOF_LIBFUZZER), a seeded random mutator otherwise.
-        .executableTarget(name: "lockproof-fuzz", dependencies: ["LockProofScenario"], path: "Sources/LockProofFuzz"),
+        .executableTarget(
+            name: "lockproof-fuzz", dependencies: ["LockProofScenario", "LockProofAPI"], path: "Sources/LockProofFuzz"),
 
         // Test targets declare every module they import, as the rest do (scripts/check_imports.py).
         .target(
