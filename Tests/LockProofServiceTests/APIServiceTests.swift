@@ -301,4 +301,82 @@ final class APIServiceTests: XCTestCase {
         }
         XCTAssertEqual(try BlockingHTTPClient.get(port: api.port, path: "/users/\(users[0])", timeoutSeconds: 10).status, 200)
     }
+
+    /// A session lost mid-transaction (the server terminates it during the think time between the
+    /// read and the write): 500 with `outcome: unknown`, never a 4xx that says nothing happened.
+    func testASessionLostMidTransactionIsA5xxWithAnUnknownOutcome() throws {
+        let api = try start {
+            $0.strategies = try! APIStrategies.parse("charge-balance=pessimistic")
+            $0.settings.processingDelaySeconds = 1.5
+        }
+        let port = api.port
+        let user = users[0]
+        let answer = AnswerBox()
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            answer.set(
+                Result {
+                    try BlockingHTTPClient.request(
+                        method: "POST", port: port, path: "/users/\(user)/charges",
+                        headers: [HTTPHeader(name: "Content-Type", value: "application/json")], body: Array(#"{"amount": 5}"#.utf8))
+                })
+            done.signal()
+        }.start()
+        // Wait (bounded) until the charge holds its row lock, then end every client session.
+        let db = try TestServers.database()
+        var terminated = 0
+        for _ in 0..<100 where terminated == 0 {
+            Thread.sleep(forTimeInterval: 0.05)
+            let locked = try db.query(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state = 'idle in transaction'",
+                [CommerceClient.applicationName]).int(0, 0) ?? 0
+            if locked > 0 {
+                terminated = try db.query(
+                    "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1) t",
+                    [CommerceClient.applicationName]).int(0, 0) ?? 0
+            }
+        }
+        XCTAssertGreaterThan(terminated, 0, "the charge never held its transaction open")
+        XCTAssertEqual(done.wait(timeout: .now() + 60), .success, "no answer")
+        let response = try XCTUnwrap(answer.value).get()
+        XCTAssertEqual(response.status, 500, response.text)
+        let json = try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
+        XCTAssertEqual(json?["outcome"] as? String, "unknown")
+        XCTAssertEqual(json?["type"] as? String, "/problems/outcome-unknown")
+        // The service keeps answering on a fresh session.
+        XCTAssertEqual(try BlockingHTTPClient.get(port: port, path: "/users/\(user)").status, 200)
+    }
+
+    func testCoreErrorsMapToTheirProblems() {
+        let lost = APIService.problem(for: PostgresError(kind: .connectionLost, sqlState: "57P01", message: "terminated"))
+        XCTAssertEqual(lost.status, 500)
+        XCTAssertEqual(lost.outcome, .unknown)
+        XCTAssertEqual(APIService.problem(for: GatewayTimeout(orderId: 1)).status, 504)
+        XCTAssertEqual(APIService.problem(for: GatewayTimeout(orderId: 1)).outcome, .unknown)
+        XCTAssertEqual(APIService.problem(for: DomainError.soldOut(couponId: 1)).status, 410)
+        XCTAssertEqual(APIService.problem(for: DomainError.notFound(entity: "user", id: 1)).status, 404)
+        XCTAssertEqual(APIService.problem(for: DomainError.conflict(entity: "order", id: 1)).status, 409)
+        let deadlock = APIService.problem(for: PostgresError(kind: .deadlock, sqlState: "40P01", message: "deadlock"))
+        XCTAssertEqual(deadlock.status, 409)
+        XCTAssertEqual(deadlock.outcome, .notApplied)
+        let unreachable = APIService.problem(for: PostgresError(kind: .connectionFailed, sqlState: nil, message: "refused"))
+        XCTAssertEqual(unreachable.status, 503)
+        XCTAssertNotNil(unreachable.retryAfterSeconds)
+    }
+}
+
+/// One result handed from a thread to the test.
+private final class AnswerBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: Result<HTTPClientResponse, any Error>?
+    func set(_ result: Result<HTTPClientResponse, any Error>) {
+        lock.lock()
+        stored = result
+        lock.unlock()
+    }
+    var value: Result<HTTPClientResponse, any Error>? {
+        lock.lock()
+        defer { lock.unlock() }
+        return stored
+    }
 }
