@@ -124,9 +124,11 @@ public final class APIServer: @unchecked Sendable {
         state.tracker.startReaping()
     }
 
-    /// Stops accepting work, lets the workers answer what they hold (at most `graceSeconds`), then
-    /// stops libmicrohttpd. Must not be called from a handler.
-    public func stop(graceSeconds: Double = 5) {
+    /// Stops accepting work, lets the workers answer what they hold and what is queued (at most
+    /// `graceSeconds`: a request's waits are bounded, the pool's by 30 s), then stops libmicrohttpd,
+    /// which must not stop while a worker still holds a suspended connection. Must not be called
+    /// from a handler.
+    public func stop(graceSeconds: Double = 120) {
         stateLock.lock()
         defer { stateLock.unlock() }
         guard let running = daemon else { return }
