@@ -178,6 +178,20 @@ final class APIServiceTests: XCTestCase {
         XCTAssertEqual(try state(), before, "a refused request wrote something")
     }
 
+    func testOversizedHeadersAndPathsAreRefusedAndTheServerGoesOn() throws {
+        let api = try start()
+        // Headers beyond the per-connection memory (32 KiB): libmicrohttpd's own refusal (431).
+        let huge = try BlockingHTTPClient.request(
+            method: "GET", port: api.port, path: "/users/\(users[0])",
+            headers: [HTTPHeader(name: "X-Padding", value: String(repeating: "a", count: 40_000))])
+        XCTAssertTrue([413, 431].contains(huge.status), "\(huge.status)")
+        let long = try BlockingHTTPClient.get(port: api.port, path: "/users/" + String(repeating: "1", count: 2_000))
+        XCTAssertEqual(long.status, 414)
+        XCTAssertEqual(long.header("Content-Type"), "application/problem+json")
+        XCTAssertEqual(try BlockingHTTPClient.get(port: api.port, path: "/users/\(users[0])").status, 200)
+        XCTAssertTrue(api.service.metrics.render().contains(#"lockproof_http_requests_total{route="unmatched",status_class="4xx"} 1"#))
+    }
+
     func testTheBalanceLimitRefusesAChargeThatWouldOverflow() throws {
         let api = try start()
         let db = try TestServers.database()
