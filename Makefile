@@ -16,13 +16,15 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-## test: the script checks, unit and concurrency tests on real servers, then the promtool checks
+## test: the script checks, unit and concurrency tests on real servers, the API contract (schemathesis
+## against a running serve, scripts/check-api.sh), then the promtool checks
 ## A hung test fails the run within this bound instead of eating CI's whole time limit.
 SWIFT_TEST_TIMEOUT ?= 40m
 test: deps check-scripts
 	@scripts/with-services.sh timeout -k 30s $(SWIFT_TEST_TIMEOUT) $(SWIFT) test $(SWIFT_TEST_FLAGS) || { \
 		status=$$?; [ $$status -ne 124 ] || echo "make test: swift test did not finish within $(SWIFT_TEST_TIMEOUT): a test hangs" >&2; \
 		exit $$status; }
+	scripts/with-services.sh scripts/check-api.sh
 	scripts/check-dashboards.sh
 
 ## check-scripts: ruff and pytest over the Python helpers in scripts/, and Package.swift against the
@@ -42,7 +44,8 @@ verify: deps
 mutants: deps
 	scripts/with-services.sh scripts/mutants.sh
 
-## fuzz: libFuzzer on the scenario and threshold parsers, FUZZ_SECONDS (default 60) each, corpus from Scenarios/
+## fuzz: libFuzzer on the scenario and threshold parsers (corpus from Scenarios/) and the API request reader
+## (corpus api/fuzz-corpus/), FUZZ_SECONDS (default 60) each
 ## (not part of test: make test runs a short seeded-mutator smoke run of the same targets instead)
 fuzz: deps
 	scripts/fuzz.sh

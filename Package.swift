@@ -31,6 +31,9 @@ let package = Package(
         .target(name: "LockProofRedis", dependencies: ["CHiredis"]),
         .target(name: "LockProofHTTP", dependencies: ["CMicroHTTPD"]),
 
+        // The HTTP API's routes, request reading and problem documents: pure, no I/O (fuzzed)
+        .target(name: "LockProofAPI"),
+
         // Locking primitives
         .target(name: "LockProofLocking", dependencies: ["LockProofPostgres", "LockProofRedis"]),
 
@@ -41,8 +44,17 @@ let package = Package(
         .target(
             name: "LockProofMetrics",
             dependencies: [
-                "LockProofCommerce", "LockProofLocking", "LockProofPostgres", "LockProofHTTP",
+                "LockProofAPI", "LockProofCommerce", "LockProofLocking", "LockProofPostgres", "LockProofHTTP",
                 .product(name: "Prometheus", package: "swift-prometheus"),
+            ]),
+
+        // The HTTP API service of `lockproof serve --api-address`: the cases behind LockProofAPI's
+        // routes, on a worker pool in front of connection pools, with RED metrics.
+        .target(
+            name: "LockProofService",
+            dependencies: [
+                "LockProofAPI", "LockProofHTTP", "LockProofCommerce", "LockProofLocking", "LockProofMetrics",
+                "LockProofPostgres", "LockProofRedis",
             ]),
 
         // Scenario runner: workload, checkers, thresholds, reports. It does not use the metrics
@@ -69,6 +81,7 @@ let package = Package(
             dependencies: [
                 "LockProofBench",
                 "LockProofScenario",
+                "LockProofService",
                 "LockProofMetrics",
                 "LockProofCommerce",
                 "LockProofLocking",
@@ -78,9 +91,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
-        // Fuzzing of the scenario and threshold parsers: libFuzzer entry points when built by
+        // Fuzzing of the scenario and threshold parsers and of the API's request reader: libFuzzer entry points when built by
         // `make fuzz` (-sanitize=fuzzer -D LOCKPROOF_LIBFUZZER), a seeded random mutator otherwise.
-        .executableTarget(name: "lockproof-fuzz", dependencies: ["LockProofScenario"], path: "Sources/LockProofFuzz"),
+        .executableTarget(
+            name: "lockproof-fuzz", dependencies: ["LockProofScenario", "LockProofAPI"], path: "Sources/LockProofFuzz"),
 
         // Test targets declare every module they import, as the rest do (scripts/check_imports.py).
         .target(
@@ -121,6 +135,12 @@ let package = Package(
             dependencies: [
                 "LockProofTestSupport", "LockProofScenario", "LockProofMetrics", "LockProofCommerce", "LockProofPostgres",
                 "LockProofRedis", "LockProofHTTP",
+            ]),
+        .testTarget(
+            name: "LockProofServiceTests",
+            dependencies: [
+                "LockProofTestSupport", "LockProofService", "LockProofAPI", "LockProofHTTP", "LockProofMetrics",
+                "LockProofCommerce", "LockProofPostgres",
             ]),
     ]
 )

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes the scenario parser and the threshold expression parser with libFuzzer (the Swift
+# Fuzzes the scenario parser, the threshold expression parser and the API request reader (api/fuzz-corpus/) with libFuzzer (the Swift
 # toolchain's -sanitize=fuzzer), each for FUZZ_SECONDS (default 60), from a corpus seeded with
 # Scenarios/. Findings (crashing inputs) land in .run/fuzz/findings/; the grown corpora stay in
 # .run/fuzz/corpus-*/ for the next run. If libFuzzer cannot be built here, runs the seeded random
@@ -17,6 +17,8 @@ seed_corpus() {
     mkdir -p "$dir"
     if [ "$target" = scenario ]; then
         cp Scenarios/*.yaml "$dir/"
+    elif [ "$target" = request ]; then
+        cp api/fuzz-corpus/*.txt "$dir/"
     else
         # One input per threshold of the shipped scenarios: the metric target, a newline, the expression.
         local n=0
@@ -33,7 +35,7 @@ status=0
 if swift build --scratch-path .build/fuzz -c release -Xswiftc -sanitize=fuzzer -Xswiftc -DLOCKPROOF_LIBFUZZER \
     -Xlinker --allow-multiple-definition --product lockproof-fuzz >"$work/build.log" 2>&1; then
     binary=.build/fuzz/release/lockproof-fuzz
-    for target in scenario threshold; do
+    for target in scenario threshold request; do
         seed_corpus "$target"
         echo "fuzz: libFuzzer on the $target parser for $seconds s"
         # SWIFT_BACKTRACE off: Swift's crash handler would take the signal before libFuzzer saves the input.
@@ -53,6 +55,7 @@ else
     seed=1
     while [ $SECONDS -lt $end ]; do
         .build/debug/lockproof-fuzz --iterations 2000 --seed $seed Scenarios || { status=1; break; }
+        .build/debug/lockproof-fuzz --iterations 2000 --seed $seed --target request api/fuzz-corpus || { status=1; break; }
         seed=$((seed + 1))
     done
 fi

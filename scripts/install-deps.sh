@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages LockProof needs that a new machine lacks, then the Python tools of
-# scripts/requirements-dev.txt (pytest, ruff, jsonschema) with pip. Idempotent: does nothing when everything
+# scripts/requirements-dev.txt (pytest, ruff, jsonschema, PyYAML, schemathesis) with pip. Idempotent: does nothing when everything
 # is there. Needs root for apt-get (CI and sessions run as root).
 #   scripts/install-deps.sh         what make test and make verify need
 #   scripts/install-deps.sh bench   also what make bench needs (gnuplot for the plots, Chromium to
@@ -15,6 +15,8 @@ have_pkgconfig libmicrohttpd || missing+=(libmicrohttpd-dev)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v promtool >/dev/null || missing+=(prometheus)
+# scripts/check-api.sh seeds the API's test data with psql.
+command -v psql >/dev/null || missing+=(postgresql-client)
 # The monitoring end-to-end test (scripts/check-monitoring.sh): Alertmanager, and Python with
 # PyYAML and pytest for its helpers (Debian's packages, for whichever python3 is first on PATH).
 command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)

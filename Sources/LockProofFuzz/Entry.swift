@@ -11,7 +11,7 @@ import Foundation
     ) -> CInt {
         let name = ProcessInfo.processInfo.environment["LOCKPROOF_FUZZ_TARGET"] ?? "scenario"
         guard let target = FuzzTarget(rawValue: name) else {
-            FileHandle.standardError.write(Data("LOCKPROOF_FUZZ_TARGET must be scenario or threshold\n".utf8))
+            FileHandle.standardError.write(Data("LOCKPROOF_FUZZ_TARGET must be scenario, threshold or request\n".utf8))
             exit(2)
         }
         selectedTarget = target
@@ -55,7 +55,7 @@ import Foundation
                 case "--target": options.targets = arguments.popFirst().flatMap(FuzzTarget.init(rawValue:)).map { [$0] } ?? []
                 case "--help", "-h":
                     print("""
-                        usage: lockproof-fuzz [--iterations N] [--seed S] [--target scenario|threshold] CORPUS_DIR...
+                        usage: lockproof-fuzz [--iterations N] [--seed S] [--target scenario|threshold|request] CORPUS_DIR...
                         Mutates every corpus file N times in all (seeded, reproducible) and runs each mutation
                         through the parser; exits 0 when no invariant broke, aborts on the first finding.
                         """)
@@ -64,7 +64,7 @@ import Foundation
                 }
             }
             guard !options.targets.isEmpty else {
-                FileHandle.standardError.write(Data("--target must be scenario or threshold\n".utf8))
+                FileHandle.standardError.write(Data("--target must be scenario, threshold or request\n".utf8))
                 exit(2)
             }
             exit(runMutator(options))

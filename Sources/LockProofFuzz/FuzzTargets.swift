@@ -1,4 +1,5 @@
 import Foundation
+import LockProofAPI
 import LockProofScenario
 
 /// The two parsers that read untrusted text: the scenario parser (a whole YAML file) and the
@@ -8,6 +9,12 @@ import LockProofScenario
 enum FuzzTarget: String, CaseIterable {
     case scenario
     case threshold
+    /// The HTTP API's request reader (LockProofAPI): its corpus is api/fuzz-corpus/, requests
+    /// written as `METHOD PATH`, header lines, a blank line, the body.
+    case request
+
+    /// What a mutator run exercises when no --target is given: the targets whose corpus is Scenarios/.
+    static let scenarioCorpusTargets: [FuzzTarget] = [.scenario, .threshold]
 
     /// Runs one input.
     func run(_ bytes: [UInt8]) {
@@ -30,7 +37,71 @@ enum FuzzTarget: String, CaseIterable {
                   \(yamlQuoted(target)): [\(yamlQuoted(expression))]
                 """
             check(yaml, inputBytes: bytes.count)
+        case .request:
+            checkRequest(bytes)
         }
+    }
+
+    /// Every input ends in a typed request or a bounded problem document with a status of the
+    /// reader's set; a body the JSON reader accepts writes back to the same value.
+    private func checkRequest(_ bytes: [UInt8]) {
+        let raw = Self.rawRequest(bytes)
+        if let value = try? JSONReader.parse(raw.body) {
+            let written = JSONWriter.write(value)
+            invariant((try? JSONReader.parse(Array(written.utf8))) == value, "JSON did not survive a write and a read: \(written.prefix(200))")
+        }
+        do throws(APIProblem) {
+            let request = try APIRouter.read(raw)
+            let method = raw.method == "HEAD" ? "GET" : raw.method
+            invariant(request.route.method == method, "\(raw.method) \(raw.path.prefix(80)) read as \(request.route.rawValue)")
+            invariant(raw.body.count <= APILimits.maximumBodyBytes, "an oversized body was accepted")
+        } catch {
+            invariant([400, 404, 405, 413, 414, 415, 422].contains(error.status), "status \(error.status) from the reader")
+            invariant(error.outcome == .notApplied, "a refused request with outcome \(error.outcome)")
+            let document = error.json(instance: raw.path)
+            invariant(document.utf8.count <= 16 * 1024, "a problem document of \(document.utf8.count) bytes")
+            guard case .object(let members)? = try? JSONReader.parse(Array(document.utf8)) else {
+                return invariant(false, "a problem document that is not a JSON object: \(document.prefix(200))")
+            }
+            invariant(members.contains { $0.0 == "status" && $0.1 == .int(error.status) }, "a problem without its status")
+            invariant(error.status != 422 || !error.errors.isEmpty, "a 422 naming no field")
+        }
+    }
+
+    /// `METHOD PATH`, then `Name: value` lines up to a blank line, then the body (bytes as they are).
+    static func rawRequest(_ bytes: [UInt8]) -> APIRawRequest {
+        var lines: [[UInt8]] = []
+        var index = 0
+        var start = 0
+        var bodyStart = bytes.count
+        while index < bytes.count {
+            if bytes[index] == UInt8(ascii: "\n") {
+                let line = Array(bytes[start..<index])
+                if line.isEmpty && !lines.isEmpty {
+                    bodyStart = index + 1
+                    break
+                }
+                lines.append(line)
+                start = index + 1
+            }
+            index += 1
+        }
+        if index == bytes.count && start < bytes.count { lines.append(Array(bytes[start...])) }
+        let requestLine = String(decoding: lines.first ?? [], as: UTF8.self).split(separator: " ", maxSplits: 1)
+        var raw = APIRawRequest(
+            method: requestLine.first.map(String.init) ?? "", path: requestLine.count > 1 ? String(requestLine[1]) : "",
+            body: bodyStart < bytes.count ? Array(bytes[bodyStart...]) : [])
+        for line in lines.dropFirst() {
+            let text = String(decoding: line, as: UTF8.self)
+            guard let colon = text.firstIndex(of: ":") else { continue }
+            let value = String(text[text.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
+            switch text[..<colon].lowercased() {
+            case "content-type": raw.contentType = value
+            case "idempotency-key": raw.idempotencyKey = value
+            default: break
+            }
+        }
+        return raw
     }
 
     private func check(_ text: String, inputBytes: Int) {

@@ -3,7 +3,7 @@ import Foundation
 struct MutatorOptions {
     var iterations = 10_000
     var seed: UInt64 = 1
-    var targets = FuzzTarget.allCases
+    var targets = FuzzTarget.scenarioCorpusTargets
     var corpus: [String] = []
 }
 
@@ -26,7 +26,8 @@ let mutationTokens: [String] = [
     "? ", "|\n", ">\n", "\t", "0x1p3", "1__0", "-0", "1e309", ".inf", ".nan", "~", "null", "true", "99999999999999999999", "99999:59:59:59:59:59:59:59:59:59:59:59:59", "1:30",
     "p(95) < 0.2", "p(95) < 200ms", "max < 5s", "count == 0", "rate > 200", "p(0) <", "<=", ">=", "!=", "==", "{lock=\"redis\"}", "{", "=\"", "latency",
     "throughput", "lockproof_retry_exhausted_total", "virtual_users: ", "iterations: ", "timeout: ", "seed: ", "users: ",
-    "workload: ", "thresholds: ", "mix: ", "expect: violation", "\u{FEFF}", "\u{0}", "é", "🙂",
+    "workload: ", "thresholds: ", "mix: ", "expect: violation", "\"amount\": ", "\"items\": [", "\\u0000", "\\ud800",
+    "/users/", "/orders/", "{userId}", "Content-Type: application/json\n", "Idempotency-Key: ", "1.0e-0", "-0.0", "\u{FEFF}", "\u{0}", "é", "🙂",
 ]
 
 func mutate(_ input: [UInt8], with random: inout SeededRandom, corpus: [[UInt8]]) -> [UInt8] {

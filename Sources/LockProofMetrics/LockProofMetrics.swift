@@ -23,6 +23,9 @@ public final class LockProofMetrics: EventSink, Sendable {
     private let circuitBreakerGauges: [CircuitBreakerState: Gauge]
     private let circuitBreakerOpenTime: BreakerOpenTime
     private let poolWaits: [PoolKind: ValueHistogram]
+    /// By route label, then status class.
+    private let httpSeries: [String: [String: (requests: Counter, duration: ValueHistogram)]]
+    private let httpRateLimitedByRoute: [String: Counter]
 
     public init(instrumentationEnabled: Bool = true) {
         self.instrumentationEnabled = instrumentationEnabled
@@ -47,6 +50,18 @@ public final class LockProofMetrics: EventSink, Sendable {
         circuitBreakerGauges = breakerGauges
         circuitBreakerOpenTime = BreakerOpenTime(counter: tables.counter(MetricCatalog.circuitBreakerOpenSeconds, ["redis"]))
         poolWaits = Dictionary(uniqueKeysWithValues: PoolKind.allCases.map { ($0, tables.histogram(MetricCatalog.poolWait, [$0.rawValue])) })
+        var http: [String: [String: (requests: Counter, duration: ValueHistogram)]] = [:]
+        for route in MetricCatalog.httpRoutes {
+            for statusClass in MetricCatalog.httpStatusClasses {
+                http[route, default: [:]][statusClass] = (
+                    tables.counter(MetricCatalog.httpRequests, [route, statusClass]),
+                    tables.histogram(MetricCatalog.httpRequestDuration, [route, statusClass])
+                )
+            }
+        }
+        httpSeries = http
+        httpRateLimitedByRoute = Dictionary(
+            uniqueKeysWithValues: MetricCatalog.httpRateLimited.series.map { ($0[0], tables.counter(MetricCatalog.httpRateLimited, $0)) })
         tables.gauge(MetricCatalog.buildInfo, [LockProofBuild.version]).set(to: 1)
         tables.createRemaining()
         setCircuitBreaker(state: .closed)
@@ -118,6 +133,22 @@ public final class LockProofMetrics: EventSink, Sendable {
         case caseName: CaseName, strategy: Strategy, outcome: OperationOutcome, seconds: Double
     ) where Strategy.RawValue == String {
         recordOperation(case: caseName, strategy: strategy.rawValue, outcome: outcome, seconds: seconds)
+    }
+
+    /// Counts one answered HTTP API request and observes its duration. `route` is an
+    /// `APIRoute.label` or `unmatched`; statuses outside 2xx/4xx/5xx are not recorded.
+    public func recordHTTPRequest(route: String, status: Int, seconds: Double) {
+        guard instrumentationEnabled else { return }
+        let statusClass = "\(status / 100)xx"
+        guard let series = httpSeries[route]?[statusClass] else { return }
+        series.requests.increment()
+        series.duration.record(seconds.isFinite ? max(0, seconds) : 0)
+    }
+
+    /// Counts one request refused by the per-user rate limit.
+    public func recordRateLimited(route: String) {
+        guard instrumentationEnabled else { return }
+        httpRateLimitedByRoute[route]?.increment()
     }
 
     public func setCompensationsPending(_ count: Int) {

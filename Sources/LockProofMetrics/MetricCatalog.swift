@@ -1,3 +1,4 @@
+import LockProofAPI
 import LockProofCommerce
 import LockProofLocking
 
@@ -192,6 +193,27 @@ public enum MetricCatalog {
         help: "Time a virtual user waited to borrow a pooled connection (workload.connections), by pool (postgres, redis), in seconds.",
         labels: [MetricLabel(name: "pool", values: poolKinds)], buckets: secondsBuckets)
 
+    // The HTTP API of `lockproof serve --api-address` (RED: rate, errors by status class, duration).
+    public static let httpRoutes = APIRoute.labelValues
+    public static let httpStatusClasses = ["2xx", "4xx", "5xx"]
+    static let routeLabel = MetricLabel(name: "route", values: httpRoutes)
+    static let statusClassLabel = MetricLabel(name: "status_class", values: httpStatusClasses)
+
+    public static let httpRequests = MetricFamily(
+        "lockproof_http_requests_total", .counter,
+        help: "HTTP API requests answered, by route (unmatched = no route) and status class.",
+        labels: [routeLabel, statusClassLabel])
+
+    public static let httpRequestDuration = MetricFamily(
+        "lockproof_http_request_duration_seconds", .histogram,
+        help: "Time from a request's arrival in full to its answer (queue wait for a worker included), by route and status class, in seconds.",
+        labels: [routeLabel, statusClassLabel], buckets: secondsBuckets)
+
+    public static let httpRateLimited = MetricFamily(
+        "lockproof_http_rate_limited_total", .counter,
+        help: "HTTP API requests refused with 429 by the per-user rate limit (--rate-limit), by route.",
+        labels: [MetricLabel(name: "route", values: APIRoute.allCases.filter { $0.rateLimited }.map(\.label))])
+
     public static let buildInfo = MetricFamily(
         "lockproof_build_info", .gauge,
         help: "Always 1; the version label says which LockProof is running.",
@@ -201,6 +223,7 @@ public enum MetricCatalog {
     public static let all: [MetricFamily] = [
         operations, operationDuration, retryAttempts, retryExhausted, retryCalls, optimisticConflicts, lockWait,
         lockHeld, lockAcquireFailures, deadlocks, serializationFailures, uniqueViolations, compensations, compensationsPending,
-        circuitBreakerState, circuitBreakerOpenSeconds, distributedLockLost, poolWait, buildInfo,
+        circuitBreakerState, circuitBreakerOpenSeconds, distributedLockLost, poolWait, httpRequests, httpRequestDuration,
+        httpRateLimited, buildInfo,
     ]
 }

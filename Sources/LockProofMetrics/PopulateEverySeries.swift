@@ -41,6 +41,13 @@ extension LockProofMetrics {
         record(.compensation(succeeded: false), caseName: CaseName.processPayment.rawValue)
         setCompensationsPending(1)
         recordCircuitBreakerOpen(seconds: 1)
+        for (index, route) in MetricCatalog.httpRoutes.enumerated() {
+            for (offset, status) in [200, 404, 500].enumerated() {
+                let buckets = MetricCatalog.secondsBuckets
+                recordHTTPRequest(route: route, status: status, seconds: buckets[(index + offset) % buckets.count] * 0.9)
+            }
+            recordRateLimited(route: route)
+        }
         for pool in PoolKind.allCases {
             for seconds in MetricCatalog.secondsBuckets + [20] { record(.poolWaited(pool, seconds: seconds * 0.9, holdingLock: false), caseName: "") }
         }

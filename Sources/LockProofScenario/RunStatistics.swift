@@ -78,6 +78,9 @@ public struct ThresholdMetric: Sendable {
         "lockproof_circuit_breaker_state": "it is a state, not a measurement; the summary reports the time the breaker spent open",
         "lockproof_circuit_breaker_open_seconds_total": "a run's JSON report and summary give the time the breaker spent open (circuit_breaker.open_seconds)",
         "lockproof_build_info": "it is a constant, not a measurement",
+        "lockproof_http_requests_total": "only `lockproof serve --api-address` answers HTTP API requests; a run calls the core directly",
+        "lockproof_http_request_duration_seconds": "only `lockproof serve --api-address` answers HTTP API requests; a run calls the core directly",
+        "lockproof_http_rate_limited_total": "only `lockproof serve --api-address --rate-limit` refuses requests; a run calls the core directly",
     ]
 }
 
