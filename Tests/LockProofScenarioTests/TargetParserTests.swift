@@ -78,6 +78,20 @@ final class TargetParserTests: XCTestCase {
         XCTAssertEqual(target.missingOperations(["charge", "refund"]), ["refund"])
     }
 
+    func testTheReadmesWorkedExampleParses() throws {
+        let readme = try String(contentsOf: repository.appendingPathComponent("targets/README.md"), encoding: .utf8)
+        let start = try XCTUnwrap(readme.range(of: "```yaml\n"))
+        let end = try XCTUnwrap(readme.range(of: "```", range: start.upperBound..<readme.endIndex))
+        let target = try TargetParser.parse(String(readme[start.upperBound..<end.lowerBound]), file: "README.md")
+        XCTAssertEqual(target.name, "wallet")
+        XCTAssertEqual(Array(target.operations.keys), ["charge"])
+        XCTAssertEqual(target.missingOperations(["charge", "pay"]), ["pay"])
+        let request = target.operations["charge"]!.request(arguments: ["user": .integer(7), "amount": .integer(1000)])
+        XCTAssertEqual(request.path, "/wallets/7/top-ups")
+        XCTAssertEqual(String(decoding: request.body!, as: UTF8.self), #"{"cents":1000,"source":"lockproof"}"#)
+        XCTAssertEqual(target.operations["charge"]!.interpret(status: 503, body: Data()).outcome, .unknown)
+    }
+
     func testEveryOperationTheScenariosUseIsATargetOperation() throws {
         let scenarios = try FileManager.default.contentsOfDirectory(atPath: repository.appendingPathComponent("Scenarios").path)
             .filter { $0.hasSuffix(".yaml") }

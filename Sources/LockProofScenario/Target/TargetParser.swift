@@ -76,7 +76,9 @@ private struct TargetReader {
             unreportedProblems += 1
             return
         }
-        let bounded = message.count <= 400 ? message : message.prefix(250) + " … " + message.suffix(120)
+        // Found values are quoted at most 80 characters long, so a message is long only when it lists
+        // what was expected (the reasons): that list is kept whole; anything longer is cut.
+        let bounded = message.count <= 1200 ? message : message.prefix(900) + " … " + message.suffix(120)
         problems.append(ScenarioProblem(file: file, line: node?.mark?.line ?? 1, column: node?.mark?.column ?? 1, message: bounded))
     }
 
