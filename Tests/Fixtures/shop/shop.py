@@ -646,8 +646,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--listen", default=os.environ.get("SHOP_LISTEN", "127.0.0.1:0"), help="HOST:PORT")
     parser.add_argument("--bug", action="append", default=[], choices=BUGS, help="switch a classic bug on")
-    parser.add_argument("--think-ms", type=float, default=float(os.environ.get("SHOP_THINK_MS", "0")))
-    parser.add_argument("--pool-size", type=int, default=int(os.environ.get("SHOP_POOL_SIZE", "16")))
+    # String defaults go through `type` too: a bad SHOP_THINK_MS is a usage error (exit 2), not a traceback.
+    parser.add_argument("--think-ms", type=float, default=os.environ.get("SHOP_THINK_MS", "0"))
+    parser.add_argument("--pool-size", type=int, default=os.environ.get("SHOP_POOL_SIZE", "16"))
     args = parser.parse_args(argv)
     env_bugs = [b.strip() for b in os.environ.get("SHOP_BUGS", "").split(",") if b.strip()]
     unknown = [b for b in env_bugs if b not in BUGS]
@@ -682,7 +683,11 @@ def main(argv: list[str]) -> int:
             print(f"shop: {error}", file=sys.stderr)
             return 2
     handler = type("BoundHandler", (Handler,), {"shop": Shop(pool, args.bug, args.think_ms / 1000)})
-    server = Server(args.address, handler)
+    try:
+        server = Server(args.address, handler)
+    except OSError as error:
+        print(f"shop: cannot listen on {args.listen}: {error.strerror}", file=sys.stderr)
+        return 2
     host, port = server.server_address[:2]
     print(f"shop: listening on http://{host}:{port} bugs={','.join(sorted(args.bug)) or 'none'}", flush=True)
     try:
