@@ -107,8 +107,8 @@ final class TargetParserTests: XCTestCase {
     func testShopRequestsRenderFromTheOperationsArguments() throws {
         let target = try TargetParser.load(path: repository.appendingPathComponent("targets/shop.yaml").path)
         let charge = target.operations["charge"]!
-        let keyed = charge.request(
-            arguments: ["user": .integer(7), "amount": .integer(1000), "key": .text("k-1")], commonHeaders: target.headers)
+        let keyed = try XCTUnwrap(target.request("charge", arguments: ["user": .integer(7), "amount": .integer(1000), "key": .text("k-1")]))
+        XCTAssertNil(target.request("refund", arguments: [:]))
         XCTAssertEqual(keyed.method, "POST")
         XCTAssertEqual(keyed.path, "/api/v2/point-charges")
         XCTAssertEqual(String(decoding: keyed.body!, as: UTF8.self), #"{"amount":1000,"memberId":7}"#)

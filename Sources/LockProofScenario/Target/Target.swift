@@ -140,6 +140,14 @@ public struct Target: Sendable, Equatable {
         "server_error", "timeout", "connection_lost", "connection_failed", "unexpected_response", "error",
     ]
 
+    /// The request of `operation` for its arguments, with the target's common headers; nil when the
+    /// target does not describe the operation.
+    public func request(
+        _ operation: String, arguments: [String: TargetValue], items: [(product: Int, quantity: Int)] = []
+    ) -> TargetRequest? {
+        operations[operation]?.request(arguments: arguments, items: items, commonHeaders: headers)
+    }
+
     /// The operations of `wanted` this target does not describe: a scenario running any of them is
     /// refused before anything is written.
     public func missingOperations(_ wanted: some Sequence<String>) -> [String] {
