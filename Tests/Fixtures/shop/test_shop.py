@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 from collections import Counter
 
 import psycopg
 import pytest
-from conftest import SHOP, ShopProcess, first_line, race, scratch_database, start, stop
+from conftest import SHOP, START_SECONDS, ShopProcess, first_line, race, scratch_database, start, stop
 
 THINK_MS = 30
 
@@ -340,3 +342,69 @@ def test_first_line_is_bounded():
         assert first_line(process, 0.2) == ""
     finally:
         stop(process)
+
+
+def launch_second(first: ShopProcess) -> tuple:
+    """Another instance on the same database (the schema exists; nothing is emptied)."""
+    process = start(first.db_url, (), THINK_MS)
+    line = first_line(process, START_SECONDS)
+    if not line.startswith("shop: listening on "):
+        stop(process)
+        pytest.fail(f"the second shop did not start: {line!r}")
+    SECOND_INSTANCES.append(process)
+    return process, line.split()[3], first.db_url
+
+
+SECOND_INSTANCES: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def stop_second_instances():
+    yield
+    while SECOND_INSTANCES:
+        stop(SECOND_INSTANCES.pop())
+
+
+def test_two_instances_share_the_database_locks(run_shop):
+    """Two shop processes on one database, as a deployment runs them: the row lock still serialises."""
+    first = run_shop(think_ms=THINK_MS)
+    second = ShopProcess(*launch_second(first))
+    seed(first, point=0)
+    results = race(
+        16,
+        lambda i: (first if i % 2 else second).request(
+            "POST", "/api/v2/point-charges", {"memberId": 1, "amount": 10}
+        ),
+    )
+    assert Counter(r.status for r in results) == {201: 16}
+    assert first.one("SELECT point FROM member WHERE member_id = 1") == 160
+
+
+def test_a_session_killed_mid_transaction_is_an_unknown_outcome_and_the_pool_recovers(run_shop):
+    shop = run_shop(think_ms=2000)
+    seed(shop, point=0)
+    answers: list = []
+    worker = threading.Thread(
+        target=lambda: answers.append(
+            shop.request("POST", "/api/v2/point-charges", {"memberId": 1, "amount": 10})
+        ),
+        daemon=True,
+    )
+    worker.start()
+    # Wait (bounded) until the charge holds its row lock inside its transaction, then end its session.
+    deadline = time.monotonic() + 20
+    holder = []
+    while not holder and time.monotonic() < deadline:
+        holder = shop.sql(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND state = 'idle in transaction' AND pid <> pg_backend_pid()"
+        )
+        time.sleep(0.02)
+    assert holder, "the charge never reached its transaction"
+    shop.sql("SELECT pg_terminate_backend(%s)", (holder[0][0],))
+    worker.join(timeout=30)
+    assert answers and (answers[0].status, answers[0].code) == (500, "INTERNAL")
+    assert shop.one("SELECT point FROM member WHERE member_id = 1") == 0
+    # The broken connection was dropped, not reused.
+    after = shop.request("GET", "/api/v2/members/1")
+    assert after.status == 200 and after.data["point"] == 0
