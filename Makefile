@@ -5,7 +5,7 @@
 SWIFT ?= swift
 SWIFT_TEST_FLAGS ?= --disable-swift-testing
 
-.PHONY: deps build release test check-scripts verify mutants fuzz bench check-dashboards check-monitoring services-start services-stop clean
+.PHONY: deps build release test test-fixtures check-scripts verify mutants fuzz bench check-dashboards check-monitoring services-start services-stop clean
 
 deps:
 	@scripts/install-deps.sh
@@ -26,6 +26,13 @@ test: deps check-scripts
 		exit $$status; }
 	scripts/with-services.sh scripts/check-api.sh
 	scripts/check-dashboards.sh
+	$(MAKE) --no-print-directory test-fixtures
+
+## test-fixtures: the shop fixture (Tests/Fixtures/shop, a peer team's implementation of the cases for black-box
+## mode): ruff, then pytest against throwaway PostgreSQL: each bug switch breaks its invariant, the correct build none
+test-fixtures: deps
+	python3 -m ruff check Tests/Fixtures
+	scripts/with-services.sh timeout -k 10s 10m python3 -m pytest -q -p no:cacheprovider Tests/Fixtures/shop
 
 ## check-scripts: ruff and pytest over the Python helpers in scripts/, and Package.swift against the
 ## import lines of every target (scripts/check_imports.py); quick, so it runs first

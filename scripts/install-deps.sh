@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages LockProof needs that a new machine lacks, then the Python tools of
-# scripts/requirements-dev.txt (pytest, ruff, jsonschema, PyYAML, schemathesis) with pip. Idempotent: does nothing when everything
-# is there. Needs root for apt-get (CI and sessions run as root).
+# scripts/requirements-dev.txt (pytest, ruff, jsonschema, PyYAML, schemathesis, psycopg[binary] for the shop
+# fixture) with pip. Idempotent: does nothing when everything is there. Needs root for apt-get (CI and sessions run as root).
 #   scripts/install-deps.sh         what make test and make verify need
 #   scripts/install-deps.sh bench   also what make bench needs (gnuplot for the plots, Chromium to
 #                                   check the HTML report)
