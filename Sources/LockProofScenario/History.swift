@@ -20,7 +20,7 @@ public struct HistoryEntry: Sendable, Codable, Equatable {
     /// The client's n-th operation, from 0.
     public let index: Int
     /// `charge`, `pay`, `issue`, `create`, `complete`, `cancel`, `add`.
-    public let operation: String
+    public let operation: OperationName
     /// Ids and amounts it was called with (`user`, `order`, `coupon`, `product`, `amount`, `quantity`).
     public let arguments: [String: Int]
     /// Order lines, for `create` and `pay`.
@@ -48,7 +48,7 @@ public struct HistoryEntry: Sendable, Codable, Equatable {
     }
 
     public init(
-        client: Int, index: Int, operation: String, arguments: [String: Int], items: [OrderItemRequest]?, start: Double,
+        client: Int, index: Int, operation: OperationName, arguments: [String: Int], items: [OrderItemRequest]?, start: Double,
         end: Double, outcome: HistoryOutcome, reason: String?, result: [String: Int]?, key: String? = nil
     ) {
         self.client = client
@@ -104,7 +104,7 @@ public final class HistoryRecorder: @unchecked Sendable {
     static let bufferLimit = 1 << 16
 
     private let lock = NSLock()
-    private let checkersByOperation: [String: [any Checker]]
+    private let checkersByOperation: [OperationName: [any Checker]]
     private var tally = OperationTally()
     private let file: FileHandle?
     public let fileURL: URL?
@@ -121,7 +121,7 @@ public final class HistoryRecorder: @unchecked Sendable {
 
     /// Creates (truncates) `file` when given; without one, entries are only checked and counted.
     public init(checkers: [any Checker], file: URL?) throws {
-        var byOperation: [String: [any Checker]] = [:]
+        var byOperation: [OperationName: [any Checker]] = [:]
         for checker in checkers {
             for operation in checker.operations { byOperation[operation, default: []].append(checker) }
         }

@@ -243,15 +243,15 @@ public enum RunReportHTML {
 
     /// `charge → balance=3000`, `issue → fail (sold_out)`: what a bar shows when it fits.
     static func shortLabel(_ entry: HistoryEntry) -> String {
-        guard entry.outcome == .ok else { return "\(entry.operation) → \(entry.outcome.rawValue)\(entry.reason.map { " (\($0))" } ?? "")" }
+        guard entry.outcome == .ok else { return "\(entry.operation.rawValue) → \(entry.outcome.rawValue)\(entry.reason.map { " (\($0))" } ?? "")" }
         let shown = (entry.result ?? [:]).filter { !["applied", "attempts"].contains($0.key) }.sorted { $0.key < $1.key }
-        return "\(entry.operation) → " + (shown.isEmpty ? "ok" : shown.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+        return "\(entry.operation.rawValue) → " + (shown.isEmpty ? "ok" : shown.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
     }
 
     static func describe(_ entry: HistoryEntry) -> String {
         let arguments = entry.arguments.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         let result = entry.result.map { $0.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") } ?? ""
-        return "\(entry.operation) \(arguments) → \(entry.outcome.rawValue)\(entry.reason.map { " (\($0))" } ?? "") \(result)"
+        return "\(entry.operation.rawValue) \(arguments) → \(entry.outcome.rawValue)\(entry.reason.map { " (\($0))" } ?? "") \(result)"
     }
 
     private static func fmt(_ value: Double) -> String { String(format: "%.1f", value) }

@@ -73,7 +73,7 @@ public protocol Checker: AnyObject {
     init()
     var name: String { get }
     /// The operations (`charge`, `pay`, …) this checker reads; other entries are not passed to it.
-    var operations: Set<String> { get }
+    var operations: Set<OperationName> { get }
     func observe(_ entry: HistoryEntry)
     func check(_ context: CheckContext) throws -> CheckResult
     /// Per-entity records held (dictionary entries, examples): tests show it does not grow with
@@ -106,18 +106,30 @@ struct ViolationTally {
     }
 }
 
-/// The checkers that apply to a scenario: those of every operation it runs, each once, all on
-/// the combined history (charges and payments of one user are judged together). Fresh: they hold
-/// the state of one run.
+/// The checkers that apply to a scenario: those of every case it runs (its descriptors'
+/// `checkers`), each once, in case order, all on the combined history (charges and payments of
+/// one user are judged together), then the deadlock checker. Fresh: they hold the state of one run.
 public func checkers(for scenario: Scenario) -> [any Checker] {
-    var list: [any Checker] = []
-    if scenario.runs("charge") || scenario.runs("pay") { list.append(MoneyConservationChecker()) }
-    if scenario.runs("pay") { list += [StockConservationChecker(), CompensationChecker()] }
-    if scenario.runs("issue") { list.append(CouponChecker()) }
-    if scenario.runs("create") { list.append(OrderCreationChecker()) }
-    if scenario.runs("complete") || scenario.runs("cancel") { list.append(TransitionChecker()) }
-    if scenario.runs("add") { list.append(CartChecker()) }
-    return list + [DeadlockChecker()]
+    var kinds: [CheckerKind] = []
+    for caseName in CaseName.allCases where scenario.cases.contains(caseName) {
+        for kind in caseName.descriptor.checkers where !kinds.contains(kind) { kinds.append(kind) }
+    }
+    return kinds.map { $0.makeChecker() } + [DeadlockChecker()]
+}
+
+extension CheckerKind {
+    /// A fresh checker of this kind (one file per checker in `Checkers/`).
+    func makeChecker() -> any Checker {
+        switch self {
+        case .moneyConservation: return MoneyConservationChecker()
+        case .stockConservation: return StockConservationChecker()
+        case .compensation: return CompensationChecker()
+        case .coupon: return CouponChecker()
+        case .orderCreation: return OrderCreationChecker()
+        case .transition: return TransitionChecker()
+        case .cart: return CartChecker()
+        }
+    }
 }
 
 extension PostgresConnection {
@@ -152,6 +164,6 @@ extension HistoryEntry {
     var shortDescription: String {
         let arguments = arguments.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         let lines = items.map { " items " + $0.map { String($0.productId) }.joined(separator: ",") } ?? ""
-        return "client \(client) \(operation) \(arguments)\(lines)"
+        return "client \(client) \(operation.rawValue) \(arguments)\(lines)"
     }
 }
