@@ -9,7 +9,7 @@ import XCTest
 final class RunReportTests: XCTestCase {
     private func charge(client: Int, index: Int = 0, start: Double, end: Double, wrote balance: Int) -> HistoryEntry {
         HistoryEntry(
-            client: client, index: index, operation: "charge", arguments: ["user": 7, "amount": 1000], items: nil, start: start, end: end,
+            client: client, index: index, operation: .charge, arguments: ["user": 7, "amount": 1000], items: nil, start: start, end: end,
             outcome: .ok, reason: nil, result: ["balance": balance, "applied": 1, "attempts": 1])
     }
 
