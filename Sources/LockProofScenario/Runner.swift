@@ -414,12 +414,16 @@ public final class ScenarioRunner {
             statistics.setGauge(RunStatistics.clientIterationsMost, Double(loops.mostIterations))
         }
         clientsStop.set(true)
-        let historyFailure = history.finish()
-        let operations = history.operations
         // At the run's end, not after the faults are healed and the recovery has run.
         let breaker = CircuitBreakerSummary(shared.breaker)
         // Every fault still active ends now and every server is restored, whatever happened.
         let faults = nemesis.stop(runSeconds: seconds)
+        // The nemesis' process in the same history: each fault's start and end.
+        for record in faults {
+            for entry in NemesisEntry.entries(of: record) { history.record(entry) }
+        }
+        let historyFailure = history.finish()
+        let operations = history.operations
 
         func broken(_ message: String, interrupted: Bool = false) -> ScenarioResult {
             ScenarioResult(
@@ -457,7 +461,8 @@ public final class ScenarioRunner {
                 return broken("the payment recovery after the run failed: \(error)")
             }
         }
-        let context = CheckContext(scenario: scenario, initial: initial, db: checkDB, statistics: statistics)
+        let context = CheckContext(
+            scenario: scenario, initial: initial, db: checkDB, statistics: statistics, faultWindows: history.faultWindows)
         let checks: [CheckResult]
         do {
             checks = try judges.map { try $0.check(context) }

@@ -53,12 +53,17 @@ public struct CheckContext {
     public let initial: InitialState
     public let db: PostgresConnection
     public let statistics: RunStatistics
+    /// When each fault was active, from the nemesis' entries of the history.
+    public let faultWindows: [FaultWindow]
 
-    public init(scenario: Scenario, initial: InitialState, db: PostgresConnection, statistics: RunStatistics) {
+    public init(
+        scenario: Scenario, initial: InitialState, db: PostgresConnection, statistics: RunStatistics, faultWindows: [FaultWindow] = []
+    ) {
         self.scenario = scenario
         self.initial = initial
         self.db = db
         self.statistics = statistics
+        self.faultWindows = faultWindows
     }
 }
 
@@ -75,10 +80,18 @@ public protocol Checker: AnyObject {
     /// The operations (`charge`, `pay`, …) this checker reads; other entries are not passed to it.
     var operations: Set<OperationName> { get }
     func observe(_ entry: HistoryEntry)
+    /// A fault's start or end (the nemesis' entries of the same history); the windows are also
+    /// in `CheckContext.faultWindows`.
+    func observe(_ entry: NemesisEntry)
     func check(_ context: CheckContext) throws -> CheckResult
     /// Per-entity records held (dictionary entries, examples): tests show it does not grow with
     /// the number of operations on the same entities.
     var retainedRecords: Int { get }
+}
+
+extension Checker {
+    /// Most checkers judge the final state whatever the faults were: they ignore the nemesis.
+    public func observe(_ entry: NemesisEntry) {}
 }
 
 /// Collects violations by name, keeping the first example of each.
