@@ -1,6 +1,4 @@
 import Foundation
-import LockProofCommerce
-import LockProofLocking
 import Yams
 
 /// A problem in a scenario file, with where it is.
