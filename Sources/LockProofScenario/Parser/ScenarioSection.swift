@@ -98,20 +98,13 @@ extension ScenarioReader {
         let names = Set(scenario.operations.map(\.operation) + scenario.followUps)
         let running = "this scenario runs \(names.map(\.rawValue).sorted().joined(separator: ", "))"
         // Who reads each key comes from the descriptors (`CaseDescriptor.reads`).
-        func check(_ section: String, _ node: Node?, _ key: ScenarioKey, why: String? = nil) {
+        for key in ScenarioKey.allCases {
             let users = OperationName.allCases.filter { $0.reads.contains(key) }
-            guard let node, let entry = mappingEntry(node, key.rawValue), names.isDisjoint(with: users) else { return }
-            problem(entry.key, "\(section).\(key.rawValue): does not apply: \(running), and it is read only by \(users.map(\.rawValue).joined(separator: ", "))\(why.map { "; \($0)" } ?? "")")
-        }
-        check("workload", workload, .amount, why: "a payment costs its order's order_items × order_quantity × price")
-        check("workload", workload, .items, why: "pre-made orders take seed.order_items")
-        check("workload", workload, .itemOrder)
-        check("workload", workload, .quantity, why: "pre-made orders take seed.order_quantity")
-        check("workload", workload, .gateway, why: "only a payment calls the gateway")
-        check("workload", workload, .idempotencyKeys)
-        check("workload", workload, .idempotencyDuplicates)
-        for key in [ScenarioKey.balance, .couponQuantity, .orders, .orderItems, .orderQuantity, .products, .price, .stock, .cartQuantity] {
-            check("seed", seed, key)
+            guard let node = key.section == "seed" ? seed : workload, let entry = mappingEntry(node, key.rawValue),
+                names.isDisjoint(with: users)
+            else { continue }
+            let why = Self.whyNotRead(key).map { "; \($0)" } ?? ""
+            problem(entry.key, "\(key.section).\(key.rawValue): does not apply: \(running), and it is read only by \(users.map(\.rawValue).joined(separator: ", "))\(why)")
         }
         if let workload, let entry = mappingEntry(workload, "retry"), !scenario.retries {
             problem(entry.key, "workload.retry: does not apply: no strategy of this scenario (\(scenario.strategyLabel)) retries; \(Self.retryingStrategies) do")
@@ -121,6 +114,17 @@ extension ScenarioReader {
         }
         if let workload, let entry = mappingEntry(workload, "breaker"), !scenario.locksTaken.contains(.redis) {
             problem(entry.key, "workload.breaker: does not apply: no strategy of this scenario (\(scenario.strategyLabel)) takes the Redis lock the breaker guards")
+        }
+    }
+
+    /// Why a key another operation reads does not apply (the operation has its own source).
+    static func whyNotRead(_ key: ScenarioKey) -> String? {
+        switch key {
+        case .amount: return "a payment costs its order's order_items × order_quantity × price"
+        case .items: return "pre-made orders take seed.order_items"
+        case .quantity: return "pre-made orders take seed.order_quantity"
+        case .gateway: return "only a payment calls the gateway"
+        default: return nil
         }
     }
 
