@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Layers, each importing only downward:
-//   C shims → drivers (PostgreSQL, Redis, HTTP) → locking primitives → commerce core
+//   C shims → drivers (PostgreSQL, Redis, HTTP) → server configuration → locking primitives → commerce core
 //   → metrics → scenario runner → benchmark → the `lockproof` CLI.
 // Each target declares exactly the modules its files import, no more (no transitive reach, no
 // unused edge): scripts/check_imports.py checks it in `make test`.
@@ -33,12 +33,16 @@ let package = Package(
 
         // The HTTP API's routes, request reading and problem documents: pure, no I/O (fuzzed)
         .target(name: "LockProofAPI"),
+        // Where the servers are (the environment's URLs and timeout), for every layer above the drivers
+        .target(name: "LockProofConfiguration", dependencies: ["LockProofPostgres", "LockProofRedis"]),
 
         // Locking primitives
         .target(name: "LockProofLocking", dependencies: ["LockProofPostgres", "LockProofRedis"]),
 
         // The commerce core: one file per case
-        .target(name: "LockProofCommerce", dependencies: ["LockProofLocking", "LockProofPostgres", "LockProofRedis"]),
+        .target(
+            name: "LockProofCommerce",
+            dependencies: ["LockProofConfiguration", "LockProofLocking", "LockProofPostgres", "LockProofRedis"]),
 
         // Metrics
         .target(
@@ -54,7 +58,7 @@ let package = Package(
             name: "LockProofService",
             dependencies: [
                 "LockProofAPI", "LockProofHTTP", "LockProofCommerce", "LockProofLocking", "LockProofMetrics",
-                "LockProofPostgres", "LockProofRedis",
+                "LockProofPostgres", "LockProofRedis", "LockProofConfiguration",
             ]),
 
         // Scenario runner: workload, checkers, thresholds, reports. It does not use the metrics
@@ -62,7 +66,7 @@ let package = Package(
         .target(
             name: "LockProofScenario",
             dependencies: [
-                "LockProofCommerce", "LockProofLocking", "LockProofPostgres", "LockProofRedis",
+                "LockProofConfiguration", "LockProofCommerce", "LockProofLocking", "LockProofPostgres", "LockProofRedis",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]),
@@ -71,7 +75,7 @@ let package = Package(
         .target(
             name: "LockProofBench",
             dependencies: [
-                "LockProofScenario", "LockProofMetrics", "LockProofCommerce", "LockProofLocking",
+                "LockProofConfiguration", "LockProofScenario", "LockProofMetrics", "LockProofCommerce", "LockProofLocking",
                 "LockProofPostgres", "LockProofRedis", "LockProofHTTP",
             ]),
 
@@ -80,6 +84,7 @@ let package = Package(
             name: "lockproof",
             dependencies: [
                 "LockProofBench",
+                "LockProofConfiguration",
                 "LockProofScenario",
                 "LockProofService",
                 "LockProofMetrics",
@@ -99,7 +104,7 @@ let package = Package(
         // Test targets declare every module they import, as the rest do (scripts/check_imports.py).
         .target(
             name: "LockProofTestSupport",
-            dependencies: ["LockProofCommerce", "LockProofLocking", "LockProofPostgres", "LockProofRedis"],
+            dependencies: ["LockProofConfiguration", "LockProofCommerce", "LockProofLocking", "LockProofPostgres", "LockProofRedis"],
             path: "Tests/Support"),
         .testTarget(
             name: "LockProofDriverTests",

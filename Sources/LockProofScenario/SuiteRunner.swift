@@ -1,3 +1,4 @@
+import LockProofConfiguration
 import Foundation
 import LockProofCommerce
 import Synchronization

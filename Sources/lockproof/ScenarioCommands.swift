@@ -1,3 +1,4 @@
+import LockProofConfiguration
 import ArgumentParser
 import Foundation
 import LockProofCommerce

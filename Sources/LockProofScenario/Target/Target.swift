@@ -1,4 +1,5 @@
 import Foundation
+import LockProofCommerce
 
 /// An implementation of the cases that LockProof drives through its HTTP API and judges by its own
 /// database (issue 18): everything LockProof needs to know about it, read from `targets/NAME.yaml`
@@ -84,7 +85,7 @@ public struct Target: Sendable, Equatable {
 
     /// The operations a scenario may run, with the arguments their templates may use and the
     /// results their responses may give the history.
-    public static let operationNames = ["charge", "pay", "issue", "create", "complete", "cancel", "add"]
+    public static let operationNames = OperationName.allCases.map(\.rawValue)
 
     public static func arguments(of operation: String) -> [String] {
         switch operation {

@@ -1,4 +1,5 @@
 import Foundation
+import LockProofCommerce
 
 /// How a scenario meets a target: what refuses it (it cannot run through the target: nothing is
 /// written), and what runs but is reported as not checked (never as a silent pass).
@@ -41,22 +42,15 @@ extension Target {
         }
     }
 
-    /// The checkers a scenario's operations call for (as `checkers(for:)` chooses them).
+    /// The checkers a scenario's operations call for: the runner's own choice (`checkers(for:)`).
     static func checkerNames(for scenario: Scenario) -> [String] {
-        var names: [String] = []
-        if scenario.runs("charge") || scenario.runs("pay") { names.append("money-conservation") }
-        if scenario.runs("pay") { names += ["stock-conservation", "compensation"] }
-        if scenario.runs("issue") { names.append("coupon-quantity") }
-        if scenario.runs("create") { names.append("order-creation") }
-        if scenario.runs("complete") || scenario.runs("cancel") { names.append("single-winner") }
-        if scenario.runs("add") { names.append("cart-increments") }
-        return names + ["no-deadlock"]
+        checkers(for: scenario).map(\.name)
     }
 
     public func fit(_ scenario: Scenario) -> TargetFit {
         var fit = TargetFit()
         // `runs` counts create-order's payments of what it creates as `pay`.
-        let missing = missingOperations(Target.operationNames.filter(scenario.runs) + scenario.operations.map(\.name))
+        let missing = missingOperations(OperationName.allCases.filter(scenario.performs).map(\.rawValue))
         if !missing.isEmpty {
             fit.refusals.append("the target \(name) has no \(missing.joined(separator: ", ")) (\(file): operations)")
         }
@@ -64,11 +58,11 @@ extension Target {
             fit.refusals.append(
                 "fault \(fault.kind.rawValue) strikes inside LockProof's own process; an HTTP target cannot be struck by it")
         }
-        if scenario.runs("pay"), scenario.workload.gatewayFailureRate > 0 || scenario.workload.gatewayLatencyMilliseconds.upperBound > 0 {
+        if scenario.performs(.pay), scenario.workload.gatewayFailureRate > 0 || scenario.workload.gatewayLatencyMilliseconds.upperBound > 0 {
             fit.refusals.append(
                 "workload.gateway configures LockProof's simulated payment gateway, which an HTTP target does not call")
         }
-        if scenario.seed.cartQuantity > 0, scenario.runs("add"), seed[.cartLines] == nil {
+        if scenario.seed.cartQuantity > 0, scenario.performs(.add), seed[.cartLines] == nil {
             fit.refusals.append("seed.cart_quantity opens cart lines, and the target has no seed.cart_lines (\(file))")
         }
         for checker in Self.checkerNames(for: scenario) {
