@@ -73,7 +73,7 @@ public struct Scenario: Sendable {
 
     /// Which lock kinds the scenario's strategies take (follow-ups use their case's seed strategy).
     var locksTaken: Set<LockKind> {
-        var taken = operations.reduce(into: Set<LockKind>()) { $0.formUnion($1.traits.locks) }
+        var taken = operations.reduce(into: Set<LockKind>()) { $0.formUnion($1.traits?.locks ?? []) }
         for next in followUps { taken.formUnion(next.caseName.traits(Self.followUpStrategy)?.locks ?? []) }
         return taken
     }
@@ -82,7 +82,7 @@ public struct Scenario: Sendable {
     static let followUpStrategy = "seed"
 
     /// Does a strategy of the scenario retry on conflict (`workload.retry` applies)?
-    var retries: Bool { operations.contains { $0.traits.retries } }
+    var retries: Bool { operations.contains { $0.traits?.retries == true } }
 }
 
 /// One operation of a scenario's mix.
@@ -102,8 +102,9 @@ public struct OperationSpec: Sendable, Equatable {
     /// `charge`, `pay`, `issue`, `create`, `complete`, `cancel`, `add`.
     public var name: String { operation.rawValue }
     public var caseName: CaseName { operation.caseName }
-    /// The traits of its strategy.
-    var traits: StrategyTraits { caseName.traits(strategy)! }
+    /// The traits of its strategy; nil for a strategy its case does not have, which the parser
+    /// reports (and goes on reading the file, so this must not trap).
+    var traits: StrategyTraits? { caseName.traits(strategy) }
 }
 
 /// The initial data.
