@@ -18,6 +18,8 @@ public enum DomainError: Error, Equatable, CustomStringConvertible, Sendable {
     case orderNotPayable(orderId: Int, status: OrderStatus)
     /// The gateway refused; balance and stock were restored.
     case paymentDeclined(orderId: Int, reason: String)
+    /// The spend would take the day's total past the user's daily limit.
+    case dailyLimitExceeded(userId: Int, spentToday: Int, limit: Int, requested: Int)
 
     public var description: String {
         switch self {
@@ -37,6 +39,8 @@ public enum DomainError: Error, Equatable, CustomStringConvertible, Sendable {
         case .conflict(let entity, let id): return "\(entity) \(id) was changed concurrently; try again"
         case .orderNotPayable(let order, let status): return "order \(order) is \(status.rawValue), not PENDING"
         case .paymentDeclined(let order, let reason): return "payment of order \(order) declined: \(reason)"
+        case .dailyLimitExceeded(let user, let spent, let limit, let requested):
+            return "user \(user) spent \(spent) of a daily limit of \(limit) today; \(requested) more would pass it"
         }
     }
 }

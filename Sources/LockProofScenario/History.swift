@@ -211,6 +211,7 @@ public func reasonName(_ error: any Error) -> String {
         case .conflict: return "conflict"
         case .orderNotPayable: return "order_not_payable"
         case .paymentDeclined: return "payment_declined"
+        case .dailyLimitExceeded: return "daily_limit_exceeded"
         }
     case let error as PostgresError:
         switch error.kind {
