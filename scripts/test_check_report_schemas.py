@@ -99,3 +99,24 @@ def test_junit_suite_without_properties_fails(reports):
 def test_a_folder_without_reports_fails(tmp_path):
     assert check_report_schemas.problems_in(tmp_path) == [f"{tmp_path}: no NAME.json report"]
     assert check_report_schemas.main([str(tmp_path)]) == 1
+
+
+def append_history_line(path, entry):
+    with path.open("a") as lines:
+        lines.write(json.dumps(entry) + "\n")
+
+
+def test_a_nemesis_line_validates(reports):
+    # The nemesis is a process of the history (Jepsen's :nemesis): a fault's start and end.
+    path = reports / "cart-quantity-naive.history.jsonl"
+    start = {"process": "nemesis", "phase": "start", "fault": "redis-down", "time_seconds": 0.5}
+    append_history_line(path, start | {"targets": ["redis"]})
+    append_history_line(path, start | {"phase": "end", "time_seconds": 1.5, "hits": 0})
+    assert check_report_schemas.problems_in(reports) == []
+
+
+def test_a_nemesis_line_without_its_phase_fails(reports):
+    path = reports / "cart-quantity-naive.history.jsonl"
+    append_history_line(path, {"process": "nemesis", "fault": "redis-down", "time_seconds": 0.5})
+    problems = check_report_schemas.problems_in(reports)
+    assert any(problem.startswith(f"{path}:") for problem in problems), problems

@@ -136,40 +136,29 @@ public struct BenchCase: Sendable {
 
     public var strategies: [String] { caseName.strategyNames }
 
-    /// The cases the benchmark covers. Order-state transitions happen once per order, so its only
-    /// steady workload gives every operation an order of its own (spread); coupons have one row.
-    public static let all: [BenchCase] = [
-        BenchCase(caseName: .chargeBalance, contentions: [.hot, .spread]),
-        BenchCase(caseName: .processPayment, contentions: [.hot, .spread]),
-        BenchCase(caseName: .issueCoupon, contentions: [.hot]),
-        BenchCase(caseName: .createOrder, contentions: [.hot, .spread]),
-        BenchCase(caseName: .orderState, contentions: [.spread]),
-        BenchCase(caseName: .cartQuantity, contentions: [.hot, .spread]),
-    ]
+    /// The cases the benchmark covers, from the descriptors' `benchmark` profiles. Order-state
+    /// transitions happen once per order, so its only steady workload gives every operation an
+    /// order of its own (spread); coupons have one row.
+    public static let all: [BenchCase] = CaseName.allCases.compactMap { caseName in
+        caseName.descriptor.benchmark.map { profile in
+            BenchCase(caseName: caseName, contentions: (profile.hot ? [.hot] : []) + (profile.spread ? [.spread] : []))
+        }
+    }
 
     /// Strategies that are deliberately broken (negative controls): measured and marked, never ranked.
     public static func isNegativeControl(_ caseName: CaseName, _ strategy: String) -> Bool {
-        strategy == "naive" || (caseName == .createOrder && strategy == "unsorted")
-            || (caseName == .chargeBalance && strategy == "key-outside-transaction")
-            || (caseName == .processPayment && strategy == "no-status-guard")
+        caseName.traits(strategy)?.negativeControl ?? false
     }
 
     /// Strategies that take a Redis lock (their ceiling leaves out the Redis round trips).
     public static func usesRedisLock(_ caseName: CaseName, _ strategy: String) -> Bool {
-        strategy == "seed" && caseName != .orderState && caseName != .cartQuantity
-            || (caseName == .createOrder && strategy == "unsorted")
-            || (caseName == .chargeBalance && strategy.hasPrefix("redis-lock"))
+        caseName.traits(strategy)?.usesRedisLock ?? false
     }
 
     /// Strategies measured with a shared connection pool too: a payment's and a charge's seed
     /// (a Redis lock held while the client waits for a session) against their pessimistic
     /// strategy (row locks only, nothing held while waiting).
-    public var pooledStrategies: [String] {
-        switch caseName {
-        case .processPayment, .chargeBalance: return ["seed", "pessimistic"]
-        default: return []
-        }
-    }
+    public var pooledStrategies: [String] { caseName.descriptor.benchmark?.pooledStrategies ?? [] }
 
     /// The scenario of one cell, as scenario-file YAML (validated by the same parser as `verify`).
     /// `pick` overrides the contention's pick mode (tracing uses `random` for distinctive ids).
@@ -178,35 +167,14 @@ public struct BenchCase: Sendable {
         strategy: String, clients: Int, contention: Contention, seconds: Double? = nil, iterations: Int? = nil,
         preset: BenchPreset, pick: PickMode? = nil, randomSeed: Int = 11, pool: Int? = nil
     ) -> String {
-        var seed: [String] = []
-        var workload: [String] = []
         let hot = contention == .hot
-        var pickMode: PickMode = hot ? .same : .random
-        switch caseName {
-        case .chargeBalance:
-            seed = ["users: \(hot ? 1 : 10_000)", "balance: 999999937"]
-            workload = ["amount: 101"]
-        case .processPayment:
-            seed = [
-                "users: \(hot ? 1 : 10_000)", "balance: 999999937", "products: \(hot ? 1 : 1_000)", "price: 13",
-                "stock: 999999929", "orders: \(preset.orders(caseName))", "order_items: 1", "order_quantity: 2",
-            ]
-            pickMode = .perOperation
-        case .issueCoupon:
-            seed = ["users: \(preset.couponUsers)", "coupon_quantity: 10000000"]
-            pickMode = .perOperation
-        case .createOrder:
-            seed = ["users: \(hot ? 1 : 10_000)", "products: \(hot ? 2 : 1_000)", "price: 13", "stock: 999999929"]
-            workload = ["items: 2", "quantity: 3"]
-        case .orderState:
-            seed = ["users: 1000", "orders: \(preset.orders(caseName))", "price: 13"]
-            // A single traced operation runs `complete` alone (a mix needs operations for each).
-            workload = iterations == 1 ? [] : ["mix: {complete: 1, cancel: 1}"]
-            pickMode = .perOperation
-        case .cartQuantity:
-            seed = ["users: \(hot ? 1 : 10_000)", "products: \(hot ? 1 : 100)"]
-            workload = ["quantity: 3"]
+        let pools = BenchmarkPools(orders: preset.orders(caseName), couponUsers: preset.couponUsers)
+        guard let cell = caseName.descriptor.benchmark?.cell(hot, pools, iterations == 1) else {
+            preconditionFailure("\(caseName.rawValue) has no benchmark profile")
         }
+        var workload = cell.workload
+        let seed = cell.seed
+        let pickMode = cell.pick.flatMap(PickMode.init(rawValue:)) ?? (hot ? .same : .random)
         if let pool { workload.append("connections: \(pool)") }
         let length = iterations.map { "iterations: \($0)" }
             ?? "duration: \(Int(((seconds ?? Double(preset.cellSeconds)) * 1000).rounded()))ms"

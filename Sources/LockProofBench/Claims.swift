@@ -184,12 +184,12 @@ struct ClaimExperiments {
                 """, "oversell")
             measured.oversellStock = 10
             let history = try result.historyFile.map { try readHistory($0) } ?? []
-            let created = history.filter { $0.operation == "create" && $0.outcome == .ok }
+            let created = history.filter { $0.operation == .create && $0.outcome == .ok }
             measured.oversellCreated = created.count
             measured.oversellCreatedQuantity = created.count
-            measured.oversellPaid = history.filter { $0.operation == "pay" && $0.outcome == .ok }.count
+            measured.oversellPaid = history.filter { $0.operation == .pay && $0.outcome == .ok }.count
             measured.oversellRefusedForStock = history.filter {
-                $0.operation == "pay" && $0.reason == "insufficient_stock"
+                $0.operation == .pay && $0.reason == "insufficient_stock"
             }.count
             measured.oversellInvariantHeld = result.checks.allSatisfy(\.passed)
         }

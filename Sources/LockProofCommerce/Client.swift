@@ -3,27 +3,6 @@ import LockProofLocking
 import LockProofPostgres
 import LockProofRedis
 
-/// The cases a workload can run. Case 5 (cart / order state change) has two operations.
-public enum CaseName: String, Sendable, CaseIterable, Codable {
-    case chargeBalance = "charge-balance"
-    case processPayment = "process-payment"
-    case issueCoupon = "issue-coupon"
-    case createOrder = "create-order"
-    case orderState = "order-state"
-    case cartQuantity = "cart-quantity"
-
-    /// The strategy names this case accepts (its strategy enum's raw values, the seed's first).
-    public var strategyNames: [String] {
-        switch self {
-        case .chargeBalance: return ChargeBalanceStrategy.allCases.map(\.rawValue)
-        case .processPayment: return ProcessPaymentStrategy.allCases.map(\.rawValue)
-        case .issueCoupon: return IssueCouponStrategy.allCases.map(\.rawValue)
-        case .createOrder: return CreateOrderStrategy.allCases.map(\.rawValue)
-        case .orderState, .cartQuantity: return StateChangeStrategy.allCases.map(\.rawValue)
-        }
-    }
-}
-
 /// Where the servers are: `LOCKPROOF_DATABASE_URL` and `LOCKPROOF_REDIS_URL`, and how long a
 /// connection attempt to either may take (`LOCKPROOF_CONNECT_TIMEOUT`, seconds, default 5).
 public struct ServerConfiguration: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible {

@@ -1,4 +1,5 @@
 import Foundation
+import LockProofCommerce
 
 /// One anomaly a run showed, explained as Elle's and Jepsen's reports do: its name (lost update,
 /// double issue, two winners, paid twice, oversell, deadlock), the operations that make it up, and
@@ -72,18 +73,18 @@ public enum AnomalyExplainer {
         switch violation.name {
         case "deadlock": explained = deadlock(violation, history)
         case "over-issued", "rows-differ-from-issued-quantity":
-            explained = sameValueWrites(related, operation: "issue", violation, noun: "issues") { "over-issue" }
-        case "duplicate-user-coupon": explained = concurrentWinners(related, ["issue"], violation, name: "double issue") { ok in
+            explained = sameValueWrites(related, operation: .issue, violation, noun: "issues") { "over-issue" }
+        case "duplicate-user-coupon": explained = concurrentWinners(related, [.issue], violation, name: "double issue") { ok in
             "user \(subject["user"] ?? 0) was given coupon \(subject["coupon"] ?? 0) \(violation.evidence?.observed ?? ok.count) times: \(ok.count) issues to one user were acknowledged"
         }
-        case "several-winners": explained = concurrentWinners(related, ["complete", "cancel"], violation, name: "two winners") { ok in
-            "\(ok.count) state changes of order \(subject["order"] ?? 0) were acknowledged (\(ok.map { "\($0.operation) by client \($0.client)" }.joined(separator: ", "))); only one may win"
+        case "several-winners": explained = concurrentWinners(related, [.complete, .cancel], violation, name: "two winners") { ok in
+            "\(ok.count) state changes of order \(subject["order"] ?? 0) were acknowledged (\(ok.map { "\($0.operation.rawValue) by client \($0.client)" }.joined(separator: ", "))); only one may win"
         }
-        case "order-paid-twice": explained = concurrentWinners(related, ["pay"], violation, name: "paid twice") { ok in
+        case "order-paid-twice": explained = concurrentWinners(related, [.pay], violation, name: "paid twice") { ok in
             let amount = ok.first?.result?["amount"]
             return "order \(subject["order"] ?? 0) was paid \(ok.count) times\(amount.map { ": \(grouped($0 * (ok.count - 1))) charged beyond its total of \(grouped($0))" } ?? "")"
         }
-        case "negative-balance": explained = concurrentWinners(related, ["pay", "charge"], violation, name: "overdraft") { ok in
+        case "negative-balance": explained = concurrentWinners(related, [.pay, .charge], violation, name: "overdraft") { ok in
             "\(ok.count) payments and charges of user \(subject["user"] ?? 0) were acknowledged\(violation.evidence.map { ", taking the balance to \(grouped($0.observed))" } ?? ""): money was spent that was not there"
         }
         case "stock-above-acknowledged":
@@ -121,13 +122,13 @@ public enum AnomalyExplainer {
     /// wrote (it read that less the amount), an add the cart quantity, an issue the issued quantity.
     private static func written(_ entry: HistoryEntry) -> (noun: String, wrote: Int, step: Int)? {
         switch entry.operation {
-        case "charge":
+        case .charge:
             guard entry.result?["applied"] != 0, let balance = entry.result?["balance"], let amount = entry.arguments["amount"] else { return nil }
             return ("balance", balance, amount)
-        case "add":
+        case .add:
             guard let quantity = entry.result?["quantity"], let added = entry.arguments["quantity"] else { return nil }
             return ("quantity", quantity, added)
-        case "issue":
+        case .issue:
             guard let issued = entry.result?["issued_quantity"] else { return nil }
             return ("issued quantity", issued, 1)
         default: return nil
@@ -180,7 +181,7 @@ public enum AnomalyExplainer {
     static func lostUpdate(_ related: [HistoryEntry], _ violation: Violation) -> (String, String, [MarkedOperation])? {
         let groups = sameValueGroups(related)
         guard let race = example(groups), let value = written(race[0]) else { return nil }
-        let noun = race[0].operation == "charge" ? "charges" : race[0].operation == "add" ? "adds" : "\(race[0].operation)s"
+        let noun = race[0].operation == .charge ? "charges" : race[0].operation == .add ? "adds" : "\(race[0].operation.rawValue)s"
         var sentence = "\(race.count) \(noun) read \(value.noun) \(grouped(value.wrote - value.step)); \(race.count - 1) of their writes \(race.count == 2 ? "was" : "were") lost"
         if groups.count > 1 {
             sentence += " (\(groups.count) such races in the history on \(Anomaly.describe(subject(of: violation))))"
@@ -200,7 +201,7 @@ public enum AnomalyExplainer {
     }
 
     private static func sameValueWrites(
-        _ related: [HistoryEntry], operation: String, _ violation: Violation, noun: String, name: () -> String
+        _ related: [HistoryEntry], operation: OperationName, _ violation: Violation, noun: String, name: () -> String
     ) -> (String, String, [MarkedOperation])? {
         let groups = sameValueGroups(related.filter { $0.operation == operation })
         guard let race = example(groups), let value = written(race[0]) else { return nil }
@@ -213,13 +214,13 @@ public enum AnomalyExplainer {
 
     /// Several acknowledged operations where one at most may succeed: all of them are marked.
     private static func concurrentWinners(
-        _ related: [HistoryEntry], _ operations: Set<String>, _ violation: Violation, name: String, sentence: ([HistoryEntry]) -> String
+        _ related: [HistoryEntry], _ operations: Set<OperationName>, _ violation: Violation, name: String, sentence: ([HistoryEntry]) -> String
     ) -> (String, String, [MarkedOperation])? {
         let ok = related.filter { $0.outcome == .ok && operations.contains($0.operation) }.sorted { ($0.start, $0.client) < ($1.start, $1.client) }
         guard ok.count > 1 else { return nil }
         let shown = Array(ok.prefix(8))
         let overlapping = zip(shown, shown.dropFirst()).contains { $1.start < $0.end }
-        let marked = shown.map { MarkedOperation(client: $0.client, index: $0.index, role: "\($0.operation) acknowledged", lost: true) }
+        let marked = shown.map { MarkedOperation(client: $0.client, index: $0.index, role: "\($0.operation.rawValue) acknowledged", lost: true) }
         return (name, sentence(ok) + (overlapping ? ", and they ran at the same time." : "."), marked)
     }
 
@@ -227,7 +228,7 @@ public enum AnomalyExplainer {
         let victims = history.filter { $0.reason == "deadlock" }
         guard let first = victims.first else { return nil }
         let marked = victims.filter { $0.start < first.end && $0.end > first.start }.prefix(8).map {
-            MarkedOperation(client: $0.client, index: $0.index, role: "\($0.operation): aborted as the deadlock victim", lost: true)
+            MarkedOperation(client: $0.client, index: $0.index, role: "\($0.operation.rawValue): aborted as the deadlock victim", lost: true)
         }
         return (
             "deadlock",

@@ -17,7 +17,7 @@ public enum ConnectionBudget {
     public static func sessionsNeeded(_ scenario: Scenario) -> (clients: Int, total: Int) {
         let users = scenario.workload.virtualUsers.max() ?? 1
         let clients = scenario.workload.connections.map { min($0.postgres, users) } ?? users
-        return (clients, clients + 1 + (scenario.runs("pay") ? 1 + DatabaseGatewayRecords.defaultSessions : 0))
+        return (clients, clients + 1 + (scenario.performs(.pay) ? 1 + DatabaseGatewayRecords.defaultSessions : 0))
     }
 
     /// What the server has left for this role: `max_connections`, less the slots reserved for

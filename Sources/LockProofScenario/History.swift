@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import LockProofCommerce
 import LockProofLocking
 import LockProofPostgres
@@ -20,7 +21,7 @@ public struct HistoryEntry: Sendable, Codable, Equatable {
     /// The client's n-th operation, from 0.
     public let index: Int
     /// `charge`, `pay`, `issue`, `create`, `complete`, `cancel`, `add`.
-    public let operation: String
+    public let operation: OperationName
     /// Ids and amounts it was called with (`user`, `order`, `coupon`, `product`, `amount`, `quantity`).
     public let arguments: [String: Int]
     /// Order lines, for `create` and `pay`.
@@ -48,7 +49,7 @@ public struct HistoryEntry: Sendable, Codable, Equatable {
     }
 
     public init(
-        client: Int, index: Int, operation: String, arguments: [String: Int], items: [OrderItemRequest]?, start: Double,
+        client: Int, index: Int, operation: OperationName, arguments: [String: Int], items: [OrderItemRequest]?, start: Double,
         end: Double, outcome: HistoryOutcome, reason: String?, result: [String: Int]?, key: String? = nil
     ) {
         self.client = client
@@ -99,20 +100,32 @@ public struct OperationTally: Sendable, Equatable {
 /// Records a run's history without keeping it: every entry is appended to `NAME.history.jsonl`
 /// (one JSON object a line, in the order the operations finished) through a small buffer, handed
 /// to the checkers that read its operation, and counted. Memory stays flat however long the run.
+/// The nemesis' entries (fault start and end) go to the same file and to every checker, and are
+/// kept: they are few, and they give the fault windows.
 public final class HistoryRecorder: @unchecked Sendable {
     /// Bytes buffered before a write to the file.
     static let bufferLimit = 1 << 16
 
-    private let lock = NSLock()
-    private let checkersByOperation: [String: [any Checker]]
-    private var tally = OperationTally()
-    private let file: FileHandle?
+    /// What the clients and the nemesis share, behind one `Mutex`.
+    private struct State {
+        let file: FileHandle?
+        let path: String
+        var tally = OperationTally()
+        var buffer = Data()
+        var failure: String?
+        /// After `finish`, late entries (of a client abandoned in a hang) are dropped: the
+        /// checkers are judging by then.
+        var closed = false
+        var nemesis: [NemesisEntry] = []
+    }
+
+    private let state: Mutex<State>
+    /// Called only inside `state.withLock`: never two calls at once (the checkers' contract).
+    private let checkersByOperation: [OperationName: [any Checker]]
+    private let checkers: [any Checker]
+    private let hasFile: Bool
     public let fileURL: URL?
-    private var buffer = Data()
-    private var failure: String?
-    /// After `finish`, late entries (of a client abandoned in a hang) are dropped: the checkers
-    /// are judging by then.
-    private var closed = false
+    /// Encodes on the caller's thread, outside the lock every client shares.
     private let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
@@ -121,77 +134,92 @@ public final class HistoryRecorder: @unchecked Sendable {
 
     /// Creates (truncates) `file` when given; without one, entries are only checked and counted.
     public init(checkers: [any Checker], file: URL?) throws {
-        var byOperation: [String: [any Checker]] = [:]
+        var byOperation: [OperationName: [any Checker]] = [:]
         for checker in checkers {
             for operation in checker.operations { byOperation[operation, default: []].append(checker) }
         }
         checkersByOperation = byOperation
+        self.checkers = checkers
         fileURL = file
+        var handle: FileHandle?
         if let file {
             do {
-                self.file = try ReportFile.create(named: file.lastPathComponent, in: file.deletingLastPathComponent())
+                handle = try ReportFile.create(named: file.lastPathComponent, in: file.deletingLastPathComponent())
             } catch {
                 throw RunAborted(message: "cannot create \(file.path): \(error)")
             }
-        } else {
-            self.file = nil
         }
-        buffer.reserveCapacity(Self.bufferLimit + 4096)
+        hasFile = handle != nil
+        var initial = State(file: handle, path: file?.path ?? "")
+        initial.buffer.reserveCapacity(Self.bufferLimit + 4096)
+        state = Mutex(initial)
+    }
+
+    private func line(_ value: some Encodable) -> Data? {
+        guard hasFile else { return nil }
+        var line = (try? encoder.encode(value)) ?? Data("{}".utf8)
+        line.append(0x0A)
+        return line
     }
 
     /// From any client thread.
     public func record(_ entry: HistoryEntry) {
-        // Encoded on the caller's thread, outside the lock every client shares.
-        var line: Data?
-        if file != nil {
-            line = (try? encoder.encode(entry)) ?? Data("{}".utf8)
-            line!.append(0x0A)
-        }
-        lock.lock()
-        defer { lock.unlock() }
-        guard !closed else { return }
-        tally.add(entry)
-        for checker in checkersByOperation[entry.operation] ?? [] { checker.observe(entry) }
-        if let line, failure == nil {
-            buffer.append(line)
-            if buffer.count >= Self.bufferLimit { flushLocked() }
+        let line = line(entry)
+        state.withLock { state in
+            guard !state.closed else { return }
+            state.tally.add(entry)
+            for checker in checkersByOperation[entry.operation] ?? [] { checker.observe(entry) }
+            Self.append(line, to: &state)
         }
     }
 
-    private func flushLocked() {
-        guard let file, !buffer.isEmpty, failure == nil else { return }
-        do {
-            try file.write(contentsOf: buffer)
-        } catch {
-            failure = "the history could not be written to \(fileURL!.path): \(error)"
+    /// A fault's start or end, from the nemesis (Jepsen's `:nemesis` process).
+    public func record(_ entry: NemesisEntry) {
+        let line = line(entry)
+        state.withLock { state in
+            guard !state.closed else { return }
+            state.nemesis.append(entry)
+            for checker in checkers { checker.observe(entry) }
+            Self.append(line, to: &state)
         }
-        buffer.removeAll(keepingCapacity: true)
+    }
+
+    private static func append(_ line: Data?, to state: inout State) {
+        guard let line, state.failure == nil else { return }
+        state.buffer.append(line)
+        if state.buffer.count >= bufferLimit { flush(&state) }
+    }
+
+    private static func flush(_ state: inout State) {
+        guard let file = state.file, !state.buffer.isEmpty, state.failure == nil else { return }
+        do {
+            try file.write(contentsOf: state.buffer)
+        } catch {
+            state.failure = "the history could not be written to \(state.path): \(error)"
+        }
+        state.buffer.removeAll(keepingCapacity: true)
     }
 
     /// Writes what is buffered and closes the file. Returns why the file is incomplete, if it is.
     @discardableResult
     public func finish() -> String? {
-        lock.lock()
-        defer { lock.unlock() }
-        guard !closed else { return failure }
-        flushLocked()
-        closed = true
-        try? file?.close()
-        return failure
+        state.withLock { state -> String? in
+            guard !state.closed else { return state.failure }
+            Self.flush(&state)
+            state.closed = true
+            try? state.file?.close()
+            return state.failure
+        }
     }
 
-    public var operations: OperationTally {
-        lock.lock()
-        defer { lock.unlock() }
-        return tally
-    }
+    public var operations: OperationTally { state.withLock { $0.tally } }
+
+    /// The nemesis' entries recorded so far, and the fault windows they make.
+    public var nemesisEntries: [NemesisEntry] { state.withLock { $0.nemesis } }
+    public var faultWindows: [FaultWindow] { FaultWindow.windows(nemesisEntries) }
 
     /// Bytes of history held in memory right now (at most about `bufferLimit`).
-    public var bufferedBytes: Int {
-        lock.lock()
-        defer { lock.unlock() }
-        return buffer.count
-    }
+    public var bufferedBytes: Int { state.withLock { $0.buffer.count } }
 }
 
 /// A short, fixed name for why an operation did not succeed.

@@ -114,13 +114,16 @@ public enum RunReportHTML {
             return out + "<p class=\"failed\">No timeline: \(html("\(failure)"))</p>\n"
         }
         let operations: [HistoryEntry]
+        let faults: [FaultWindow]
         do {
             operations = try timelineOperations(anomaly, result: result)
+            // The fault windows come from the nemesis' entries of the same history.
+            faults = try result.historyFile.map { FaultWindow.windows(try readNemesisEntries($0)) } ?? []
         } catch {
             return out + "<p class=\"failed\">No timeline: \(html("\(error)"))</p>\n"
         }
         if operations.isEmpty { return out + "<p>No operation in the history names \(html(anomaly.subjectDescription)).</p>\n" }
-        out += "<figure class=\"plot\" data-title=\"\(html(title))\">\(svg(operations, marked: anomaly.marked, faults: result.faults))</figure>\n"
+        out += "<figure class=\"plot\" data-title=\"\(html(title))\">\(svg(operations, marked: anomaly.marked, faults: faults))</figure>\n"
         out += legend
         if !anomaly.marked.isEmpty {
             let byKey = Dictionary(operations.map { ("\($0.client)/\($0.index)", $0) }, uniquingKeysWith: { first, _ in first })
@@ -180,7 +183,7 @@ public enum RunReportHTML {
         return 10 * magnitude
     }
 
-    static func svg(_ operations: [HistoryEntry], marked: [MarkedOperation], faults: [FaultRecord]) -> String {
+    static func svg(_ operations: [HistoryEntry], marked: [MarkedOperation], faults: [FaultWindow]) -> String {
         guard let first = operations.map(\.start).min(), let last = operations.map(\.end).max() else { return "" }
         let numbers = Dictionary(marked.enumerated().map { ("\($1.client)/\($1.index)", ($0 + 1, $1)) }, uniquingKeysWith: { first, _ in first })
         let clients = Array(Set(operations.map(\.client))).sorted()
@@ -196,7 +199,7 @@ public enum RunReportHTML {
             guard end >= first, fault.start <= last else { continue }
             let x0 = x(max(fault.start, first)), x1 = x(min(end, last))
             body += "<g class=\"fault\"><rect x=\"\(fmt(x0))\" y=\"\(top - 14)\" width=\"\(fmt(max(2, x1 - x0)))\" height=\"\(fmt(lanesBottom - top + 14))\" fill=\"rgba(80,80,200,0.18)\" stroke=\"#55c\" stroke-dasharray=\"4 3\"/>"
-            body += "<text x=\"\(fmt(x0 + 3))\" y=\"\(top - 4)\" font-size=\"11\" fill=\"#33a\">\(html(fault.kind))</text></g>"
+            body += "<text x=\"\(fmt(x0 + 3))\" y=\"\(top - 4)\" font-size=\"11\" fill=\"#33a\">\(html(fault.fault))</text></g>"
         }
         for (lane, client) in clients.enumerated() {
             let y = top + Double(lane) * laneHeight
@@ -243,15 +246,15 @@ public enum RunReportHTML {
 
     /// `charge → balance=3000`, `issue → fail (sold_out)`: what a bar shows when it fits.
     static func shortLabel(_ entry: HistoryEntry) -> String {
-        guard entry.outcome == .ok else { return "\(entry.operation) → \(entry.outcome.rawValue)\(entry.reason.map { " (\($0))" } ?? "")" }
+        guard entry.outcome == .ok else { return "\(entry.operation.rawValue) → \(entry.outcome.rawValue)\(entry.reason.map { " (\($0))" } ?? "")" }
         let shown = (entry.result ?? [:]).filter { !["applied", "attempts"].contains($0.key) }.sorted { $0.key < $1.key }
-        return "\(entry.operation) → " + (shown.isEmpty ? "ok" : shown.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+        return "\(entry.operation.rawValue) → " + (shown.isEmpty ? "ok" : shown.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
     }
 
     static func describe(_ entry: HistoryEntry) -> String {
         let arguments = entry.arguments.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         let result = entry.result.map { $0.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") } ?? ""
-        return "\(entry.operation) \(arguments) → \(entry.outcome.rawValue)\(entry.reason.map { " (\($0))" } ?? "") \(result)"
+        return "\(entry.operation.rawValue) \(arguments) → \(entry.outcome.rawValue)\(entry.reason.map { " (\($0))" } ?? "") \(result)"
     }
 
     private static func fmt(_ value: Double) -> String { String(format: "%.1f", value) }

@@ -27,10 +27,15 @@ public struct ThresholdMetric: Sendable {
     /// (a test checks it).
     public static let all: [String: ThresholdMetric] = {
         let every = Set(CaseName.allCases)
-        let lockingCases: Set<CaseName> = [.chargeBalance, .processPayment, .issueCoupon, .createOrder]
-        let redisLockCases: Set<CaseName> = [.chargeBalance, .processPayment, .issueCoupon, .createOrder]
-        let retryingCases: Set<CaseName> = [.chargeBalance, .orderState, .cartQuantity]
-        let paymentCases: Set<CaseName> = [.processPayment, .createOrder]
+        // From the descriptors: cases with a strategy that takes a lock, the Redis lock, retries;
+        // cases that pay (their own operation or a follow-up).
+        func cases(where trait: (StrategyTraits) -> Bool) -> Set<CaseName> {
+            every.filter { caseName in caseName.strategyNames.contains { caseName.traits($0).map(trait) ?? false } }
+        }
+        let lockingCases = cases { !$0.locks.isEmpty }
+        let redisLockCases = cases { $0.usesRedisLock }
+        let retryingCases = cases { $0.retries }
+        let paymentCases = every.filter { ($0.operations + $0.descriptor.followUps).contains(.pay) }
         let outcomes = OperationOutcome.allCases.map(\.rawValue)
         let locks = LockKind.allCases.map(\.rawValue)
         let metrics = [

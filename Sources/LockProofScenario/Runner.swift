@@ -293,8 +293,8 @@ public final class ScenarioRunner {
         let clientsStop = LockedValue(false)
         let observer = operationObserver
         // Each operation reports under its own case and strategy (a mix has several).
-        var labels = Dictionary(uniqueKeysWithValues: scenario.operations.map { ($0.name, ($0.caseName, $0.strategy)) })
-        if labels["pay"] == nil { labels["pay"] = (.processPayment, "seed") }
+        var labels = Dictionary(uniqueKeysWithValues: scenario.operations.map { ($0.operation, ($0.caseName, $0.strategy)) })
+        for next in scenario.followUps where labels[next] == nil { labels[next] = (next.caseName, Scenario.followUpStrategy) }
         let operationLabels = labels
         let configuration = configuration
         let shared = shared
@@ -306,21 +306,29 @@ public final class ScenarioRunner {
             group.enter()
             let thread = Thread {
                 defer { group.leave() }
-                var user: VirtualUser?
-                do {
-                    let client = try CommerceClient(
+                // The in-process core is this runner's one client; the generator, the history and
+                // the checkers see only invocations and completions.
+                let client = InProcessClient {
+                    try CommerceClient(
                         configuration: configuration, shared: shared, events: statistics, settings: settings, gateway: gateway,
                         pools: pools)
-                    if !scenario.faults.isEmpty {
-                        faultSwitches.install(on: client, index: index, renewer: shared.renewer, clock: runClock)
+                }
+                var generator: OperationGenerator?
+                do {
+                    try client.open()
+                    if let core = client.core {
+                        if !scenario.faults.isEmpty {
+                            faultSwitches.install(on: core, index: index, renewer: shared.renewer, clock: runClock)
+                        }
+                        clientCreated?(index, core)
                     }
-                    clientCreated?(index, client)
-                    user = VirtualUser(index: index, scenario: scenario, initial: initial, client: client)
+                    generator = OperationGenerator(client: index, scenario: scenario, initial: initial)
                 } catch {
                     setupErrors.mutate { $0.append("client \(index): \(error)") }
                 }
                 barrier.arriveAndWait()
-                guard var user else { return }
+                guard var generator else { return }
+                defer { client.close() }
                 let started = clockStart.value
                 let clock = { monotonicSeconds() - started }
                 let deadline = workload.durationSeconds.map { started + $0 }
@@ -342,10 +350,15 @@ public final class ScenarioRunner {
                     if let deadline, monotonicSeconds() >= deadline { break }
                     if mustStop() { break }
                     var pause = 0.0
-                    user.perform(iteration, clock: clock) { entry, outcome in
+                    var invocation: Invocation? = generator.next(iteration)
+                    while let current = invocation {
+                        let start = clock()
+                        let completion = client.invoke(current)
+                        let entry = HistoryEntry(client: index, index: iteration, current, start: start, end: clock(), completion)
+                        let outcome = completion.outcome
                         history.record(entry)
                         statistics.recordOperation(outcome: outcome, seconds: entry.seconds)
-                        if entry.operation == "pay" && (entry.outcome == .ok || entry.reason == "payment_declined") {
+                        if entry.operation == .pay && (entry.outcome == .ok || entry.reason == "payment_declined") {
                             statistics.countGatewayCall()
                         }
                         if let observer, let (caseName, strategy) = operationLabels[entry.operation] {
@@ -353,6 +366,7 @@ public final class ScenarioRunner {
                         }
                         progress.operationFinished(failed: outcome == .error || outcome == .unknown)
                         pause = backoff.delay(after: entry)
+                        invocation = generator.followUp(after: current, completion: completion)
                     }
                     iteration += 1
                     if pause > 0 {
@@ -400,12 +414,16 @@ public final class ScenarioRunner {
             statistics.setGauge(RunStatistics.clientIterationsMost, Double(loops.mostIterations))
         }
         clientsStop.set(true)
-        let historyFailure = history.finish()
-        let operations = history.operations
         // At the run's end, not after the faults are healed and the recovery has run.
         let breaker = CircuitBreakerSummary(shared.breaker)
         // Every fault still active ends now and every server is restored, whatever happened.
         let faults = nemesis.stop(runSeconds: seconds)
+        // The nemesis' process in the same history: each fault's start and end.
+        for record in faults {
+            for entry in NemesisEntry.entries(of: record) { history.record(entry) }
+        }
+        let historyFailure = history.finish()
+        let operations = history.operations
 
         func broken(_ message: String, interrupted: Bool = false) -> ScenarioResult {
             ScenarioResult(
@@ -433,7 +451,7 @@ public final class ScenarioRunner {
         let faultError = faults.first { $0.error != nil }.map { "fault \($0.kind) at \(formatSeconds($0.start)) s: \($0.error!)" }
         // Every interrupted payment is settled before the checkers look (as `lockproof recover`).
         var recovery: RecoveryReport?
-        if scenario.runs("pay") {
+        if scenario.performs(.pay) {
             do {
                 let client = try CommerceClient(configuration: configuration, shared: nil, events: statistics, gateway: gateway)
                 recovery = try PaymentRecovery.run(client: client)
@@ -443,14 +461,15 @@ public final class ScenarioRunner {
                 return broken("the payment recovery after the run failed: \(error)")
             }
         }
-        let context = CheckContext(scenario: scenario, initial: initial, db: checkDB, statistics: statistics)
+        let context = CheckContext(
+            scenario: scenario, initial: initial, db: checkDB, statistics: statistics, faultWindows: history.faultWindows)
         let checks: [CheckResult]
         do {
             checks = try judges.map { try $0.check(context) }
         } catch {
             return broken("a checker could not read the final state: \(error)")
         }
-        if !scenario.runs("pay") {
+        if !scenario.performs(.pay) {
             statistics.setGauge("lockproof_compensations_pending", 0)
         }
         let thresholds = scenario.thresholds.map { $0.evaluate(statistics, seconds: seconds) }
@@ -504,7 +523,7 @@ public final class ScenarioRunner {
     /// Deletes the lock and fencing keys the cases use, and nothing else in the database.
     private func clearLockKeys() throws {
         let redis = try RedisConnection(endpoint: configuration.redis)
-        for pattern in ["balance:user:*", "coupon:issue:*", "order:create:user:*", "lockproof:fence:*"] {
+        for pattern in caseLockKeyPatterns + ["lockproof:fence:*"] {
             var cursor = "0"
             repeat {
                 let reply = try redis.checked(["SCAN", cursor, "MATCH", pattern, "COUNT", "1000"])

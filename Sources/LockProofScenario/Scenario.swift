@@ -1,4 +1,5 @@
 import LockProofCommerce
+import LockProofLocking
 
 /// A workload described in a scenario file (format: `Scenarios/README.md`).
 public struct Scenario: Sendable {
@@ -40,13 +41,23 @@ public struct Scenario: Sendable {
     public var cases: [CaseName] {
         var result: [CaseName] = []
         for operation in operations where !result.contains(operation.caseName) { result.append(operation.caseName) }
-        if workload.payAfterCreate && !result.contains(.processPayment) { result.append(.processPayment) }
+        for next in followUps where !result.contains(next.caseName) { result.append(next.caseName) }
         return result
     }
 
-    /// Does the scenario run `operation` (`pay` also when create-order pays what it creates)?
-    public func runs(_ operation: String) -> Bool {
-        operations.contains { $0.name == operation } || (operation == "pay" && workload.payAfterCreate)
+    /// Does the scenario perform `operation` (`pay` also when create-order pays what it creates)?
+    public func performs(_ operation: OperationName) -> Bool {
+        operations.contains { $0.operation == operation } || (workload.payAfterCreate && followUps.contains(operation))
+    }
+
+    /// Operations performed after one of the mix's own (`workload.pay_after_create`: `pay`).
+    var followUps: [OperationName] {
+        guard workload.payAfterCreate else { return [] }
+        var result: [OperationName] = []
+        for operation in operations {
+            for next in operation.caseName.descriptor.followUps where !result.contains(next) { result.append(next) }
+        }
+        return result
     }
 
     /// `charge-balance` or, for a mix of cases, `charge-balance+process-payment`.
@@ -60,29 +71,39 @@ public struct Scenario: Sendable {
             ? strategy : operations.map { "\($0.name):\($0.strategy)" }.joined(separator: ", ")
     }
 
-    /// Which lock kinds the scenario's strategies take (create-order's payments use the seed's).
-    var locksTaken: Set<String> {
-        var taken = operations.reduce(into: Set<String>()) { $0.formUnion(locks(of: $1.caseName, strategy: $1.strategy)) }
-        if workload.payAfterCreate { taken.formUnion(locks(of: .processPayment, strategy: "seed")) }
+    /// Which lock kinds the scenario's strategies take (follow-ups use their case's seed strategy).
+    var locksTaken: Set<LockKind> {
+        var taken = operations.reduce(into: Set<LockKind>()) { $0.formUnion($1.traits.locks) }
+        for next in followUps { taken.formUnion(next.caseName.traits(Self.followUpStrategy)?.locks ?? []) }
         return taken
     }
+
+    /// The strategy of follow-up operations (create-order's payments): the seed's.
+    static let followUpStrategy = "seed"
+
+    /// Does a strategy of the scenario retry on conflict (`workload.retry` applies)?
+    var retries: Bool { operations.contains { $0.traits.retries } }
 }
 
 /// One operation of a scenario's mix.
 public struct OperationSpec: Sendable, Equatable {
-    /// `charge`, `pay`, `issue`, `create`, `complete`, `cancel`, `add`.
-    public var name: String
-    public var caseName: CaseName
+    public var operation: OperationName
+    /// A strategy of the operation's case (validated by the parser).
     public var strategy: String
     /// Relative weight in the mix (≥ 1).
     public var weight: Int
 
-    public init(name: String, caseName: CaseName, strategy: String, weight: Int) {
-        self.name = name
-        self.caseName = caseName
+    public init(operation: OperationName, strategy: String, weight: Int) {
+        self.operation = operation
         self.strategy = strategy
         self.weight = weight
     }
+
+    /// `charge`, `pay`, `issue`, `create`, `complete`, `cancel`, `add`.
+    public var name: String { operation.rawValue }
+    public var caseName: CaseName { operation.caseName }
+    /// The traits of its strategy.
+    var traits: StrategyTraits { caseName.traits(strategy)! }
 }
 
 /// The initial data.
@@ -156,37 +177,6 @@ public struct WorkloadSpec: Sendable, Equatable {
     public var timeoutSeconds = 300.0
     /// Connections the virtual users share (per instance); nil = one of each per virtual user.
     public var connections: ConnectionsSpec? = nil
-}
-
-/// The case an operation belongs to.
-public func caseOf(operation: String) -> CaseName? {
-    CaseName.allCases.first { operations(of: $0).contains(operation) }
-}
-
-/// The operations each case offers, for `workload.mix`.
-public func operations(of caseName: CaseName) -> [String] {
-    switch caseName {
-    case .chargeBalance: return ["charge"]
-    case .processPayment: return ["pay"]
-    case .issueCoupon: return ["issue"]
-    case .createOrder: return ["create"]
-    case .orderState: return ["complete", "cancel"]
-    case .cartQuantity: return ["add"]
-    }
-}
-
-/// Which lock kinds a strategy takes, so that a threshold on a lock it never takes is refused.
-func locks(of caseName: CaseName, strategy: String) -> Set<String> {
-    switch (caseName, strategy) {
-    case (.chargeBalance, "seed"), (.chargeBalance, "redis-lock"): return ["redis"]
-    // Fenced: the Redis lock, and the row lock when the breaker is open and there is no token.
-    case (.chargeBalance, "redis-lock-fenced"): return ["redis", "row"]
-    case (.chargeBalance, "pessimistic"): return ["row"]
-    case (.processPayment, "seed"), (.issueCoupon, "seed"), (.createOrder, "seed"), (.createOrder, "unsorted"):
-        return ["redis", "row"]
-    case (.processPayment, "pessimistic"), (.processPayment, "no-status-guard"), (.issueCoupon, "pessimistic"): return ["row"]
-    default: return []
-    }
 }
 
 /// `workload.connections`: pools the virtual users borrow from, as an application's pool.

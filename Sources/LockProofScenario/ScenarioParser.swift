@@ -389,10 +389,10 @@ private struct Reader {
             if let caseName, !operations.isEmpty, !operations.contains(where: { $0.caseName == caseName }) {
                 problem(
                     top["case"]!.value,
-                    "case: found '\(caseName.rawValue)', but workload.mix has none of its operations (\(LockProofScenario.operations(of: caseName).joined(separator: ", "))); drop 'case' or add one")
+                    "case: found '\(caseName.rawValue)', but workload.mix has none of its operations (\(caseName.operations.map(\.rawValue).joined(separator: ", "))); drop 'case' or add one")
             }
         } else if let caseName {
-            operations = [OperationSpec(name: LockProofScenario.operations(of: caseName)[0], caseName: caseName, strategy: strategy, weight: 1)]
+            operations = [OperationSpec(operation: caseName.operations[0], strategy: strategy, weight: 1)]
         }
         let mainCase = top["case"] == nil ? operations.first?.caseName : caseName
         var expect = Scenario.Expectation.pass
@@ -410,17 +410,17 @@ private struct Reader {
         if let entry = top["faults"] {
             scenario.faults = faultList(entry.value, scenario: scenario)
         }
-        if workload.payAfterCreate, !scenario.runs("create"), let entry = top["workload"] {
+        if workload.payAfterCreate, !scenario.performs(.create), let entry = top["workload"] {
             problem(entry.value, "workload.pay_after_create: only create-order can pay what it creates")
         }
-        let orderOperations = ["pay", "complete", "cancel"].filter { operations.map(\.name).contains($0) }
+        let orderOperations = OperationName.allCases.filter { $0.reads.contains(.orders) && operations.map(\.operation).contains($0) }.map(\.rawValue)
         if !orderOperations.isEmpty, seed.orders == 0 {
             problem(top["seed"]?.value ?? root, "seed.orders: \(orderOperations.joined(separator: ", ")) work on orders made before the run; expected at least 1")
         }
         if seed.orders > 0, seed.orderItems > seed.products {
             problem(top["seed"]?.value ?? root, "seed.order_items: found \(seed.orderItems); expected at most seed.products (\(seed.products))")
         }
-        if scenario.runs("create"), workload.items > seed.products {
+        if scenario.performs(.create), workload.items > seed.products {
             problem(top["workload"]?.value ?? root, "workload.items: found \(workload.items); expected at most seed.products (\(seed.products))")
         }
         if let mixEntry, let iterations = workload.iterations, operations.count > 1 {
@@ -436,41 +436,42 @@ private struct Reader {
     /// A key no operation of the scenario reads would be silently ignored (an `amount` on a
     /// payment, which always costs its order's total): refuse it and say who reads it.
     mutating func rejectKeysThatDoNotApply(_ scenario: Scenario, seed: Node?, workload: Node?) {
-        let names = scenario.operations.map(\.name) + (scenario.workload.payAfterCreate ? ["pay"] : [])
-        let retries = scenario.operations.contains {
-            ["seed", "optimistic-retry", "key-outside-transaction"].contains($0.strategy) && $0.name == "charge"
+        let names = Set(scenario.operations.map(\.operation) + scenario.followUps)
+        let running = "this scenario runs \(names.map(\.rawValue).sorted().joined(separator: ", "))"
+        // Who reads each key comes from the descriptors (`CaseDescriptor.reads`).
+        func check(_ section: String, _ node: Node?, _ key: ScenarioKey, why: String? = nil) {
+            let users = OperationName.allCases.filter { $0.reads.contains(key) }
+            guard let node, let entry = mappingEntry(node, key.rawValue), names.isDisjoint(with: users) else { return }
+            problem(entry.key, "\(section).\(key.rawValue): does not apply: \(running), and it is read only by \(users.map(\.rawValue).joined(separator: ", "))\(why.map { "; \($0)" } ?? "")")
         }
-            || scenario.operations.contains { $0.strategy == "optimistic-retry" && ["complete", "cancel", "add"].contains($0.name) }
-        let running = "this scenario runs \(Array(Set(names)).sorted().joined(separator: ", "))"
-        func check(_ section: String, _ node: Node?, _ key: String, usedBy users: [String], why: String? = nil) {
-            guard let node, let entry = mappingEntry(node, key), Set(names).isDisjoint(with: users) else { return }
-            problem(entry.key, "\(section).\(key): does not apply: \(running), and it is read only by \(users.joined(separator: ", "))\(why.map { "; \($0)" } ?? "")")
+        check("workload", workload, .amount, why: "a payment costs its order's order_items × order_quantity × price")
+        check("workload", workload, .items, why: "pre-made orders take seed.order_items")
+        check("workload", workload, .itemOrder)
+        check("workload", workload, .quantity, why: "pre-made orders take seed.order_quantity")
+        check("workload", workload, .gateway, why: "only a payment calls the gateway")
+        check("workload", workload, .idempotencyKeys)
+        check("workload", workload, .idempotencyDuplicates)
+        for key in [ScenarioKey.balance, .couponQuantity, .orders, .orderItems, .orderQuantity, .products, .price, .stock, .cartQuantity] {
+            check("seed", seed, key)
         }
-        check("workload", workload, "amount", usedBy: ["charge"], why: "a payment costs its order's order_items × order_quantity × price")
-        check("workload", workload, "items", usedBy: ["create"], why: "pre-made orders take seed.order_items")
-        check("workload", workload, "item_order", usedBy: ["create"])
-        check("workload", workload, "quantity", usedBy: ["create", "add"], why: "pre-made orders take seed.order_quantity")
-        check("workload", workload, "gateway", usedBy: ["pay"], why: "only a payment calls the gateway")
-        check("workload", workload, "idempotency_keys", usedBy: ["charge"])
-        check("workload", workload, "idempotency_duplicates", usedBy: ["charge"])
-        check("seed", seed, "balance", usedBy: ["charge", "pay"])
-        check("seed", seed, "coupon_quantity", usedBy: ["issue"])
-        check("seed", seed, "orders", usedBy: ["pay", "complete", "cancel"])
-        check("seed", seed, "order_items", usedBy: ["pay", "complete", "cancel"])
-        check("seed", seed, "order_quantity", usedBy: ["pay", "complete", "cancel"])
-        check("seed", seed, "products", usedBy: ["pay", "complete", "cancel", "create", "add"])
-        check("seed", seed, "price", usedBy: ["pay", "complete", "cancel", "create"])
-        check("seed", seed, "stock", usedBy: ["pay", "create"])
-        check("seed", seed, "cart_quantity", usedBy: ["add"])
-        if let workload, let entry = mappingEntry(workload, "retry"), !retries {
-            problem(entry.key, "workload.retry: does not apply: no strategy of this scenario (\(scenario.strategyLabel)) retries; charge-balance seed, optimistic-retry and key-outside-transaction, and optimistic-retry of order-state and cart-quantity do")
+        if let workload, let entry = mappingEntry(workload, "retry"), !scenario.retries {
+            problem(entry.key, "workload.retry: does not apply: no strategy of this scenario (\(scenario.strategyLabel)) retries; \(Self.retryingStrategies) do")
         }
-        if let workload, let entry = mappingEntry(workload, "lock"), !scenario.locksTaken.contains("redis") {
+        if let workload, let entry = mappingEntry(workload, "lock"), !scenario.locksTaken.contains(.redis) {
             problem(entry.key, "workload.lock: does not apply: no strategy of this scenario (\(scenario.strategyLabel)) takes the Redis lock")
         }
-        if let workload, let entry = mappingEntry(workload, "breaker"), !scenario.locksTaken.contains("redis") {
+        if let workload, let entry = mappingEntry(workload, "breaker"), !scenario.locksTaken.contains(.redis) {
             problem(entry.key, "workload.breaker: does not apply: no strategy of this scenario (\(scenario.strategyLabel)) takes the Redis lock the breaker guards")
         }
+    }
+
+    /// `charge-balance seed, optimistic-retry; order-state optimistic-retry`: the strategies that
+    /// retry, from the descriptors' traits.
+    static var retryingStrategies: String {
+        CaseName.allCases.compactMap { caseName in
+            let names = caseName.strategyNames.filter { caseName.traits($0)?.retries == true }
+            return names.isEmpty ? nil : "\(caseName.rawValue) \(names.joined(separator: ", "))"
+        }.joined(separator: "; ")
     }
 
     /// The value node of `key` in a mapping, if it is one and has the key.
@@ -482,14 +483,14 @@ private struct Reader {
     /// `workload.mix`: operation → weight, or → {weight, strategy}. An operation's strategy
     /// defaults to the scenario's `strategy` for the operations of `case`, else to the seed's.
     mutating func mix(_ node: Node, caseName: CaseName?, strategy: String) -> [OperationSpec] {
-        let allNames = CaseName.allCases.flatMap(LockProofScenario.operations(of:))
+        let allNames = CaseName.allCases.flatMap(\.operations).map(\.rawValue)
         let fields = entries(node, known: allNames, section: "workload.mix")
         var result: [OperationSpec] = []
         for name in fields.keys.sorted() {
             let value = fields[name]!.value
-            let operationCase = caseOf(operation: name)!
-            var spec = OperationSpec(
-                name: name, caseName: operationCase, strategy: operationCase == caseName ? strategy : "seed", weight: 1)
+            let operation = OperationName(rawValue: name)!
+            let operationCase = operation.caseName
+            var spec = OperationSpec(operation: operation, strategy: operationCase == caseName ? strategy : "seed", weight: 1)
             let field = "workload.mix.\(name)"
             if case .mapping = value {
                 let parts = entries(value, known: ["weight", "strategy"], section: field)
@@ -740,7 +741,7 @@ private struct Reader {
             if kind == .clientPause, spec.parameter("pause_ms") / 1000 <= leaseSeconds {
                 problem(fields["pause_ms"]?.value ?? item, "\(field).pause_ms: found \(formatNumber(spec.parameter("pause_ms"))); expected longer than the lock lease (\(formatNumber(leaseSeconds * 1000)) ms, workload.lock.lease_ms): a shorter stall loses no lock")
             }
-            if [.crashAfterDeduct, .compensationFailure, .gatewayFailure].contains(kind), !scenario.runs("pay") {
+            if [.crashAfterDeduct, .compensationFailure, .gatewayFailure].contains(kind), !scenario.performs(.pay) {
                 problem(kindNode, "\(field).kind: \(kind.rawValue) strikes payments, and the scenario runs none (pay, or create with pay_after_create)")
             }
             if let runSeconds = scenario.workload.durationSeconds, spec.startSeconds >= runSeconds {
@@ -809,7 +810,7 @@ private struct Reader {
                 }
             }
             if labelsValid, metricName.hasPrefix("lockproof_lock_") || metricName == "lockproof_distributed_lock_lost_total" {
-                let taken = scenario.locksTaken
+                let taken = Set(scenario.locksTaken.map(\.rawValue))
                 let wanted: Set<String> =
                     metricName == "lockproof_distributed_lock_lost_total" ? ["redis"] : labels["lock"].map { [$0] } ?? ["redis", "row"]
                 if taken.isDisjoint(with: wanted) {

@@ -6,15 +6,15 @@ import XCTest
 /// A run of any length in bounded memory: the history goes to its file through a fixed buffer,
 /// checkers keep per-entity state, a client facing a dead server backs off.
 final class BoundedHistoryTests: XCTestCase {
-    private func entry(_ n: Int, _ operation: String, _ outcome: HistoryOutcome, reason: String? = nil) -> HistoryEntry {
+    private func entry(_ n: Int, _ operation: OperationName, _ outcome: HistoryOutcome, reason: String? = nil) -> HistoryEntry {
         let arguments: [String: Int]
         var result: [String: Int]?
         var items: [OrderItemRequest]?
         switch operation {
-        case "charge": arguments = ["user": n % 4 + 1, "amount": 10]
-        case "issue": arguments = ["user": n % 4 + 1, "coupon": 1]
-        case "add": arguments = ["user": n % 4 + 1, "product": 1, "quantity": 1]
-        case "create":
+        case .charge: arguments = ["user": n % 4 + 1, "amount": 10]
+        case .issue: arguments = ["user": n % 4 + 1, "coupon": 1]
+        case .add: arguments = ["user": n % 4 + 1, "product": 1, "quantity": 1]
+        case .create:
             // Every created order is an entity of its own, in the database too; a fixed set here.
             arguments = ["user": n % 4 + 1]
             items = [OrderItemRequest(productId: 1, quantity: 1)]
@@ -37,7 +37,7 @@ final class BoundedHistoryTests: XCTestCase {
         return Array(all.values)
     }
 
-    private let operations = ["charge", "pay", "issue", "create", "complete", "cancel", "add"]
+    private let operations = OperationName.allCases
     private let outcomes: [HistoryOutcome] = [.ok, .fail, .unknown]
 
     func testCheckerStateDoesNotGrowWithTheNumberOfOperations() throws {
@@ -69,7 +69,7 @@ final class BoundedHistoryTests: XCTestCase {
         let recorder = try HistoryRecorder(checkers: [], file: file)
         var largestBuffer = 0
         for n in 0..<50_000 {
-            recorder.record(entry(n, "charge", n % 10 == 0 ? .fail : .ok))
+            recorder.record(entry(n, .charge, n % 10 == 0 ? .fail : .ok))
             largestBuffer = max(largestBuffer, recorder.bufferedBytes)
         }
         // On disk while the run goes on, not at its end.
@@ -80,28 +80,28 @@ final class BoundedHistoryTests: XCTestCase {
         let lines = try String(contentsOf: file, encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(lines.count, 50_000)
         let decoded = try JSONDecoder().decode(HistoryEntry.self, from: Data(lines[3].utf8))
-        XCTAssertEqual(decoded, entry(3, "charge", .ok), "every field of an entry survives the file")
+        XCTAssertEqual(decoded, entry(3, .charge, .ok), "every field of an entry survives the file")
         XCTAssertEqual(recorder.operations.fail, 5_000)
         XCTAssertEqual(recorder.operations.reasons, ["conflict": 5_000])
-        recorder.record(entry(50_000, "charge", .ok))
+        recorder.record(entry(50_000, .charge, .ok))
         XCTAssertEqual(recorder.operations.total, 50_000, "a late entry after the end is dropped, not written to a closed file")
     }
 
     func testRepeatedIdenticalFailuresAgainstADeadServerBackOff() {
         var backoff = FailureBackoff()
-        let refused = entry(0, "charge", .fail, reason: "redis_error")
+        let refused = entry(0, .charge, .fail, reason: "redis_error")
         let pauses = (0..<30).map { _ in backoff.delay(after: refused) }
         XCTAssertEqual(Array(pauses.prefix(FailureBackoff.tolerated)), [0, 0, 0], "a few failures are retried at once")
         XCTAssertGreaterThan(pauses[FailureBackoff.tolerated], 0)
         XCTAssertEqual(pauses.last, FailureBackoff.longestPause, "the pause grows to its bound and no further")
         XCTAssertEqual(pauses.max(), FailureBackoff.longestPause)
         XCTAssertTrue(zip(pauses, pauses.dropFirst()).allSatisfy { $0 <= $1 }, "\(pauses)")
-        XCTAssertEqual(backoff.delay(after: entry(1, "charge", .ok)), 0, "a success resets it")
+        XCTAssertEqual(backoff.delay(after: entry(1, .charge, .ok)), 0, "a success resets it")
         XCTAssertEqual(backoff.delay(after: refused), 0)
         // Contention and business refusals are what scenarios measure: they never pause.
         var contention = FailureBackoff()
         for reason in ["sold_out", "conflict", "deadlock", "redis_lock_timeout", "insufficient_balance"] {
-            XCTAssertEqual((0..<10).map { _ in contention.delay(after: entry(0, "issue", .fail, reason: reason)) }.max(), 0, reason)
+            XCTAssertEqual((0..<10).map { _ in contention.delay(after: entry(0, .issue, .fail, reason: reason)) }.max(), 0, reason)
         }
     }
 }

@@ -27,7 +27,7 @@ final class CheckerTests: XCTestCase {
     }
 
     private func entry(
-        _ operation: String, _ arguments: [String: Int], _ outcome: HistoryOutcome = .ok, reason: String? = nil,
+        _ operation: OperationName, _ arguments: [String: Int], _ outcome: HistoryOutcome = .ok, reason: String? = nil,
         result: [String: Int]? = nil, items: [OrderItemRequest]? = nil, key: String? = nil, client: Int = 0
     ) -> HistoryEntry {
         nextIndex += 1
@@ -102,12 +102,12 @@ final class CheckerTests: XCTestCase {
         let checker = MoneyConservationChecker()
         let initial = try users([0])
         let user = try XCTUnwrap(initial.users.first)
-        let charged = entry("charge", ["user": user, "amount": 1000], result: ["balance": 1000, "applied": 1], key: "k1")
+        let charged = entry(.charge, ["user": user, "amount": 1000], result: ["balance": 1000, "applied": 1], key: "k1")
         try charge(user, 1000, reference: "k1")
         XCTAssertEqual(try violations(checker, "charge-balance", [charged], initial), [])
 
         // Two charges acknowledged, one applied: a lost update.
-        let second = entry("charge", ["user": user, "amount": 1000], result: ["balance": 2000, "applied": 1], key: "k2")
+        let second = entry(.charge, ["user": user, "amount": 1000], result: ["balance": 2000, "applied": 1], key: "k2")
         let lost = try violations(checker, "charge-balance", [charged, second], initial)
         XCTAssertTrue(lost.contains("balance-below-acknowledged"), "\(lost)")
         XCTAssertTrue(lost.contains("acknowledged-charge-missing"), "\(lost)")
@@ -133,7 +133,7 @@ final class CheckerTests: XCTestCase {
         let user = try XCTUnwrap(initial.users.first)
         try insideRolledBackTransaction {
             try db.execute("ALTER TABLE users DROP CONSTRAINT users_balance_non_negative")
-            let unknown = entry("charge", ["user": user, "amount": 500], .unknown, reason: "connection_lost")
+            let unknown = entry(.charge, ["user": user, "amount": 500], .unknown, reason: "connection_lost")
             try charge(user, -500, reference: "charge")
             let found = try violations(checker, "charge-balance", [unknown], initial)
             XCTAssertTrue(found.contains("negative-balance"), "\(found)")
@@ -145,7 +145,7 @@ final class CheckerTests: XCTestCase {
         let initial = try users([0])
         let user = try XCTUnwrap(initial.users.first)
         // The key claimed, the charge never applied, and the client told "already applied".
-        let orphan = entry("charge", ["user": user, "amount": 1000], result: ["balance": 0, "applied": 0], key: "k1")
+        let orphan = entry(.charge, ["user": user, "amount": 1000], result: ["balance": 0, "applied": 0], key: "k1")
         let found = try violations(checker, "charge-balance", [orphan], initial)
         XCTAssertTrue(found.contains("already-applied-key-never-applied"), "\(found)")
         XCTAssertTrue(found.contains("acknowledged-charge-missing"), "\(found)")
@@ -153,16 +153,16 @@ final class CheckerTests: XCTestCase {
         // Its own earlier attempt does not count: the same client and index is the same operation.
         // Another operation that applied the key does, and so does one that may have (unknown).
         try charge(user, 1000, reference: "k1")
-        let applier = entry("charge", ["user": user, "amount": 1000], result: ["balance": 1000, "applied": 1], key: "k1", client: 1)
-        let duplicate = entry("charge", ["user": user, "amount": 1000], result: ["balance": 1000, "applied": 0], key: "k1", client: 2)
+        let applier = entry(.charge, ["user": user, "amount": 1000], result: ["balance": 1000, "applied": 1], key: "k1", client: 1)
+        let duplicate = entry(.charge, ["user": user, "amount": 1000], result: ["balance": 1000, "applied": 0], key: "k1", client: 2)
         XCTAssertEqual(try violations(checker, "charge-balance", [applier, duplicate], initial), [])
-        let maybe = entry("charge", ["user": user, "amount": 1000], .unknown, reason: "connection_lost", key: "k1", client: 1)
-        let afterUnknown = entry("charge", ["user": user, "amount": 1000], result: ["balance": 1000, "applied": 0], key: "k1", client: 2)
+        let maybe = entry(.charge, ["user": user, "amount": 1000], .unknown, reason: "connection_lost", key: "k1", client: 1)
+        let afterUnknown = entry(.charge, ["user": user, "amount": 1000], result: ["balance": 1000, "applied": 0], key: "k1", client: 2)
         XCTAssertEqual(try violations(checker, "charge-balance", [maybe, afterUnknown], initial), [])
 
         // A duplicate answered before the applier even started is not backed by it.
         let early = HistoryEntry(
-            client: 3, index: 0, operation: "charge", arguments: ["user": user, "amount": 1000], items: nil, start: 0,
+            client: 3, index: 0, operation: .charge, arguments: ["user": user, "amount": 1000], items: nil, start: 0,
             end: 0.1, outcome: .ok, reason: nil, result: ["balance": 0, "applied": 0], key: "k1")
         let tooEarly = try violations(checker, "charge-balance", [early, applier], initial)
         XCTAssertTrue(tooEarly.contains("already-applied-key-never-applied"), "\(tooEarly)")
@@ -174,12 +174,12 @@ final class CheckerTests: XCTestCase {
         let initial = try users([0])
         let user = try XCTUnwrap(initial.users.first)
         try charge(user, 1000, reference: "charge")
-        let wrongReport = entry("charge", ["user": user, "amount": 1000], result: ["balance": 999_999, "applied": 1])
+        let wrongReport = entry(.charge, ["user": user, "amount": 1000], result: ["balance": 999_999, "applied": 1])
         XCTAssertEqual(try violations(checker, "charge-balance", [wrongReport], initial), [], "a wrong reported balance over a right database")
 
         try db.query("UPDATE users SET balance = 0 WHERE id = $1", [user])
         try db.query("DELETE FROM balance_ledger WHERE user_id = $1", [user])
-        let rightReport = entry("charge", ["user": user, "amount": 1000], result: ["balance": 1000, "applied": 1])
+        let rightReport = entry(.charge, ["user": user, "amount": 1000], result: ["balance": 1000, "applied": 1])
         let found = try violations(checker, "charge-balance", [rightReport], initial)
         XCTAssertTrue(found.contains("balance-below-acknowledged"), "a right report over a wrong database: \(found)")
     }
@@ -198,24 +198,24 @@ final class CheckerTests: XCTestCase {
             try db.query(
                 "INSERT INTO balance_ledger (user_id, delta, reason, reference) VALUES ($1, $2, $3, $4)", [user, delta, reason, reference])
         }
-        let paid = entry("pay", ["order": paidOrder], result: ["amount": 1000, "user": user])
-        let refused = entry("pay", ["order": paidOrder], .fail, reason: "order_not_payable")
+        let paid = entry(.pay, ["order": paidOrder], result: ["amount": 1000, "user": user])
+        let refused = entry(.pay, ["order": paidOrder], .fail, reason: "order_not_payable")
         try pay(-1000, "payment")
         XCTAssertEqual(try violations(checker, "process-payment", [paid, refused], initial), [], "paid once, the race's loser refused")
 
         // Both racing payments acknowledged and deducted.
         try pay(-1000, "payment")
-        let again = entry("pay", ["order": paidOrder], result: ["amount": 1000, "user": user])
+        let again = entry(.pay, ["order": paidOrder], result: ["amount": 1000, "user": user])
         XCTAssertEqual(try violations(checker, "process-payment", [paid, again], initial), ["order-paid-twice"])
 
         // A second deduction that a compensation gave back is one payment.
         try pay(1000, "compensation")
-        XCTAssertEqual(try violations(checker, "process-payment", [paid, entry("pay", ["order": paidOrder], .unknown)], initial), [])
+        XCTAssertEqual(try violations(checker, "process-payment", [paid, entry(.pay, ["order": paidOrder], .unknown)], initial), [])
 
         // Two deductions in the ledger for one acknowledged and one unknown payment: the bounds
         // allow the money (the unknown one may have paid), the order's ledger does not.
         try pay(-1000, "payment")
-        let unknown = entry("pay", ["order": paidOrder], .unknown, reason: "connection_lost")
+        let unknown = entry(.pay, ["order": paidOrder], .unknown, reason: "connection_lost")
         XCTAssertEqual(try violations(checker, "process-payment", [paid, unknown, unknown], initial), ["order-paid-twice"])
     }
 
@@ -230,7 +230,7 @@ final class CheckerTests: XCTestCase {
         initial.orders = [paidOrder]
         try db.query("UPDATE products SET stock = 8 WHERE id = $1", [product])
         try db.query("INSERT INTO stock_ledger (product_id, delta, reason, reference) VALUES ($1, -2, 'payment', 'o')", [product])
-        let paid = entry("pay", ["order": paidOrder], result: ["amount": 200, "user": user])
+        let paid = entry(.pay, ["order": paidOrder], result: ["amount": 200, "user": user])
         XCTAssertEqual(try violations(checker, "process-payment", [paid], initial), [])
 
         try db.query("UPDATE products SET stock = 6 WHERE id = $1", [product])
@@ -334,7 +334,7 @@ final class CheckerTests: XCTestCase {
         let (a, b, c) = (initial.users[0], initial.users[1], initial.users[2])
         try db.query("INSERT INTO user_coupons (user_id, coupon_id) VALUES ($1, $2), ($3, $2)", [a, coupon, b])
         try db.query("UPDATE coupons SET issued_quantity = 2 WHERE id = $1", [coupon])
-        let issued = [entry("issue", ["user": a, "coupon": coupon]), entry("issue", ["user": b, "coupon": coupon])]
+        let issued = [entry(.issue, ["user": a, "coupon": coupon]), entry(.issue, ["user": b, "coupon": coupon])]
         XCTAssertEqual(try violations(checker, "issue-coupon", issued, initial), [])
 
         try db.query("UPDATE coupons SET issued_quantity = 1 WHERE id = $1", [coupon])
@@ -342,7 +342,7 @@ final class CheckerTests: XCTestCase {
 
         try db.query("UPDATE coupons SET issued_quantity = 3 WHERE id = $1", [coupon])
         try db.query("INSERT INTO user_coupons (user_id, coupon_id) VALUES ($1, $2)", [c, coupon])
-        let over = try violations(checker, "issue-coupon", issued + [entry("issue", ["user": c, "coupon": coupon])], initial)
+        let over = try violations(checker, "issue-coupon", issued + [entry(.issue, ["user": c, "coupon": coupon])], initial)
         XCTAssertEqual(over, ["over-issued"])
 
         let tooFew = try violations(checker, "issue-coupon", issued, initial)
@@ -352,7 +352,7 @@ final class CheckerTests: XCTestCase {
         try db.query("DELETE FROM user_coupons WHERE user_id = $1", [c])
         try db.query("UPDATE coupons SET issued_quantity = 2 WHERE id = $1", [coupon])
         let wrongHolder = try violations(
-            checker, "issue-coupon", [issued[0], entry("issue", ["user": c, "coupon": coupon])], initial)
+            checker, "issue-coupon", [issued[0], entry(.issue, ["user": c, "coupon": coupon])], initial)
         XCTAssertEqual(wrongHolder, ["acknowledged-issue-without-row"])
 
         try insideRolledBackTransaction {
@@ -373,10 +373,10 @@ final class CheckerTests: XCTestCase {
         let product = try product(stock: 5, into: &initial)
         let lines = [OrderItemRequest(productId: product, quantity: 2), OrderItemRequest(productId: product, quantity: 1)]
         let made = try order(user: user, status: "PENDING", total: 300, items: [(product, 2), (product, 1)])
-        let created = entry("create", ["user": user], result: ["order": made, "total": 300], items: lines)
+        let created = entry(.create, ["user": user], result: ["order": made, "total": 300], items: lines)
         XCTAssertEqual(try violations(checker, "create-order", [created], initial), [])
 
-        let ghost = entry("create", ["user": user], result: ["order": made + 100, "total": 300], items: lines)
+        let ghost = entry(.create, ["user": user], result: ["order": made + 100, "total": 300], items: lines)
         let missing = try violations(checker, "create-order", [created, ghost], initial)
         XCTAssertEqual(missing, ["acknowledged-order-missing"])
 
@@ -402,11 +402,11 @@ final class CheckerTests: XCTestCase {
         let raced = try order(user: user, status: "COMPLETED", total: 0, items: [])
         let untouched = try order(user: user, status: "PENDING", total: 0, items: [])
         initial.orders = [raced, untouched]
-        let complete = entry("complete", ["order": raced])
-        let lostCancel = entry("cancel", ["order": raced], .fail, reason: "conflict")
+        let complete = entry(.complete, ["order": raced])
+        let lostCancel = entry(.cancel, ["order": raced], .fail, reason: "conflict")
         XCTAssertEqual(try violations(checker, "order-state", [complete, lostCancel], initial), [])
 
-        let cancel = entry("cancel", ["order": raced])
+        let cancel = entry(.cancel, ["order": raced])
         XCTAssertEqual(try violations(checker, "order-state", [complete, cancel], initial), ["several-winners"])
 
         try db.query("UPDATE orders SET status = 'CANCELLED' WHERE id = $1", [raced])
@@ -424,8 +424,8 @@ final class CheckerTests: XCTestCase {
         let user = try XCTUnwrap(initial.users.first)
         let product = try product(stock: 10, into: &initial)
         try db.query("INSERT INTO cart_items (user_id, product_id, quantity) VALUES ($1, $2, 3)", [user, product])
-        let adds = (0..<3).map { _ in entry("add", ["user": user, "product": product, "quantity": 1]) }
-        let maybe = entry("add", ["user": user, "product": product, "quantity": 1], .unknown, reason: "connection_lost")
+        let adds = (0..<3).map { _ in entry(.add, ["user": user, "product": product, "quantity": 1]) }
+        let maybe = entry(.add, ["user": user, "product": product, "quantity": 1], .unknown, reason: "connection_lost")
         XCTAssertEqual(try violations(checker, "cart-quantity", adds + [maybe], initial), [])
 
         try db.query("UPDATE cart_items SET quantity = 2")
@@ -440,14 +440,14 @@ final class CheckerTests: XCTestCase {
     func testDeadlockCheckerCountsVictimsAndRetriedDeadlocks() throws {
         let checker = DeadlockChecker()
         let initial = InitialState()
-        XCTAssertEqual(try violations(checker, "create-order", [entry("create", ["user": 1])], initial), [])
-        let victim = entry("create", ["user": 1], .fail, reason: "deadlock")
+        XCTAssertEqual(try violations(checker, "create-order", [entry(.create, ["user": 1])], initial), [])
+        let victim = entry(.create, ["user": 1], .fail, reason: "deadlock")
         XCTAssertEqual(try violations(checker, "create-order", [victim], initial), ["deadlock"])
 
         // A deadlock retried away leaves no failed operation, only the counter.
         let statistics = RunStatistics()
         statistics.record(.databaseError(.deadlock, constraint: nil), caseName: "create-order")
         XCTAssertEqual(
-            try violations(checker, "create-order", [entry("create", ["user": 1])], initial, statistics: statistics), ["deadlock"])
+            try violations(checker, "create-order", [entry(.create, ["user": 1])], initial, statistics: statistics), ["deadlock"])
     }
 }

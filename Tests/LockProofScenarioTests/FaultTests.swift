@@ -236,7 +236,7 @@ final class FaultTests: XCTestCase {
 
         let history = orders.enumerated().map { index, order in
             HistoryEntry(
-                client: index, index: 0, operation: "pay", arguments: ["order": order], items: nil, start: 0, end: 1,
+                client: index, index: 0, operation: .pay, arguments: ["order": order], items: nil, start: 0, end: 1,
                 outcome: .unknown, reason: index == 0 ? "gateway_timeout" : "client_crashed", result: nil)
         }
         let scenario = try parse("  []", case: "process-payment", workload: "virtual_users: 2, iterations: 1", seed: "users: 1, orders: 2")

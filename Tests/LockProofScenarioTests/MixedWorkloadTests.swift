@@ -44,7 +44,7 @@ final class MixedWorkloadTests: XCTestCase {
         let byOrder = Dictionary(grouping: try history(result), by: { $0.arguments["order"]! })
         XCTAssertEqual(byOrder.count, 50)
         for (order, entries) in byOrder {
-            XCTAssertEqual(entries.map(\.operation).sorted(), ["cancel", "complete"], "order \(order)")
+            XCTAssertEqual(entries.map(\.operation).sorted(), [.cancel, .complete], "order \(order)")
             XCTAssertEqual(entries.filter { $0.outcome == .ok }.count, 1, "order \(order): one winner")
         }
     }
@@ -69,8 +69,8 @@ final class MixedWorkloadTests: XCTestCase {
         let result = try run(try shipped("mixed-charge-pay-seed"))
         XCTAssertTrue(result.passed, ReportWriter.summary(result))
         let entries = try history(result)
-        XCTAssertEqual(entries.filter { $0.operation == "charge" && $0.outcome == .ok }.count, 15)
-        XCTAssertEqual(entries.filter { $0.operation == "pay" && $0.outcome == .ok }.count, 15)
+        XCTAssertEqual(entries.filter { $0.operation == .charge && $0.outcome == .ok }.count, 15)
+        XCTAssertEqual(entries.filter { $0.operation == .pay && $0.outcome == .ok }.count, 15)
         let balance = try TestServers.database().query("SELECT balance FROM users").int(0, 0)
         XCTAssertEqual(balance, 100_000)
         XCTAssertEqual(Set(result.checks.map(\.name)), ["money-conservation", "stock-conservation", "compensation", "no-deadlock"])

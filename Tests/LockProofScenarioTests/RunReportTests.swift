@@ -9,7 +9,7 @@ import XCTest
 final class RunReportTests: XCTestCase {
     private func charge(client: Int, index: Int = 0, start: Double, end: Double, wrote balance: Int) -> HistoryEntry {
         HistoryEntry(
-            client: client, index: index, operation: "charge", arguments: ["user": 7, "amount": 1000], items: nil, start: start, end: end,
+            client: client, index: index, operation: .charge, arguments: ["user": 7, "amount": 1000], items: nil, start: start, end: end,
             outcome: .ok, reason: nil, result: ["balance": balance, "applied": 1, "attempts": 1])
     }
 
@@ -71,7 +71,9 @@ final class RunReportTests: XCTestCase {
         let fault = FaultRecord(kind: "redis-pause", start: 0.150, end: 0.180, targets: [], hits: nil, note: nil, error: nil)
         let outside = FaultRecord(kind: "pg-terminate", start: 5, end: 6, targets: [], hits: nil, note: nil, error: nil)
         let marks = [MarkedOperation(client: 1, index: 0, role: "overwritten", lost: true)]
-        let svg = RunReportHTML.svg(race, marked: marks, faults: [fault, outside])
+        // The windows as the report reads them: from the nemesis' entries of the history.
+        let windows = FaultWindow.windows([fault, outside].flatMap(NemesisEntry.entries(of:)))
+        let svg = RunReportHTML.svg(race, marked: marks, faults: windows)
         XCTAssertEqual(svg.components(separatedBy: "<g class=\"fault\">").count - 1, 1, "only the fault inside the window")
         XCTAssertTrue(svg.contains(">redis-pause</text>"), svg)
         for tick in ["120", "140", "160", "180", "200"] {

@@ -175,7 +175,7 @@ final class RunnerTests: XCTestCase {
         try db.query("UPDATE users SET balance = 100 WHERE id = $1", [user])
         try db.query("INSERT INTO balance_ledger (user_id, delta, reason, reference) VALUES ($1, 100, 'charge', 'x')", [user])
         let unknown = HistoryEntry(
-            client: 0, index: 0, operation: "charge", arguments: ["user": user, "amount": 100], items: nil, start: 0, end: 1,
+            client: 0, index: 0, operation: .charge, arguments: ["user": user, "amount": 100], items: nil, start: 0, end: 1,
             outcome: .unknown, reason: "connection_lost", result: nil)
         let scenario = try ScenarioParser.parse(scenario("charge-balance", "seed", seed: "users: 1", workload: "virtual_users: 1, iterations: 1"), file: "t")
         var initial = InitialState()

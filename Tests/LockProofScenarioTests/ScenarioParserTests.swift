@@ -212,8 +212,8 @@ final class MixedScenarioParserTests: XCTestCase {
     func testAMixOfSeveralCasesGivesEachOperationItsCaseAndStrategy() throws {
         let scenario = try ScenarioParser.parse(mixed, file: "t.yaml")
         XCTAssertEqual(scenario.operations, [
-            OperationSpec(name: "charge", caseName: .chargeBalance, strategy: "naive", weight: 2),
-            OperationSpec(name: "pay", caseName: .processPayment, strategy: "seed", weight: 1),
+            OperationSpec(operation: .charge, strategy: "naive", weight: 2),
+            OperationSpec(operation: .pay, strategy: "seed", weight: 1),
         ])
         XCTAssertEqual(scenario.cases, [.chargeBalance, .processPayment])
         XCTAssertEqual(scenario.caseLabel, "charge-balance+process-payment")
@@ -230,7 +230,7 @@ final class MixedScenarioParserTests: XCTestCase {
         XCTAssertEqual(scenario.operations.map { "\($0.name):\($0.strategy)" }, ["cancel:naive", "complete:naive", "pay:seed"])
         XCTAssertEqual(checkers(for: scenario).map(\.name).contains("single-winner"), true)
         let plain = try ScenarioParser.parse("name: p\ncase: charge-balance\nworkload: {virtual_users: 1, iterations: 1}", file: "t.yaml")
-        XCTAssertEqual(plain.operations, [OperationSpec(name: "charge", caseName: .chargeBalance, strategy: "seed", weight: 1)])
+        XCTAssertEqual(plain.operations, [OperationSpec(operation: .charge, strategy: "seed", weight: 1)])
     }
 
     func testMixProblemsAreNamed() {
@@ -256,8 +256,8 @@ final class MixedScenarioParserTests: XCTestCase {
     func testWeightsArePickedByCumulativeRangesNotExpandedArrays() {
         // Expanded into an array, these weights would take 2 × 10⁹ entries per virtual user.
         let plan = MixPlan([
-            OperationSpec(name: "cancel", caseName: .orderState, strategy: "seed", weight: 1_000_000_000),
-            OperationSpec(name: "complete", caseName: .orderState, strategy: "seed", weight: 1_000_000_000),
+            OperationSpec(operation: .cancel, strategy: "seed", weight: 1_000_000_000),
+            OperationSpec(operation: .complete, strategy: "seed", weight: 1_000_000_000),
         ])
         XCTAssertEqual(plan.total, 2_000_000_000)
         XCTAssertEqual(plan.assign(slot: 999_999_999).operation.name, "cancel")
@@ -265,10 +265,10 @@ final class MixedScenarioParserTests: XCTestCase {
         XCTAssertEqual(plan.assign(slot: 1_000_000_000).occurrence, 0)
         XCTAssertEqual(plan.assign(slot: 2_000_000_001).occurrence, 1_000_000_001)
         let small = MixPlan([
-            OperationSpec(name: "a", caseName: .orderState, strategy: "seed", weight: 3),
-            OperationSpec(name: "b", caseName: .orderState, strategy: "seed", weight: 1),
+            OperationSpec(operation: .complete, strategy: "seed", weight: 3),
+            OperationSpec(operation: .cancel, strategy: "seed", weight: 1),
         ])
-        XCTAssertEqual((0..<8).map { small.assign(slot: $0).operation.name }, ["a", "a", "a", "b", "a", "a", "a", "b"])
+        XCTAssertEqual((0..<8).map { small.assign(slot: $0).operation.operation }, [.complete, .complete, .complete, .cancel, .complete, .complete, .complete, .cancel])
         XCTAssertEqual((0..<8).map { small.assign(slot: $0).occurrence }, [0, 1, 2, 0, 3, 4, 5, 1])
         XCTAssertEqual(small.counts(slots: 6), [5, 1])
     }

@@ -4,7 +4,7 @@ import LockProofCommerce
 /// sum of its acknowledged adds and that plus its unknown adds. Per cart line it keeps the two sums.
 final class CartChecker: Checker {
     let name = "cart-increments"
-    let operations: Set<String> = ["add"]
+    let operations: Set<OperationName> = [.add]
 
     private struct Line: Hashable {
         let user: Int

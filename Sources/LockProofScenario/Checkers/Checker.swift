@@ -53,12 +53,17 @@ public struct CheckContext {
     public let initial: InitialState
     public let db: PostgresConnection
     public let statistics: RunStatistics
+    /// When each fault was active, from the nemesis' entries of the history.
+    public let faultWindows: [FaultWindow]
 
-    public init(scenario: Scenario, initial: InitialState, db: PostgresConnection, statistics: RunStatistics) {
+    public init(
+        scenario: Scenario, initial: InitialState, db: PostgresConnection, statistics: RunStatistics, faultWindows: [FaultWindow] = []
+    ) {
         self.scenario = scenario
         self.initial = initial
         self.db = db
         self.statistics = statistics
+        self.faultWindows = faultWindows
     }
 }
 
@@ -73,12 +78,20 @@ public protocol Checker: AnyObject {
     init()
     var name: String { get }
     /// The operations (`charge`, `pay`, …) this checker reads; other entries are not passed to it.
-    var operations: Set<String> { get }
+    var operations: Set<OperationName> { get }
     func observe(_ entry: HistoryEntry)
+    /// A fault's start or end (the nemesis' entries of the same history); the windows are also
+    /// in `CheckContext.faultWindows`.
+    func observe(_ entry: NemesisEntry)
     func check(_ context: CheckContext) throws -> CheckResult
     /// Per-entity records held (dictionary entries, examples): tests show it does not grow with
     /// the number of operations on the same entities.
     var retainedRecords: Int { get }
+}
+
+extension Checker {
+    /// Most checkers judge the final state whatever the faults were: they ignore the nemesis.
+    public func observe(_ entry: NemesisEntry) {}
 }
 
 /// Collects violations by name, keeping the first example of each.
@@ -106,18 +119,30 @@ struct ViolationTally {
     }
 }
 
-/// The checkers that apply to a scenario: those of every operation it runs, each once, all on
-/// the combined history (charges and payments of one user are judged together). Fresh: they hold
-/// the state of one run.
+/// The checkers that apply to a scenario: those of every case it runs (its descriptors'
+/// `checkers`), each once, in case order, all on the combined history (charges and payments of
+/// one user are judged together), then the deadlock checker. Fresh: they hold the state of one run.
 public func checkers(for scenario: Scenario) -> [any Checker] {
-    var list: [any Checker] = []
-    if scenario.runs("charge") || scenario.runs("pay") { list.append(MoneyConservationChecker()) }
-    if scenario.runs("pay") { list += [StockConservationChecker(), CompensationChecker()] }
-    if scenario.runs("issue") { list.append(CouponChecker()) }
-    if scenario.runs("create") { list.append(OrderCreationChecker()) }
-    if scenario.runs("complete") || scenario.runs("cancel") { list.append(TransitionChecker()) }
-    if scenario.runs("add") { list.append(CartChecker()) }
-    return list + [DeadlockChecker()]
+    var kinds: [CheckerKind] = []
+    for caseName in CaseName.allCases where scenario.cases.contains(caseName) {
+        for kind in caseName.descriptor.checkers where !kinds.contains(kind) { kinds.append(kind) }
+    }
+    return kinds.map { $0.makeChecker() } + [DeadlockChecker()]
+}
+
+extension CheckerKind {
+    /// A fresh checker of this kind (one file per checker in `Checkers/`).
+    func makeChecker() -> any Checker {
+        switch self {
+        case .moneyConservation: return MoneyConservationChecker()
+        case .stockConservation: return StockConservationChecker()
+        case .compensation: return CompensationChecker()
+        case .coupon: return CouponChecker()
+        case .orderCreation: return OrderCreationChecker()
+        case .transition: return TransitionChecker()
+        case .cart: return CartChecker()
+        }
+    }
 }
 
 extension PostgresConnection {
@@ -152,6 +177,6 @@ extension HistoryEntry {
     var shortDescription: String {
         let arguments = arguments.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         let lines = items.map { " items " + $0.map { String($0.productId) }.joined(separator: ",") } ?? ""
-        return "client \(client) \(operation) \(arguments)\(lines)"
+        return "client \(client) \(operation.rawValue) \(arguments)\(lines)"
     }
 }

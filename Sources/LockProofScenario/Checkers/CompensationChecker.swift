@@ -5,7 +5,7 @@ import LockProofCommerce
 /// run is over; a `pending` compensation (recorded, not yet carried out) is reported.
 final class CompensationChecker: Checker {
     let name = "compensation"
-    let operations: Set<String> = ["pay"]
+    let operations: Set<OperationName> = [.pay]
     private var declined = 0
     var retainedRecords: Int { 0 }
 

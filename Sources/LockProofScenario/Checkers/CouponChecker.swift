@@ -5,7 +5,7 @@ import LockProofCommerce
 /// its row. Per user it keeps the number of acknowledged issues.
 final class CouponChecker: Checker {
     let name = "coupon-quantity"
-    let operations: Set<String> = ["issue"]
+    let operations: Set<OperationName> = [.issue]
     private var acknowledgedByUser: [Int: Int] = [:]
     private var acknowledged = 0
     private var unknown = 0

@@ -5,7 +5,7 @@ import LockProofCommerce
 final class DeadlockChecker: Checker {
     let name = "no-deadlock"
     /// Every operation can be a deadlock victim.
-    let operations: Set<String> = ["charge", "pay", "issue", "create", "complete", "cancel", "add"]
+    let operations = Set(OperationName.allCases)
     private var victims = 0
     private var firstVictim: String?
     var retainedRecords: Int { firstVictim == nil ? 0 : 1 }

@@ -14,7 +14,7 @@ import LockProofCommerce
 /// operations that sent it (a key is a ledger row as well): never the history.
 final class MoneyConservationChecker: Checker {
     let name = "money-conservation"
-    let operations: Set<String> = ["charge", "pay"]
+    let operations: Set<OperationName> = [.charge, .pay]
 
     private struct UserCharges {
         var acknowledgedAmount = 0
@@ -32,7 +32,7 @@ final class MoneyConservationChecker: Checker {
     func observe(_ entry: HistoryEntry) {
         observed += 1
         switch (entry.operation, entry.outcome) {
-        case ("charge", .ok):
+        case (.charge, .ok):
             let user = entry.arguments["user"]!, amount = entry.arguments["amount"]!
             keys.observe(entry)
             // A replayed idempotent charge returns ok without applying it again.
@@ -40,11 +40,11 @@ final class MoneyConservationChecker: Checker {
             charges[user, default: UserCharges()].acknowledgedAmount += amount
             charges[user, default: UserCharges()].acknowledged += 1
             charges[user, default: UserCharges()].possible += 1
-        case ("charge", .unknown):
+        case (.charge, .unknown):
             keys.observe(entry)
             charges[entry.arguments["user"]!, default: UserCharges()].unknownAmount += entry.arguments["amount"]!
             charges[entry.arguments["user"]!, default: UserCharges()].possible += 1
-        case ("pay", let outcome):
+        case (.pay, let outcome):
             payments[entry.arguments["order"]!, default: OutcomeCounts()].add(outcome)
         default: break
         }

@@ -5,7 +5,7 @@ import LockProofCommerce
 /// order it keeps its user and number of lines (an order is a row in the database as well).
 final class OrderCreationChecker: Checker {
     let name = "order-creation"
-    let operations: Set<String> = ["create"]
+    let operations: Set<OperationName> = [.create]
 
     private struct Created {
         let user: Int

@@ -8,7 +8,7 @@ import LockProofCommerce
 /// Per order it keeps the payment outcomes: never the entries.
 final class StockConservationChecker: Checker {
     let name = "stock-conservation"
-    let operations: Set<String> = ["pay"]
+    let operations: Set<OperationName> = [.pay]
 
     private var payments: [Int: OutcomeCounts] = [:]
     var retainedRecords: Int { payments.count }

@@ -6,7 +6,7 @@ import LockProofCommerce
 /// of winners and the first few of them.
 final class TransitionChecker: Checker {
     let name = "single-winner"
-    let operations: Set<String> = ["complete", "cancel", "pay"]
+    let operations: Set<OperationName> = [.complete, .cancel, .pay]
 
     private struct Winners {
         var count = 0
@@ -23,7 +23,7 @@ final class TransitionChecker: Checker {
 
     func observe(_ entry: HistoryEntry) {
         let order = entry.arguments["order"]!
-        if entry.operation == "pay" {
+        if entry.operation == .pay {
             // Payments racing the transitions (complete + cancel + pay): an acknowledged one leaves
             // the order PAID (or COMPLETED, if a complete won after it); an unknown or declined one
             // may have left it anywhere on the payment path.
@@ -38,9 +38,9 @@ final class TransitionChecker: Checker {
         switch entry.outcome {
         case .ok:
             var won = winners[order] ?? Winners()
-            if won.count == 0 { won.firstOperation = entry.operation }
+            if won.count == 0 { won.firstOperation = entry.operation.rawValue }
             won.count += 1
-            if won.first.count < Self.kept { won.first.append("client \(entry.client) \(entry.operation)") }
+            if won.first.count < Self.kept { won.first.append("client \(entry.client) \(entry.operation.rawValue)") }
             winners[order] = won
         case .unknown: unknown.insert(order)
         case .fail: break

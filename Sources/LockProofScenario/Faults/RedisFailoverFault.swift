@@ -1,4 +1,5 @@
 import Foundation
+import LockProofCommerce
 import LockProofLocking
 import LockProofRedis
 
@@ -125,7 +126,7 @@ final class RedisFailoverFault: FaultInjector {
     /// The case locks present on a server: key → holder's token.
     static func locks(on redis: RedisConnection) -> [String: String] {
         var locks: [String: String] = [:]
-        for pattern in ["balance:user:*", "coupon:issue:*", "order:create:user:*"] {
+        for pattern in caseLockKeyPatterns {
             var cursor = "0"
             repeat {
                 guard let reply = try? redis.checked(["SCAN", cursor, "MATCH", pattern, "COUNT", "1000"]),

@@ -1,0 +1,74 @@
+import LockProofCommerce
+
+/// How one invocation ended, as a client saw it: Jepsen's completion.
+public struct Completion: Sendable, Equatable {
+    /// success, rejected (a business refusal), error, unknown (it may have happened).
+    public let outcome: OperationOutcome
+    /// The typed reason of anything but a success (`insufficient_balance`, `deadlock`, …).
+    public let reason: String?
+    /// What a success returned that checkers need (the created `order`, the `balance`, …).
+    public let result: [String: Int]?
+
+    public init(outcome: OperationOutcome, reason: String?, result: [String: Int]?) {
+        self.outcome = outcome
+        self.reason = reason
+        self.result = result
+    }
+
+    /// The history's ending: ok, fail or unknown.
+    public var historyOutcome: HistoryOutcome {
+        switch outcome {
+        case .success: return .ok
+        case .unknown: return .unknown
+        case .rejected, .error: return .fail
+        }
+    }
+}
+
+/// Jepsen's client: performs the operations a generator yields against one implementation of
+/// the cases. `open` before the first, `close` after the last; `invoke` never throws (whatever
+/// goes wrong is the completion's outcome and reason). Used from one thread.
+public protocol Client: AnyObject {
+    func open() throws
+    func invoke(_ invocation: Invocation) -> Completion
+    func close()
+}
+
+/// The in-process core as a client: each invocation runs the case's descriptor on a
+/// `CommerceClient` (its own connections, or borrowed from the run's pools).
+public final class InProcessClient: Client {
+    private let make: () throws -> CommerceClient
+    /// The core, once open (client-side faults and tracing attach to it).
+    public private(set) var core: CommerceClient?
+
+    public init(_ make: @escaping () throws -> CommerceClient) { self.make = make }
+
+    public func open() throws { core = try make() }
+
+    public func invoke(_ invocation: Invocation) -> Completion {
+        guard let core else { preconditionFailure("invoke before open") }
+        let completion: Completion
+        do {
+            completion = Completion(outcome: .success, reason: nil, result: try invocation.perform(on: core))
+        } catch {
+            let outcome = OperationOutcome.classify(error)
+            if outcome == .unknown { core.recoverConnections() }
+            completion = Completion(outcome: outcome, reason: reasonName(error), result: nil)
+        }
+        // A pooled session borrowed for the whole operation goes back before the next one.
+        core.releaseConnections()
+        return completion
+    }
+
+    public func close() { core?.releaseConnections() }
+}
+
+extension HistoryEntry {
+    /// The entry of one invocation that completed.
+    public init(client: Int, index: Int, _ invocation: Invocation, start: Double, end: Double, _ completion: Completion) {
+        self.init(
+            client: client, index: index, operation: invocation.operation, arguments: invocation.arguments,
+            items: invocation.items, start: start, end: end, outcome: completion.historyOutcome, reason: completion.reason,
+            result: completion.result, key: invocation.key)
+    }
+}
