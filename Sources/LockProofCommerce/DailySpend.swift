@@ -55,12 +55,6 @@ public struct DailySpend {
         self.strategy = strategy
     }
 
-    /// The case's name in scenarios, metrics and reports.
-    public static let caseName = "daily-spend"
-
-    /// The operation a scenario names.
-    public static let operationName = "spend"
-
     public static func lockKey(userId: Int) -> String { "spend:user:\(userId)" }
 
     /// The Redis key pattern of the case's locks (what a run clears before it starts).
@@ -97,7 +91,7 @@ public struct DailySpend {
     /// refuses with `DomainError.dailyLimitExceeded` when the day's total would pass the limit.
     public func spend(userId: Int, amount: Int) throws -> SpendResult {
         guard amount > 0 else { throw DomainError.invalidAmount(amount) }
-        let probe = Probe(caseName: Self.caseName, sink: client.events)
+        let probe = client.probe(.dailySpend)
         switch strategy {
         case .seed:
             return try client.withDistributedLockHandle(Self.lockKey(userId: userId), probe: probe) { handle in

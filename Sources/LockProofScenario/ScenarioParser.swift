@@ -454,6 +454,12 @@ private struct Reader {
         for key in [ScenarioKey.balance, .couponQuantity, .orders, .orderItems, .orderQuantity, .products, .price, .stock, .cartQuantity] {
             check("seed", seed, key)
         }
+        for key in Self.caseSeedKeys {
+            let readers = CaseName.allCases.filter { $0.descriptor.storage.seedKeys.contains(key) }
+            guard let seed, let entry = mappingEntry(seed, key.name), Set(scenario.cases).isDisjoint(with: readers) else { continue }
+            let operations = readers.flatMap(\.operations).map(\.rawValue)
+            problem(entry.key, "seed.\(key.name): does not apply: \(running), and it is read only by \(operations.joined(separator: ", "))")
+        }
         if let workload, let entry = mappingEntry(workload, "retry"), !scenario.retries {
             problem(entry.key, "workload.retry: does not apply: no strategy of this scenario (\(scenario.strategyLabel)) retries; \(Self.retryingStrategies) do")
         }
@@ -543,7 +549,7 @@ private struct Reader {
             known: [
                 "users", "balance", "products", "price", "stock", "coupon_quantity", "orders", "order_items", "order_quantity",
                 "cart_quantity",
-            ],
+            ] + Self.caseSeedKeys.map(\.name),
             section: "seed")
         let big = 0...1_000_000_000
         if let v = fields["users"].flatMap({ integer($0.value, "seed.users", range: 1...100_000) }) { seed.users = v }
@@ -562,7 +568,19 @@ private struct Reader {
         if let v = fields["cart_quantity"].flatMap({ integer($0.value, "seed.cart_quantity", range: 0...1_000_000) }) {
             seed.cartQuantity = v
         }
+        for key in Self.caseSeedKeys {
+            if let v = fields[key.name].flatMap({ integer($0.value, "seed.\(key.name)", range: key.range) }) { seed.caseValues[key.name] = v }
+        }
         return seed
+    }
+
+    /// The seed keys of the cases' own (`CaseStorage.seedKeys`), each once.
+    static var caseSeedKeys: [SeedKey] {
+        var keys: [SeedKey] = []
+        for caseName in CaseName.allCases {
+            for key in caseName.descriptor.storage.seedKeys where !keys.contains(where: { $0.name == key.name }) { keys.append(key) }
+        }
+        return keys
     }
 
     mutating func workloadSpec(_ node: Node, caseName: CaseName?) -> WorkloadSpec {

@@ -8,7 +8,7 @@ import LockProofCommerce
 /// had room when it was made). Per user it keeps counts and sums, and the smallest refused amount.
 final class DailyLimitChecker: Checker {
     let name = "daily-limit"
-    let operations: Set<String> = [DailySpend.operationName]
+    let operations: Set<OperationName> = [.spend]
     private var acknowledged: [Int: (count: Int, amount: Int)] = [:]
     private var unknown: [Int: (count: Int, amount: Int)] = [:]
     private var smallestRefused: [Int: Int] = [:]
