@@ -33,6 +33,27 @@ public enum DailySpendStrategy: String, Sendable, CaseIterable, Codable {
     public var isNegativeControl: Bool { self == .repeatableReadNoLock }
 }
 
+/// The spend would take the day's total past the user's daily limit. Nothing was written.
+public struct DailyLimitExceeded: BusinessRefusal, Equatable, CustomStringConvertible, Sendable {
+    public let userId: Int
+    /// The day's total the transaction saw.
+    public let spentToday: Int
+    public let limit: Int
+    public let requested: Int
+
+    public init(userId: Int, spentToday: Int, limit: Int, requested: Int) {
+        self.userId = userId
+        self.spentToday = spentToday
+        self.limit = limit
+        self.requested = requested
+    }
+
+    public var reason: String { "daily_limit_exceeded" }
+    public var description: String {
+        "user \(userId) spent \(spentToday) of a daily limit of \(limit) today; \(requested) more would pass it"
+    }
+}
+
 /// An acknowledged spend.
 public struct SpendResult: Sendable, Equatable {
     public let userId: Int
@@ -88,7 +109,7 @@ public struct DailySpend {
     ]
 
     /// Spends `amount` today (the database's `current_date`, fixed for the whole transaction), or
-    /// refuses with `DomainError.dailyLimitExceeded` when the day's total would pass the limit.
+    /// refuses with `DailyLimitExceeded` when the day's total would pass the limit.
     public func spend(userId: Int, amount: Int) throws -> SpendResult {
         guard amount > 0 else { throw DomainError.invalidAmount(amount) }
         let probe = client.probe(.dailySpend)
@@ -141,7 +162,7 @@ public struct DailySpend {
             "SELECT COALESCE(sum(amount), 0)::bigint FROM spends WHERE user_id = $1 AND day = current_date", [userId]
         ).int(0, 0) ?? 0
         guard spent + amount <= limit else {
-            throw DomainError.dailyLimitExceeded(userId: userId, spentToday: spent, limit: limit, requested: amount)
+            throw DailyLimitExceeded(userId: userId, spentToday: spent, limit: limit, requested: amount)
         }
         try client.think()
         let inserted = try db.query(

@@ -18,8 +18,6 @@ public enum DomainError: Error, Equatable, CustomStringConvertible, Sendable {
     case orderNotPayable(orderId: Int, status: OrderStatus)
     /// The gateway refused; balance and stock were restored.
     case paymentDeclined(orderId: Int, reason: String)
-    /// The spend would take the day's total past the user's daily limit.
-    case dailyLimitExceeded(userId: Int, spentToday: Int, limit: Int, requested: Int)
 
     public var description: String {
         switch self {
@@ -39,10 +37,16 @@ public enum DomainError: Error, Equatable, CustomStringConvertible, Sendable {
         case .conflict(let entity, let id): return "\(entity) \(id) was changed concurrently; try again"
         case .orderNotPayable(let order, let status): return "order \(order) is \(status.rawValue), not PENDING"
         case .paymentDeclined(let order, let reason): return "payment of order \(order) declined: \(reason)"
-        case .dailyLimitExceeded(let user, let spent, let limit, let requested):
-            return "user \(user) spent \(spent) of a daily limit of \(limit) today; \(requested) more would pass it"
         }
     }
+}
+
+/// A refusal by a case's own business rule, as a type of the case's own beside `DomainError` (a
+/// new case adds no arm to `DomainError`): nothing was written; its outcome is `rejected` and
+/// its history reason is `reason`.
+public protocol BusinessRefusal: Error {
+    /// A short, fixed name for the history and reports (`daily_limit_exceeded`).
+    var reason: String { get }
 }
 
 /// Which layer caught a duplicate coupon request (claim 6 of the seed measures the first).
@@ -64,7 +68,7 @@ public enum OperationOutcome: String, Sendable, CaseIterable, Codable {
 
     public static func classify(_ error: any Error) -> OperationOutcome {
         switch error {
-        case is DomainError: return .rejected
+        case is DomainError, is any BusinessRefusal: return .rejected
         case let error as PostgresError: return error.kind == .connectionLost ? .unknown : .error
         case is ClientCrashed, is GatewayTimeout, is PaymentInterrupted: return .unknown
         default: return .error

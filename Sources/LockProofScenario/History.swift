@@ -239,7 +239,6 @@ public func reasonName(_ error: any Error) -> String {
         case .conflict: return "conflict"
         case .orderNotPayable: return "order_not_payable"
         case .paymentDeclined: return "payment_declined"
-        case .dailyLimitExceeded: return "daily_limit_exceeded"
         }
     case let error as PostgresError:
         switch error.kind {
@@ -254,6 +253,7 @@ public func reasonName(_ error: any Error) -> String {
         case .connectionFailed: return "connection_failed"
         case .other: return "database_error"
         }
+    case let error as any BusinessRefusal: return error.reason
     case let error as PaymentInterrupted: return reasonName(error.cause)
     case is RetryExhausted: return "retry_exhausted"
     case is PoolTimeout: return "pool_timeout"

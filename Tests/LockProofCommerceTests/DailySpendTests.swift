@@ -27,7 +27,7 @@ final class DailySpendTests: CommerceTestCase {
     }
 
     private func isLimitRefusal(_ error: (any Error)?) -> Bool {
-        isDomainError(error) { if case .dailyLimitExceeded = $0 { return true } else { return false } }
+        error is DailyLimitExceeded
     }
 
     func testEveryLockingStrategyKeepsTheDailyLimitUnderContention() throws {
@@ -102,7 +102,8 @@ final class DailySpendTests: CommerceTestCase {
             XCTAssertEqual(try spend.spend(userId: userId, amount: 600).spentToday, 600, "\(strategy)")
             XCTAssertThrowsError(try spend.spend(userId: userId, amount: 600)) {
                 XCTAssertEqual(
-                    $0 as? DomainError, .dailyLimitExceeded(userId: userId, spentToday: 600, limit: 1_000, requested: 600), "\(strategy)")
+                    $0 as? DailyLimitExceeded, DailyLimitExceeded(userId: userId, spentToday: 600, limit: 1_000, requested: 600),
+                    "\(strategy)")
             }
             XCTAssertEqual(try spend.spend(userId: userId, amount: 400).spentToday, 1_000, "\(strategy): up to the limit exactly")
             XCTAssertThrowsError(try spend.spend(userId: userId, amount: 0)) { XCTAssertEqual($0 as? DomainError, .invalidAmount(0)) }

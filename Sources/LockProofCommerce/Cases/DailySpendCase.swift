@@ -40,9 +40,8 @@ public enum DailySpendCase: CaseDescriptor {
         return ["spent_today": spent.spentToday, "attempts": spent.attempts]
     }
 
-    public static let benchmark: BenchmarkProfile? = BenchmarkProfile(
-        hot: true, spread: true, pooledStrategies: []
-    ) { hot, _, _ in
-        (["users: \(hot ? 1 : 10_000)", "daily_limit: 999999937"], ["amount: 101"], nil)
-    }
+    /// Not in the benchmark's matrix: the ceiling replays one attempt of the traced statements in
+    /// pgbench, which does not retry a 40001, so the serializable cells could not be measured
+    /// against it; and the bench's figures stay those of the five cases (issue 16).
+    public static let benchmark: BenchmarkProfile? = nil
 }
