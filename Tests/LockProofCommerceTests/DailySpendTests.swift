@@ -70,6 +70,31 @@ final class DailySpendTests: CommerceTestCase {
         XCTAssertEqual(sink.count { $0 == .retryAttempt }, 0)
     }
 
+    /// With the Redis circuit breaker open the seed takes no Redis lock: it locks the user's row
+    /// instead, so the check still runs alone and the limit holds.
+    func testSeedStrategyFallsBackToTheRowLockWhileTheBreakerIsOpen() throws {
+        let services = try SharedServices(
+            configuration: TestServers.configuration, breaker: CircuitBreakerOptions(failureThreshold: 1, coolDownSeconds: 600))
+        defer { services.stop() }
+        XCTAssertEqual(services.breaker.recordFailure(), .open)
+        let sink = RecordingEventSink()
+        let settings = Self.settings()
+        let userId = try seed.users(count: 1, balance: 0)[0]
+        try seed.spendingLimits(users: [userId], dailyLimit: Self.limit)
+        let results = try runConcurrently(
+            clients: 20,
+            setup: { _ in
+                try CommerceClient(configuration: TestServers.configuration, shared: services, events: sink, settings: settings)
+            }
+        ) { _, client in
+            try DailySpend(client: client, strategy: .seed).spend(userId: userId, amount: Self.amount)
+        }
+        XCTAssertEqual(results.compactMap(\.value).count, 10, "\(results.compactMap(\.error))")
+        XCTAssertEqual(try spentToday(userId), Self.limit)
+        XCTAssertEqual(sink.count { $0 == .redisLockBypassed }, 20, "no Redis lock while the breaker is open")
+        XCTAssertEqual(sink.count { if case .lockWaited(.row, _) = $0 { return true } else { return false } }, 20, "the row lock instead")
+    }
+
     func testPessimisticStrategyLocksTheUserRow() throws {
         let sink = RecordingEventSink()
         let (userId, _) = try race(.pessimistic, sink: sink)
