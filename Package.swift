@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Layers, each importing only downward:
-//   C shims → drivers (PostgreSQL, Redis, HTTP) → locking primitives → commerce core
+//   C shims → drivers (PostgreSQL, Redis, HTTP) → server configuration → locking primitives → commerce core
 //   → metrics → scenario runner → benchmark → the `lockproof` CLI.
 // Each target declares exactly the modules its files import, no more (no transitive reach, no
 // unused edge): scripts/check_imports.py checks it in `make test`.
@@ -31,11 +31,16 @@ let package = Package(
         .target(name: "LockProofRedis", dependencies: ["CHiredis"]),
         .target(name: "LockProofHTTP", dependencies: ["CMicroHTTPD"]),
 
+        // Where the servers are (the environment's URLs and timeout), for every layer above the drivers
+        .target(name: "LockProofConfiguration", dependencies: ["LockProofPostgres", "LockProofRedis"]),
+
         // Locking primitives
         .target(name: "LockProofLocking", dependencies: ["LockProofPostgres", "LockProofRedis"]),
 
         // The commerce core: one file per case
-        .target(name: "LockProofCommerce", dependencies: ["LockProofLocking", "LockProofPostgres", "LockProofRedis"]),
+        .target(
+            name: "LockProofCommerce",
+            dependencies: ["LockProofConfiguration", "LockProofLocking", "LockProofPostgres", "LockProofRedis"]),
 
         // Metrics
         .target(
@@ -50,7 +55,7 @@ let package = Package(
         .target(
             name: "LockProofScenario",
             dependencies: [
-                "LockProofCommerce", "LockProofLocking", "LockProofPostgres", "LockProofRedis",
+                "LockProofConfiguration", "LockProofCommerce", "LockProofLocking", "LockProofPostgres", "LockProofRedis",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]),
@@ -59,7 +64,7 @@ let package = Package(
         .target(
             name: "LockProofBench",
             dependencies: [
-                "LockProofScenario", "LockProofMetrics", "LockProofCommerce", "LockProofLocking",
+                "LockProofConfiguration", "LockProofScenario", "LockProofMetrics", "LockProofCommerce", "LockProofLocking",
                 "LockProofPostgres", "LockProofRedis", "LockProofHTTP",
             ]),
 
@@ -68,6 +73,7 @@ let package = Package(
             name: "lockproof",
             dependencies: [
                 "LockProofBench",
+                "LockProofConfiguration",
                 "LockProofScenario",
                 "LockProofMetrics",
                 "LockProofCommerce",
@@ -85,7 +91,7 @@ let package = Package(
         // Test targets declare every module they import, as the rest do (scripts/check_imports.py).
         .target(
             name: "LockProofTestSupport",
-            dependencies: ["LockProofCommerce", "LockProofLocking", "LockProofPostgres", "LockProofRedis"],
+            dependencies: ["LockProofConfiguration", "LockProofCommerce", "LockProofLocking", "LockProofPostgres", "LockProofRedis"],
             path: "Tests/Support"),
         .testTarget(
             name: "LockProofDriverTests",

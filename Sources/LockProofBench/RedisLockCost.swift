@@ -1,5 +1,6 @@
 import Foundation
 import LockProofCommerce
+import LockProofConfiguration
 import LockProofLocking
 import LockProofRedis
 

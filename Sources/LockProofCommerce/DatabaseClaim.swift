@@ -1,4 +1,5 @@
 import Foundation
+import LockProofConfiguration
 import LockProofLocking
 import LockProofPostgres
 import LockProofRedis

@@ -53,6 +53,33 @@ public struct SeedData {
         try db.query("INSERT INTO coupons (name, total_quantity) VALUES ('coupon', $1) RETURNING id", [totalQuantity])
             .int(0, 0)!
     }
+
+    /// `count` PENDING orders, set-based so that pools of tens of thousands seed in a moment.
+    /// Order n (by id) belongs to user n mod users and holds products n … n + itemsPerOrder − 1,
+    /// `quantity` of each at `price`. Returns their ids in ascending order.
+    public func pendingOrders(count: Int, users: [Int], products: [Int], itemsPerOrder: Int, quantity: Int, price: Int) throws -> [Int] {
+        try db.transaction { db in
+            let made = try db.query(
+                """
+                WITH made AS (
+                    INSERT INTO orders (user_id, status, total_amount)
+                    SELECT ($1::bigint[])[((n - 1) % $2) + 1], 'PENDING', $3 FROM generate_series(1, $4) AS n
+                    RETURNING id)
+                SELECT id FROM made ORDER BY id
+                """,
+                [postgresArray(users), users.count, itemsPerOrder * quantity * price, count])
+            let ids = (0..<made.rowCount).map { made.int($0, 0)! }
+            try db.query(
+                """
+                INSERT INTO order_items (order_id, product_id, quantity, unit_price)
+                SELECT o.id, ($1::bigint[])[((o.n - 1 + k) % $2) + 1], $3, $4
+                FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM orders WHERE id = ANY($5::bigint[])) AS o,
+                     generate_series(0, $6 - 1) AS k
+                """,
+                [postgresArray(products), products.count, quantity, price, postgresArray(ids), itemsPerOrder])
+            return ids
+        }
+    }
 }
 
 /// A bigint[] literal, bound as one text parameter.

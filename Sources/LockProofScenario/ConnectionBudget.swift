@@ -1,4 +1,5 @@
 import LockProofCommerce
+import LockProofConfiguration
 import LockProofPostgres
 import LockProofRedis
 

@@ -1,9 +1,6 @@
 import Foundation
-import Synchronization
 import LockProofCommerce
-import LockProofLocking
-import LockProofPostgres
-import LockProofRedis
+import Synchronization
 
 /// Jepsen's three endings of an operation.
 public enum HistoryOutcome: String, Sendable, Codable {
@@ -220,50 +217,4 @@ public final class HistoryRecorder: @unchecked Sendable {
 
     /// Bytes of history held in memory right now (at most about `bufferLimit`).
     public var bufferedBytes: Int { state.withLock { $0.buffer.count } }
-}
-
-/// A short, fixed name for why an operation did not succeed.
-public func reasonName(_ error: any Error) -> String {
-    switch error {
-    case let error as DomainError:
-        switch error {
-        case .notFound: return "not_found"
-        case .invalidAmount: return "invalid_amount"
-        case .invalidQuantity: return "invalid_quantity"
-        case .emptyOrder: return "empty_order"
-        case .insufficientBalance: return "insufficient_balance"
-        case .insufficientStock: return "insufficient_stock"
-        case .soldOut: return "sold_out"
-        case .alreadyIssued(_, _, let detectedBy): return "already_issued_by_\(detectedBy.rawValue)"
-        case .invalidTransition: return "invalid_transition"
-        case .conflict: return "conflict"
-        case .orderNotPayable: return "order_not_payable"
-        case .paymentDeclined: return "payment_declined"
-        }
-    case let error as PostgresError:
-        switch error.kind {
-        case .deadlock: return "deadlock"
-        case .serializationFailure: return "serialization_failure"
-        case .uniqueViolation: return "unique_violation"
-        case .checkViolation: return "check_violation"
-        case .foreignKeyViolation: return "foreign_key_violation"
-        case .lockNotAvailable: return "lock_timeout"
-        case .queryCanceled: return "query_canceled"
-        case .connectionLost: return "connection_lost"
-        case .connectionFailed: return "connection_failed"
-        case .other: return "database_error"
-        }
-    case let error as any BusinessRefusal: return error.reason
-    case let error as PaymentInterrupted: return reasonName(error.cause)
-    case is RetryExhausted: return "retry_exhausted"
-    case is PoolTimeout: return "pool_timeout"
-    case is ClientCrashed: return "client_crashed"
-    case is GatewayTimeout: return "gateway_timeout"
-    case is FencedWriteRefused: return "fenced_write_refused"
-    case is InjectedCompensationFailure: return "compensation_failed"
-    case is LockTimeout: return "redis_lock_timeout"
-    case is RedisError: return "redis_error"
-    case is GatewayDeclined: return "payment_declined"
-    default: return "error"
-    }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import LockProofCommerce
+import LockProofConfiguration
 import LockProofPostgres
 
 /// Bounds the preparation of a run (emptying the tables, seeding) by the scenario's timeout, as a

@@ -2,6 +2,7 @@ import Foundation
 import Histogram
 import LockProofCommerce
 import LockProofLocking
+import Synchronization
 
 /// How a threshold may aggregate a metric, k6-style.
 public enum MetricKind: String, Sendable {
@@ -159,66 +160,66 @@ private enum EveryOperation {
 /// Everything a run measured, aggregated from the core's events and the operations' outcomes.
 /// Thread-safe; cheap per event. Forwards every event to `forward` (the Prometheus exporter).
 public final class RunStatistics: EventSink, @unchecked Sendable {
-    private let lock = NSLock()
-    private var counters: [SeriesKey: Int] = [:]
-    private var trends: [SeriesKey: Histogram<UInt64>] = [:]
-    private var gauges: [String: Double] = [:]
+    /// Every series, behind one `Mutex` every client thread shares.
+    private let series = Mutex(Series())
     private let forward: (any EventSink)?
 
     public init(forward: (any EventSink)? = nil) { self.forward = forward }
 
     public func record(_ event: LockProofEvent, caseName: String) {
         forward?.record(event, caseName: caseName)
-        lock.lock()
-        defer { lock.unlock() }
+        series.withLock { s in Self.apply(event, to: &s) }
+    }
+
+    private static func apply(_ event: LockProofEvent, to s: inout Series) {
         switch event {
         case .lockWaited(let kind, let seconds):
-            observeLocked(EveryOperation.wait(kind), seconds)
+            s.observe(EveryOperation.wait(kind), seconds)
         case .lockHeld(let kind, let seconds):
-            observeLocked(EveryOperation.held(kind), seconds)
+            s.observe(EveryOperation.held(kind), seconds)
         case .lockAcquireFailed(let kind, let reason):
-            countLocked("lockproof_lock_acquire_failures_total", ["lock": kind.rawValue, "reason": reason.rawValue])
+            s.count("lockproof_lock_acquire_failures_total", ["lock": kind.rawValue, "reason": reason.rawValue])
         case .retryAttempt:
-            countLocked(EveryOperation.retryAttempts)
+            s.count(EveryOperation.retryAttempts)
         case .retryExhausted:
-            countLocked("lockproof_retry_exhausted_total", [:])
+            s.count("lockproof_retry_exhausted_total", [:])
         case .retryCall(let kind):
-            countLocked("lockproof_retry_calls_total", ["kind": kind.rawValue])
+            s.count("lockproof_retry_calls_total", ["kind": kind.rawValue])
         case .optimisticConflict(let entity):
-            countLocked("lockproof_optimistic_conflicts_total", ["entity": entity])
+            s.count("lockproof_optimistic_conflicts_total", ["entity": entity])
         case .databaseError(let kind, _):
             switch kind {
-            case .deadlock: countLocked("lockproof_db_deadlocks_total", [:])
-            case .serializationFailure: countLocked("lockproof_db_serialization_failures_total", [:])
-            case .uniqueViolation: countLocked("lockproof_db_unique_violations_total", [:])
+            case .deadlock: s.count("lockproof_db_deadlocks_total", [:])
+            case .serializationFailure: s.count("lockproof_db_serialization_failures_total", [:])
+            case .uniqueViolation: s.count("lockproof_db_unique_violations_total", [:])
             default: break
             }
         case .compensation(let succeeded):
-            countLocked("lockproof_compensations_total", ["outcome": succeeded ? "succeeded" : "failed"])
+            s.count("lockproof_compensations_total", ["outcome": succeeded ? "succeeded" : "failed"])
         case .distributedLockLost:
-            countLocked("lockproof_distributed_lock_lost_total", [:])
+            s.count("lockproof_distributed_lock_lost_total", [:])
         case .fencedWriteRefused:
-            countLocked("lockproof_distributed_lock_lost_total", [:])
-            countLocked(Self.fencedWritesRefused, [:])
+            s.count("lockproof_distributed_lock_lost_total", [:])
+            s.count(Self.fencedWritesRefused, [:])
         case .redisLockBypassed:
-            countLocked(Self.redisLockBypassed, [:])
+            s.count(Self.redisLockBypassed, [:])
         case .circuitBreaker:
             break  // the runner reads the breaker's own time line
         case .poolWaited(let pool, let seconds, let holdingLock):
-            observeLocked("lockproof_pool_wait_seconds", ["pool": pool.rawValue], seconds)
-            if holdingLock { observeLocked(Self.poolWaitHoldingLock, ["pool": pool.rawValue], seconds) }
+            s.observe("lockproof_pool_wait_seconds", ["pool": pool.rawValue], seconds)
+            if holdingLock { s.observe(Self.poolWaitHoldingLock, ["pool": pool.rawValue], seconds) }
         }
     }
 
     /// One finished operation.
     public func recordOperation(outcome: OperationOutcome, seconds: Double) {
-        lock.lock()
-        defer { lock.unlock() }
-        countLocked(EveryOperation.key(outcome))
-        countLocked(EveryOperation.throughput)
-        if outcome == .error || outcome == .unknown { countLocked(EveryOperation.errors) }
-        observeLocked(EveryOperation.duration, seconds)
-        observeLocked(EveryOperation.latency, seconds)
+        series.withLock { s in
+            s.count(EveryOperation.key(outcome))
+            s.count(EveryOperation.throughput)
+            if outcome == .error || outcome == .unknown { s.count(EveryOperation.errors) }
+            s.observe(EveryOperation.duration, seconds)
+            s.observe(EveryOperation.latency, seconds)
+        }
     }
 
     /// Internal counters: writes the database refused for a stale fencing token, and lock calls
@@ -240,73 +241,70 @@ public final class RunStatistics: EventSink, @unchecked Sendable {
     public static let gatewayRecordSeconds = "gateway_record_seconds"
 
     func observe(_ metric: String, seconds: Double) {
-        lock.lock()
-        observeLocked(metric, [:], seconds)
-        lock.unlock()
+        series.withLock { $0.observe(metric, [:], seconds) }
     }
 
     /// Internal counter: payments that reached the gateway (what compensation counters watch).
     static let gatewayCalls = "gateway_calls"
 
     func countGatewayCall() {
-        lock.lock()
-        countLocked(Self.gatewayCalls, [:])
-        lock.unlock()
+        series.withLock { $0.count(Self.gatewayCalls, [:]) }
     }
 
     public func setGauge(_ name: String, _ value: Double) {
-        lock.lock()
-        gauges[name] = value
-        lock.unlock()
-    }
-
-    private func countLocked(_ metric: String, _ labels: [String: String]) {
-        countLocked(SeriesKey(metric: metric, labels: labels))
-    }
-
-    private func countLocked(_ key: SeriesKey) {
-        counters[key, default: 0] += 1
-    }
-
-    private func observeLocked(_ metric: String, _ labels: [String: String], _ seconds: Double) {
-        observeLocked(SeriesKey(metric: metric, labels: labels), seconds)
-    }
-
-    private func observeLocked(_ key: SeriesKey, _ seconds: Double) {
-        // In place: taking the histogram out of the dictionary and back would copy its buckets on
-        // every sample, under the lock every client thread shares.
-        _ = trends[key, default: Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)]
-            .record(UInt64(max(0, seconds) * 1_000_000))  // microseconds
+        series.withLock { $0.gauges[name] = value }
     }
 
     /// The sum of a counter over the series whose labels include `filter`.
     public func count(_ metric: String, where filter: [String: String] = [:]) -> Int {
-        lock.lock()
-        defer { lock.unlock() }
-        var total = 0
-        for (key, value) in counters where key.metric == metric && filter.allSatisfy({ key.labels[$0.key] == $0.value }) {
-            total += value
+        series.withLock { s in
+            var total = 0
+            for (key, value) in s.counters where key.metric == metric && filter.allSatisfy({ key.labels[$0.key] == $0.value }) {
+                total += value
+            }
+            return total
         }
-        return total
     }
 
     /// The merged samples of a trend over the series whose labels include `filter`, in seconds.
     public func trend(_ metric: String, where filter: [String: String] = [:]) -> TrendSummary? {
-        lock.lock()
-        defer { lock.unlock() }
-        var merged: Histogram<UInt64>?
-        for (key, histogram) in trends
-        where key.metric == metric && filter.allSatisfy({ key.labels[$0.key] == $0.value }) {
-            if merged == nil { merged = histogram } else { merged!.add(histogram) }
+        series.withLock { s in
+            var merged: Histogram<UInt64>?
+            for (key, histogram) in s.trends
+            where key.metric == metric && filter.allSatisfy({ key.labels[$0.key] == $0.value }) {
+                if merged == nil { merged = histogram } else { merged!.add(histogram) }
+            }
+            guard let merged, merged.totalCount > 0 else { return nil }
+            return TrendSummary(merged)
         }
-        guard let merged, merged.totalCount > 0 else { return nil }
-        return TrendSummary(merged)
     }
 
-    public func gauge(_ name: String) -> Double? {
-        lock.lock()
-        defer { lock.unlock() }
-        return gauges[name]
+    public func gauge(_ name: String) -> Double? { series.withLock { $0.gauges[name] } }
+}
+
+/// What a run measured: counters, trends (HDR histograms, microseconds) and gauges by series.
+private struct Series {
+    var counters: [SeriesKey: Int] = [:]
+    var trends: [SeriesKey: Histogram<UInt64>] = [:]
+    var gauges: [String: Double] = [:]
+
+    mutating func count(_ metric: String, _ labels: [String: String]) {
+        count(SeriesKey(metric: metric, labels: labels))
+    }
+
+    mutating func count(_ key: SeriesKey) {
+        counters[key, default: 0] += 1
+    }
+
+    mutating func observe(_ metric: String, _ labels: [String: String], _ seconds: Double) {
+        observe(SeriesKey(metric: metric, labels: labels), seconds)
+    }
+
+    mutating func observe(_ key: SeriesKey, _ seconds: Double) {
+        // In place: taking the histogram out of the dictionary and back would copy its buckets on
+        // every sample, under the lock every client thread shares.
+        _ = trends[key, default: Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)]
+            .record(UInt64(max(0, seconds) * 1_000_000))  // microseconds
     }
 }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LockProofBench
 import LockProofCommerce
+import LockProofConfiguration
 import LockProofScenario
 
 /// `lockproof bench`: the benchmark matrix against pgbench's ceiling, with reports and a verdict on

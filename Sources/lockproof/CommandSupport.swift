@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LockProofCommerce
+import LockProofConfiguration
 
 #if canImport(Glibc)
     import Glibc

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LockProofCommerce
+import LockProofConfiguration
 import LockProofPostgres
 
 /// `lockproof recover`: finish every interrupted payment exactly once.

@@ -56,6 +56,18 @@ public enum OperationName: String, Sendable, CaseIterable, Codable, Comparable {
     public static func < (lhs: OperationName, rhs: OperationName) -> Bool { lhs.rawValue < rhs.rawValue }
 }
 
+/// The checkers a case may call for; the scenario layer makes one of each (`Checkers/`).
+public enum CheckerKind: String, Sendable, CaseIterable {
+    case moneyConservation = "money-conservation"
+    case stockConservation = "stock-conservation"
+    case compensation
+    case coupon
+    case orderCreation = "order-creation"
+    case transition
+    case cart
+    case dailyLimit = "daily-limit"
+}
+
 /// The Redis keys of every case's locks, as `SCAN` patterns, each once in case order.
 public var caseLockKeyPatterns: [String] {
     var patterns: [String] = []

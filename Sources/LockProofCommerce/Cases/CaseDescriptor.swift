@@ -55,18 +55,6 @@ public struct StrategyTraits: Sendable, Equatable {
     public var usesRedisLock: Bool { locks.contains(.redis) }
 }
 
-/// The checkers a case may call for; the scenario layer makes one of each (`Checkers/`).
-public enum CheckerKind: String, Sendable, CaseIterable {
-    case moneyConservation = "money-conservation"
-    case stockConservation = "stock-conservation"
-    case compensation
-    case coupon
-    case orderCreation = "order-creation"
-    case transition
-    case cart
-    case dailyLimit = "daily-limit"
-}
-
 /// What a case keeps of its own beside the shared tables (users, products, coupons, orders, carts):
 /// its tables and the statements creating them (`Schema` creates, checks and empties them with
 /// LockProof's others), the `seed.NAME` keys it reads, and the step seeding its rows for the seeded
@@ -106,12 +94,21 @@ public struct SeedKey: Sendable, Equatable {
     }
 }
 
-/// A scenario key an operation reads (`workload.amount`, `seed.orders`, …).
+/// A scenario key an operation reads (`workload.amount`, `seed.orders`, …): a key that no
+/// operation of a scenario reads is refused.
 public enum ScenarioKey: String, Sendable, CaseIterable {
     case amount, items, itemOrder = "item_order", quantity, gateway
     case idempotencyKeys = "idempotency_keys", idempotencyDuplicates = "idempotency_duplicates"
     case balance, couponQuantity = "coupon_quantity", orders, orderItems = "order_items"
     case orderQuantity = "order_quantity", products, price, stock, cartQuantity = "cart_quantity"
+
+    /// The section of a scenario file the key is written in.
+    public var section: String {
+        switch self {
+        case .amount, .items, .itemOrder, .quantity, .gateway, .idempotencyKeys, .idempotencyDuplicates: return "workload"
+        case .balance, .couponQuantity, .orders, .orderItems, .orderQuantity, .products, .price, .stock, .cartQuantity: return "seed"
+        }
+    }
 }
 
 /// One operation to perform, as the generator drew it: what a client (in-process or over HTTP)

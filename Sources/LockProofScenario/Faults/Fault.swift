@@ -1,6 +1,8 @@
 import Foundation
 import LockProofCommerce
+import LockProofConfiguration
 import LockProofLocking
+import Synchronization
 
 /// The nemesis' vocabulary: each kind lives in its own file beside this one; the runner only
 /// schedules them (`Nemesis`).
@@ -181,77 +183,68 @@ extension ClientHookRateFault {
 }
 
 /// Faults injected from inside the clients: every client's hooks read these switches.
-final class ClientFaultSwitches: @unchecked Sendable {
-    private let lock = NSLock()
-    private var generator: SeededGenerator
-    /// `client-pause`: pauses still to inflict, and how long each lasts.
-    private var pausesLeft = 0
-    private var pauseSeconds = 0.0
-    private var pauseRecords: [FaultRecord] = []
-    /// Rate-based hook faults (`crash-after-deduct`, `compensation-failure`): share of hook calls that fail.
-    private var rates: [FaultKind: Double] = [:]
-    private var counts: [FaultKind: Int] = [:]
+final class ClientFaultSwitches: Sendable {
+    private struct State {
+        var generator: SeededGenerator
+        /// `client-pause`: pauses still to inflict, and how long each lasts.
+        var pausesLeft = 0
+        var pauseSeconds = 0.0
+        var pauseRecords: [FaultRecord] = []
+        /// Rate-based hook faults (`crash-after-deduct`, `compensation-failure`): share of hook calls that fail.
+        var rates: [FaultKind: Double] = [:]
+        var counts: [FaultKind: Int] = [:]
+    }
 
-    init(seed: UInt64) { generator = SeededGenerator(seed: seed ^ 0xFA17) }
+    private let state: Mutex<State>
+
+    init(seed: UInt64) { state = Mutex(State(generator: SeededGenerator(seed: seed ^ 0xFA17))) }
 
     func armPauses(count: Int, seconds: Double) {
-        lock.lock()
-        pausesLeft = count
-        pauseSeconds = seconds
-        lock.unlock()
+        state.withLock {
+            $0.pausesLeft = count
+            $0.pauseSeconds = seconds
+        }
     }
 
-    func disarmPauses() {
-        lock.lock()
-        pausesLeft = 0
-        lock.unlock()
-    }
+    func disarmPauses() { state.withLock { $0.pausesLeft = 0 } }
 
-    func setRate(_ rate: Double, of kind: FaultKind) {
-        lock.lock()
-        rates[kind] = rate
-        lock.unlock()
-    }
+    func setRate(_ rate: Double, of kind: FaultKind) { state.withLock { $0.rates[kind] = rate } }
 
-    func hits(_ kind: FaultKind) -> Int {
-        lock.lock()
-        defer { lock.unlock() }
-        return counts[kind] ?? 0
-    }
+    func hits(_ kind: FaultKind) -> Int { state.withLock { $0.counts[kind] ?? 0 } }
 
     /// The pauses inflicted so far, each as its own record.
     func takePauseRecords() -> [FaultRecord] {
-        lock.lock()
-        defer { lock.unlock() }
-        let records = pauseRecords
-        pauseRecords = []
-        return records
+        state.withLock { state in
+            defer { state.pauseRecords = [] }
+            return state.pauseRecords
+        }
     }
 
     /// The rate is read under the lock: the nemesis sets it from its own thread.
     private func draw(_ kind: FaultKind) -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        let rate = rates[kind] ?? 0
-        guard rate > 0, rate >= 1 || Double.random(in: 0..<1, using: &generator) < rate else { return false }
-        counts[kind, default: 0] += 1
-        return true
+        state.withLock { state in
+            let rate = state.rates[kind] ?? 0
+            guard rate > 0, rate >= 1 || Double.random(in: 0..<1, using: &state.generator) < rate else { return false }
+            state.counts[kind, default: 0] += 1
+            return true
+        }
+    }
+
+    /// Takes one of the armed pauses, if any is left: its length.
+    private func takePause() -> Double? {
+        state.withLock { state in
+            guard state.pausesLeft > 0 else { return nil }
+            state.pausesLeft -= 1
+            state.counts[.clientPause, default: 0] += 1
+            return state.pauseSeconds
+        }
     }
 
     /// Installs the hooks on one client.
     func install(on client: CommerceClient, index: Int, renewer: LeaseRenewer, clock: @escaping @Sendable () -> Double) {
         let box = UncheckedClient(client)
         client.faults.duringThink = { [self] in
-            guard let held = box.client?.heldLock else { return }
-            lock.lock()
-            guard pausesLeft > 0 else {
-                lock.unlock()
-                return
-            }
-            pausesLeft -= 1
-            counts[.clientPause, default: 0] += 1
-            let seconds = pauseSeconds
-            lock.unlock()
+            guard let held = box.client?.heldLock, let seconds = takePause() else { return }
             // A stalled process renews nothing: its lease runs out while it sleeps.
             renewer.suspend(held)
             let started = clock()
@@ -260,9 +253,7 @@ final class ClientFaultSwitches: @unchecked Sendable {
                 kind: FaultKind.clientPause.rawValue, start: started, end: clock(),
                 targets: ["client \(index) holding \(held.key) (fencing token \(held.fencingToken), lease \(held.leaseMilliseconds) ms)"],
                 hits: 1, note: "stalled between its read and its write, then went on writing")
-            lock.lock()
-            pauseRecords.append(record)
-            lock.unlock()
+            state.withLock { $0.pauseRecords.append(record) }
         }
         client.faults.afterDeduction = { [self] orderId in
             if draw(.crashAfterDeduct) { throw ClientCrashed(point: "after the deduction of order \(orderId)") }
