@@ -24,13 +24,6 @@ public enum DailySpendStrategy: String, Sendable, CaseIterable, Codable {
     /// The negative control: REPEATABLE READ and no lock. Each transaction reads the day's sum in
     /// its snapshot; concurrent spends insert different rows, so both commit: write skew.
     case repeatableReadNoLock = "repeatable-read-no-lock"
-
-    /// Does this strategy take the Redis lock?
-    public var takesRedisLock: Bool { self == .seed }
-    /// Does it retry whole transactions?
-    public var retries: Bool { self == .serializable }
-    /// Is it a negative control (expected to break the limit under contention)?
-    public var isNegativeControl: Bool { self == .repeatableReadNoLock }
 }
 
 /// The spend would take the day's total past the user's daily limit. Nothing was written.
@@ -78,13 +71,13 @@ public struct DailySpend {
 
     public static func lockKey(userId: Int) -> String { "spend:user:\(userId)" }
 
-    /// The Redis key pattern of the case's locks (what a run clears before it starts).
+    /// The Redis key pattern of the case's locks (`DailySpendCase.lockKeyPatterns`).
     public static let lockKeyPattern = "spend:user:*"
 
     /// The advisory lock's class (first int4 key; "LPSD"); the user id is the second.
     static let advisoryLockClass = Int32(0x4C50_5344)
 
-    /// The case's tables (emptied with the others by `Schema.reset`).
+    /// The case's tables (`DailySpendCase.storage`: `Schema` creates, checks and empties them).
     public static let tables = ["spends", "spending_limits"]
 
     /// Creates the case's tables (after `users`, which they reference). There is deliberately no
