@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Where LockProof's client spends its instructions per operation: callgrind (exact, repeatable
 # instruction counts) over one client running N operations of a strategy, counting only inside
-# the operation (VirtualUser.perform), so schema setup and seeding are left out.
+# the operation (ClientLoop.perform), so schema setup and seeding are left out.
 #   scripts/profile-client.sh [operations] [case:strategy ...]
 # Default: 300 operations of charge-balance:seed, charge-balance:pessimistic, order-state:seed.
 # PROFILE_PGBENCH=1: instead, LockProof against pgbench running the strategy's derived script, on
 # the benchmark's spread seed, each counted over N operations and over 2, the difference divided
-# by N - 2: LockProof inside VirtualUser.perform (which includes what the runner does with each
+# by N - 2: LockProof inside ClientLoop.perform (which includes what the runner does with each
 # finished operation: the history and its checkers, the statistics, the progress count) and
 # pgbench's whole process (one thread per client group; nothing else runs in it). The scripts
 # come from a benchmark report (PROFILE_BENCH_JSON, default .run/bench/bench.json).
@@ -62,7 +62,7 @@ $extra
 expect: pass
 YAML
             valgrind --tool=callgrind --callgrind-out-file="$out/whole-$case_name-$strategy-$count.callgrind" \
-                --toggle-collect='*VirtualUser*perform*' "$out/lockproof" run "$out/$case_name-$strategy-$count.yaml" --quiet >"$out/whole-$case_name-$strategy-$count.log" 2>&1 || true
+                --toggle-collect='*ClientLoop*perform*' "$out/lockproof" run "$out/$case_name-$strategy-$count.yaml" --quiet >"$out/whole-$case_name-$strategy-$count.log" 2>&1 || true
             grep -q "^operations: $count ok" "$out/whole-$case_name-$strategy-$count.log" || {
                 echo "profile-client: $case_name/$strategy did not run $count successful operations (see $out/whole-$case_name-$strategy-$count.log)" >&2; exit 1; }
             valgrind --tool=callgrind --callgrind-out-file="$out/pgbench-$case_name-$strategy-$count.callgrind" \
@@ -103,7 +103,7 @@ $mix
 expect: pass
 YAML
     valgrind --tool=callgrind --callgrind-out-file="$out/$case_name-$strategy.callgrind" \
-        --toggle-collect='*VirtualUser*perform*' \
+        --toggle-collect='*ClientLoop*perform*' \
         "$out/lockproof" run "$out/$case_name-$strategy.yaml" --quiet >"$out/$case_name-$strategy.log" 2>&1 || true
     grep -E "^operations:" "$out/$case_name-$strategy.log" | sed "s/^/$case_name\/$strategy: /"
     total=$(callgrind_annotate "$out/$case_name-$strategy.callgrind" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')

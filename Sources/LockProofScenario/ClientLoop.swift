@@ -111,16 +111,7 @@ final class ClientLoop: @unchecked Sendable {
             if let iterations = workload.iterations, iteration >= iterations { break }
             if let deadline, monotonicSeconds() >= deadline { break }
             if mustStop() { break }
-            var pause = 0.0
-            var invocation: Invocation? = generator.next(iteration)
-            while let current = invocation {
-                let start = clock()
-                let completion = client.invoke(current)
-                let entry = HistoryEntry(client: index, index: iteration, current, start: start, end: clock(), completion)
-                record(entry, completion.outcome)
-                pause = backoff.delay(after: entry)
-                invocation = generator.followUp(after: current, completion: completion)
-            }
+            let pause = perform(iteration, index, client, &generator, &backoff, clock)
             iteration += 1
             if pause > 0 {
                 // A client hammering a dead server: wait a little, never past the deadline.
@@ -128,6 +119,27 @@ final class ClientLoop: @unchecked Sendable {
                 while monotonicSeconds() < until && !mustStop() { Thread.sleep(forTimeInterval: min(0.01, pause)) }
             }
         }
+    }
+
+    /// One iteration of a client: the generator's operation (and its follow-up), performed by the
+    /// client and recorded. Returns how long to pause before the next (a dead server). Its own
+    /// function so that `scripts/profile-client.sh` can count what one operation costs.
+    @inline(never)
+    func perform(
+        _ iteration: Int, _ index: Int, _ client: any Client, _ generator: inout OperationGenerator, _ backoff: inout FailureBackoff,
+        _ clock: () -> Double
+    ) -> Double {
+        var pause = 0.0
+        var invocation: Invocation? = generator.next(iteration)
+        while let current = invocation {
+            let start = clock()
+            let completion = client.invoke(current)
+            let entry = HistoryEntry(client: index, index: iteration, current, start: start, end: clock(), completion)
+            record(entry, completion.outcome)
+            pause = backoff.delay(after: entry)
+            invocation = generator.followUp(after: current, completion: completion)
+        }
+        return pause
     }
 
     private func record(_ entry: HistoryEntry, _ outcome: OperationOutcome) {
