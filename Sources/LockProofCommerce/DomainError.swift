@@ -41,6 +41,14 @@ public enum DomainError: Error, Equatable, CustomStringConvertible, Sendable {
     }
 }
 
+/// A refusal by a case's own business rule, as a type of the case's own beside `DomainError` (a
+/// new case adds no arm to `DomainError`): nothing was written; its outcome is `rejected` and
+/// its history reason is `reason`.
+public protocol BusinessRefusal: Error {
+    /// A short, fixed name for the history and reports (`daily_limit_exceeded`).
+    var reason: String { get }
+}
+
 /// Which layer caught a duplicate coupon request (claim 6 of the seed measures the first).
 public enum DuplicateDetection: String, Sendable, Equatable {
     case applicationCheck = "application_check"
@@ -60,7 +68,7 @@ public enum OperationOutcome: String, Sendable, CaseIterable, Codable {
 
     public static func classify(_ error: any Error) -> OperationOutcome {
         switch error {
-        case is DomainError: return .rejected
+        case is DomainError, is any BusinessRefusal: return .rejected
         case let error as PostgresError: return error.kind == .connectionLost ? .unknown : .error
         case is ClientCrashed, is GatewayTimeout, is PaymentInterrupted: return .unknown
         default: return .error

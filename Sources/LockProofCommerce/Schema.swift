@@ -12,7 +12,7 @@ public enum Schema {
     public static let tables = [
         "gateway_charges", "payment_intents", "compensations", "idempotency_keys", "stock_ledger", "balance_ledger", "cart_items",
         "order_items", "orders", "user_coupons", "coupons", "products", "users",
-    ]
+    ] + CaseName.allCases.flatMap { $0.descriptor.storage.tables }  // a case's own tables (`CaseStorage`)
 
     /// The marker table: one row, written when LockProof created the schema.
     public static let markerTable = "lockproof_schema"
@@ -178,7 +178,7 @@ public enum Schema {
             created_by TEXT NOT NULL
         )
         """,
-    ]
+    ] + CaseName.allCases.flatMap { $0.descriptor.storage.statements }
 
 
     /// Creates the schema and its marker in a database that has none of LockProof's tables, or

@@ -107,6 +107,7 @@ public func reasonName(_ error: any Error) -> String {
         case .connectionFailed: return "connection_failed"
         case .other: return "database_error"
         }
+    case let error as any BusinessRefusal: return error.reason
     case let error as PaymentInterrupted: return reasonName(error.cause)
     case is RetryExhausted: return "retry_exhausted"
     case is PoolTimeout: return "pool_timeout"

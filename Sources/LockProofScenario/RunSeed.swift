@@ -75,6 +75,13 @@ extension ScenarioRunner {
         initial.couponTotal = spec.couponQuantity
         initial.balances = Dictionary(uniqueKeysWithValues: initial.users.map { ($0, spec.balance) })
         initial.stock = Dictionary(uniqueKeysWithValues: initial.products.map { ($0, spec.stock) })
+        for caseName in scenario.cases {
+            // A case's own rows (`CaseStorage.seed`), from its seed keys (the file's or their defaults).
+            let storage = caseName.descriptor.storage
+            var values = Dictionary(uniqueKeysWithValues: storage.seedKeys.map { ($0.name, $0.defaultValue) })
+            values.merge(spec.caseValues) { _, given in given }
+            try storage.seed(values, initial.users, db)
+        }
         if spec.cartQuantity > 0 {
             try data.cartLines(users: initial.users, products: initial.products, quantity: spec.cartQuantity)
             initial.cartQuantity = spec.cartQuantity

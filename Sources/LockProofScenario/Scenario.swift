@@ -123,6 +123,8 @@ public struct SeedSpec: Sendable, Equatable {
     public var orderQuantity = 1
     /// Opening quantity of every (user, product) cart line; 0 = no line until the first add.
     public var cartQuantity = 0
+    /// The `seed.NAME` keys of the cases' own (`CaseStorage.seedKeys`) the file set.
+    public var caseValues: [String: Int] = [:]
 }
 
 /// How clients choose the user (or order, or cart line) each operation works on.

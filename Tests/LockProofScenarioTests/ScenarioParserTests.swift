@@ -298,10 +298,15 @@ final class StrictScenarioInputTests: XCTestCase {
         "name: s\ncase: \(caseName)\nstrategy: \(strategy)\nseed: {\(seed)}\nworkload: {virtual_users: 1, iterations: 1\(workload)}"
     }
 
+    /// The operations that read `key`, as the refusal names them (from the descriptors).
+    private func readers(_ key: ScenarioKey) -> String {
+        OperationName.allCases.filter { $0.reads.contains(key) }.map(\.rawValue).joined(separator: ", ")
+    }
+
     func testKeysThatDoNotApplyToTheScenariosOperationsAreRefusedWithTheReason() {
         XCTAssertTrue(
             scenarioProblems(scenario("process-payment", seed: "orders: 1", workload: ", amount: 5"))
-                .contains { $0.contains("workload.amount: does not apply: this scenario runs pay, and it is read only by charge; a payment costs its order's order_items × order_quantity × price") },
+                .contains { $0.contains("workload.amount: does not apply: this scenario runs pay, and it is read only by \(readers(.amount)); a payment costs its order's order_items × order_quantity × price") },
             "\(scenarioProblems(scenario("process-payment", seed: "orders: 1", workload: ", amount: 5")))")
         XCTAssertTrue(
             scenarioProblems(scenario("charge-balance", workload: ", gateway: {failure_rate: 0.5}"))

@@ -10,6 +10,7 @@ public enum CaseName: String, Sendable, CaseIterable, Codable {
     case createOrder = "create-order"
     case orderState = "order-state"
     case cartQuantity = "cart-quantity"
+    case dailySpend = "daily-spend"
 
     /// The case's description.
     public var descriptor: any CaseDescriptor.Type {
@@ -20,6 +21,7 @@ public enum CaseName: String, Sendable, CaseIterable, Codable {
         case .createOrder: return CreateOrderCase.self
         case .orderState: return OrderStateCase.self
         case .cartQuantity: return CartQuantityCase.self
+        case .dailySpend: return DailySpendCase.self
         }
     }
 
@@ -33,7 +35,7 @@ public enum CaseName: String, Sendable, CaseIterable, Codable {
 
 /// The operations of every case, as scenario files (`workload.mix`) and histories name them.
 public enum OperationName: String, Sendable, CaseIterable, Codable, Comparable {
-    case charge, pay, issue, create, complete, cancel, add
+    case charge, pay, issue, create, complete, cancel, add, spend
 
     /// The case the operation belongs to.
     public var caseName: CaseName {
@@ -44,6 +46,7 @@ public enum OperationName: String, Sendable, CaseIterable, Codable, Comparable {
         case .create: return .createOrder
         case .complete, .cancel: return .orderState
         case .add: return .cartQuantity
+        case .spend: return .dailySpend
         }
     }
 
@@ -62,6 +65,7 @@ public enum CheckerKind: String, Sendable, CaseIterable {
     case orderCreation = "order-creation"
     case transition
     case cart
+    case dailyLimit = "daily-limit"
 }
 
 /// The Redis keys of every case's locks, as `SCAN` patterns, each once in case order.

@@ -1,4 +1,5 @@
 import LockProofLocking
+import LockProofPostgres
 
 /// One case, described once: its operations, its strategies with their traits, its Redis lock
 /// keys, the checkers that judge it, what its operations read from a scenario, how an operation's
@@ -23,6 +24,8 @@ public protocol CaseDescriptor {
     static var lockKeyPatterns: [String] { get }
     /// The checkers that judge its runs.
     static var checkers: [CheckerKind] { get }
+    /// Tables, seed keys and seed step of the case's own, beside the shared ones (`.shared`: none).
+    static var storage: CaseStorage { get }
     /// The scenario keys `operation` reads: a key no operation of a scenario reads is refused.
     static func reads(_ operation: OperationName) -> Set<ScenarioKey>
     /// Draws the arguments of one `operation` from the run's seed and workload.
@@ -50,6 +53,45 @@ public struct StrategyTraits: Sendable, Equatable {
 
     /// It takes the Redis lock (the benchmark's ceiling leaves out the Redis round trips).
     public var usesRedisLock: Bool { locks.contains(.redis) }
+}
+
+/// What a case keeps of its own beside the shared tables (users, products, coupons, orders, carts):
+/// its tables and the statements creating them (`Schema` creates, checks and empties them with
+/// LockProof's others), the `seed.NAME` keys it reads, and the step seeding its rows for the seeded
+/// users (run after the shared seed, only in scenarios that run the case).
+public struct CaseStorage: Sendable {
+    public let tables: [String]
+    public let statements: [String]
+    public let seedKeys: [SeedKey]
+    public let seed: @Sendable (_ values: [String: Int], _ users: [Int], _ db: PostgresConnection) throws -> Void
+
+    public init(
+        tables: [String], statements: [String], seedKeys: [SeedKey],
+        seed: @escaping @Sendable (_ values: [String: Int], _ users: [Int], _ db: PostgresConnection) throws -> Void
+    ) {
+        self.tables = tables
+        self.statements = statements
+        self.seedKeys = seedKeys
+        self.seed = seed
+    }
+
+    /// Nothing of its own: the case works on the shared tables and seed keys only.
+    public static let shared = CaseStorage(tables: [], statements: [], seedKeys: []) { _, _, _ in }
+}
+
+/// A `seed.NAME` whole number a case reads: its range (refused outside it) and its default.
+public struct SeedKey: Sendable, Equatable {
+    public let name: String
+    public let range: ClosedRange<Int>
+    public let defaultValue: Int
+    public let help: String
+
+    public init(name: String, range: ClosedRange<Int>, defaultValue: Int, help: String) {
+        self.name = name
+        self.range = range
+        self.defaultValue = defaultValue
+        self.help = help
+    }
 }
 
 /// A scenario key an operation reads (`workload.amount`, `seed.orders`, …): a key that no

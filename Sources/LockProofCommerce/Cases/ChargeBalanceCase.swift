@@ -6,6 +6,7 @@ public enum ChargeBalanceCase: CaseDescriptor {
     public static let followUps: [OperationName] = []
     public static let lockKeyPatterns = ["balance:user:*"]
     public static let checkers: [CheckerKind] = [.moneyConservation]
+    public static let storage = CaseStorage.shared
 
     public static func traits(_ strategy: Strategy) -> StrategyTraits {
         switch strategy {

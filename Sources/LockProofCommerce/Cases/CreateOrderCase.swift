@@ -7,6 +7,7 @@ public enum CreateOrderCase: CaseDescriptor {
     public static let followUps: [OperationName] = [.pay]
     public static let lockKeyPatterns = ["order:create:user:*"]
     public static let checkers: [CheckerKind] = [.orderCreation]
+    public static let storage = CaseStorage.shared
 
     public static func traits(_ strategy: Strategy) -> StrategyTraits {
         switch strategy {

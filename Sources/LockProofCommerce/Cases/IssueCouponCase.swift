@@ -6,6 +6,7 @@ public enum IssueCouponCase: CaseDescriptor {
     public static let followUps: [OperationName] = []
     public static let lockKeyPatterns = ["coupon:issue:*"]
     public static let checkers: [CheckerKind] = [.coupon]
+    public static let storage = CaseStorage.shared
 
     public static func traits(_ strategy: Strategy) -> StrategyTraits {
         switch strategy {

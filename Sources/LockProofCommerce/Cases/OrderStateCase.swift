@@ -6,6 +6,7 @@ public enum OrderStateCase: CaseDescriptor {
     public static let followUps: [OperationName] = []
     public static let lockKeyPatterns: [String] = []
     public static let checkers: [CheckerKind] = [.transition]
+    public static let storage = CaseStorage.shared
 
     public static func traits(_ strategy: Strategy) -> StrategyTraits { StateChangeStrategy.traits(strategy) }
 
@@ -36,6 +37,7 @@ public enum CartQuantityCase: CaseDescriptor {
     public static let followUps: [OperationName] = []
     public static let lockKeyPatterns: [String] = []
     public static let checkers: [CheckerKind] = [.cart]
+    public static let storage = CaseStorage.shared
 
     public static func traits(_ strategy: Strategy) -> StrategyTraits { StateChangeStrategy.traits(strategy) }
 

@@ -141,6 +141,7 @@ extension CheckerKind {
         case .orderCreation: return OrderCreationChecker()
         case .transition: return TransitionChecker()
         case .cart: return CartChecker()
+        case .dailyLimit: return DailyLimitChecker()
         }
     }
 }

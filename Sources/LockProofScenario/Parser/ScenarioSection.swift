@@ -106,6 +106,12 @@ extension ScenarioReader {
             let why = Self.whyNotRead(key).map { "; \($0)" } ?? ""
             problem(entry.key, "\(key.section).\(key.rawValue): does not apply: \(running), and it is read only by \(users.map(\.rawValue).joined(separator: ", "))\(why)")
         }
+        for key in Self.caseSeedKeys {
+            let readers = CaseName.allCases.filter { $0.descriptor.storage.seedKeys.contains(key) }
+            guard let seed, let entry = mappingEntry(seed, key.name), Set(scenario.cases).isDisjoint(with: readers) else { continue }
+            let operations = readers.flatMap(\.operations).map(\.rawValue)
+            problem(entry.key, "seed.\(key.name): does not apply: \(running), and it is read only by \(operations.joined(separator: ", "))")
+        }
         if let workload, let entry = mappingEntry(workload, "retry"), !scenario.retries {
             problem(entry.key, "workload.retry: does not apply: no strategy of this scenario (\(scenario.strategyLabel)) retries; \(Self.retryingStrategies) do")
         }

@@ -1,4 +1,5 @@
 import Foundation
+import LockProofCommerce
 import Yams
 
 /// `seed`: the initial data.
@@ -10,7 +11,7 @@ extension ScenarioReader {
             known: [
                 "users", "balance", "products", "price", "stock", "coupon_quantity", "orders", "order_items", "order_quantity",
                 "cart_quantity",
-            ],
+            ] + Self.caseSeedKeys.map(\.name),
             section: "seed")
         let big = 0...1_000_000_000
         if let v = fields["users"].flatMap({ integer($0.value, "seed.users", range: 1...100_000) }) { seed.users = v }
@@ -29,6 +30,18 @@ extension ScenarioReader {
         if let v = fields["cart_quantity"].flatMap({ integer($0.value, "seed.cart_quantity", range: 0...1_000_000) }) {
             seed.cartQuantity = v
         }
+        for key in Self.caseSeedKeys {
+            if let v = fields[key.name].flatMap({ integer($0.value, "seed.\(key.name)", range: key.range) }) { seed.caseValues[key.name] = v }
+        }
         return seed
+    }
+
+    /// The seed keys of the cases' own (`CaseStorage.seedKeys`), each once.
+    static var caseSeedKeys: [SeedKey] {
+        var keys: [SeedKey] = []
+        for caseName in CaseName.allCases {
+            for key in caseName.descriptor.storage.seedKeys where !keys.contains(where: { $0.name == key.name }) { keys.append(key) }
+        }
+        return keys
     }
 }
