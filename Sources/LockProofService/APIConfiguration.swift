@@ -16,6 +16,7 @@ public struct APIStrategies: Sendable, Equatable, CustomStringConvertible {
     public var createOrder = CreateOrderStrategy.seed
     public var orderState = StateChangeStrategy.seed
     public var cartQuantity = StateChangeStrategy.seed
+    public var dailySpend = DailySpendStrategy.seed
 
     public init() {}
 
@@ -51,6 +52,7 @@ public struct APIStrategies: Sendable, Equatable, CustomStringConvertible {
             case .createOrder: strategies.createOrder = CreateOrderStrategy(rawValue: strategyText)!
             case .orderState: strategies.orderState = StateChangeStrategy(rawValue: strategyText)!
             case .cartQuantity: strategies.cartQuantity = StateChangeStrategy(rawValue: strategyText)!
+            case .dailySpend: strategies.dailySpend = DailySpendStrategy(rawValue: strategyText)!
             }
         }
         return strategies
@@ -64,6 +66,7 @@ public struct APIStrategies: Sendable, Equatable, CustomStringConvertible {
         case .createOrder: return createOrder.rawValue
         case .orderState: return orderState.rawValue
         case .cartQuantity: return cartQuantity.rawValue
+        case .dailySpend: return dailySpend.rawValue
         }
     }
 
