@@ -65,7 +65,9 @@ final class TargetParserTests: XCTestCase {
     func testShopTargetParsesWithEveryOperationOfTheScenarios() throws {
         let target = try TargetParser.load(path: repository.appendingPathComponent("targets/shop.yaml").path)
         XCTAssertEqual(target.name, "shop")
-        XCTAssertEqual(Set(target.operations.keys), Set(Target.operationNames))
+        // Every operation but the sixth case's `spend`, which the fixture does not implement (yet):
+        // its scenarios are refused naming it (TargetFitTests).
+        XCTAssertEqual(Set(target.operations.keys), Set(Target.operationNames).subtracting(["spend"]))
         XCTAssertEqual(target.databaseURLVariable, "SHOP_DATABASE_URL")
         XCTAssertEqual(target.connectTimeoutSeconds, 2)
         XCTAssertEqual(target.requestTimeoutSeconds, 10)
