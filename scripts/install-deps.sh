@@ -7,6 +7,11 @@
 #                                   check the HTML report)
 set -euo pipefail
 
+# Several checkouts may run this at once (helpers, CI steps): apt-get and pip do not wait for each
+# other's locks, so one runs at a time and the others then find everything installed.
+exec 9>/tmp/lockproof-install-deps.lock
+flock -w 900 9 || { echo "install-deps: another install held /tmp/lockproof-install-deps.lock for 15 minutes" >&2; exit 1; }
+
 missing=()
 have_pkgconfig() { pkg-config --exists "$1" 2>/dev/null; }
 have_pkgconfig libpq || missing+=(libpq-dev)
