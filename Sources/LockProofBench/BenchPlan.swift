@@ -33,25 +33,26 @@ public struct BenchPreset: Sendable, Equatable {
     public var couponUsers = 20_000
     /// Orders a cell of `caseName` seeds.
     public func orders(_ caseName: CaseName) -> Int {
-        (caseName == .orderState ? stateOrdersPerSecond : paymentOrdersPerSecond) * cellSeconds
+        (caseName.descriptor.benchmark?.pool == .stateOrders ? stateOrdersPerSecond : paymentOrdersPerSecond) * cellSeconds
     }
     /// The pool of rows a cell of `caseName` walks one per operation (nil: it walks none).
     public func poolSize(_ caseName: CaseName) -> Int? {
-        switch caseName {
-        case .processPayment, .orderState: return orders(caseName)
-        case .issueCoupon: return couponUsers
-        default: return nil
+        guard let pool = caseName.descriptor.benchmark?.pool else { return nil }
+        switch pool {
+        case .paymentOrders: return paymentOrdersPerSecond * cellSeconds
+        case .stateOrders: return stateOrdersPerSecond * cellSeconds
+        case .couponUsers: return couponUsers
         }
     }
     /// Grows the pool of `caseName` to hold at least `rows` (a cell outran it: the machine is
     /// faster than the preset's figures assumed).
     public mutating func grow(_ caseName: CaseName, toHold rows: Int) {
+        guard let pool = caseName.descriptor.benchmark?.pool else { return }
         let perSecond = (rows + cellSeconds - 1) / max(1, cellSeconds)
-        switch caseName {
-        case .processPayment: paymentOrdersPerSecond = max(paymentOrdersPerSecond, perSecond)
-        case .orderState: stateOrdersPerSecond = max(stateOrdersPerSecond, perSecond)
-        case .issueCoupon: couponUsers = max(couponUsers, rows)
-        default: break
+        switch pool {
+        case .paymentOrders: paymentOrdersPerSecond = max(paymentOrdersPerSecond, perSecond)
+        case .stateOrders: stateOrdersPerSecond = max(stateOrdersPerSecond, perSecond)
+        case .couponUsers: couponUsers = max(couponUsers, rows)
         }
     }
     /// Measure the deliberately broken strategies too (the claims and `verify` catch them anyway).

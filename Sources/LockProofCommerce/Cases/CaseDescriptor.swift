@@ -167,18 +167,29 @@ public struct BenchmarkProfile: Sendable {
     public let spread: Bool
     /// Strategies measured with a shared connection pool too.
     public let pooledStrategies: [String]
+    /// The rows a cell uses up one per operation (nil: it reuses its rows).
+    public let pool: BenchmarkPoolKind?
     /// The cell's seed and workload lines and pick mode (nil: `same` when hot, else `random`).
     public let cell: @Sendable (_ hot: Bool, _ pools: BenchmarkPools, _ singleOperation: Bool) -> (seed: [String], workload: [String], pick: String?)
 
     public init(
-        hot: Bool, spread: Bool, pooledStrategies: [String],
+        hot: Bool, spread: Bool, pooledStrategies: [String], pool: BenchmarkPoolKind? = nil,
         cell: @escaping @Sendable (_ hot: Bool, _ pools: BenchmarkPools, _ singleOperation: Bool) -> (seed: [String], workload: [String], pick: String?)
     ) {
         self.hot = hot
         self.spread = spread
         self.pooledStrategies = pooledStrategies
+        self.pool = pool
         self.cell = cell
     }
+}
+
+/// Which pool of single-use rows a cell walks: a preset sizes each from its rate and grows it when
+/// a cell outruns it (a payment or a state change needs an order of its own, an issue a user).
+public enum BenchmarkPoolKind: Sendable, Equatable {
+    case paymentOrders
+    case stateOrders
+    case couponUsers
 }
 
 /// The pools of rows a benchmark preset seeds (orders a cell walks, coupon users).

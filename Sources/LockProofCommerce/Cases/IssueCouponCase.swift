@@ -29,7 +29,7 @@ public enum IssueCouponCase: CaseDescriptor {
         return ["issued_quantity": issued.issuedQuantity]
     }
 
-    public static let benchmark: BenchmarkProfile? = BenchmarkProfile(hot: true, spread: false, pooledStrategies: []) { _, pools, _ in
+    public static let benchmark: BenchmarkProfile? = BenchmarkProfile(hot: true, spread: false, pooledStrategies: [], pool: .couponUsers) { _, pools, _ in
         (["users: \(pools.couponUsers)", "coupon_quantity: 10000000"], [], "per-operation")
     }
 }

@@ -23,7 +23,7 @@ public enum OrderStateCase: CaseDescriptor {
         return [:]
     }
 
-    public static let benchmark: BenchmarkProfile? = BenchmarkProfile(hot: false, spread: true, pooledStrategies: []) { _, pools, single in
+    public static let benchmark: BenchmarkProfile? = BenchmarkProfile(hot: false, spread: true, pooledStrategies: [], pool: .stateOrders) { _, pools, single in
         // A single traced operation runs `complete` alone (a mix needs operations for each).
         (["users: 1000", "orders: \(pools.orders)", "price: 13"], single ? [] : ["mix: {complete: 1, cancel: 1}"], "per-operation")
     }

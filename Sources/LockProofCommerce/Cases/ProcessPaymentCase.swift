@@ -31,7 +31,7 @@ public enum ProcessPaymentCase: CaseDescriptor {
     }
 
     public static let benchmark: BenchmarkProfile? = BenchmarkProfile(
-        hot: true, spread: true, pooledStrategies: ["seed", "pessimistic"]
+        hot: true, spread: true, pooledStrategies: ["seed", "pessimistic"], pool: .paymentOrders
     ) { hot, pools, _ in
         ([
             "users: \(hot ? 1 : 10_000)", "balance: 999999937", "products: \(hot ? 1 : 1_000)", "price: 13",
