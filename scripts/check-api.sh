@@ -63,6 +63,7 @@ fi
 # Test data: ids 1-20 of each exist (schemathesis also finds them through the document's links).
 psql "$LOCKPROOF_DATABASE_URL" -v ON_ERROR_STOP=1 -q >"$work/seed.log" 2>&1 <<'SQL'
 INSERT INTO users (balance) SELECT 100000 FROM generate_series(1, 20);
+INSERT INTO spending_limits (user_id, daily_limit) SELECT id, 1000000 FROM users;
 INSERT INTO products (price, stock) SELECT 10, 1000 FROM generate_series(1, 20);
 INSERT INTO coupons (total_quantity) SELECT 100 FROM generate_series(1, 20);
 INSERT INTO orders (user_id, status, total_amount)
