@@ -5,7 +5,8 @@
 # check (api/schemathesis.toml): any 5xx, any response that breaks the document, and any request the
 # document allows that the server rejects (400/413/415/422) fail it. Prints how many test cases
 # schemathesis generated. Stops serve however it ends.
-#   scripts/check-api.sh            API_CHECK_EXAMPLES (default 50) per operation, API_CHECK_SEED (default 1)
+#   scripts/check-api.sh            API_CHECK_EXAMPLES (default 50) per operation, API_CHECK_SEED (default 1);
+#                                   API_CHECK_API_ADDRESS / API_CHECK_METRICS_ADDRESS (default 127.0.0.1:0, a free port)
 # Exit status: 0 when schemathesis found nothing, 1 otherwise, 2 on bad usage (no servers, no schemathesis).
 set -euo pipefail
 
@@ -32,7 +33,8 @@ if ! swift build --product lockproof >"$work/build.log" 2>&1; then
 fi
 lockproof="$(swift build --show-bin-path)/lockproof"
 
-"$lockproof" serve --metrics-address 127.0.0.1:0 --api-address 127.0.0.1:0 --workers 8 --connections 4 \
+"$lockproof" serve --metrics-address "${API_CHECK_METRICS_ADDRESS:-127.0.0.1:0}" \
+    --api-address "${API_CHECK_API_ADDRESS:-127.0.0.1:0}" --workers 8 --connections 4 \
     >"$work/serve.out" 2>"$work/serve.log" &
 serve=$!
 stop_serve() {
