@@ -119,6 +119,9 @@ def wrk(name):
         "p99_ms": float(p99.group(1)) * scale[p99.group(2)] if p99 else None,
     }
 
+def median(value):
+    return value.get("median") if isinstance(value, dict) else value
+
 bench = json.load(open(f"{out}/core/bench.json"))
 cells = {}
 for cell in bench["cells"]:
@@ -130,10 +133,13 @@ def core(contention, pool):
     cell = cells.get((contention, pool))
     if not cell:
         return None
+    ceiling = cell.get("ceiling_transactions_per_second")
+    p99 = cell.get("latency_p99_seconds")
     return {
-        "operations_per_second": cell["throughput_per_second"],
-        "ceiling_transactions_per_second": cell.get("ceiling_transactions_per_second"),
-        "p99_ms": (cell.get("latency_p99_seconds") or 0) * 1000,
+        # Spreads over repetitions ({median, min, max, …}): one repetition here, its median is it.
+        "operations_per_second": median(cell["throughput_per_second"]),
+        "ceiling_transactions_per_second": median(ceiling),
+        "p99_ms": None if median(p99) is None else median(p99) * 1000,
         "failed_operations": cell.get("failed_operations"),
     }
 

@@ -267,10 +267,10 @@ final class APIServiceTests: XCTestCase {
 
     /// 16 clients at a barrier, 4 spends of 100 each by one user whose daily limit is 1,000, over
     /// HTTP: (acknowledged spends, the day's total in the table, statuses).
-    private func raceSpends(strategy: String) throws -> (acknowledged: Int, total: Int, statuses: [Int]) {
+    private func raceSpends(strategy: String, thinkSeconds: Double = 0.005) throws -> (acknowledged: Int, total: Int, statuses: [Int]) {
         let api = try start {
             $0.strategies = try! APIStrategies.parse("daily-spend=\(strategy)")
-            $0.settings.processingDelaySeconds = 0.005
+            $0.settings.processingDelaySeconds = thinkSeconds
             $0.workers = 16
             $0.connections = 8
         }
@@ -300,7 +300,8 @@ final class APIServiceTests: XCTestCase {
     }
 
     func testTheNoLockControlSkewsPastTheDailyLimitOverHTTPAndIsCaught() throws {
-        let (acknowledged, total, statuses) = try raceSpends(strategy: "repeatable-read-no-lock")
+        // A wider read-to-insert window: the skew needs snapshots that overlap, even on a loaded machine.
+        let (acknowledged, total, statuses) = try raceSpends(strategy: "repeatable-read-no-lock", thinkSeconds: 0.03)
         XCTAssertEqual(total, acknowledged)
         XCTAssertGreaterThan(total, 1_000, "write skew should pass the daily limit with 16 racing clients: \(statuses)")
     }
