@@ -145,7 +145,7 @@ let package = Package(
             name: "LockProofServiceTests",
             dependencies: [
                 "LockProofTestSupport", "LockProofService", "LockProofAPI", "LockProofHTTP", "LockProofMetrics",
-                "LockProofCommerce", "LockProofPostgres",
+                "LockProofCommerce", "LockProofPostgres", "LockProofScenario",
             ]),
     ]
 )

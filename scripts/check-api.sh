@@ -5,16 +5,16 @@
 # check (api/schemathesis.toml): any 5xx, any response that breaks the document, and any request the
 # document allows that the server rejects (400/413/415/422) fail it. Prints how many test cases
 # schemathesis generated. Stops serve however it ends.
-#   scripts/check-api.sh            API_CHECK_EXAMPLES (default 50) per operation, API_CHECK_SEED (default 1)
+#   scripts/check-api.sh            API_CHECK_EXAMPLES (default 50) per operation, API_CHECK_SEED (default 1);
+#                                   API_CHECK_API_ADDRESS / API_CHECK_METRICS_ADDRESS (default 127.0.0.1:0, a free port)
 # Exit status: 0 when schemathesis found nothing, 1 otherwise, 2 on bad usage (no servers, no schemathesis).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-if [ -z "${LOCKPROOF_DATABASE_URL:-}" ] || [ -z "${LOCKPROOF_REDIS_URL:-}" ]; then
-    echo "check-api: LOCKPROOF_DATABASE_URL and LOCKPROOF_REDIS_URL are not set; run it as scripts/with-services.sh $0" >&2
-    exit 2
-fi
+# shellcheck source=scripts/serve-lib.sh
+. scripts/serve-lib.sh
+require_servers
 schemathesis=$(command -v schemathesis || true)
 if [ -z "$schemathesis" ]; then
     echo "check-api: schemathesis not found (scripts/install-deps.sh installs it from scripts/requirements-dev.txt)" >&2
@@ -32,30 +32,9 @@ if ! swift build --product lockproof >"$work/build.log" 2>&1; then
 fi
 lockproof="$(swift build --show-bin-path)/lockproof"
 
-"$lockproof" serve --metrics-address 127.0.0.1:0 --api-address 127.0.0.1:0 --workers 8 --connections 4 \
-    >"$work/serve.out" 2>"$work/serve.log" &
-serve=$!
-stop_serve() {
-    kill -TERM "$serve" 2>/dev/null || true
-    wait "$serve" 2>/dev/null || true
-}
-trap stop_serve EXIT
-
-# serve prints `api: URL`, then `metrics: URL` once both listen: at most 60 s.
-for _ in $(seq 1 600); do
-    grep -q '^metrics: ' "$work/serve.out" && break
-    if ! kill -0 "$serve" 2>/dev/null; then
-        echo "check-api: serve did not start:" >&2
-        cat "$work/serve.log" >&2
-        exit 1
-    fi
-    sleep 0.1
-done
-url=$(sed -n 's/^api: //p' "$work/serve.out")
-if [ -z "$url" ]; then
-    echo "check-api: serve printed no api line within 60 s" >&2
-    exit 1
-fi
+start_serve "$lockproof" "$work" --metrics-address "${API_CHECK_METRICS_ADDRESS:-127.0.0.1:0}" \
+    --api-address "${API_CHECK_API_ADDRESS:-127.0.0.1:0}" --workers 8 --connections 4
+url=$serve_url
 
 # One schemathesis worker: with two, CPython 3.11 sometimes fails inside schemathesis itself
 # ("SystemError: AST constructor recursion depth mismatch", a runtime error, not a finding).
@@ -63,6 +42,7 @@ fi
 # Test data: ids 1-20 of each exist (schemathesis also finds them through the document's links).
 psql "$LOCKPROOF_DATABASE_URL" -v ON_ERROR_STOP=1 -q >"$work/seed.log" 2>&1 <<'SQL'
 INSERT INTO users (balance) SELECT 100000 FROM generate_series(1, 20);
+INSERT INTO spending_limits (user_id, daily_limit) SELECT id, 1000000 FROM users ON CONFLICT (user_id) DO NOTHING;
 INSERT INTO products (price, stock) SELECT 10, 1000 FROM generate_series(1, 20);
 INSERT INTO coupons (total_quantity) SELECT 100 FROM generate_series(1, 20);
 INSERT INTO orders (user_id, status, total_amount)

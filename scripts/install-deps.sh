@@ -4,7 +4,7 @@
 # fixture) with pip. Idempotent: does nothing when everything is there. Needs root for apt-get (CI and sessions run as root).
 #   scripts/install-deps.sh         what make test and make verify need
 #   scripts/install-deps.sh bench   also what make bench needs (gnuplot for the plots, Chromium to
-#                                   check the HTML report)
+#                                   check the HTML report) and wrk for scripts/bench-api.sh
 set -euo pipefail
 
 # Several checkouts may run this at once (helpers, CI steps): apt-get and pip do not wait for each
@@ -40,6 +40,8 @@ fi
 if [ "${1:-}" = bench ]; then
     command -v gnuplot >/dev/null || missing+=(gnuplot-nox)
     command -v chromium >/dev/null || missing+=(chromium)
+    # scripts/bench-api.sh: the API-over-core ratio, HTTP load from wrk.
+    command -v wrk >/dev/null || missing+=(wrk)
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then

@@ -6,6 +6,7 @@
 public enum APIRoute: String, Sendable, CaseIterable {
     case getUser = "GET /users/{userId}"
     case chargeUser = "POST /users/{userId}/charges"
+    case spendUser = "POST /users/{userId}/spends"
     case addCartItem = "POST /users/{userId}/cart/items"
     case setCartItem = "PUT /users/{userId}/cart/items/{productId}"
     case getCoupon = "GET /coupons/{couponId}"
@@ -22,7 +23,7 @@ public enum APIRoute: String, Sendable, CaseIterable {
     /// Whether the route takes a JSON body (the others refuse one that is not empty).
     public var takesBody: Bool {
         switch self {
-        case .chargeUser, .addCartItem, .setCartItem, .issueCoupon, .createOrder: return true
+        case .chargeUser, .spendUser, .addCartItem, .setCartItem, .issueCoupon, .createOrder: return true
         case .getUser, .getCoupon, .getOrder, .payOrder, .completeOrder, .cancelOrder: return false
         }
     }
@@ -33,6 +34,7 @@ public enum APIRoute: String, Sendable, CaseIterable {
         switch self {
         case .getUser: return "get_user"
         case .chargeUser: return "charge_user"
+        case .spendUser: return "spend_user"
         case .addCartItem: return "add_cart_item"
         case .setCartItem: return "set_cart_item"
         case .getCoupon: return "get_coupon"
@@ -49,7 +51,7 @@ public enum APIRoute: String, Sendable, CaseIterable {
     /// or `user_id`); the order routes name an order only.
     public var rateLimited: Bool {
         switch self {
-        case .getUser, .chargeUser, .addCartItem, .setCartItem, .issueCoupon, .createOrder: return true
+        case .getUser, .chargeUser, .spendUser, .addCartItem, .setCartItem, .issueCoupon, .createOrder: return true
         case .getCoupon, .getOrder, .payOrder, .completeOrder, .cancelOrder: return false
         }
     }
@@ -68,6 +70,8 @@ public enum APILimits {
     public static let maximumPathBytes = 1_024
     /// A charge: 1 to 10^12 (minor units) at once.
     public static let maximumChargeAmount: Int64 = 1_000_000_000_000
+    /// A spend: 1 to 10^12 (minor units) at once, like a charge (the daily limit refuses the rest).
+    public static let maximumSpendAmount: Int64 = 1_000_000_000_000
     /// A balance a charge may reach: charges that would take it above are refused (422), so that
     /// no balance comes near BIGINT's limit (9.2 × 10^18) even with every worker racing.
     public static let maximumBalance: Int64 = 1_000_000_000_000_000
@@ -84,6 +88,7 @@ public enum APILimits {
 public enum APIRequest: Sendable, Equatable {
     case getUser(userId: Int64)
     case chargeUser(userId: Int64, amount: Int64, idempotencyKey: String?)
+    case spendUser(userId: Int64, amount: Int64)
     case addCartItem(userId: Int64, productId: Int64, quantity: Int64)
     case setCartItem(userId: Int64, productId: Int64, quantity: Int64)
     case getCoupon(couponId: Int64)
@@ -107,6 +112,7 @@ public enum APIRequest: Sendable, Equatable {
         switch self {
         case .getUser: return .getUser
         case .chargeUser: return .chargeUser
+        case .spendUser: return .spendUser
         case .addCartItem: return .addCartItem
         case .setCartItem: return .setCartItem
         case .getCoupon: return .getCoupon
@@ -122,7 +128,7 @@ public enum APIRequest: Sendable, Equatable {
     /// The user a per-user rate limit counts this request against, when the request names one.
     public var rateLimitedUser: Int64? {
         switch self {
-        case .getUser(let user), .chargeUser(let user, _, _), .addCartItem(let user, _, _), .setCartItem(let user, _, _),
+        case .getUser(let user), .chargeUser(let user, _, _), .spendUser(let user, _), .addCartItem(let user, _, _), .setCartItem(let user, _, _),
             .issueCoupon(_, let user), .createOrder(let user, _):
             return user
         case .getCoupon, .getOrder, .payOrder, .completeOrder, .cancelOrder:
@@ -214,6 +220,10 @@ public enum APIRouter {
             let key = idempotencyKey(raw.idempotencyKey, reader: &reader)
             try reader.finish()
             request = .chargeUser(userId: ids[0], amount: amount!, idempotencyKey: key)
+        case .spendUser:
+            let amount = reader.integer("amount", in: 1...APILimits.maximumSpendAmount)
+            try reader.finish()
+            request = .spendUser(userId: ids[0], amount: amount!)
         case .addCartItem:
             let product = reader.integer("product_id", in: 1...APILimits.maximumId)
             let quantity = reader.integer("quantity", in: 1...APILimits.maximumQuantity)

@@ -168,6 +168,18 @@ public final class APIService: @unchecked Sendable {
                 ]), []
             )
 
+        case .spendUser(let userId, let amount):
+            let spent = try timed(.dailySpend) {
+                try DailySpend(client: client, strategy: strategies.dailySpend).spend(userId: Int(userId), amount: Int(amount))
+            }
+            return (
+                201,
+                .object([
+                    ("spend_id", .int(spent.spendId)), ("user_id", .int(spent.userId)), ("amount", .int(spent.amount)),
+                    ("spent_today", .int(spent.spentToday)), ("daily_limit", .int(spent.dailyLimit)), ("attempts", .int(spent.attempts)),
+                ]), []
+            )
+
         case .addCartItem(let userId, let productId, let quantity):
             let update = try timed(.cartQuantity) {
                 try CartQuantity(client: client, strategy: strategies.cartQuantity).add(
@@ -342,6 +354,9 @@ public final class APIService: @unchecked Sendable {
                     status: 409, slug: "payment-declined", title: "Payment declined",
                     detail: domain.description + "; balance and stock were restored")
             }
+        case let exceeded as DailyLimitExceeded:
+            return APIProblem(
+                status: 409, slug: "daily-limit-exceeded", title: "Daily limit exceeded", detail: exceeded.description)
         case let exhausted as RetryExhausted:
             return APIProblem(
                 status: 409, slug: "retries-exhausted", title: "Lost every retry", detail: exhausted.description)

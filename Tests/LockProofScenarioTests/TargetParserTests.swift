@@ -65,9 +65,8 @@ final class TargetParserTests: XCTestCase {
     func testShopTargetParsesWithEveryOperationOfTheScenarios() throws {
         let target = try TargetParser.load(path: repository.appendingPathComponent("targets/shop.yaml").path)
         XCTAssertEqual(target.name, "shop")
-        // Every operation but the sixth case's `spend`, which the fixture does not implement (yet):
-        // its scenarios are refused naming it (TargetFitTests).
-        XCTAssertEqual(Set(target.operations.keys), Set(Target.operationNames).subtracting(["spend"]))
+        // Every operation of the scenarios, the sixth case's `spend` included.
+        XCTAssertEqual(Set(target.operations.keys), Set(Target.operationNames))
         XCTAssertEqual(target.databaseURLVariable, "SHOP_DATABASE_URL")
         XCTAssertEqual(target.connectTimeoutSeconds, 2)
         XCTAssertEqual(target.requestTimeoutSeconds, 10)
@@ -78,6 +77,54 @@ final class TargetParserTests: XCTestCase {
         XCTAssertEqual(
             try target.resolvedBaseURLs(environment: ["SHOP_URL": "http://127.0.0.1:35510/"]), ["http://127.0.0.1:35510"])
         XCTAssertEqual(target.missingOperations(["charge", "refund"]), ["refund"])
+    }
+
+    func testLockProofServeTargetParsesWithEveryOperationSeedAndState() throws {
+        let target = try TargetParser.load(path: repository.appendingPathComponent("targets/lockproof-serve.yaml").path)
+        XCTAssertEqual(target.name, "lockproof-serve")
+        XCTAssertEqual(Set(target.operations.keys), Set(Target.operationNames), "every operation, spend included")
+        XCTAssertEqual(target.databaseURLVariable, "LOCKPROOF_SERVE_DATABASE_URL")
+        XCTAssertEqual(Set(target.seed.keys), Set(Target.SeedKind.allCases))
+        // LockProof keeps both ledgers and its compensations: every checker's input is mapped.
+        XCTAssertEqual(Set(target.state.keys), Set(Target.StateKind.allCases))
+        XCTAssertEqual(target.seedAfter.count, 4)
+        XCTAssertEqual(target.reset.count, 1)
+        // One variable, one instance or several.
+        XCTAssertEqual(
+            try target.resolvedBaseURLs(environment: ["LOCKPROOF_SERVE_URLS": "http://127.0.0.1:22510/"]), ["http://127.0.0.1:22510"])
+        XCTAssertEqual(
+            try target.resolvedBaseURLs(environment: ["LOCKPROOF_SERVE_URLS": " http://127.0.0.1:22510  http://127.0.0.1:22511\n"]),
+            ["http://127.0.0.1:22510", "http://127.0.0.1:22511"])
+        XCTAssertThrowsError(try target.resolvedBaseURLs(environment: [:])) {
+            XCTAssertTrue("\($0)".contains("LOCKPROOF_SERVE_URLS is not set"), "\($0)")
+        }
+        XCTAssertThrowsError(try target.resolvedBaseURLs(environment: ["LOCKPROOF_SERVE_URLS": "http://127.0.0.1:1 ftp://x"])) {
+            XCTAssertTrue("\($0)".contains("'ftp://x' is not an http:// or https:// URL"), "\($0)")
+        }
+        // Requests as serve's routes take them (api/openapi.yaml).
+        let spend = try XCTUnwrap(target.request("spend", arguments: ["user": .integer(7), "amount": .integer(300)]))
+        XCTAssertEqual(spend.method, "POST")
+        XCTAssertEqual(spend.path, "/users/7/spends")
+        XCTAssertEqual(spend.body.map { String(decoding: $0, as: UTF8.self) }, #"{"amount":300}"#)
+        let pay = try XCTUnwrap(target.request("pay", arguments: ["order": .integer(5)]))
+        XCTAssertEqual(pay.path, "/orders/5/payment")
+        XCTAssertNil(pay.body, "serve's payment route refuses a body")
+        let keyed = try XCTUnwrap(target.request("charge", arguments: ["user": .integer(1), "amount": .integer(5), "key": .text("k-1")]))
+        XCTAssertTrue(keyed.headers.contains { $0.0 == "Idempotency-Key" && $0.1 == "k-1" })
+        let unkeyed = try XCTUnwrap(target.request("charge", arguments: ["user": .integer(1), "amount": .integer(5)]))
+        XCTAssertFalse(unkeyed.headers.contains { $0.0 == "Idempotency-Key" })
+        // Problem documents map by their type.
+        let spendRules = try XCTUnwrap(target.operations["spend"])
+        let overLimit = spendRules.interpret(status: 409, body: Data(#"{"type":"/problems/daily-limit-exceeded","status":409}"#.utf8))
+        XCTAssertEqual(overLimit.outcome, .fail)
+        XCTAssertEqual(overLimit.reason, "daily_limit_exceeded")
+        let conflict = spendRules.interpret(status: 409, body: Data(#"{"type":"/problems/conflict","status":409}"#.utf8))
+        XCTAssertEqual(conflict.reason, "conflict")
+        let lost = spendRules.interpret(status: 500, body: Data(#"{"type":"/problems/outcome-unknown","outcome":"unknown"}"#.utf8))
+        XCTAssertEqual(lost.outcome, .unknown)
+        let spent = spendRules.interpret(status: 201, body: Data(#"{"spend_id":3,"spent_today":700}"#.utf8))
+        XCTAssertEqual(spent.outcome, .ok)
+        XCTAssertEqual(spent.result, ["spent_today": 700])
     }
 
     func testTheReadmesWorkedExampleParses() throws {

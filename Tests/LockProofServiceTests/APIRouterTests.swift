@@ -33,6 +33,7 @@ final class APIRouterTests: XCTestCase {
         XCTAssertEqual(
             try read("POST", "/users/7/charges", #"{"amount": 500}"#, key: "k-1").get(),
             .chargeUser(userId: 7, amount: 500, idempotencyKey: "k-1"))
+        XCTAssertEqual(try read("POST", "/users/7/spends", #"{"amount": 300}"#).get(), .spendUser(userId: 7, amount: 300))
         XCTAssertEqual(
             try read("POST", "/users/7/cart/items", #"{"product_id":3,"quantity":2}"#).get(),
             .addCartItem(userId: 7, productId: 3, quantity: 2))
@@ -92,6 +93,12 @@ final class APIRouterTests: XCTestCase {
             ("/users/1/charges", #"{}"#, "amount", "is required"),
             ("/users/1/charges", #"[1]"#, "body", "expected a JSON object"),
             ("/users/1/charges", #"{"amount": 5, "currency": "EUR"}"#, "currency", "is not a known field"),
+            ("/users/1/spends", #"{"amount": 0}"#, "amount", "not within 1–1000000000000"),
+            ("/users/1/spends", #"{"amount": -3}"#, "amount", "not within"),
+            ("/users/1/spends", #"{"amount": 1000000000001}"#, "amount", "not within"),
+            ("/users/1/spends", #"{"amount": "3"}"#, "amount", "expected an integer, got a string"),
+            ("/users/1/spends", #"{}"#, "amount", "is required"),
+            ("/users/1/spends", #"{"amount": 3, "day": "2026-12-05"}"#, "day", "is not a known field"),
             ("/users/1/cart/items", #"{"product_id": 0, "quantity": 1}"#, "product_id", "not within"),
             ("/users/1/cart/items", #"{"product_id": 1, "quantity": 0}"#, "quantity", "not within 1–10000"),
             ("/orders", #"{"user_id": 1, "items": []}"#, "items", "an order has 1–50"),
@@ -122,6 +129,7 @@ final class APIRouterTests: XCTestCase {
             XCTAssertEqual(problem?.errors.first?.field, "userId", id)
         }
         XCTAssertEqual(problem(read("PUT", "/users/1/cart/items/0", #"{"quantity":1}"#))?.errors.first?.field, "productId")
+        XCTAssertEqual(problem(read("POST", "/users/0/spends", #"{"amount":1}"#))?.errors.first?.field, "userId")
     }
 
     func testUnknownPathsMethodsMediaTypesAndBounds() {
@@ -133,6 +141,8 @@ final class APIRouterTests: XCTestCase {
         XCTAssertEqual(notAllowed?.status, 405)
         XCTAssertEqual(notAllowed?.allow, ["GET", "HEAD"])
         XCTAssertEqual(problem(read("GET", "/orders/1/payment"))?.allow, ["POST"])
+        XCTAssertEqual(problem(read("GET", "/users/1/spends"))?.allow, ["POST"])
+        XCTAssertEqual(problem(read("POST", "/users/1/spends", #"{"amount":1}"#, contentType: "text/plain"))?.status, 415)
         XCTAssertEqual(problem(read("POST", "/users/1/charges", #"{"amount":1}"#, contentType: "text/plain"))?.status, 415)
         XCTAssertEqual(problem(read("POST", "/users/1/charges", #"{"amount":1}"#, contentType: nil))?.status, 415)
         XCTAssertEqual(problem(read("POST", "/orders/1/payment", #"{"x":1}"#))?.status, 422)

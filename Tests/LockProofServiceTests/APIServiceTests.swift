@@ -26,6 +26,8 @@ final class APIServiceTests: XCTestCase {
         users = try seed.users(count: 3, balance: 1_000)
         products = try seed.products(count: 2, price: 10, stock: 5)
         coupon = try seed.coupon(totalQuantity: 1)
+        // users[2] has no daily limit: a spend of theirs is refused (404), never unlimited.
+        try seed.spendingLimits(users: Array(users[0...1]), dailyLimit: 1_000)
     }
 
     private final class Running {
@@ -82,6 +84,7 @@ final class APIServiceTests: XCTestCase {
             "SELECT count(*)::text FROM user_coupons", "SELECT count(*)::text FROM orders", "SELECT count(*)::text FROM order_items",
             "SELECT count(*)::text FROM cart_items", "SELECT count(*)::text FROM balance_ledger",
             "SELECT count(*)::text FROM idempotency_keys", "SELECT count(*)::text FROM payment_intents",
+            "SELECT count(*)::text FROM spends",
         ].map { try db.query($0).string(0, 0) ?? "" }
     }
 
@@ -99,6 +102,17 @@ final class APIServiceTests: XCTestCase {
         XCTAssertEqual(repeated.status, 200)
         XCTAssertEqual(repeated.json["applied"] as? Bool, false)
         XCTAssertEqual(try call(api, "GET", "/users/\(user)").json["balance"] as? Int, 1_250, "a repeated key applies once")
+
+        let spent = try call(api, "POST", "/users/\(user)/spends", #"{"amount": 600}"#)
+        XCTAssertEqual(spent.status, 201)
+        XCTAssertEqual(spent.json["spent_today"] as? Int, 600)
+        XCTAssertEqual(spent.json["daily_limit"] as? Int, 1_000)
+        XCTAssertEqual(try call(api, "POST", "/users/\(user)/spends", #"{"amount": 400}"#).json["spent_today"] as? Int, 1_000, "up to the limit")
+        let overLimit = try call(api, "POST", "/users/\(user)/spends", #"{"amount": 1}"#)
+        XCTAssertEqual(overLimit.status, 409)
+        XCTAssertEqual(overLimit.json["type"] as? String, "/problems/daily-limit-exceeded")
+        XCTAssertEqual(overLimit.json["outcome"] as? String, "not_applied")
+        XCTAssertEqual(try call(api, "GET", "/users/\(user)").json["balance"] as? Int, 1_250, "a spend leaves the balance alone")
 
         XCTAssertEqual(try call(api, "POST", "/users/\(user)/cart/items", #"{"product_id": \#(products[0]), "quantity": 3}"#).json["quantity"] as? Int, 3)
         XCTAssertEqual(try call(api, "POST", "/users/\(user)/cart/items", #"{"product_id": \#(products[0]), "quantity": 2}"#).json["quantity"] as? Int, 5)
@@ -133,6 +147,8 @@ final class APIServiceTests: XCTestCase {
         let exposition = api.service.metrics.render()
         XCTAssertTrue(exposition.contains(#"lockproof_http_requests_total{route="charge_user",status_class="2xx"} 2"#), exposition)
         XCTAssertTrue(exposition.contains(#"lockproof_http_requests_total{route="issue_coupon",status_class="4xx"} 1"#))
+        XCTAssertTrue(exposition.contains(#"lockproof_http_requests_total{route="spend_user",status_class="2xx"} 2"#))
+        XCTAssertTrue(exposition.contains(#"lockproof_http_requests_total{route="spend_user",status_class="4xx"} 1"#))
     }
 
     func testBadInputAndUnknownIdsWriteNothing() throws {
@@ -146,6 +162,13 @@ final class APIServiceTests: XCTestCase {
             ("POST", "/users/\(user)/charges", #"{"amount": "1"}"#, 422),
             ("POST", "/users/\(user)/charges", #"{"amount": 1"#, 400),
             ("POST", "/users/999999/charges", #"{"amount": 1}"#, 404),
+            ("POST", "/users/\(user)/spends", #"{"amount": 0}"#, 422),
+            ("POST", "/users/\(user)/spends", #"{"amount": 1000000000001}"#, 422),
+            ("POST", "/users/\(user)/spends", #"{"amount": 1, "day": "2026-12-04"}"#, 422),
+            ("POST", "/users/\(user)/spends", #"{"amount": 1.5}"#, 422),
+            ("POST", "/users/\(user)/spends", #"{"amount": 1001}"#, 409),
+            ("POST", "/users/999999/spends", #"{"amount": 1}"#, 404),
+            ("POST", "/users/\(users[2])/spends", #"{"amount": 1}"#, 404),
             ("POST", "/users/\(user)/cart/items", #"{"product_id": 999999, "quantity": 1}"#, 404),
             ("POST", "/users/999999/cart/items", #"{"product_id": \#(products[0]), "quantity": 1}"#, 404),
             ("PUT", "/users/\(user)/cart/items/\(products[0])", #"{"quantity": 10001}"#, 422),
@@ -240,6 +263,47 @@ final class APIServiceTests: XCTestCase {
         let (expected, actual, statuses) = try raceCharges(strategy: "naive")
         XCTAssertEqual(statuses.filter { $0 == 200 }.count, 80)
         XCTAssertLessThan(actual, expected, "the naive control should lose updates with 16 racing clients")
+    }
+
+    /// 16 clients at a barrier, 4 spends of 100 each by one user whose daily limit is 1,000, over
+    /// HTTP: (acknowledged spends, the day's total in the table, statuses).
+    private func raceSpends(strategy: String, thinkSeconds: Double = 0.005) throws -> (acknowledged: Int, total: Int, statuses: [Int]) {
+        let api = try start {
+            $0.strategies = try! APIStrategies.parse("daily-spend=\(strategy)")
+            $0.settings.processingDelaySeconds = thinkSeconds
+            $0.workers = 16
+            $0.connections = 8
+        }
+        let user = users[0]
+        let port = api.port
+        let results = try runConcurrently(clients: 16, timeout: 120, setup: { _ in () }) { _, _ -> [Int] in
+            try (0..<4).map { _ in
+                try BlockingHTTPClient.request(
+                    method: "POST", port: port, path: "/users/\(user)/spends",
+                    headers: [HTTPHeader(name: "Content-Type", value: "application/json")], body: Array(#"{"amount": 100}"#.utf8)
+                ).status
+            }
+        }
+        let statuses = try results.flatMap { try $0.get() }
+        let total = try TestServers.database().query(
+            "SELECT COALESCE(sum(amount), 0)::bigint FROM spends WHERE user_id = $1 AND day = current_date", [user]).int(0, 0)!
+        return (100 * statuses.filter { $0 == 201 }.count, total, statuses)
+    }
+
+    func testRacingSpendsOverHTTPStayUnderTheDailyLimitUnderTheSeedDesign() throws {
+        let (acknowledged, total, statuses) = try raceSpends(strategy: "seed")
+        XCTAssertEqual(statuses.count, 64)
+        XCTAssertTrue(statuses.allSatisfy { $0 == 201 || $0 == 409 }, "\(statuses)")
+        XCTAssertEqual(statuses.filter { $0 == 201 }.count, 10, "exactly the limit's worth is spent: \(statuses)")
+        XCTAssertEqual(total, acknowledged, "every acknowledged spend is in the table, nothing else")
+        XCTAssertLessThanOrEqual(total, 1_000)
+    }
+
+    func testTheNoLockControlSkewsPastTheDailyLimitOverHTTPAndIsCaught() throws {
+        // A wider read-to-insert window: the skew needs snapshots that overlap, even on a loaded machine.
+        let (acknowledged, total, statuses) = try raceSpends(strategy: "repeatable-read-no-lock", thinkSeconds: 0.03)
+        XCTAssertEqual(total, acknowledged)
+        XCTAssertGreaterThan(total, 1_000, "write skew should pass the daily limit with 16 racing clients: \(statuses)")
     }
 
     func testThePerUserRateLimitAnswers429WithRetryAfterAndCountsIt() throws {
@@ -370,6 +434,10 @@ final class APIServiceTests: XCTestCase {
         XCTAssertEqual(APIService.problem(for: DomainError.soldOut(couponId: 1)).status, 410)
         XCTAssertEqual(APIService.problem(for: DomainError.notFound(entity: "user", id: 1)).status, 404)
         XCTAssertEqual(APIService.problem(for: DomainError.conflict(entity: "order", id: 1)).status, 409)
+        let overLimit = APIService.problem(for: DailyLimitExceeded(userId: 1, spentToday: 900, limit: 1_000, requested: 200))
+        XCTAssertEqual(overLimit.status, 409)
+        XCTAssertEqual(overLimit.slug, "daily-limit-exceeded")
+        XCTAssertEqual(overLimit.outcome, .notApplied)
         let deadlock = APIService.problem(for: PostgresError(kind: .deadlock, sqlState: "40P01", message: "deadlock"))
         XCTAssertEqual(deadlock.status, 409)
         XCTAssertEqual(deadlock.outcome, .notApplied)

@@ -41,6 +41,8 @@ public struct Target: Sendable, Equatable {
         case users, products, coupons, orders
         case orderItems = "order_items"
         case cartLines = "cart_lines"
+        /// Every user's daily spending limit (the sixth case's `seed.daily_limit`).
+        case spendingLimits = "spending_limits"
 
         public var parameters: [String] {
             switch self {
@@ -50,6 +52,7 @@ public struct Target: Sendable, Equatable {
             case .orders: return ["id", "user", "total"]
             case .orderItems: return ["order", "product", "quantity", "price"]
             case .cartLines: return ["user", "product", "quantity"]
+            case .spendingLimits: return ["user", "daily_limit"]
             }
         }
     }
@@ -66,6 +69,8 @@ public struct Target: Sendable, Equatable {
         case couponIssues = "coupon_issues"
         case cartLines = "cart_lines"
         case compensations
+        case spendingLimits = "spending_limits"
+        case spends
 
         public var columns: [String] {
             switch self {
@@ -79,6 +84,9 @@ public struct Target: Sendable, Equatable {
             case .couponIssues: return ["coupon", "user"]
             case .cartLines: return ["user", "product", "quantity"]
             case .compensations: return ["order", "status"]
+            case .spendingLimits: return ["user", "daily_limit"]
+            // `day`: the date the implementation counts the spend against its daily limit.
+            case .spends: return ["user", "day", "amount"]
             }
         }
     }
@@ -94,6 +102,7 @@ public struct Target: Sendable, Equatable {
         case "issue": return ["user", "coupon"]
         case "create": return ["user"]
         case "add": return ["user", "product", "quantity"]
+        case "spend": return ["user", "amount"]
         default: return []
         }
     }
@@ -109,6 +118,7 @@ public struct Target: Sendable, Equatable {
         case "issue": return ["issued_quantity"]
         case "create": return ["order", "total"]
         case "add": return ["quantity"]
+        case "spend": return ["spent_today"]
         default: return []
         }
     }
@@ -121,6 +131,7 @@ public struct Target: Sendable, Equatable {
         case "complete", "cancel": return [.users, .orders]
         case "issue": return [.users, .coupons]
         case "create", "add": return [.users, .products]
+        case "spend": return [.users, .spendingLimits]
         default: return []
         }
     }
@@ -132,7 +143,7 @@ public struct Target: Sendable, Equatable {
         "not_found", "invalid_amount", "invalid_quantity", "empty_order", "invalid_input", "insufficient_balance",
         "insufficient_stock", "sold_out", "already_issued", "already_issued_by_application_check",
         "already_issued_by_unique_constraint", "invalid_transition", "conflict", "order_not_payable", "payment_declined",
-        "rate_limited",
+        "rate_limited", "daily_limit_exceeded",
         // the database and the service's resources
         "deadlock", "serialization_failure", "unique_violation", "check_violation", "foreign_key_violation",
         "lock_timeout", "query_canceled", "database_error", "retry_exhausted", "pool_timeout", "redis_error",
@@ -157,8 +168,10 @@ public struct Target: Sendable, Equatable {
 
     /// The base URLs with every `${VARIABLE}` replaced from `environment`; an unset or empty
     /// variable, or a result that is not an http(s) URL, is an error naming the file and variable.
+    /// A variable may hold several URLs separated by spaces (`LOCKPROOF_SERVE_URLS="http://a:1 http://b:2"`):
+    /// one entry then names as many instances as the environment gives, without editing the file.
     public func resolvedBaseURLs(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> [String] {
-        try baseURLs.map { url in
+        try baseURLs.flatMap { url -> [String] in
             var problem: String?
             let resolved = substituteVariables(url) { name in
                 guard let value = environment[name], !value.isEmpty else {
@@ -168,11 +181,17 @@ public struct Target: Sendable, Equatable {
                 return value
             }
             if let problem { throw TargetResolutionError(file: file, message: problem) }
-            guard isHTTPURL(resolved) else {
-                throw TargetResolutionError(
-                    file: file, message: "instances.base_urls: '\(resolved.prefix(200))' is not an http:// or https:// URL with a host")
+            let parts = resolved.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).map(String.init)
+            guard !parts.isEmpty else {
+                throw TargetResolutionError(file: file, message: "instances.base_urls: '\(url.prefix(200))' resolves to no URL")
             }
-            return resolved.hasSuffix("/") ? String(resolved.dropLast()) : resolved
+            return try parts.map { part in
+                guard isHTTPURL(part) else {
+                    throw TargetResolutionError(
+                        file: file, message: "instances.base_urls: '\(part.prefix(200))' is not an http:// or https:// URL with a host")
+                }
+                return part.hasSuffix("/") ? String(part.dropLast()) : part
+            }
         }
     }
 

@@ -38,6 +38,7 @@ extension Target {
         case "order-creation": return [.orders, .orderItems]
         case "single-winner": return [.orders]
         case "cart-increments": return [.cartLines]
+        case "daily-limit": return [.spendingLimits, .spends]
         default: return []
         }
     }

@@ -26,7 +26,9 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHOP = os.path.join(HERE, "shop.py")
 DATABASE = "lockproof_shop_fixture"
-TABLES = "basket, purchase_line, purchase, coupon_issue, coupon, item, point_history, member"
+TABLES = (
+    "expense, spend_limit, basket, purchase_line, purchase, coupon_issue, coupon, item, point_history, member"
+)
 #: Bounds on every wait: a hung shop or request fails the test instead of hanging it.
 START_SECONDS = 30
 REQUEST_SECONDS = 30

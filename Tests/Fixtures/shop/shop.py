@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""shop: an independent implementation of the five e-commerce cases, as a peer team would write it.
+"""shop: an independent implementation of the six e-commerce cases, as a peer team would write it.
 
 It is a test fixture for LockProof's black-box mode (issue 18): another API shape, another schema and
 its own choice of locks than LockProof's core, so that a target file (targets/shop.yaml) has to
@@ -12,8 +12,8 @@ HTTP/1.1 keep-alive) and psycopg 3.
 The first line on stdout is `shop: listening on http://HOST:PORT` (port 0 picks a free one).
 
 It owns its tables (member, point_history, item, coupon, coupon_issue, purchase, purchase_line,
-basket, shop_schema) in the one database its URL names, creates them itself, and refuses a database
-that holds LockProof's own tables (lockproof_schema). It touches no other database.
+basket, spend_limit, expense, shop_schema) in the one database its URL names, creates them itself,
+and refuses a database that holds LockProof's own tables (lockproof_schema). It touches no other database.
 
 Classic bugs, one switch each (`--bug NAME`, repeatable, or SHOP_BUGS=a,b):
     charge-no-lock           point charge reads the point without a row lock, then writes read+amount
@@ -22,6 +22,8 @@ Classic bugs, one switch each (`--bug NAME`, repeatable, or SHOP_BUGS=a,b):
     order-locks-unsorted     purchase creation locks items in the order the request lists them
     state-no-guard           confirm/cancel read the state, then write without a version check
     cart-lost-update         basket increase reads the quantity, then writes read+increase
+    spend-no-lock            an expense checks the day's total in REPEATABLE READ without locking the
+                             member: concurrent expenses each see room and insert (write skew)
 `--think-ms` (SHOP_THINK_MS) sleeps between a read and the write that depends on it, in every build,
 to widen race windows: the correct build holds its locks across it.
 """
@@ -49,6 +51,7 @@ BUGS = (
     "order-locks-unsorted",
     "state-no-guard",
     "cart-lost-update",
+    "spend-no-lock",
 )
 
 MAX_BODY_BYTES = 64 * 1024
@@ -113,10 +116,24 @@ CREATE TABLE IF NOT EXISTS basket (
     qty int NOT NULL,
     PRIMARY KEY (member_id, item_id)
 );
+CREATE TABLE IF NOT EXISTS spend_limit (
+    member_id bigint PRIMARY KEY REFERENCES member (member_id),
+    limit_per_day bigint NOT NULL CHECK (limit_per_day >= 0)
+);
+CREATE TABLE IF NOT EXISTS expense (
+    expense_id bigserial PRIMARY KEY,
+    member_id bigint NOT NULL REFERENCES member (member_id),
+    spent_on date NOT NULL,
+    price bigint NOT NULL CHECK (price > 0),
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS expense_member_day ON expense (member_id, spent_on);
 """
 
 #: The tables this service owns, children first (the order a TRUNCATE or DROP lists them in).
 TABLES = (
+    "expense",
+    "spend_limit",
     "basket",
     "purchase_line",
     "purchase",
@@ -451,6 +468,56 @@ class Shop:
             ) from None
         return 200, {"memberId": member_id, "itemId": item_id, "qty": qty}
 
+    # -- daily spending limit ---------------------------------------------------------------------
+
+    def spend(self, conn: psycopg.Connection, member_id: int, body: dict) -> tuple[int, dict]:
+        price = positive(body, "price", MAX_AMOUNT)
+        no_lock = "spend-no-lock" in self.bugs
+        with conn.transaction():
+            if no_lock:
+                # The bug: a snapshot instead of a lock. Each transaction sums the day in its own
+                # snapshot; concurrent expenses insert different rows, so none of them conflicts.
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                lock = ""
+            else:
+                # The member row serializes a member's expenses; READ COMMITTED then sums every
+                # expense committed before the lock was granted.
+                lock = " FOR NO KEY UPDATE OF m"
+            row = conn.execute(
+                "SELECT l.limit_per_day FROM member m LEFT JOIN spend_limit l ON l.member_id = m.member_id "
+                f"WHERE m.member_id = %s{lock}",
+                (member_id,),
+            ).fetchone()
+            if row is None:
+                raise ShopError(404, "MEMBER_NOT_FOUND", f"member {member_id} does not exist")
+            if row[0] is None:
+                raise ShopError(404, "LIMIT_NOT_SET", f"member {member_id} has no daily spending limit")
+            limit_per_day = row[0]
+            used = conn.execute(
+                "SELECT coalesce(sum(price), 0)::bigint FROM expense "
+                "WHERE member_id = %s AND spent_on = current_date",
+                (member_id,),
+            ).fetchone()[0]
+            if used + price > limit_per_day:
+                raise ShopError(
+                    409,
+                    "DAILY_LIMIT_EXCEEDED",
+                    f"member {member_id} used {used} of {limit_per_day} today; {price} more would pass it",
+                )
+            self.think()
+            expense_id = conn.execute(
+                "INSERT INTO expense (member_id, spent_on, price) VALUES (%s, current_date, %s) "
+                "RETURNING expense_id",
+                (member_id, price),
+            ).fetchone()[0]
+        return 201, {
+            "expenseId": expense_id,
+            "memberId": member_id,
+            "price": price,
+            "usedToday": used + price,
+            "limitPerDay": limit_per_day,
+        }
+
     # -- reads ------------------------------------------------------------------------------------
 
     def member(self, conn: psycopg.Connection, member_id: int) -> tuple[int, dict]:
@@ -492,6 +559,7 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(r"/api/v2/purchases/(\d{1,18})/confirmation"), "confirm"),
     ("POST", re.compile(r"/api/v2/purchases/(\d{1,18})/cancellation"), "cancel"),
     ("PATCH", re.compile(r"/api/v2/members/(\d{1,18})/basket/items/(\d{1,18})"), "add"),
+    ("POST", re.compile(r"/api/v2/members/(\d{1,18})/expenses"), "spend"),
     ("GET", re.compile(r"/api/v2/members/(\d{1,18})"), "member"),
     ("GET", re.compile(r"/api/v2/purchases/(\d{1,18})"), "purchase"),
     ("GET", re.compile(r"/health"), "health"),
@@ -592,6 +660,8 @@ class Handler(BaseHTTPRequestHandler):
                 return shop.transition(conn, ids[0], "CANCELED")
             if name == "add":
                 return shop.add(conn, ids[0], ids[1], body)
+            if name == "spend":
+                return shop.spend(conn, ids[0], body)
             if name == "member":
                 return shop.member(conn, ids[0])
             return shop.purchase(conn, ids[0])
@@ -638,7 +708,7 @@ def create_schema(conn: psycopg.Connection, bugs: frozenset[str]) -> None:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="shop: a peer team's implementation of the five cases")
+    parser = argparse.ArgumentParser(description="shop: a peer team's implementation of the six cases")
     parser.add_argument(
         "--database-url",
         default=os.environ.get("SHOP_DATABASE_URL"),

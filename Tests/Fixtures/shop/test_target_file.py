@@ -122,6 +122,7 @@ def test_shop_target_drives_shop_and_reads_its_state(run_shop, target):
             "orders": [{"id": o, "user": 1, "total": 1000} for o in (1, 2)],
             "order_items": [{"order": o, "product": 1, "quantity": 1, "price": 1000} for o in (1, 2)],
             "cart_lines": [{"user": 1, "product": 1, "quantity": 1}],
+            "spending_limits": [{"user": u, "daily_limit": 1000} for u in (1, 2)],
         }
         for kind, values in rows.items():
             for sql in statements(seed[kind]):
@@ -156,6 +157,10 @@ def test_shop_target_drives_shop_and_reads_its_state(run_shop, target):
         {"quantity": 3},
     )
     assert perform(target, url, "pay", {"order": 42}) == ("fail", "not_found", {})
+    assert perform(target, url, "spend", {"user": 1, "amount": 600}) == ("ok", None, {"spent_today": 600})
+    assert perform(target, url, "spend", {"user": 1, "amount": 400}) == ("ok", None, {"spent_today": 1000})
+    assert perform(target, url, "spend", {"user": 1, "amount": 1}) == ("fail", "daily_limit_exceeded", {})
+    assert perform(target, url, "spend", {"user": 3, "amount": 1}) == ("fail", "not_found", {})
 
     def query(kind: str) -> list[dict]:
         with psycopg.connect(shop.db_url, autocommit=True) as conn:
@@ -179,6 +184,10 @@ def test_shop_target_drives_shop_and_reads_its_state(run_shop, target):
     assert query("coupons") == [{"coupon": 1, "total": 5, "issued": 1}]
     assert query("coupon_issues") == [{"coupon": 1, "user": 1}]
     assert query("cart_lines") == [{"user": 1, "product": 1, "quantity": 3}]
+    assert sorted((r["user"], r["daily_limit"]) for r in query("spending_limits")) == [(1, 1000), (2, 1000)]
+    spends = query("spends")
+    assert sorted((r["user"], r["amount"]) for r in spends) == [(1, 400), (1, 600)]
+    assert len({r["day"] for r in spends}) == 1
     # What the file leaves unmapped is what shop does not have.
     assert set(target["state"]) == {
         "balances",
@@ -189,4 +198,6 @@ def test_shop_target_drives_shop_and_reads_its_state(run_shop, target):
         "coupons",
         "coupon_issues",
         "cart_lines",
+        "spending_limits",
+        "spends",
     }
