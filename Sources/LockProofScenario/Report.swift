@@ -120,6 +120,8 @@ public struct ScenarioReport: Codable, Sendable {
     public let interrupted: Bool
     /// No operation was performed: the scenario fails whatever its thresholds.
     public let nothingTested: Bool
+    /// The target the run went through (issue 18); absent for in-process runs.
+    public let target: String?
 
     enum CodingKeys: String, CodingKey {
         case schemaVersion = "schema_version"
@@ -146,6 +148,7 @@ public struct ScenarioReport: Codable, Sendable {
         case fencedWritesRefused = "fenced_writes_refused"
         case error, interrupted
         case nothingTested = "nothing_tested"
+        case target
     }
 
     public init(_ result: ScenarioResult) {
@@ -159,6 +162,7 @@ public struct ScenarioReport: Codable, Sendable {
         let s = result.statistics
         let latency = s.trend("latency")
         scenario = result.scenario.name
+        target = result.target
         file = result.scenario.file
         description = result.scenario.description
         `case` = result.scenario.caseLabel

@@ -12,8 +12,14 @@ extension ReportWriter {
         for result in results {
             let report = ScenarioReport(result)
             var cases: [(name: String, failure: String?, output: String?)] = []
+            // Checkers that could not judge the run (a target that maps none of their input): skipped, with the reason.
+            var skipped: [(name: String, reason: String)] = []
             let expectViolation = result.scenario.expect == .violation
             for check in report.checks {
+                if let reason = check.notChecked {
+                    skipped.append(("check \(check.name)", reason))
+                    continue
+                }
                 let text = check.violations.map { "\($0.name) ×\($0.count): \($0.firstExample)" }.joined(separator: "\n")
                 // For a negative control, a violated check is the expected outcome: its text is output.
                 let failed = !expectViolation && !check.passed
@@ -31,14 +37,14 @@ extension ReportWriter {
             let failed = cases.filter { $0.failure != nil }.count
             // A broken run is an <error>, which JUnit readers count apart from failures.
             let runError = report.error
-            let tests = cases.count + (runError == nil ? 0 : 1)
+            let tests = cases.count + skipped.count + (runError == nil ? 0 : 1)
             let errors = runError == nil ? 0 : 1
             totals.tests += tests
             totals.failures += failed
             totals.errors += errors
             totals.seconds += report.durationSeconds
             var xml = [
-                "  <testsuite name=\"\(escape(report.scenario))\" tests=\"\(tests)\" failures=\"\(failed)\" errors=\"\(errors)\" time=\"\(String(format: "%.3f", report.durationSeconds))\" timestamp=\"\(report.startedAt)\">"
+                "  <testsuite name=\"\(escape(report.scenario))\" tests=\"\(tests)\" failures=\"\(failed)\" errors=\"\(errors)\" skipped=\"\(skipped.count)\" time=\"\(String(format: "%.3f", report.durationSeconds))\" timestamp=\"\(report.startedAt)\">"
             ]
             xml.append("    <properties>")
             for (name, value) in junitProperties(report) {
@@ -62,6 +68,11 @@ extension ReportWriter {
                 if let output { xml.append("      <system-out>\(escape(output))</system-out>") }
                 xml.append("    </testcase>")
             }
+            for (name, reason) in skipped {
+                xml.append("    <testcase classname=\"\(escape(report.scenario))\" name=\"\(escape(name))\">")
+                xml.append("      <skipped message=\"\(escape("not checked: \(reason)"))\"/>")
+                xml.append("    </testcase>")
+            }
             xml.append("  </testsuite>")
             suites.append(xml.joined(separator: "\n"))
         }
@@ -82,6 +93,7 @@ extension ReportWriter {
         for (name, value) in [("latency_p50_seconds", latency.p50), ("latency_p99_seconds", latency.p99)] {
             if let value { properties.append((name, String(format: "%.6f", value))) }
         }
+        if let target = report.target { properties.append(("target", target)) }
         properties.append(("tool_version", report.toolVersion))
         return properties
     }

@@ -84,6 +84,10 @@ extension ReportWriter {
                 "recovery: \(r.interrupted) interrupted payments (\(r.markedPaid) marked PAID, \(r.compensated) compensated, \(r.stillOpen) still open); compensations pending \(r.compensationsPendingBefore) before, \(r.compensationsPendingAfter) after")
         }
         for check in report.checks {
+            if let reason = check.notChecked {
+                lines.append("check \(check.name): " + style.warning("NOT CHECKED") + " (\(reason))")
+                continue
+            }
             lines.append("check \(check.name): \(style.mark(check.passed, check.passed ? "ok" : "VIOLATED")) (\(check.summary))")
             for violation in check.violations {
                 lines.append("  \(violation.name) ×\(violation.count), first: \(violation.firstExample)")
@@ -144,7 +148,9 @@ extension ReportWriter {
                 report.scenario, report.case, report.strategy, report.expect, String(report.virtualUsers),
                 "\(report.operations.ok)/\(report.operations.fail)/\(report.operations.unknown)",
                 String(format: "%.0f", report.throughputPerSecond), ms(report.latencySeconds.p99),
-                result.status.rawValue.uppercased(),
+                result.status.rawValue.uppercased()
+                    + (result.checks.contains { $0.notChecked != nil }
+                        ? " (\(result.checks.filter { $0.notChecked != nil }.count) not checked)" : ""),
             ]
         }
         let header = ["scenario", "case", "strategy", "expect", "vu", "ok/fail/unk", "ops/s", "p99", "verdict"]
@@ -153,7 +159,7 @@ extension ReportWriter {
             // The last column unpadded: no trailing blanks; coloured after padding.
             cells.enumerated().map {
                 guard $0.offset == cells.count - 1 else { return $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
-                return coloured ? style.mark($0.element == "PASS", $0.element) : $0.element
+                return coloured ? style.mark($0.element.hasPrefix("PASS"), $0.element) : $0.element
             }.joined(separator: "  ")
         }
         let passed = results.filter { $0.status == .pass }.count

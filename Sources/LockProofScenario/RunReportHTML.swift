@@ -85,7 +85,12 @@ public enum RunReportHTML {
                 reasons.append("check <b>\(html(check.name))</b> caught a violation (below)")
             }
         }
+        if let target = report.target { out += "<p>Through the target <code>\(html(target))</code> (its API and its own database).</p>\n" }
         if !reasons.isEmpty { out += "<ul class=\"why\">" + reasons.map { "<li class=\"failed\">\($0)</li>" }.joined() + "</ul>\n" }
+        let unchecked = report.checks.compactMap { check in
+            check.notChecked.map { "<li class=\"warning\">check <b>\(html(check.name))</b>: not checked — \(html($0))</li>" }
+        }
+        if !unchecked.isEmpty { out += "<ul class=\"why\">" + unchecked.joined() + "</ul>\n" }
         // A threshold judged on too few samples, passed or not: the terminal's warning, here too.
         let warnings = report.thresholds.compactMap(\.warning)
         if !warnings.isEmpty { out += "<ul class=\"why\">" + warnings.map { "<li class=\"warning\">warning: \(html($0))</li>" }.joined() + "</ul>\n" }

@@ -35,6 +35,8 @@ public struct ScenarioResult: Sendable {
     public var startedAt = Date()
     public var endedAt = Date()
     public var machine = MachineInfo.local()
+    /// The target the run went through (`--target`, issue 18); nil: LockProof's own in-process strategies.
+    public var target: String? = nil
 
     public init(
         scenario: Scenario, operations: OperationTally, checks: [CheckResult], thresholds: [ThresholdResult],

@@ -29,6 +29,8 @@ public final class ScenarioRunner {
     /// Called on each client's thread once its client exists, before the start barrier (the
     /// benchmark traces the statements a strategy sends through it).
     public var clientCreated: (@Sendable (_ index: Int, _ client: CommerceClient) -> Void)?
+    /// Runs go through this target's API and are judged by its database (`TargetRun.swift`); nil: in process.
+    public var target: Target?
 
     public init(configuration: ServerConfiguration, shared: SharedServices, progress: ProgressReporter) {
         self.configuration = configuration
@@ -81,6 +83,7 @@ public final class ScenarioRunner {
         result.startedAt = startedAt
         result.endedAt = Date()
         result.machine = MachineInfo.probeOnce(configuration)
+        result.target = target?.name
         return result
     }
 
@@ -88,6 +91,7 @@ public final class ScenarioRunner {
     /// (`ClientLoop.swift`, `Faults/`), then the judging (`RunJudging.swift`).
     private func runClaimed(_ scenario: Scenario) throws -> ScenarioResult {
         if let reason = stop.reason { return .error(scenario, "\(reason) before it started", interrupted: true) }
+        if let target { return try runThrough(target, scenario) }
         let initial = try prepareData(scenario)
         // Server faults strike only servers the environment says the runner started itself.
         let servers: ManagedServers?

@@ -89,6 +89,7 @@ public final class SuiteRunner {
         let runner = ScenarioRunner(configuration: configuration, shared: shared, progress: ProgressReporter(enabled: !options.quiet))
         runner.historyDirectory = reportURL
         runner.claim = claim
+        runner.target = options.target
         runner.managedServers = managedServers
         metrics?.attach(to: runner)
         // SIGINT/SIGTERM stop the running scenario; its result and everything before it are reported.
@@ -242,11 +243,14 @@ public struct SuiteOptions: Sendable {
     public var waitingForDatabase: (@Sendable (String) -> Void)?
     /// The command named in the database claim.
     public var command: String
+    /// Run every scenario through this target's API and judge it by its database (issue 18); nil: in process.
+    public var target: Target? = nil
 
     public init(
         reportDirectory: String? = nil, failFast: Bool = false, quiet: Bool = false, waitForDatabaseSeconds: Double = 0,
-        waitingForDatabase: (@Sendable (String) -> Void)? = nil, command: String = "run"
+        waitingForDatabase: (@Sendable (String) -> Void)? = nil, command: String = "run", target: Target? = nil
     ) {
+        self.target = target
         self.reportDirectory = reportDirectory
         self.failFast = failFast
         self.quiet = quiet

@@ -65,15 +65,26 @@ struct VerifyCommand: ParsableCommand {
 
             Example:
               lockproof verify Scenarios --report-dir .run/reports --json > summary.json
+              SHOP_URL=http://127.0.0.1:35510 SHOP_DATABASE_URL=postgresql://… \\
+                lockproof verify --target targets/shop.yaml Scenarios
             """)
 
-    @Argument(help: ArgumentHelp("Folder of scenario files (*.yaml, *.yml).", valueName: "dir"))
-    var directory = "Scenarios"
+    @Argument(help: ArgumentHelp("Folder of scenario files (*.yaml, *.yml), or scenario files.", valueName: "dir"))
+    var directories: [String] = ["Scenarios"]
 
     @OptionGroup var options: ScenarioRunOptions
 
     func run() throws {
-        try runScenarios(files: try scenarioFiles(in: directory), options: options)
+        var files: [String] = []
+        for path in directories {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
+                files.append(path)
+            } else {
+                files += try scenarioFiles(in: path)
+            }
+        }
+        try runScenarios(files: files, options: options)
     }
 }
 
@@ -117,6 +128,13 @@ struct CheckCommand: ParsableCommand {
 }
 
 struct ScenarioRunOptions: ParsableArguments {
+    @Option(
+        name: .customLong("target"),
+        help: ArgumentHelp(
+            "Run the scenarios through this target file's HTTP API and judge them by its own database (targets/README.md). A scenario whose operations the target lacks, or that uses an in-process fault (client-pause, crash-after-deduct, …) or the simulated gateway, is refused with the reason, exit 2, nothing written; a checker whose state the target does not map is reported as not checked.",
+            valueName: "file"))
+    var target: String?
+
     @Option(
         name: .customLong("report-dir"),
         help: ArgumentHelp("Write NAME.json, NAME.history.jsonl per scenario and junit.xml here.", valueName: "dir"))
@@ -207,10 +225,42 @@ func loadScenarios(_ paths: [String]) throws -> [Scenario] {
     return scenarios
 }
 
+/// `--target FILE`: the target, validated, with every scenario fitted to it before anything runs:
+/// a file with errors, or a scenario the target cannot run (each reason named), is exit 2.
+func loadTarget(_ path: String, scenarios: [Scenario]) throws -> Target {
+    let target: Target
+    do {
+        target = try TargetParser.load(path: path)
+    } catch let error as ScenarioValidationError {
+        FileHandle.standardError.write(Data((error.problems.map(\.description).joined(separator: "\n") + "\n").utf8))
+        throw ExitCode(startupFailureExitCode)
+    }
+    var refusals: [String] = []
+    for scenario in scenarios {
+        var reasons = target.fit(scenario).refusals
+        if !scenario.faults.isEmpty {
+            reasons.append("faults (\(scenario.faults.map(\.kind.rawValue).joined(separator: ", "))): the nemesis strikes LockProof's own servers, not yet a target's")
+        }
+        refusals += reasons.map { "\(scenario.file): refused through --target \(path): \($0)" }
+    }
+    do {
+        _ = try target.resolvedBaseURLs()
+        _ = try target.databaseURL()
+    } catch {
+        refusals.append("\(error)")
+    }
+    guard refusals.isEmpty else {
+        FileHandle.standardError.write(Data((refusals.joined(separator: "\n") + "\n").utf8))
+        throw ExitCode(startupFailureExitCode)
+    }
+    return target
+}
+
 func runScenarios(files: [String], options: ScenarioRunOptions) throws {
     // Before any thread starts: the signal mask is inherited (see TerminationSignals).
     let signals = TerminationSignals()
     let scenarios = try loadScenarios(files)
+    let target = try options.target.map { try loadTarget($0, scenarios: scenarios) }
     let style = TerminalStyle.decide(
         noColorFlag: options.noColor, environment: ProcessInfo.processInfo.environment, stdoutIsTerminal: isatty(STDOUT_FILENO) == 1)
     var metrics: RunMetricsEndpoint?
@@ -228,7 +278,8 @@ func runScenarios(files: [String], options: ScenarioRunOptions) throws {
         configuration: configuration,
         options: SuiteOptions(
             reportDirectory: options.reportDirectory, failFast: options.failFast, quiet: options.quiet,
-            waitForDatabaseSeconds: options.database.seconds, waitingForDatabase: DatabaseWaitOptions.announce, command: "run"),
+            waitForDatabaseSeconds: options.database.seconds, waitingForDatabase: DatabaseWaitOptions.announce, command: "run",
+            target: target),
         metrics: metrics,
         waitForSignal: {
             let number = signals.wait()

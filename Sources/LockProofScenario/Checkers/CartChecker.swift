@@ -28,9 +28,8 @@ final class CartChecker: Checker {
 
     func check(_ context: CheckContext) throws -> CheckResult {
         var tally = ViolationTally()
-        let rows = try context.db.query("SELECT user_id, product_id, quantity FROM cart_items")
         var final: [Line: Int] = [:]
-        for row in 0..<rows.rowCount { final[Line(user: rows.int(row, 0)!, product: rows.int(row, 1)!)] = rows.int(row, 2)! }
+        for line in try context.state.cartLines() ?? [] { final[Line(user: line.user, product: line.product)] = line.quantity }
         // Seeded lines open at `cartQuantity`; the others are made by their first add.
         let opening = context.initial.cartQuantity
         var seeded = Set<Line>()

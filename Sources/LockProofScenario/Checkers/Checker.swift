@@ -44,6 +44,19 @@ public struct CheckResult: Sendable, Codable, Equatable {
     public let violations: [Violation]
     /// What was checked, in one line (e.g. "16 users, 1280 charges").
     public let summary: String
+    /// Why the checker did not judge this run (a target that maps none of its input): reported as
+    /// not checked, never as a pass. nil: it judged.
+    public var notChecked: String? = nil
+
+    enum CodingKeys: String, CodingKey {
+        case name, passed, violations, summary
+        case notChecked = "not_checked"
+    }
+
+    /// A checker that could not judge the run, and why.
+    public static func notChecked(_ name: String, because reason: String) -> CheckResult {
+        CheckResult(name: name, passed: true, violations: [], summary: "not checked: \(reason)", notChecked: reason)
+    }
 }
 
 /// What a checker may look at once the run is over: the initial state, the database at the end,
@@ -51,17 +64,22 @@ public struct CheckResult: Sendable, Codable, Equatable {
 public struct CheckContext {
     public let scenario: Scenario
     public let initial: InitialState
+    /// LockProof's own database (in-process runs); checkers read the final state through `state`.
     public let db: PostgresConnection
+    /// The final state the checkers judge: LockProof's tables, or a target's `state` queries.
+    public let state: any FinalState
     public let statistics: RunStatistics
     /// When each fault was active, from the nemesis' entries of the history.
     public let faultWindows: [FaultWindow]
 
     public init(
-        scenario: Scenario, initial: InitialState, db: PostgresConnection, statistics: RunStatistics, faultWindows: [FaultWindow] = []
+        scenario: Scenario, initial: InitialState, db: PostgresConnection, statistics: RunStatistics, faultWindows: [FaultWindow] = [],
+        state: (any FinalState)? = nil
     ) {
         self.scenario = scenario
         self.initial = initial
         self.db = db
+        self.state = state ?? DatabaseState(db: db)
         self.statistics = statistics
         self.faultWindows = faultWindows
     }

@@ -24,10 +24,8 @@ final class CouponChecker: Checker {
     func check(_ context: CheckContext) throws -> CheckResult {
         var tally = ViolationTally()
         guard let couponId = context.initial.couponId else { return tally.result(name, summary: "no coupon") }
-        let coupon = try context.db.query("SELECT total_quantity, issued_quantity FROM coupons WHERE id = $1", [couponId])
-        let total = coupon.int(0, 0) ?? 0, issued = coupon.int(0, 1) ?? 0
-        let holders = try context.db.pairs(
-            "SELECT user_id, count(*) FROM user_coupons WHERE coupon_id = $1 GROUP BY user_id", [couponId])
+        let (total, issued) = try context.state.coupon(couponId) ?? (0, 0)
+        let holders = try context.state.couponHolders(couponId) ?? [:]
         let rows = holders.values.reduce(0, +)
         if rows != issued {
             tally.add("rows-differ-from-issued-quantity", "coupon \(couponId): \(rows) rows but issued_quantity \(issued)")

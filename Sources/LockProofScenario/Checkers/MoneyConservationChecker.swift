@@ -52,15 +52,14 @@ final class MoneyConservationChecker: Checker {
 
     func check(_ context: CheckContext) throws -> CheckResult {
         var tally = ViolationTally()
-        let balances = try context.db.pairs("SELECT id, balance FROM users")
-        let ledger = try context.db.pairs("SELECT user_id, sum(delta)::bigint FROM balance_ledger GROUP BY user_id")
-        let chargeEntries = try context.db.pairs(
-            "SELECT user_id, count(*) FROM balance_ledger WHERE reason = 'charge' GROUP BY user_id")
-        let orderOwners = try context.db.pairs("SELECT id, user_id FROM orders")
-        let orderTotals = try context.db.pairs("SELECT id, total_amount FROM orders")
+        let state = context.state
+        let balances = try state.balances() ?? [:]
+        // nil: a target that maps no balance ledger; the checks on it are left out.
+        let ledger = try state.balanceLedgerSums()
+        let chargeEntries = try state.chargeEntriesByUser()
+        let orders = try state.orders() ?? [:]
         // A recorded but not yet carried out compensation leaves money out until it is repaired.
-        let pendingCompensations = try context.db.pairs(
-            "SELECT o.id, o.total_amount FROM compensations c JOIN orders o ON o.id = c.order_id WHERE c.status = 'pending'")
+        let pendingCompensations = try state.pendingCompensationOrders()
 
         var lower = context.initial.balances
         var upper = context.initial.balances
@@ -69,11 +68,12 @@ final class MoneyConservationChecker: Checker {
             upper[user, default: 0] += charged.acknowledgedAmount + charged.unknownAmount
         }
         for (order, outcomes) in payments {
-            guard let user = orderOwners[order], let total = orderTotals[order] else { continue }
+            guard let owner = orders[order] else { continue }
+            let user = owner.user, total = owner.total
             lower[user, default: 0] -= total * outcomes.ok
             upper[user, default: 0] -= total * outcomes.ok
             // It may have taken the money: an unknown ending, or a failure whose compensation is pending.
-            let maybe = outcomes.unknown + (pendingCompensations[order] != nil ? outcomes.fail : 0)
+            let maybe = outcomes.unknown + (pendingCompensations.contains(order) ? outcomes.fail : 0)
             lower[user, default: 0] -= total * maybe
         }
         keys.checkClaims(&tally)
@@ -81,7 +81,7 @@ final class MoneyConservationChecker: Checker {
             let initial = context.initial.balances[user] ?? 0
             let low = lower[user] ?? initial
             let high = upper[user] ?? initial
-            let ledgerSum = ledger[user] ?? 0
+            let ledgerSum = ledger.map { $0[user] ?? 0 } ?? balance
             if high < 0 {
                 // Even the most favourable reading of the history leaves the user below zero: the
                 // acknowledged operations spent money that was not there. That, not a bound, is the news.
@@ -102,8 +102,9 @@ final class MoneyConservationChecker: Checker {
                     "ledger-mismatch", "user \(user): balance \(balance) but the ledger sums to \(ledgerSum)",
                     evidence: ViolationEvidence(subject: ["user": user], observed: balance, expected: ledgerSum))
             }
-            let applied = chargeEntries[user] ?? 0
             let bounds = charges[user] ?? UserCharges()
+            guard let chargeEntries else { continue }
+            let applied = chargeEntries[user] ?? 0
             if applied > bounds.possible {
                 tally.add("charge-applied-twice", "user \(user): \(applied) charges in the ledger, at most \(bounds.possible) attempted")
             } else if applied < bounds.acknowledged {
@@ -121,18 +122,8 @@ extension MoneyConservationChecker {
     /// that gave them back (both carry the reference `order:ID`). More than one of either is an
     /// order paid twice.
     fileprivate func checkOrdersPaidOnce(_ context: CheckContext, _ tally: inout ViolationTally) throws {
-        let rows = try context.db.query(
-            """
-            SELECT reference, count(*) FILTER (WHERE reason = 'payment'), count(*) FILTER (WHERE reason = 'compensation')
-            FROM balance_ledger WHERE reason IN ('payment', 'compensation') GROUP BY reference
-            """)
-        var ledger: [Int: (payments: Int, compensations: Int)] = [:]
-        for row in 0..<rows.rowCount {
-            guard let reference = rows.string(row, 0), reference.hasPrefix("order:"), let order = Int(reference.dropFirst(6)) else {
-                continue
-            }
-            ledger[order] = (rows.int(row, 1) ?? 0, rows.int(row, 2) ?? 0)
-        }
+        // Without a balance ledger, only the acknowledged payments are counted.
+        let ledger = try context.state.orderLedgerEntries() ?? [:]
         for order in Set(ledger.keys).union(payments.keys).sorted() {
             let acknowledged = payments[order]?.ok ?? 0
             let entries = ledger[order] ?? (0, 0)
@@ -209,12 +200,8 @@ struct KeyedCharges {
 
     /// Every acknowledged key has its charge in the ledger (the charge's reference is its key), once.
     func checkLedger(_ context: CheckContext, _ tally: inout ViolationTally) throws {
-        guard !records.isEmpty else { return }
-        let rows = try context.db.query("SELECT reference, count(*) FROM balance_ledger WHERE reason = 'charge' GROUP BY reference")
-        var ledgerRows: [String: Int] = [:]
-        for row in 0..<rows.rowCount {
-            if let key = rows.string(row, 0), records[key] != nil { ledgerRows[key] = rows.int(row, 1) ?? 0 }
-        }
+        guard !records.isEmpty, let references = try context.state.chargeEntriesByReference() else { return }
+        let ledgerRows = references.filter { records[$0.key] != nil }
         for (key, record) in records.sorted(by: { $0.key < $1.key }) where record.acknowledged > 0 && (ledgerRows[key] ?? 0) == 0 {
             tally.add("acknowledged-charge-missing", "key \(key): \(record.acknowledged) charges acknowledged, none in the ledger")
         }

@@ -28,8 +28,15 @@ final class OrderCreationChecker: Checker {
 
     func check(_ context: CheckContext) throws -> CheckResult {
         var tally = ViolationTally()
-        let existing = try context.db.pairs("SELECT id, user_id FROM orders")
-        let itemCounts = try context.db.pairs("SELECT order_id, count(*) FROM order_items GROUP BY order_id")
+        let existing = (try context.state.orders() ?? [:]).mapValues(\.user)
+        let orderItems = try context.state.orderItems() ?? []
+        var itemCounts: [Int: Int] = [:]
+        // Per order and product, the quantity asked for.
+        var asked: [Int: [Int: Int]] = [:]
+        for item in orderItems {
+            itemCounts[item.order, default: 0] += 1
+            asked[item.order, default: [:]][item.product, default: 0] += item.quantity
+        }
         for (order, made) in created.sorted(by: { $0.key < $1.key }) {
             if existing[order] == nil {
                 tally.add("acknowledged-order-missing", "order \(order) for user \(made.user) was acknowledged; no row")
@@ -43,14 +50,11 @@ final class OrderCreationChecker: Checker {
         }
         // Stock is not deducted at creation; with payments in the run it only goes down, so the
         // initial stock bounds what any check could have seen.
-        let rows = try context.db.query(
-            "SELECT order_id, product_id, sum(quantity)::bigint FROM order_items GROUP BY order_id, product_id ORDER BY order_id")
-        for row in 0..<rows.rowCount {
-            let product = rows.int(row, 1)!, quantity = rows.int(row, 2)!
-            if quantity > context.initial.stock[product] ?? 0 {
+        for (order, products) in asked.sorted(by: { $0.key < $1.key }) {
+            for (product, quantity) in products.sorted(by: { $0.key < $1.key }) where quantity > context.initial.stock[product] ?? 0 {
                 tally.add(
                     "created-beyond-stock",
-                    "order \(rows.int(row, 0)!) asks for \(quantity) of product \(product), stock was \(context.initial.stock[product] ?? 0)")
+                    "order \(order) asks for \(quantity) of product \(product), stock was \(context.initial.stock[product] ?? 0)")
             }
         }
         return tally.result(name, summary: "\(acknowledged) orders acknowledged, \(made) created")

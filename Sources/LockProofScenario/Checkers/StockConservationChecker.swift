@@ -19,15 +19,13 @@ final class StockConservationChecker: Checker {
 
     func check(_ context: CheckContext) throws -> CheckResult {
         var tally = ViolationTally()
-        let stock = try context.db.pairs("SELECT id, stock FROM products")
-        let ledger = try context.db.pairs("SELECT product_id, sum(delta)::bigint FROM stock_ledger GROUP BY product_id")
-        let rows = try context.db.query("SELECT order_id, product_id, quantity FROM order_items")
+        let stock = try context.state.stock() ?? [:]
+        // nil: a target that maps no stock ledger; the ledger check is left out.
+        let ledger = try context.state.stockLedgerSums()
         var items: [Int: [(product: Int, quantity: Int)]] = [:]
-        for row in 0..<rows.rowCount { items[rows.int(row, 0)!, default: []].append((rows.int(row, 1)!, rows.int(row, 2)!)) }
-        let statusRows = try context.db.query("SELECT id, status FROM orders")
-        var status: [Int: String] = [:]
-        for row in 0..<statusRows.rowCount { status[statusRows.int(row, 0)!] = statusRows.string(row, 1) }
-        let pendingCompensations = Set(try context.db.pairs("SELECT order_id, id FROM compensations WHERE status = 'pending'").keys)
+        for item in try context.state.orderItems() ?? [] { items[item.order, default: []].append((item.product, item.quantity)) }
+        let status = (try context.state.orders() ?? [:]).mapValues(\.status)
+        let pendingCompensations = try context.state.pendingCompensationOrders()
 
         var lower = context.initial.stock
         var upper = context.initial.stock
@@ -53,7 +51,7 @@ final class StockConservationChecker: Checker {
         for (product, value) in stock.sorted(by: { $0.key < $1.key }) {
             let initial = context.initial.stock[product] ?? 0
             let low = lower[product] ?? 0, high = upper[product] ?? 0
-            let ledgerSum = ledger[product] ?? 0
+            let ledgerSum = ledger.map { $0[product] ?? 0 } ?? value
             if high < 0 {
                 tally.add(
                     "negative-stock",

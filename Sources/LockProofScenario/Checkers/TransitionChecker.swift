@@ -49,9 +49,7 @@ final class TransitionChecker: Checker {
 
     func check(_ context: CheckContext) throws -> CheckResult {
         var tally = ViolationTally()
-        let rows = try context.db.query("SELECT id, status FROM orders")
-        var status: [Int: String] = [:]
-        for row in 0..<rows.rowCount { status[rows.int(row, 0)!] = rows.string(row, 1) }
+        let status = (try context.state.orders() ?? [:]).mapValues(\.status)
         let target = ["complete": "COMPLETED", "cancel": "CANCELLED"]
         for order in context.initial.orders {
             let won = winners[order] ?? Winners()
