@@ -15,7 +15,7 @@
 # The run folder (LOCKPROOF_CLUSTER_DIR, default .run/cluster in the checkout, ignored by git) is
 # this script's own: `instances` (K, API port, metrics port per line), instance-K.pid, instance-K.log,
 # instance-K.sh (starts instance K again: the instance-kill fault runs it to restart what it killed)
-# and targets.yml (Prometheus file_sd, see Dashboards/prometheus.yml, job lockproof-cluster).
+# and targets.yml (Prometheus file_sd, see Dashboards/prometheus.yml, job lockproof).
 # `start` waits until every instance answers /healthz and its API port (60 s each) and prints
 # `export LOCKPROOF_MANAGED_CLUSTER_DIR=...`: the instance-kill and instance-pause faults strike only
 # instances listed there, whose pid is a `lockproof` listening on the recorded API port.
@@ -120,7 +120,7 @@ start)
     rm -f "$dir"/instance-*.pid "$dir"/instance-*.sh
     : >"$dir/instances"
     {
-        echo "# written by scripts/cluster.sh: one target per serve instance (Dashboards/prometheus.yml, job lockproof-cluster)"
+        echo "# written by scripts/cluster.sh: one target per serve instance (Dashboards/prometheus.yml, job lockproof)"
         echo "- targets:"
         for k in $(seq 1 "$n"); do echo "    - 127.0.0.1:$((base + 100 + k - 1))"; done
         echo "  labels:"
@@ -137,6 +137,9 @@ start)
 #!/usr/bin/env bash
 # written by scripts/cluster.sh: starts instance $k in the background, as it was first started
 $env_lines
+# The instance outlives its starter: it keeps none of the starter's descriptors but its log (a
+# caller waiting for the end of a pipe it inherited would wait for the instance's end).
+for fd in /proc/\$\$/fd/*; do n=\${fd##*/}; [ "\$n" -gt 2 ] 2>/dev/null && eval "exec \$n>&-"; done
 nohup $(printf '%q' "$bin")$args >>$(printf '%q' "$dir/instance-$k.log") 2>&1 </dev/null &
 echo \$! >$(printf '%q' "$dir/instance-$k.pid")
 EOF
