@@ -49,8 +49,10 @@ public struct ManagedInstances: Sendable, Equatable {
     }
 
     /// The cluster the environment names, or a refusal saying how to start one.
-    static func required(by kind: FaultKind) throws -> ManagedInstances {
-        guard let instances = try fromEnvironment() else {
+    static func required(
+        by kind: FaultKind, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> ManagedInstances {
+        guard let instances = try fromEnvironment(environment) else {
             throw FaultRefused(
                 message: "fault \(kind.rawValue) strikes serve instances, and LockProof strikes only instances it started; \(environmentKey) names none (start them with scripts/cluster.sh start N BASEPORT)")
         }

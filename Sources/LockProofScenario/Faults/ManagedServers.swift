@@ -51,7 +51,7 @@ public struct ManagedServers: Sendable {
         }
         let instanceFaults = serverFaults.filter { $0 == .instanceKill || $0 == .instancePause }
         if let kind = instanceFaults.first {
-            _ = try ManagedInstances.required(by: kind)
+            _ = try ManagedInstances.required(by: kind, environment: environment)
         }
         if serverFaults.contains(.pgTerminate) {
             let target = try? PostgresTarget(conninfo: configuration.databaseURL)
