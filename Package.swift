@@ -121,7 +121,7 @@ let package = Package(
             name: "LockProofScenarioTests",
             dependencies: [
                 "LockProofTestSupport", "LockProofScenario", "LockProofCommerce", "LockProofLocking",
-                "LockProofPostgres", "LockProofRedis",
+                "LockProofPostgres", "LockProofRedis", "LockProofHTTP",
             ]),
         .testTarget(
             name: "LockProofBenchTests",

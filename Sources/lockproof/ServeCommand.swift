@@ -72,6 +72,22 @@ struct ServeCommand: ParsableCommand {
             valueName: "N/unit"))
     var rateLimit: String?
 
+    @Option(
+        name: .customLong("processing-delay"),
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "The API's application think time between reading a row and writing it back, 0 to 1 s (default 0): widens the race windows the instance faults aim at.",
+            valueName: "seconds"))
+    var processingDelay: Double = 0
+
+    @Option(
+        name: .customLong("gateway-latency"),
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "How long the API's simulated payment gateway takes to answer, 0 to 10 s (default 0): a kill then finds payments between their deduction and the gateway's answer.",
+            valueName: "seconds"))
+    var gatewayLatency: Double = 0
+
     @OptionGroup var servers: ServerOptions
 
     @OptionGroup var database: DatabaseWaitOptions
@@ -94,6 +110,11 @@ struct ServeCommand: ParsableCommand {
         try checkBounds(pendingInterval, option: "--pending-interval", range: SecondsBounds.pollInterval)
         try checkBounds(recoverInterval, option: "--recover-interval", range: SecondsBounds.pollInterval)
         try checkBounds(workers, option: "--workers", range: 1...1_000)
+        try checkBounds(processingDelay, option: "--processing-delay", range: 0...1)
+        try checkBounds(gatewayLatency, option: "--gateway-latency", range: 0...10)
+        if apiAddress == nil, processingDelay != 0 || gatewayLatency != 0 {
+            throw ValidationError("--processing-delay and --gateway-latency configure the API: give --api-address too")
+        }
         try checkBounds(connections, option: "--connections", range: 1...500)
         do {
             if let strategy { _ = try APIStrategies.parse(strategy) }
@@ -187,12 +208,14 @@ struct ServeCommand: ParsableCommand {
             options.workers = workers
             options.connections = connections
             options.rateLimit = try rateLimit.map { try RateLimit.parse($0) }
+            options.settings.processingDelaySeconds = processingDelay
             let service: APIService
             do {
                 service = APIService(
                     options: options, configuration: configuration, shared: shared, metrics: metrics,
                     gateway: SimulatedPaymentGateway(
-                        failureRate: 0, seed: 2, records: try DatabaseGatewayRecords(databaseURL: configuration.databaseURL)))
+                        latencySeconds: gatewayLatency...gatewayLatency, failureRate: 0, seed: 2,
+                        records: try DatabaseGatewayRecords(databaseURL: configuration.databaseURL)))
             } catch {
                 endpoint.stop()
                 shared.stop()

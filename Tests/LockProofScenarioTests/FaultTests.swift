@@ -65,6 +65,9 @@ final class FaultTests: XCTestCase {
         assertProblem("  - {kind: redis-down, start: 1s, duration: 1s, interval: 100ms}", "'interval' applies to faults that strike repeatedly")
         assertProblem("  - {kind: redis-pause, start: 1s, duration: 2s}", "faults[0].duration: found 2 s; expected longer than the lock lease (5 s")
         assertProblem("  - {kind: client-pause, start: 1s, pause_ms: 100}", "faults[0].pause_ms: found 100; expected longer than the lock lease")
+        assertProblem("  - {kind: instance-pause, start: 1s, duration: 2s}", "faults[0].duration: found 2 s; expected longer than the lock lease (5 s")
+        assertProblem("  - {kind: instance-kill, start: 1s}", "faults[0] (instance-kill): missing key 'duration'")
+        assertProblem("  - {kind: instance-kill, start: 1s, duration: 1s, instance: 0}", "faults[0].instance: found 0")
         assertProblem("  - {kind: crash-after-deduct, start: 1s, duration: 1s}", "crash-after-deduct strikes payments, and the scenario runs none")
         assertProblem("  - {kind: gateway-failure, start: 1s, duration: 1s, failure_rate: 2}", "faults[0].failure_rate: found 2; expected a number in 0…1")
         assertProblem("  - {kind: redis-down, start: 1s, duration: 1s, sessions: 2}", "unknown key 'sessions'")
@@ -91,6 +94,27 @@ final class FaultTests: XCTestCase {
         }
         XCTAssertNil(try ManagedServers.check(configuration, faults: [.gatewayFailure, .crashAfterDeduct], environment: [:]),
                      "faults inside the clients need no server of ours")
+    }
+
+    /// Instance faults need, beyond the throwaway servers, a cluster scripts/cluster.sh started
+    /// (LOCKPROOF_MANAGED_CLUSTER_DIR) whose instances file reads; refused before anything runs.
+    func testInstanceFaultsAreRefusedWithoutAClusterLockProofStarted() throws {
+        var environment = ProcessInfo.processInfo.environment
+        environment[ManagedInstances.environmentKey] = nil
+        XCTAssertNotNil(ManagedServers.fromEnvironment(environment), "the tests run on throwaway servers (scripts/services.sh)")
+        for kind in [FaultKind.instanceKill, .instancePause] {
+            XCTAssertThrowsError(try ManagedServers.check(TestServers.configuration, faults: [kind], environment: environment)) {
+                XCTAssertTrue("\($0)".contains("fault \(kind.rawValue) strikes serve instances") && "\($0)".contains("names none"), "\($0)")
+            }
+        }
+        let folder = NSTemporaryDirectory() + "lockproof-cluster-bad-\(getpid())"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try "1 21600 21700\n2 port 21701\n".write(toFile: folder + "/instances", atomically: true, encoding: .utf8)
+        environment[ManagedInstances.environmentKey] = folder
+        XCTAssertThrowsError(try ManagedServers.check(TestServers.configuration, faults: [.instanceKill], environment: environment)) {
+            XCTAssertTrue("\($0)".contains("\(folder)/instances line 2: '2 port 21701' is not 'K API_PORT METRICS_PORT'"), "\($0)")
+        }
     }
 
     /// Issue 15: the pid file is checked against the process table before any signal. One naming

@@ -83,6 +83,9 @@ final class ServeAPICommandTests: XCTestCase {
             (["--api-address", "127.0.0.1:0", "--connections", "100000"], "--connections: found 100000"),
             (["--api-address", "nowhere:80"], "--api-address nowhere:80"),
             (["--strategy", "charge-balance=seed"], "give --api-address too"),
+            (["--api-address", "127.0.0.1:0", "--processing-delay", "2"], "--processing-delay: found 2"),
+            (["--api-address", "127.0.0.1:0", "--gateway-latency", "-1"], "--gateway-latency: found -1"),
+            (["--processing-delay", "0.1"], "--processing-delay and --gateway-latency configure the API"),
         ]
         for (arguments, message) in cases {
             let (process, stdout, stderr) = try launch(["--metrics-address", "127.0.0.1:0"] + arguments)

@@ -15,6 +15,8 @@ public enum FaultKind: String, Sendable, CaseIterable, Codable {
     case gatewayFailure = "gateway-failure"
     case compensationFailure = "compensation-failure"
     case crashAfterDeduct = "crash-after-deduct"
+    case instanceKill = "instance-kill"
+    case instancePause = "instance-pause"
 
     var injector: any FaultInjector.Type {
         switch self {
@@ -26,6 +28,8 @@ public enum FaultKind: String, Sendable, CaseIterable, Codable {
         case .gatewayFailure: return GatewayFailureFault.self
         case .compensationFailure: return CompensationFailureFault.self
         case .crashAfterDeduct: return CrashAfterDeductFault.self
+        case .instanceKill: return InstanceKillFault.self
+        case .instancePause: return InstancePauseFault.self
         }
     }
 

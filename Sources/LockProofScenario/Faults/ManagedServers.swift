@@ -49,6 +49,10 @@ public struct ManagedServers: Sendable {
         } catch {
             throw FaultRefused(message: "faults \(kinds): LOCKPROOF_MANAGED_REDIS_PIDFILE \(error)")
         }
+        let instanceFaults = serverFaults.filter { $0 == .instanceKill || $0 == .instancePause }
+        if let kind = instanceFaults.first {
+            _ = try ManagedInstances.required(by: kind, environment: environment)
+        }
         if serverFaults.contains(.pgTerminate) {
             let target = try? PostgresTarget(conninfo: configuration.databaseURL)
             let host = target?.host ?? "127.0.0.1"
@@ -128,35 +132,8 @@ public struct ManagedServers: Sendable {
     }
 
     /// Starts `redis-server` with `arguments` (it daemonizes) and waits until `port` answers PING.
-    /// posix_spawn and waitpid rather than Foundation's Process, whose exit monitoring does not
-    /// work from every thread.
     static func startRedis(_ arguments: [String], port: Int) throws {
-        let argv = ["redis-server"] + arguments
-        var cArguments = argv.map { strdup($0) } + [nil]
-        defer { cArguments.forEach { free($0) } }
-        var pid: pid_t = 0
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        // The runner blocks and ignores SIGINT/SIGTERM for its own handling; a child inherits both
-        // and would then never stop on SIGTERM. Give it a clean signal state.
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for number in [SIGTERM, SIGINT, SIGHUP, SIGPIPE] { sigaddset(&defaults, number) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let status = posix_spawnp(&pid, "redis-server", &actions, &attributes, &cArguments, environ)
-        guard status == 0 else { throw FaultRefused(message: "cannot start redis-server (error \(status))") }
-        var exitStatus: Int32 = 0
-        while waitpid(pid, &exitStatus, 0) == -1 && errno == EINTR {}
+        try ServerProcess.spawnAndReap(["redis-server"] + arguments)
         try waitForPing(port: port)
     }
 

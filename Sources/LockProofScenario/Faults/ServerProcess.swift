@@ -85,4 +85,36 @@ enum ServerProcess {
         }
         return holders
     }
+
+    /// Runs `argv` (found on PATH) with stdout and stderr to /dev/null and waits for it to exit:
+    /// for programs that start a server in the background and return (a daemonizing
+    /// `redis-server`, a cluster's `instance-K.sh`). posix_spawn and waitpid rather than
+    /// Foundation's Process, whose exit monitoring does not work from every thread.
+    static func spawnAndReap(_ argv: [String]) throws {
+        var cArguments = argv.map { strdup($0) } + [nil]
+        defer { cArguments.forEach { free($0) } }
+        var pid: pid_t = 0
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        // The runner blocks and ignores SIGINT/SIGTERM for its own handling; a child inherits both
+        // and would then never stop on SIGTERM. Give it a clean signal state.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for number in [SIGTERM, SIGINT, SIGHUP, SIGPIPE] { sigaddset(&defaults, number) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let status = posix_spawnp(&pid, argv[0], &actions, &attributes, &cArguments, environ)
+        guard status == 0 else { throw FaultRefused(message: "cannot start \(argv[0]) (error \(status))") }
+        var exitStatus: Int32 = 0
+        while waitpid(pid, &exitStatus, 0) == -1 && errno == EINTR {}
+    }
 }

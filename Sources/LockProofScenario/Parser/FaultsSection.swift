@@ -53,7 +53,7 @@ extension ScenarioReader {
                     problem(item, "\(field) (\(kind.rawValue)): 'interval' needs 'duration' (how long the strikes go on)")
                 }
             }
-            if kind == .redisPause, let seconds = spec.durationSeconds, seconds <= leaseSeconds {
+            if kind == .redisPause || kind == .instancePause, let seconds = spec.durationSeconds, seconds <= leaseSeconds {
                 problem(fields["duration"]!.value, "\(field).duration: found \(formatNumber(seconds)) s; expected longer than the lock lease (\(formatNumber(leaseSeconds)) s, workload.lock.lease_ms): a shorter pause expires no lease")
             }
             if kind == .clientPause, spec.parameter("pause_ms") / 1000 <= leaseSeconds {
