@@ -219,7 +219,7 @@ final class MixedScenarioParserTests: XCTestCase {
         XCTAssertEqual(scenario.caseLabel, "charge-balance+process-payment")
         XCTAssertEqual(scenario.strategyLabel, "charge:naive, pay:seed")
         XCTAssertEqual(
-            Set(checkers(for: scenario).map(\.name)), ["money-conservation", "stock-conservation", "compensation", "no-deadlock"])
+            Set(checkers(for: scenario).map(\.name)), ["money-conservation", "stock-conservation", "compensation", "lock-exclusivity", "no-deadlock"])
     }
 
     func testASingleCaseFileStillParsesAndItsStrategyAppliesToItsOperations() throws {

@@ -1,0 +1,131 @@
+import Foundation
+import LockProofLocking
+
+/// One line of a Redis lock hold in a run's history (process `lock`): a client's lock was granted,
+/// or its release was sent. Written by the lock code's own events (`LockProofEvent.lockAcquired`,
+/// `.lockReleased`) as they happen, on the run's clock; the lock-exclusivity checker pairs them
+/// by token into holds.
+public struct LockEntry: Sendable, Codable, Equatable {
+    public enum Phase: String, Sendable, Codable {
+        case acquire, release
+    }
+
+    /// How a release ended, as Redis answered it.
+    public enum ReleaseOutcome: String, Sendable, Codable {
+        /// The token was still there: the lock was this holder's until the release.
+        case released
+        /// The token was gone (lease expired, or the key lost in a failover): the hold ended earlier.
+        case lost
+        /// No answer (Redis down, a timeout): it may or may not have been released.
+        case unknown
+    }
+
+    /// Always `lock`: what tells this line from a client's operation and the nemesis'.
+    public static let process = "lock"
+
+    public let phase: Phase
+    /// The client (virtual user) that held it.
+    public let client: Int
+    public let key: String
+    /// Unique to the holding: the acquire and the release of one hold carry the same.
+    public let token: String
+    public let fencingToken: Int64
+    public let leaseMilliseconds: Int
+    /// Seconds since the run began. Acquire: when Redis' reply granting the lock came back (held
+    /// by then). Release: when the release was sent (still held then, if it was `released`).
+    public let time: Double
+    /// Acquire only: when the winning attempt was sent; the lease runs from no earlier.
+    public let requested: Double?
+    /// Release only.
+    public let outcome: ReleaseOutcome?
+
+    public init(
+        phase: Phase, client: Int, key: String, token: String, fencingToken: Int64, leaseMilliseconds: Int, time: Double,
+        requested: Double? = nil, outcome: ReleaseOutcome? = nil
+    ) {
+        self.phase = phase
+        self.client = client
+        self.key = key
+        self.token = token
+        self.fencingToken = fencingToken
+        self.leaseMilliseconds = leaseMilliseconds
+        self.time = time
+        self.requested = requested
+        self.outcome = outcome
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case process, phase, client, key, token, outcome
+        case fencingToken = "fencing_token"
+        case leaseMilliseconds = "lease_ms"
+        case time = "time_seconds"
+        case requested = "requested_seconds"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        guard try c.decode(String.self, forKey: .process) == Self.process else {
+            throw DecodingError.dataCorruptedError(forKey: .process, in: c, debugDescription: "not a lock entry")
+        }
+        phase = try c.decode(Phase.self, forKey: .phase)
+        client = try c.decode(Int.self, forKey: .client)
+        key = try c.decode(String.self, forKey: .key)
+        token = try c.decode(String.self, forKey: .token)
+        fencingToken = try c.decode(Int64.self, forKey: .fencingToken)
+        leaseMilliseconds = try c.decode(Int.self, forKey: .leaseMilliseconds)
+        time = try c.decode(Double.self, forKey: .time)
+        requested = try c.decodeIfPresent(Double.self, forKey: .requested)
+        outcome = try c.decodeIfPresent(ReleaseOutcome.self, forKey: .outcome)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(Self.process, forKey: .process)
+        try c.encode(phase, forKey: .phase)
+        try c.encode(client, forKey: .client)
+        try c.encode(key, forKey: .key)
+        try c.encode(token, forKey: .token)
+        try c.encode(fencingToken, forKey: .fencingToken)
+        try c.encode(leaseMilliseconds, forKey: .leaseMilliseconds)
+        try c.encode(time, forKey: .time)
+        try c.encodeIfPresent(requested, forKey: .requested)
+        try c.encodeIfPresent(outcome, forKey: .outcome)
+    }
+}
+
+/// One client's event sink in a run: every event goes on to `forward` (the run's statistics), and
+/// the lock code's grants and releases also go to the history as `LockEntry` lines of that client,
+/// on the run's clock (`origin`: the monotonic second the run began).
+final class LockHoldEvents: EventSink, Sendable {
+    let client: Int
+    let forward: any EventSink
+    let history: HistoryRecorder
+    let origin: @Sendable () -> Double
+
+    init(client: Int, forward: any EventSink, history: HistoryRecorder, origin: @escaping @Sendable () -> Double) {
+        self.client = client
+        self.forward = forward
+        self.history = history
+        self.origin = origin
+    }
+
+    func record(_ event: LockProofEvent, caseName: String) {
+        forward.record(event, caseName: caseName)
+        switch event {
+        case .lockAcquired(let handle, let requestedAt, let at):
+            let origin = origin()
+            history.record(
+                LockEntry(
+                    phase: .acquire, client: client, key: handle.key, token: handle.token, fencingToken: handle.fencingToken,
+                    leaseMilliseconds: handle.leaseMilliseconds, time: at - origin, requested: requestedAt - origin))
+        case .lockReleased(let handle, let requestedAt, let released):
+            let outcome: LockEntry.ReleaseOutcome = released.map { $0 ? .released : .lost } ?? .unknown
+            history.record(
+                LockEntry(
+                    phase: .release, client: client, key: handle.key, token: handle.token, fencingToken: handle.fencingToken,
+                    leaseMilliseconds: handle.leaseMilliseconds, time: requestedAt - origin(), outcome: outcome))
+        default:
+            break
+        }
+    }
+}
