@@ -143,7 +143,7 @@ public final class DistributedLockClient {
                     probe.record(.lockWaited(.redis, seconds: granted - started))
                     let handle = LockHandle(
                         key: key, token: token, fencingToken: value, leaseMilliseconds: options.leaseMilliseconds)
-                    probe.record(.lockAcquired(handle, requestedAt: sent, at: granted))
+                    probe.record(.lockAcquired(handle, requestedAt: sent, at: granted, renewed: options.renewLease && renewer != nil))
                     if options.renewLease { renewer?.register(handle) }
                     holders?.acquired(key)
                     return handle

@@ -36,12 +36,15 @@ public struct LockEntry: Sendable, Codable, Equatable {
     public let time: Double
     /// Acquire only: when the winning attempt was sent; the lease runs from no earlier.
     public let requested: Double?
+    /// Acquire only: the watchdog renews the lease while the holder works; false: the lease ends
+    /// `leaseMilliseconds` after it was set, whatever the release says.
+    public let renew: Bool?
     /// Release only.
     public let outcome: ReleaseOutcome?
 
     public init(
         phase: Phase, client: Int, key: String, token: String, fencingToken: Int64, leaseMilliseconds: Int, time: Double,
-        requested: Double? = nil, outcome: ReleaseOutcome? = nil
+        requested: Double? = nil, renew: Bool? = nil, outcome: ReleaseOutcome? = nil
     ) {
         self.phase = phase
         self.client = client
@@ -51,11 +54,12 @@ public struct LockEntry: Sendable, Codable, Equatable {
         self.leaseMilliseconds = leaseMilliseconds
         self.time = time
         self.requested = requested
+        self.renew = renew
         self.outcome = outcome
     }
 
     enum CodingKeys: String, CodingKey {
-        case process, phase, client, key, token, outcome
+        case process, phase, client, key, token, renew, outcome
         case fencingToken = "fencing_token"
         case leaseMilliseconds = "lease_ms"
         case time = "time_seconds"
@@ -75,6 +79,7 @@ public struct LockEntry: Sendable, Codable, Equatable {
         leaseMilliseconds = try c.decode(Int.self, forKey: .leaseMilliseconds)
         time = try c.decode(Double.self, forKey: .time)
         requested = try c.decodeIfPresent(Double.self, forKey: .requested)
+        renew = try c.decodeIfPresent(Bool.self, forKey: .renew)
         outcome = try c.decodeIfPresent(ReleaseOutcome.self, forKey: .outcome)
     }
 
@@ -89,6 +94,7 @@ public struct LockEntry: Sendable, Codable, Equatable {
         try c.encode(leaseMilliseconds, forKey: .leaseMilliseconds)
         try c.encode(time, forKey: .time)
         try c.encodeIfPresent(requested, forKey: .requested)
+        try c.encodeIfPresent(renew, forKey: .renew)
         try c.encodeIfPresent(outcome, forKey: .outcome)
     }
 }
@@ -112,12 +118,12 @@ final class LockHoldEvents: EventSink, Sendable {
     func record(_ event: LockProofEvent, caseName: String) {
         forward.record(event, caseName: caseName)
         switch event {
-        case .lockAcquired(let handle, let requestedAt, let at):
+        case .lockAcquired(let handle, let requestedAt, let at, let renewed):
             let origin = origin()
             history.record(
                 LockEntry(
                     phase: .acquire, client: client, key: handle.key, token: handle.token, fencingToken: handle.fencingToken,
-                    leaseMilliseconds: handle.leaseMilliseconds, time: at - origin, requested: requestedAt - origin))
+                    leaseMilliseconds: handle.leaseMilliseconds, time: at - origin, requested: requestedAt - origin, renew: renewed))
         case .lockReleased(let handle, let requestedAt, let released):
             let outcome: LockEntry.ReleaseOutcome = released.map { $0 ? .released : .lost } ?? .unknown
             history.record(

@@ -165,14 +165,14 @@ extension GeneratorClientSeamTests {
         let lockKeys = Set(try XCTUnwrap(lock["properties"] as? [String: Any]).keys)
         XCTAssertEqual(
             lockKeys,
-            ["process", "phase", "client", "key", "token", "fencing_token", "lease_ms", "time_seconds", "requested_seconds", "outcome"],
+            ["process", "phase", "client", "key", "token", "fencing_token", "lease_ms", "time_seconds", "requested_seconds", "renew", "outcome"],
             "LockEntry's keys")
         // Both phases of a real entry carry only keys the schema names.
         let encoder = JSONEncoder()
         for entry in [
             LockEntry(
                 phase: .acquire, client: 1, key: "lockproof:lock:user:3", token: "ab", fencingToken: 7, leaseMilliseconds: 200, time: 0.5,
-                requested: 0.49),
+                requested: 0.49, renew: true),
             LockEntry(
                 phase: .release, client: 1, key: "lockproof:lock:user:3", token: "ab", fencingToken: 7, leaseMilliseconds: 200, time: 0.7,
                 outcome: .lost),

@@ -16,10 +16,12 @@ final class LockExclusivityCheckerTests: XCTestCase {
         db = try TestServers.database()
     }
 
-    private func acquire(_ client: Int, _ token: String, at time: Double, requested: Double? = nil, lease: Int = 100, key: String? = nil) -> LockEntry {
+    private func acquire(
+        _ client: Int, _ token: String, at time: Double, requested: Double? = nil, lease: Int = 100, renew: Bool = true, key: String? = nil
+    ) -> LockEntry {
         LockEntry(
             phase: .acquire, client: client, key: key ?? self.key, token: token, fencingToken: Int64(client), leaseMilliseconds: lease,
-            time: time, requested: requested ?? time - 0.0005)
+            time: time, requested: requested ?? time - 0.0005, renew: renew)
     }
 
     private func release(
@@ -101,6 +103,21 @@ final class LockExclusivityCheckerTests: XCTestCase {
         // A fault that ended before the first hold began does not excuse it.
         let before = try check(entries, windows: [FaultWindow(fault: "redis-pause", start: 0.2, end: 0.9)])
         XCTAssertEqual(before.violations.map(\.name), ["two-holders-outside-fault-window"])
+    }
+
+    /// A lease of fixed length (no watchdog) ends with it even when the release says it was still
+    /// there; renewed, a confirmed release proves the hold up to it.
+    func testAFixedLeaseEndsWithItsLease() throws {
+        func entries(renew: Bool) -> [LockEntry] {
+            [
+                acquire(0, "a", at: 0.0105, requested: 0.010, renew: renew),
+                acquire(1, "b", at: 0.1106, requested: 0.1101, renew: renew),
+                release(0, "a", at: 0.160),
+                release(1, "b", at: 0.200),
+            ]
+        }
+        XCTAssertTrue(try check(entries(renew: false)).passed)
+        XCTAssertEqual(try check(entries(renew: true)).violations.map(\.name), ["two-holders-outside-fault-window"])
     }
 
     /// A lost hold still counts up to its lease: b granted 30 ms into a's 100 ms lease overlaps it

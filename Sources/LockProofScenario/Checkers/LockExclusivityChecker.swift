@@ -8,12 +8,13 @@ import LockProofCommerce
 /// A hold runs from the grant's reply (Redis had set the key by then) to its end, taken on the
 /// side that can only make it shorter than it really was, so that timestamping never makes two
 /// holds overlap that did not:
-/// - released (Redis found the token still there): the lock was the holder's up to the moment the
-///   release was sent, renewals included;
-/// - lost (the token was gone) or unknown (no answer): the hold ended at its release or at the
-///   earliest its lease could have run out (the winning attempt's sending + the lease, less a few
-///   milliseconds for Redis' millisecond clock), whichever first. An expired lease is a lost lock,
-///   not two holders: the design's promise ends with the lease (fencing guards what follows);
+/// - released (Redis found the token still there) with a lease the watchdog renewed: the lock was
+///   the holder's up to the moment the release was sent;
+/// - otherwise (a lease of fixed length, a lost lock: the token was gone, no answer): the hold
+///   ended at its release or at the earliest its lease could have run out (the winning attempt's
+///   sending + the lease, less a few milliseconds for Redis' millisecond clock), whichever first.
+///   An expired lease is a lost lock, not two holders: the design's promise ends with the lease
+///   (fencing guards what follows);
 /// - never released (the run ended first): at the earliest its lease could have run out.
 /// Since a key can be set again only once it is gone, two holds of a correct lock never overlap
 /// so measured. Two that do are two holders at once: inside a fault window (the fault was active
@@ -42,6 +43,8 @@ final class LockExclusivityChecker: LockHoldChecker {
         let start: Double
         /// The earliest its lease could have run out, renewals aside.
         let leaseFloor: Double
+        /// The watchdog renewed its lease: only a release Redis did not confirm ends it at `leaseFloor`.
+        let renewed: Bool
         var end: Double = .infinity
     }
 
@@ -78,18 +81,16 @@ final class LockExclusivityChecker: LockHoldChecker {
             let requested = entry.requested ?? entry.time
             keys[entry.key, default: KeyState()].open[entry.token] = Hold(
                 client: entry.client, fencingToken: entry.fencingToken, start: entry.time,
-                leaseFloor: requested + Double(entry.leaseMilliseconds) / 1000 - Self.leaseTolerance)
+                leaseFloor: requested + Double(entry.leaseMilliseconds) / 1000 - Self.leaseTolerance, renewed: entry.renew ?? true)
         case .release:
             guard var hold = keys[entry.key]?.open.removeValue(forKey: entry.token) else {
                 unmatchedReleases += 1
                 return
             }
-            if entry.outcome == .released {
-                hold.end = entry.time
-            } else {
-                if entry.outcome == .lost { lost += 1 }
-                hold.end = min(entry.time, hold.leaseFloor)
-            }
+            if entry.outcome == .lost { lost += 1 }
+            // A confirmed release of a renewed lease proves the hold up to it; otherwise the lease
+            // bounds it too.
+            hold.end = entry.outcome == .released && hold.renewed ? entry.time : min(entry.time, hold.leaseFloor)
             close(hold, key: entry.key)
         }
     }
