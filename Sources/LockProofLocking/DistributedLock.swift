@@ -172,7 +172,7 @@ public final class DistributedLockClient {
     /// (someone else may hold it now): that is recorded as a lost lock.
     @discardableResult
     public func release(_ handle: LockHandle, probe: Probe) throws -> Bool {
-        renewer?.unregister(handle)
+        let renewed = renewer?.unregister(handle)
         holders?.released(handle.key)
         let sent = monotonicSeconds()
         let reply: RedisReply
@@ -181,11 +181,11 @@ public final class DistributedLockClient {
             reply = try redis.eval(
                 LockScripts.release, keys: [handle.key], arguments: [handle.token, LockScripts.releaseChannel])
         } catch {
-            probe.record(.lockReleased(handle, requestedAt: sent, released: nil))
+            probe.record(.lockReleased(handle, requestedAt: sent, released: nil, renewedAt: renewed))
             throw error
         }
         let released = reply.integer == 1
-        probe.record(.lockReleased(handle, requestedAt: sent, released: released))
+        probe.record(.lockReleased(handle, requestedAt: sent, released: released, renewedAt: renewed))
         if !released { probe.record(.distributedLockLost) }
         return released
     }

@@ -64,8 +64,9 @@ public enum LockProofEvent: Sendable, Equatable {
     case lockAcquired(LockHandle, requestedAt: Double, at: Double, renewed: Bool)
     /// `handle`'s release was sent at `requestedAt` (monotonic seconds): the lock was held up to then
     /// at least if Redis answered that the token was still there (`released`), lost before it if
-    /// Redis answered that it was not, unknown when no answer came (nil).
-    case lockReleased(LockHandle, requestedAt: Double, released: Bool?)
+    /// Redis answered that it was not, unknown when no answer came (nil). `renewedAt`: when the
+    /// watchdog sent the last renewal Redis confirmed (the lease runs from no earlier), if any.
+    case lockReleased(LockHandle, requestedAt: Double, released: Bool?, renewedAt: Double?)
 }
 
 /// Receives events; must be safe to call from many client threads at once.

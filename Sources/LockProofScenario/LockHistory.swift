@@ -22,6 +22,7 @@ public struct LockEntry: Sendable, Codable, Equatable {
 
     /// Always `lock`: what tells this line from a client's operation and the nemesis'.
     public static let process = "lock"
+    public private(set) var process = LockEntry.process
 
     public let phase: Phase
     /// The client (virtual user) that held it.
@@ -39,12 +40,15 @@ public struct LockEntry: Sendable, Codable, Equatable {
     /// Acquire only: the watchdog renews the lease while the holder works; false: the lease ends
     /// `leaseMilliseconds` after it was set, whatever the release says.
     public let renew: Bool?
+    /// Release only: when the last renewal Redis confirmed was sent (its lease runs from no
+    /// earlier); absent when none was.
+    public let renewed: Double?
     /// Release only.
     public let outcome: ReleaseOutcome?
 
     public init(
         phase: Phase, client: Int, key: String, token: String, fencingToken: Int64, leaseMilliseconds: Int, time: Double,
-        requested: Double? = nil, renew: Bool? = nil, outcome: ReleaseOutcome? = nil
+        requested: Double? = nil, renew: Bool? = nil, renewed: Double? = nil, outcome: ReleaseOutcome? = nil
     ) {
         self.phase = phase
         self.client = client
@@ -55,6 +59,7 @@ public struct LockEntry: Sendable, Codable, Equatable {
         self.time = time
         self.requested = requested
         self.renew = renew
+        self.renewed = renewed
         self.outcome = outcome
     }
 
@@ -64,38 +69,7 @@ public struct LockEntry: Sendable, Codable, Equatable {
         case leaseMilliseconds = "lease_ms"
         case time = "time_seconds"
         case requested = "requested_seconds"
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        guard try c.decode(String.self, forKey: .process) == Self.process else {
-            throw DecodingError.dataCorruptedError(forKey: .process, in: c, debugDescription: "not a lock entry")
-        }
-        phase = try c.decode(Phase.self, forKey: .phase)
-        client = try c.decode(Int.self, forKey: .client)
-        key = try c.decode(String.self, forKey: .key)
-        token = try c.decode(String.self, forKey: .token)
-        fencingToken = try c.decode(Int64.self, forKey: .fencingToken)
-        leaseMilliseconds = try c.decode(Int.self, forKey: .leaseMilliseconds)
-        time = try c.decode(Double.self, forKey: .time)
-        requested = try c.decodeIfPresent(Double.self, forKey: .requested)
-        renew = try c.decodeIfPresent(Bool.self, forKey: .renew)
-        outcome = try c.decodeIfPresent(ReleaseOutcome.self, forKey: .outcome)
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(Self.process, forKey: .process)
-        try c.encode(phase, forKey: .phase)
-        try c.encode(client, forKey: .client)
-        try c.encode(key, forKey: .key)
-        try c.encode(token, forKey: .token)
-        try c.encode(fencingToken, forKey: .fencingToken)
-        try c.encode(leaseMilliseconds, forKey: .leaseMilliseconds)
-        try c.encode(time, forKey: .time)
-        try c.encodeIfPresent(requested, forKey: .requested)
-        try c.encodeIfPresent(renew, forKey: .renew)
-        try c.encodeIfPresent(outcome, forKey: .outcome)
+        case renewed = "renewed_seconds"
     }
 }
 
@@ -124,12 +98,14 @@ final class LockHoldEvents: EventSink, Sendable {
                 LockEntry(
                     phase: .acquire, client: client, key: handle.key, token: handle.token, fencingToken: handle.fencingToken,
                     leaseMilliseconds: handle.leaseMilliseconds, time: at - origin, requested: requestedAt - origin, renew: renewed))
-        case .lockReleased(let handle, let requestedAt, let released):
+        case .lockReleased(let handle, let requestedAt, let released, let renewedAt):
             let outcome: LockEntry.ReleaseOutcome = released.map { $0 ? .released : .lost } ?? .unknown
+            let origin = origin()
             history.record(
                 LockEntry(
                     phase: .release, client: client, key: handle.key, token: handle.token, fencingToken: handle.fencingToken,
-                    leaseMilliseconds: handle.leaseMilliseconds, time: requestedAt - origin(), outcome: outcome))
+                    leaseMilliseconds: handle.leaseMilliseconds, time: requestedAt - origin, renewed: renewedAt.map { $0 - origin },
+                    outcome: outcome))
         default:
             break
         }

@@ -165,7 +165,7 @@ extension GeneratorClientSeamTests {
         let lockKeys = Set(try XCTUnwrap(lock["properties"] as? [String: Any]).keys)
         XCTAssertEqual(
             lockKeys,
-            ["process", "phase", "client", "key", "token", "fencing_token", "lease_ms", "time_seconds", "requested_seconds", "renew", "outcome"],
+            ["process", "phase", "client", "key", "token", "fencing_token", "lease_ms", "time_seconds", "requested_seconds", "renew", "renewed_seconds", "outcome"],
             "LockEntry's keys")
         // Both phases of a real entry carry only keys the schema names.
         let encoder = JSONEncoder()
@@ -175,7 +175,7 @@ extension GeneratorClientSeamTests {
                 requested: 0.49, renew: true),
             LockEntry(
                 phase: .release, client: 1, key: "lockproof:lock:user:3", token: "ab", fencingToken: 7, leaseMilliseconds: 200, time: 0.7,
-                outcome: .lost),
+                renewed: 0.6, outcome: .lost),
         ] {
             let object = try XCTUnwrap(JSONSerialization.jsonObject(with: encoder.encode(entry)) as? [String: Any])
             XCTAssertTrue(Set(object.keys).isSubset(of: lockKeys), "\(object.keys)")

@@ -132,6 +132,23 @@ final class LockExclusivityCheckerTests: XCTestCase {
         XCTAssertEqual(result.violations.map(\.name), ["two-holders-outside-fault-window"])
     }
 
+    /// A renewal Redis confirmed runs a lost hold's lease on from when it was sent: b granted
+    /// inside it overlaps a (a failover or a restart lost the key, not the lease).
+    func testARenewalRunsTheLeaseOn() throws {
+        func entries(renewed: Double?) -> [LockEntry] {
+            [
+                acquire(0, "a", at: 0.0105, requested: 0.010),
+                acquire(1, "b", at: 0.150),
+                LockEntry(
+                    phase: .release, client: 0, key: key, token: "a", fencingToken: 0, leaseMilliseconds: 100, time: 0.200, renewed: renewed,
+                    outcome: .lost),
+                release(1, "b", at: 0.210),
+            ]
+        }
+        XCTAssertTrue(try check(entries(renewed: nil)).passed, "the lease set at 0.010 ran out before 0.150")
+        XCTAssertEqual(try check(entries(renewed: 0.080)).violations.map(\.name), ["two-holders-outside-fault-window"])
+    }
+
     /// A hold the run ended before it was released lasts until its lease could have run out.
     func testAHoldNeverReleasedLastsUntilItsLease() throws {
         let overlapping = try check([acquire(0, "a", at: 0.0105, requested: 0.010), acquire(1, "b", at: 0.050), release(1, "b", at: 0.060)])

@@ -12,7 +12,8 @@ import LockProofCommerce
 ///   the holder's up to the moment the release was sent;
 /// - otherwise (a lease of fixed length, a lost lock: the token was gone, no answer): the hold
 ///   ended at its release or at the earliest its lease could have run out (the winning attempt's
-///   sending + the lease, less a few milliseconds for Redis' millisecond clock), whichever first.
+///   sending, or the sending of the last renewal Redis confirmed, + the lease, less a few
+///   milliseconds for Redis' millisecond clock), whichever first.
 ///   An expired lease is a lost lock, not two holders: the design's promise ends with the lease
 ///   (fencing guards what follows);
 /// - never released (the run ended first): at the earliest its lease could have run out.
@@ -42,7 +43,7 @@ final class LockExclusivityChecker: LockHoldChecker {
         let fencingToken: Int64
         let start: Double
         /// The earliest its lease could have run out, renewals aside.
-        let leaseFloor: Double
+        var leaseFloor: Double
         /// The watchdog renewed its lease: only a release Redis did not confirm ends it at `leaseFloor`.
         let renewed: Bool
         var end: Double = .infinity
@@ -88,6 +89,10 @@ final class LockExclusivityChecker: LockHoldChecker {
                 return
             }
             if entry.outcome == .lost { lost += 1 }
+            // A renewal Redis confirmed ran the lease on from when it was sent.
+            if let renewed = entry.renewed {
+                hold.leaseFloor = max(hold.leaseFloor, renewed + Double(entry.leaseMilliseconds) / 1000 - Self.leaseTolerance)
+            }
             // A confirmed release of a renewed lease proves the hold up to it; otherwise the lease
             // bounds it too.
             hold.end = entry.outcome == .released && hold.renewed ? entry.time : min(entry.time, hold.leaseFloor)
