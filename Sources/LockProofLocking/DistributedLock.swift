@@ -129,6 +129,7 @@ public final class DistributedLockClient {
                 // Each try, not once per call: a waiter outlives a failover.
                 try followRoute()
                 let generation = notifier?.generation(of: key) ?? 0
+                let sent = monotonicSeconds()
                 let reply = try redis.eval(
                     LockScripts.acquire, keys: [key, LockScripts.fenceKey(key)],
                     arguments: [token, String(options.leaseMilliseconds)])
@@ -138,9 +139,11 @@ public final class DistributedLockClient {
                 answered?()
                 answered = nil
                 if flag == 1 {
-                    probe.record(.lockWaited(.redis, seconds: monotonicSeconds() - started))
+                    let granted = monotonicSeconds()
+                    probe.record(.lockWaited(.redis, seconds: granted - started))
                     let handle = LockHandle(
                         key: key, token: token, fencingToken: value, leaseMilliseconds: options.leaseMilliseconds)
+                    probe.record(.lockAcquired(handle, requestedAt: sent, at: granted, renewed: options.renewLease && renewer != nil))
                     if options.renewLease { renewer?.register(handle) }
                     holders?.acquired(key)
                     return handle
@@ -169,12 +172,20 @@ public final class DistributedLockClient {
     /// (someone else may hold it now): that is recorded as a lost lock.
     @discardableResult
     public func release(_ handle: LockHandle, probe: Probe) throws -> Bool {
-        renewer?.unregister(handle)
+        let renewed = renewer?.unregister(handle)
         holders?.released(handle.key)
-        try followRoute()
-        let reply = try redis.eval(
-            LockScripts.release, keys: [handle.key], arguments: [handle.token, LockScripts.releaseChannel])
+        let sent = monotonicSeconds()
+        let reply: RedisReply
+        do {
+            try followRoute()
+            reply = try redis.eval(
+                LockScripts.release, keys: [handle.key], arguments: [handle.token, LockScripts.releaseChannel])
+        } catch {
+            probe.record(.lockReleased(handle, requestedAt: sent, released: nil, renewedAt: renewed))
+            throw error
+        }
         let released = reply.integer == 1
+        probe.record(.lockReleased(handle, requestedAt: sent, released: released, renewedAt: renewed))
         if !released { probe.record(.distributedLockLost) }
         return released
     }

@@ -57,6 +57,16 @@ public enum LockProofEvent: Sendable, Equatable {
     /// A virtual user waited for a pooled connection; `holdingLock`: while holding a Redis lock,
     /// so the wait lengthened that lock's hold. Process-wide (no case).
     case poolWaited(PoolKind, seconds: Double, holdingLock: Bool)
+    /// Redis granted `handle`'s lock: `requestedAt` when the winning attempt was sent (its lease
+    /// runs from no earlier), `at` when Redis' reply came back (the lock was held by then);
+    /// `renewed`: the watchdog renews its lease (else it ends a lease after it was set).
+    /// Monotonic seconds (`monotonicSeconds()`). A run records it in its history as a hold's start.
+    case lockAcquired(LockHandle, requestedAt: Double, at: Double, renewed: Bool)
+    /// `handle`'s release was sent at `requestedAt` (monotonic seconds): the lock was held up to then
+    /// at least if Redis answered that the token was still there (`released`), lost before it if
+    /// Redis answered that it was not, unknown when no answer came (nil). `renewedAt`: when the
+    /// watchdog sent the last renewal Redis confirmed (the lease runs from no earlier), if any.
+    case lockReleased(LockHandle, requestedAt: Double, released: Bool?, renewedAt: Double?)
 }
 
 /// Receives events; must be safe to call from many client threads at once.

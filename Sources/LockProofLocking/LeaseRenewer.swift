@@ -7,6 +7,8 @@ public final class LeaseRenewer: @unchecked Sendable {
     private struct Lease {
         let handle: LockHandle
         var renewedAt: Double
+        /// When the last renewal Redis confirmed was sent: the lease runs a lease from no earlier.
+        var confirmedSentAt: Double?
     }
     private var connection: RedisConnection
     private let route: RedisRoute?
@@ -38,10 +40,13 @@ public final class LeaseRenewer: @unchecked Sendable {
     /// out as a real pause would let it.
     public func suspend(_ handle: LockHandle) { unregister(handle) }
 
-    func unregister(_ handle: LockHandle) {
+    /// Returns when the last renewal Redis confirmed was sent (monotonic seconds), if any.
+    @discardableResult
+    func unregister(_ handle: LockHandle) -> Double? {
         condition.lock()
-        leases[handle.token] = nil
+        let confirmed = leases.removeValue(forKey: handle.token)?.confirmedSentAt
         condition.unlock()
+        return confirmed
     }
 
     private func run() {
@@ -70,12 +75,16 @@ public final class LeaseRenewer: @unchecked Sendable {
                 }
             }
             for lease in due {
+                let sent = monotonicSeconds()
                 let reply = try? connection.eval(
                     LockScripts.renew, keys: [lease.handle.key],
                     arguments: [lease.handle.token, String(lease.handle.leaseMilliseconds)])
                 condition.lock()
                 if reply?.integer == 1 {
-                    if leases[lease.handle.token] != nil { leases[lease.handle.token]?.renewedAt = monotonicSeconds() }
+                    if leases[lease.handle.token] != nil {
+                        leases[lease.handle.token]?.renewedAt = monotonicSeconds()
+                        leases[lease.handle.token]?.confirmedSentAt = sent
+                    }
                 } else if reply != nil {
                     leases[lease.handle.token] = nil
                     lostCount += 1

@@ -118,6 +118,8 @@ public final class LockProofMetrics: EventSink, Sendable {
             break  // the breaker's state gauge says so; bypasses are counted in the run's summary
         case .compensation, .circuitBreaker, .poolWaited:
             break  // handled above: they carry no case label
+        case .lockAcquired, .lockReleased:
+            break  // a run's history records the holds (the lock-exclusivity checker); no series
         }
     }
 

@@ -62,6 +62,12 @@ final class ClientLoop: @unchecked Sendable {
         return { monotonicSeconds() - clockStart.value }
     }
 
+    /// The monotonic second the barrier released the clients (the run's clock reads 0 then).
+    var origin: @Sendable () -> Double {
+        let clockStart = clockStart
+        return { clockStart.value }
+    }
+
     /// Starts one thread per virtual user: each makes and opens its client (`makeClient`, on its
     /// own thread), then waits at the barrier.
     func start(makeClient: @escaping @Sendable (_ index: Int) throws -> any Client) {

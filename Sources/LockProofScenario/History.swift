@@ -95,7 +95,8 @@ public struct OperationTally: Sendable, Equatable {
 }
 
 /// Records a run's history without keeping it: every entry is appended to `NAME.history.jsonl`
-/// (one JSON object a line, in the order the operations finished) through a small buffer, handed
+/// (one JSON object a line, in the order the operations finished; the Redis lock holds' grants and
+/// releases between them, as the lock code reported them) through a small buffer, handed
 /// to the checkers that read its operation, and counted. Memory stays flat however long the run.
 /// The nemesis' entries (fault start and end) go to the same file and to every checker, and are
 /// kept: they are few, and they give the fault windows.
@@ -120,6 +121,8 @@ public final class HistoryRecorder: @unchecked Sendable {
     /// Called only inside `state.withLock`: never two calls at once (the checkers' contract).
     private let checkersByOperation: [OperationName: [any Checker]]
     private let checkers: [any Checker]
+    /// The checkers that read the lock holds (`LockEntry`).
+    private let lockCheckers: [any LockHoldChecker]
     private let hasFile: Bool
     public let fileURL: URL?
     /// Encodes on the caller's thread, outside the lock every client shares.
@@ -137,6 +140,7 @@ public final class HistoryRecorder: @unchecked Sendable {
         }
         checkersByOperation = byOperation
         self.checkers = checkers
+        lockCheckers = checkers.compactMap { $0 as? any LockHoldChecker }
         fileURL = file
         var handle: FileHandle?
         if let file {
@@ -177,6 +181,17 @@ public final class HistoryRecorder: @unchecked Sendable {
             guard !state.closed else { return }
             state.nemesis.append(entry)
             for checker in checkers { checker.observe(entry) }
+            Self.append(line, to: &state)
+        }
+    }
+
+    /// A Redis lock's grant or release, from the lock code of the client that held it (process
+    /// `lock`): to the file and to the checkers that read holds, not counted as an operation.
+    public func record(_ entry: LockEntry) {
+        let line = line(entry)
+        state.withLock { state in
+            guard !state.closed else { return }
+            for checker in lockCheckers { checker.observe(entry) }
             Self.append(line, to: &state)
         }
     }

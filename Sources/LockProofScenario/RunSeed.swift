@@ -32,6 +32,7 @@ extension ScenarioRunner {
         }
         if let lease = workload.lockLeaseMilliseconds { settings.lock.leaseMilliseconds = lease }
         if let wait = workload.lockWaitMilliseconds { settings.lock.waitMilliseconds = wait }
+        if let renew = workload.lockRenew { settings.lock.renewLease = renew }
         if let timeout = workload.rowLockTimeoutMilliseconds { settings.rowLockTimeoutMilliseconds = timeout }
         return settings
     }

@@ -198,6 +198,8 @@ public final class RunStatistics: EventSink, @unchecked Sendable {
             s.count(Self.redisLockBypassed, [:])
         case .circuitBreaker:
             break  // the runner reads the breaker's own time line
+        case .lockAcquired, .lockReleased:
+            break  // the run's history records the holds (`LockHoldEvents`)
         case .poolWaited(let pool, let seconds, let holdingLock):
             s.observe("lockproof_pool_wait_seconds", ["pool": pool.rawValue], seconds)
             if holdingLock { s.observe(Self.poolWaitHoldingLock, ["pool": pool.rawValue], seconds) }

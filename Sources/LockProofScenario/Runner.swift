@@ -122,6 +122,7 @@ public final class ScenarioRunner {
             scenario: scenario, initial: initial, history: history, statistics: statistics, progress: progress, stop: stop,
             observer: operationObserver)
         let runClock = loop.clock
+        let runOrigin = loop.origin
         let faultSwitches = ClientFaultSwitches(seed: workload.randomSeed)
         let nemesis = Nemesis(
             scenario.faults,
@@ -142,9 +143,11 @@ public final class ScenarioRunner {
         let clientCreated = clientCreated
         loop.start { index in
             let client = InProcessClient {
+                // The client's lock grants and releases go to the history as its own (`LockEntry`).
                 try CommerceClient(
-                    configuration: configuration, shared: shared, events: statistics, settings: settings, gateway: gateway,
-                    pools: pools)
+                    configuration: configuration, shared: shared,
+                    events: LockHoldEvents(client: index, forward: statistics, history: history, origin: runOrigin),
+                    settings: settings, gateway: gateway, pools: pools)
             }
             try client.open()
             if let core = client.core {

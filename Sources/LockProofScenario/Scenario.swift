@@ -172,6 +172,9 @@ public struct WorkloadSpec: Sendable, Equatable {
     public var retryMaxAttempts: Int? = nil
     public var lockLeaseMilliseconds: Int? = nil
     public var lockWaitMilliseconds: Int? = nil
+    /// `workload.lock.renew: false`: a lease of fixed length, no watchdog (Redisson's
+    /// `lock(leaseTime)`); nil renews (the standard).
+    public var lockRenew: Bool? = nil
     /// The Redis circuit breaker (`workload.breaker`); nil keeps the standard 3 failures, 1 s.
     public var breakerFailureThreshold: Int? = nil
     public var breakerCoolDownMilliseconds: Int? = nil

@@ -161,6 +161,27 @@ extension GeneratorClientSeamTests {
         XCTAssertEqual(
             Set(try XCTUnwrap(nemesis["properties"] as? [String: Any]).keys),
             ["process", "phase", "fault", "time_seconds", "targets", "hits", "note", "error"], "NemesisEntry's keys")
+        let lock = try XCTUnwrap(defs["lock"] as? [String: Any])
+        let lockKeys = Set(try XCTUnwrap(lock["properties"] as? [String: Any]).keys)
+        XCTAssertEqual(
+            lockKeys,
+            ["process", "phase", "client", "key", "token", "fencing_token", "lease_ms", "time_seconds", "requested_seconds", "renew", "renewed_seconds", "outcome"],
+            "LockEntry's keys")
+        // Both phases of a real entry carry only keys the schema names.
+        let encoder = JSONEncoder()
+        for entry in [
+            LockEntry(
+                phase: .acquire, client: 1, key: "lockproof:lock:user:3", token: "ab", fencingToken: 7, leaseMilliseconds: 200, time: 0.5,
+                requested: 0.49, renew: true),
+            LockEntry(
+                phase: .release, client: 1, key: "lockproof:lock:user:3", token: "ab", fencingToken: 7, leaseMilliseconds: 200, time: 0.7,
+                renewed: 0.6, outcome: .lost),
+        ] {
+            let object = try XCTUnwrap(JSONSerialization.jsonObject(with: encoder.encode(entry)) as? [String: Any])
+            XCTAssertTrue(Set(object.keys).isSubset(of: lockKeys), "\(object.keys)")
+            XCTAssertEqual(object["process"] as? String, "lock")
+            XCTAssertEqual(try JSONDecoder().decode(LockEntry.self, from: encoder.encode(entry)), entry)
+        }
     }
 }
 

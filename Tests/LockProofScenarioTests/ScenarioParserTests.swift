@@ -219,7 +219,7 @@ final class MixedScenarioParserTests: XCTestCase {
         XCTAssertEqual(scenario.caseLabel, "charge-balance+process-payment")
         XCTAssertEqual(scenario.strategyLabel, "charge:naive, pay:seed")
         XCTAssertEqual(
-            Set(checkers(for: scenario).map(\.name)), ["money-conservation", "stock-conservation", "compensation", "no-deadlock"])
+            Set(checkers(for: scenario).map(\.name)), ["money-conservation", "stock-conservation", "compensation", "lock-exclusivity", "no-deadlock"])
     }
 
     func testASingleCaseFileStillParsesAndItsStrategyAppliesToItsOperations() throws {
@@ -321,6 +321,13 @@ final class StrictScenarioInputTests: XCTestCase {
             scenarioProblems(scenario("charge-balance", workload: ", lock: {wait_ms: 10}", strategy: "atomic"))
                 .contains { $0.contains("workload.lock: does not apply") && $0.contains("takes the Redis lock") })
         XCTAssertTrue(scenarioProblems(scenario("charge-balance", seed: "users: 1, cart_quantity: 1")).contains { $0.contains("seed.cart_quantity: does not apply") })
+        // workload.lock.renew: a lease of fixed length; anything but a boolean is named.
+        XCTAssertEqual(scenarioProblems(scenario("charge-balance", workload: ", lock: {lease_ms: 100, renew: false}")), [])
+        XCTAssertEqual(
+            try ScenarioParser.parse(scenario("charge-balance", workload: ", lock: {renew: false}"), file: "t.yaml").workload.lockRenew, false)
+        XCTAssertTrue(
+            scenarioProblems(scenario("charge-balance", workload: ", lock: {renew: sometimes}"))
+                .contains { $0.contains("workload.lock.renew: found") && $0.contains("expected true or false") })
         // In a mix, a key applies when any of its operations reads it.
         XCTAssertEqual(
             scenarioProblems("name: m\nseed: {users: 1, balance: 5, orders: 2}\nworkload: {virtual_users: 2, iterations: 1, amount: 5, mix: {charge: 1, pay: 1}}"), [])

@@ -112,6 +112,12 @@ extension Checker {
     public func observe(_ entry: NemesisEntry) {}
 }
 
+/// A checker that also reads the Redis lock holds of the history (`LockEntry`, process `lock`),
+/// serialised with its other `observe` calls, in the order they were recorded.
+public protocol LockHoldChecker: Checker {
+    func observe(_ entry: LockEntry)
+}
+
 /// Collects violations by name, keeping the first example of each.
 struct ViolationTally {
     private var counts: [String: Int] = [:]
@@ -145,7 +151,12 @@ public func checkers(for scenario: Scenario) -> [any Checker] {
     for caseName in CaseName.allCases where scenario.cases.contains(caseName) {
         for kind in caseName.descriptor.checkers where !kinds.contains(kind) { kinds.append(kind) }
     }
-    return kinds.map { $0.makeChecker() } + [DeadlockChecker()]
+    // Mutual exclusion of the Redis lock is an invariant of every strategy that takes it.
+    let followUps = scenario.workload.payAfterCreate ? scenario.followUps.map { ($0.caseName, Scenario.followUpStrategy) } : []
+    let redisLock = (scenario.operations.map { ($0.caseName, $0.strategy) } + followUps).contains {
+        $0.0.traits($0.1)?.usesRedisLock ?? false
+    }
+    return kinds.map { $0.makeChecker() } + (redisLock ? [LockExclusivityChecker()] : []) + [DeadlockChecker()]
 }
 
 extension CheckerKind {

@@ -84,9 +84,10 @@ extension ScenarioReader {
         }
         if let entry = fields["connections"] { workload.connections = connections(entry.value) }
         if let entry = fields["lock"] {
-            let lock = entries(entry.value, known: ["lease_ms", "wait_ms"], section: "workload.lock")
+            let lock = entries(entry.value, known: ["lease_ms", "wait_ms", "renew"], section: "workload.lock")
             workload.lockLeaseMilliseconds = lock["lease_ms"].flatMap { integer($0.value, "workload.lock.lease_ms", range: 10...600_000) }
             workload.lockWaitMilliseconds = lock["wait_ms"].flatMap { integer($0.value, "workload.lock.wait_ms", range: 0...600_000) }
+            workload.lockRenew = lock["renew"].flatMap { boolean($0.value, "workload.lock.renew") }
         }
         if let entry = fields["breaker"] {
             let breaker = entries(entry.value, known: ["failure_threshold", "cool_down_ms"], section: "workload.breaker")

@@ -81,7 +81,7 @@ extension Target {
         }
         let workload = scenario.workload
         if workload.retryMaxAttempts != nil { fit.ignoredSettings.append("workload.retry") }
-        if workload.lockLeaseMilliseconds != nil || workload.lockWaitMilliseconds != nil { fit.ignoredSettings.append("workload.lock") }
+        if workload.lockLeaseMilliseconds != nil || workload.lockWaitMilliseconds != nil || workload.lockRenew != nil { fit.ignoredSettings.append("workload.lock") }
         if workload.breakerFailureThreshold != nil || workload.breakerCoolDownMilliseconds != nil {
             fit.ignoredSettings.append("workload.breaker")
         }
