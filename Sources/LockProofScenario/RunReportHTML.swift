@@ -21,7 +21,9 @@ public enum RunReportHTML {
 
     public static func page(_ results: [ScenarioResult]) -> String {
         let rows = results.map(tableRow).joined(separator: "\n")
-        let sections = results.filter { $0.status != .pass || $0.violationCaught }.map(section).joined(separator: "\n")
+        // A run with a checker that could not judge it gets its section too: not checked is never a silent pass.
+        let sections = results.filter { $0.status != .pass || $0.violationCaught || $0.checks.contains { $0.notChecked != nil } }
+            .map(section).joined(separator: "\n")
         let counts = [ScenarioResult.Status.pass, .fail, .error].map { status in "\(results.filter { $0.status == status }.count) \(status.rawValue)" }
         return """
             <!DOCTYPE html>
@@ -60,7 +62,13 @@ public enum RunReportHTML {
         return "<tr class=\"\(status)\"><td>\(html(report.scenario))</td><td>\(html(report.expect))</td>"
             + "<td class=\"verdict-\(status)\">\(status.uppercased())</td><td class=\"n\">\(o.ok) / \(o.fail) / \(o.unknown)</td>"
             + "<td class=\"n\">\(String(format: "%.1f", report.throughputPerSecond))</td><td class=\"n\">\(ReportWriter.ms(report.latencySeconds.p50))</td>"
-            + "<td class=\"n\">\(ReportWriter.ms(report.latencySeconds.p99))</td><td>\(html(ReportWriter.verdict(result)))</td></tr>"
+            + "<td class=\"n\">\(ReportWriter.ms(report.latencySeconds.p99))</td><td>\(html(ReportWriter.verdict(result) + notChecked(result)))</td></tr>"
+    }
+
+    /// "; not checked: compensation, …" when a checker could not judge the run (a target's).
+    private static func notChecked(_ result: ScenarioResult) -> String {
+        let names = result.checks.filter { $0.notChecked != nil }.map(\.name)
+        return names.isEmpty ? "" : "; not checked: " + names.joined(separator: ", ")
     }
 
     /// Why a scenario failed, or what it caught: the reasons first, then the figures, then the anomalies.
