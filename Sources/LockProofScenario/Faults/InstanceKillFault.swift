@@ -10,26 +10,16 @@ import Foundation
 /// again after `duration`, as it was first started. Its recovery (`--recover-interval`) then
 /// settles the interrupted payments. Only an instance whose pid is a `lockproof` listening on the
 /// API port the cluster recorded is signalled.
-final class InstanceKillFault: FaultInjector {
+final class InstanceKillFault: InstanceFault {
     static let kind = FaultKind.instanceKill
-    static let timing = FaultTiming.window(durationRequired: true)
-    static let parameters = [
-        FaultParameter(name: "instance", range: 1...100, defaultValue: 1, help: "which instance of the cluster (1..N)")
-    ]
-    static let touchesServers = true
-    private let spec: FaultSpec
+    let spec: FaultSpec
     private var killed: (instances: ManagedInstances, number: Int)?
 
-    init(spec: FaultSpec, context: FaultContext) { self.spec = spec }
-
-    /// The fault without a scenario run's context (tests that drive the API directly).
     init(spec: FaultSpec) { self.spec = spec }
 
     func begin(into record: inout FaultRecord) throws {
-        let instances = try ManagedInstances.required(by: Self.kind)
-        let number = Int(spec.parameter("instance"))
-        let instance = try instances.instance(number)
-        let pid = try instances.verifiedPid(number)
+        let (instances, instance, pid) = try target()
+        let number = instance.number
         guard kill(pid, SIGKILL) == 0 else { throw FaultRefused(message: "SIGKILL to instance \(number) pid \(pid) failed (errno \(errno))") }
         killed = (instances, number)
         try ManagedInstances.confirmKilled(pid: pid, instance: instance)

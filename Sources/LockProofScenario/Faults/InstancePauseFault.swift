@@ -10,26 +10,16 @@ import Foundation
 /// no watchdog running to renew it; another instance takes the lock; the paused one wakes up
 /// believing it still holds it and writes. Only an instance whose pid is a `lockproof` listening
 /// on the API port the cluster recorded is signalled.
-final class InstancePauseFault: FaultInjector {
+final class InstancePauseFault: InstanceFault {
     static let kind = FaultKind.instancePause
-    static let timing = FaultTiming.window(durationRequired: true)
-    static let parameters = [
-        FaultParameter(name: "instance", range: 1...100, defaultValue: 1, help: "which instance of the cluster (1..N)")
-    ]
-    static let touchesServers = true
-    private let spec: FaultSpec
+    let spec: FaultSpec
     private var frozen: pid_t?
 
-    init(spec: FaultSpec, context: FaultContext) { self.spec = spec }
-
-    /// The fault without a scenario run's context (tests that drive the API directly).
     init(spec: FaultSpec) { self.spec = spec }
 
     func begin(into record: inout FaultRecord) throws {
-        let instances = try ManagedInstances.required(by: Self.kind)
-        let number = Int(spec.parameter("instance"))
-        let instance = try instances.instance(number)
-        let pid = try instances.verifiedPid(number)
+        let (instances, instance, pid) = try target()
+        let number = instance.number
         guard kill(pid, SIGSTOP) == 0 else { throw FaultRefused(message: "SIGSTOP to instance \(number) pid \(pid) failed (errno \(errno))") }
         frozen = pid
         guard RedisPauseFault.isStopped(pid) else { throw FaultRefused(message: "instance \(number) pid \(pid) did not stop on SIGSTOP within 5 s") }

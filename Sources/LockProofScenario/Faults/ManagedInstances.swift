@@ -117,3 +117,28 @@ public struct ManagedInstances: Sendable, Equatable {
         "serve instance \(instance.number) api 127.0.0.1:\(instance.apiPort) (pid \(pid))"
     }
 }
+
+/// `instance-kill` and `instance-pause`: a window on one instance of the cluster, named by the
+/// `instance` parameter, resolved and checked (`ManagedInstances.verifiedPid`) before any signal.
+protocol InstanceFault: FaultInjector {
+    var spec: FaultSpec { get }
+    /// The fault without a scenario run's context (tests that drive the API directly).
+    init(spec: FaultSpec)
+}
+
+extension InstanceFault {
+    static var timing: FaultTiming { .window(durationRequired: true) }
+    static var parameters: [FaultParameter] {
+        [FaultParameter(name: "instance", range: 1...100, defaultValue: 1, help: "which instance of the cluster (1..N)")]
+    }
+    static var touchesServers: Bool { true }
+
+    init(spec: FaultSpec, context: FaultContext) { self.init(spec: spec) }
+
+    /// The cluster, the instance the spec names and its checked pid.
+    func target() throws -> (ManagedInstances, ManagedInstances.Instance, pid_t) {
+        let instances = try ManagedInstances.required(by: Self.kind)
+        let number = Int(spec.parameter("instance"))
+        return (instances, try instances.instance(number), try instances.verifiedPid(number))
+    }
+}
