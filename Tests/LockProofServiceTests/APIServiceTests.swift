@@ -230,25 +230,31 @@ final class APIServiceTests: XCTestCase {
     /// 16 clients at a barrier, 5 charges of 10 each on one hot user, over HTTP: the seed's design
     /// loses nothing; the naive control (think time widening its read-write gap) is caught losing updates.
     private func raceCharges(strategy: String) throws -> (expected: Int, actual: Int, statuses: [Int]) {
+        let statuses = try race(
+            "charge-balance=\(strategy)", thinkSeconds: 0.003, requests: 5, path: "/users/\(users[0])/charges", body: #"{"amount": 10}"#)
+        let balance = try TestServers.database().query("SELECT balance FROM users WHERE id = $1", [users[0]]).int(0, 0)!
+        return (1_000 + 10 * statuses.filter { $0 == 200 }.count, balance, statuses)
+    }
+
+    /// 16 clients at a barrier, each posting `body` to `path` `requests` times over HTTP, against an
+    /// API service running `strategy` (case=strategy) with `thinkSeconds` between read and write.
+    private func race(_ strategy: String, thinkSeconds: Double, requests: Int, path: String, body: String) throws -> [Int] {
         let api = try start {
-            $0.strategies = try! APIStrategies.parse("charge-balance=\(strategy)")
-            $0.settings.processingDelaySeconds = 0.003
+            $0.strategies = try! APIStrategies.parse(strategy)
+            $0.settings.processingDelaySeconds = thinkSeconds
             $0.workers = 16
             $0.connections = 8
         }
-        let user = users[0]
         let port = api.port
         let results = try runConcurrently(clients: 16, timeout: 120, setup: { _ in () }) { _, _ -> [Int] in
-            try (0..<5).map { _ in
+            try (0..<requests).map { _ in
                 try BlockingHTTPClient.request(
-                    method: "POST", port: port, path: "/users/\(user)/charges",
-                    headers: [HTTPHeader(name: "Content-Type", value: "application/json")], body: Array(#"{"amount": 10}"#.utf8)
+                    method: "POST", port: port, path: path, headers: [HTTPHeader(name: "Content-Type", value: "application/json")],
+                    body: Array(body.utf8)
                 ).status
             }
         }
-        let statuses = try results.flatMap { try $0.get() }
-        let balance = try TestServers.database().query("SELECT balance FROM users WHERE id = $1", [user]).int(0, 0)!
-        return (1_000 + 10 * statuses.filter { $0 == 200 }.count, balance, statuses)
+        return try results.flatMap { try $0.get() }
     }
 
     func testRacingChargesOverHTTPLoseNothingUnderTheSeedDesign() throws {
@@ -268,25 +274,10 @@ final class APIServiceTests: XCTestCase {
     /// 16 clients at a barrier, 4 spends of 100 each by one user whose daily limit is 1,000, over
     /// HTTP: (acknowledged spends, the day's total in the table, statuses).
     private func raceSpends(strategy: String, thinkSeconds: Double = 0.005) throws -> (acknowledged: Int, total: Int, statuses: [Int]) {
-        let api = try start {
-            $0.strategies = try! APIStrategies.parse("daily-spend=\(strategy)")
-            $0.settings.processingDelaySeconds = thinkSeconds
-            $0.workers = 16
-            $0.connections = 8
-        }
-        let user = users[0]
-        let port = api.port
-        let results = try runConcurrently(clients: 16, timeout: 120, setup: { _ in () }) { _, _ -> [Int] in
-            try (0..<4).map { _ in
-                try BlockingHTTPClient.request(
-                    method: "POST", port: port, path: "/users/\(user)/spends",
-                    headers: [HTTPHeader(name: "Content-Type", value: "application/json")], body: Array(#"{"amount": 100}"#.utf8)
-                ).status
-            }
-        }
-        let statuses = try results.flatMap { try $0.get() }
+        let statuses = try race(
+            "daily-spend=\(strategy)", thinkSeconds: thinkSeconds, requests: 4, path: "/users/\(users[0])/spends", body: #"{"amount": 100}"#)
         let total = try TestServers.database().query(
-            "SELECT COALESCE(sum(amount), 0)::bigint FROM spends WHERE user_id = $1 AND day = current_date", [user]).int(0, 0)!
+            "SELECT COALESCE(sum(amount), 0)::bigint FROM spends WHERE user_id = $1 AND day = current_date", [users[0]]).int(0, 0)!
         return (100 * statuses.filter { $0 == 201 }.count, total, statuses)
     }
 
