@@ -102,7 +102,8 @@ final class LockExclusivityChecker: LockHoldChecker {
 
     /// Compares a finished hold with the recently finished holds of its key, then keeps it among them.
     private func close(_ hold: Hold, key: String) {
-        var state = keys[key] ?? KeyState()
+        // Out of the dictionary while it changes: no copy of its holds on each write.
+        var state = keys.removeValue(forKey: key) ?? KeyState()
         for other in state.recent where max(hold.start, other.start) < min(hold.end, other.end) {
             let (first, second) = other.start <= hold.start ? (other, hold) : (hold, other)
             if overlaps.count < Self.overlapLimit {
