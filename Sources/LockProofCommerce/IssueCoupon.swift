@@ -17,6 +17,11 @@ public enum IssueCouponStrategy: String, Sendable, CaseIterable, Codable {
     /// sold-out check is off by one (`issued <= total`). Rows and issued_quantity agree, one per
     /// acknowledged issue, and the coupon ends one above its total.
     case offByOne = "off-by-one"
+    /// The negative control of the coupon checker's counter comparison alone: `FOR UPDATE` on the
+    /// coupon and a right sold-out check, but issued_quantity is bumped twice per issue (by the
+    /// issue and again by a "keep the count in sync" step). One row per acknowledged issue, never
+    /// above the total; the counter runs ahead of the rows.
+    case countedTwice = "counted-twice"
 }
 
 public struct CouponIssue: Sendable, Equatable {
@@ -53,6 +58,8 @@ public struct IssueCoupon {
                 return try client.transaction(probe: probe) { db in try issueLocked(couponId, userId, db, probe) }
             case .offByOne:
                 return try client.transaction(probe: probe) { db in try issueLocked(couponId, userId, db, probe, lastIssue: 1) }
+            case .countedTwice:
+                return try client.transaction(probe: probe) { db in try issueLocked(couponId, userId, db, probe, counted: 2) }
             case .atomic:
                 return try client.transaction(probe: probe) { db in
                     try requireUser(userId, db)
@@ -99,9 +106,10 @@ public struct IssueCoupon {
         }
     }
 
-    /// `lastIssue` is the off-by-one control's: how far past the total the sold-out check lets issues go (right: 0).
+    /// `lastIssue` and `counted` are the coupon controls': how far past the total the sold-out check
+    /// lets issues go (right: 0), and how much an issue adds to issued_quantity (right: 1).
     private func issueLocked(
-        _ couponId: Int, _ userId: Int, _ db: PostgresConnection, _ probe: Probe, lastIssue: Int = 0
+        _ couponId: Int, _ userId: Int, _ db: PostgresConnection, _ probe: Probe, lastIssue: Int = 0, counted: Int = 1
     ) throws -> CouponIssue {
         try requireUser(userId, db)
         let rows = try lockRowsForUpdate(
@@ -112,9 +120,11 @@ public struct IssueCoupon {
         guard issued < total + lastIssue else { throw DomainError.soldOut(couponId: couponId) }
         try client.think()
         try insertUserCoupon(couponId, userId, db)
-        try db.query(
-            "UPDATE coupons SET issued_quantity = issued_quantity + 1, version = version + 1 WHERE id = $1", [couponId])
-        return CouponIssue(couponId: couponId, userId: userId, issuedQuantity: issued + 1)
+        for _ in 0..<counted {
+            try db.query(
+                "UPDATE coupons SET issued_quantity = issued_quantity + 1, version = version + 1 WHERE id = $1", [couponId])
+        }
+        return CouponIssue(couponId: couponId, userId: userId, issuedQuantity: issued + counted)
     }
 
     private func insertUserCoupon(_ couponId: Int, _ userId: Int, _ db: PostgresConnection) throws {

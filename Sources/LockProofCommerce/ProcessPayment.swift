@@ -25,6 +25,10 @@ public enum ProcessPaymentStrategy: String, Sendable, CaseIterable, Codable {
     /// agrees. The pessimistic row locks, but each line's quantity is taken twice (as if reserved
     /// at checkout and taken again at payment), and the ledger records both.
     case stockTakenTwice = "stock-taken-twice"
+    /// The negative control of the stock checker's ledger comparison alone: the pessimistic row
+    /// locks and the right quantity taken from stock, but the stock ledger records one unit per
+    /// line. Stock lies within the bounds; the ledger sums to more.
+    case stockLedgerPerLine = "stock-ledger-per-line"
 }
 
 public struct PaymentResult: Sendable, Equatable {
@@ -85,6 +89,8 @@ public struct ProcessPayment {
             deduction = try deductLocked(orderId, probe, stockTaken: { _ in 1 })
         case .stockTakenTwice:
             deduction = try deductLocked(orderId, probe, stockTaken: { 2 * $0 })
+        case .stockLedgerPerLine:
+            deduction = try deductLocked(orderId, probe, stockRecorded: { _ in 1 })
         }
         deducted = true
         try client.faults.afterDeduction?(orderId)
@@ -143,9 +149,11 @@ public struct ProcessPayment {
     }
 
     /// `statusGuard: false` is the negative control's: the order neither locked nor moved on condition.
-    /// `stockTaken` (what a line of a quantity takes from stock) is the stock controls': right, it is the quantity.
+    /// `stockTaken` and `stockRecorded` (what a line of a quantity takes from stock, and what the
+    /// stock ledger says it took) are the stock controls': right, both are the quantity.
     private func deductLocked(
-        _ orderId: Int, _ probe: Probe, statusGuard: Bool = true, stockTaken: (Int) -> Int = { $0 }
+        _ orderId: Int, _ probe: Probe, statusGuard: Bool = true, stockTaken: @escaping (Int) -> Int = { $0 },
+        stockRecorded: ((Int) -> Int)? = nil
     ) throws -> Deduction {
         try client.transaction(probe: probe) { db in
             var order = try loadOrder(orderId, forUpdate: statusGuard, db: db)
@@ -160,12 +168,13 @@ public struct ProcessPayment {
             try db.query(
                 "UPDATE users SET balance = balance - $1, version = version + 1 WHERE id = $2",
                 [order.total, order.userId])
-            order.items = order.items.map { (productId: $0.productId, quantity: stockTaken($0.quantity)) }
             for item in order.items {
                 try db.query(
                     "UPDATE products SET stock = stock - $1, version = version + 1 WHERE id = $2",
-                    [item.quantity, item.productId])
+                    [stockTaken(item.quantity), item.productId])
             }
+            let recorded = stockRecorded ?? stockTaken
+            order.items = order.items.map { (productId: $0.productId, quantity: recorded($0.quantity)) }
             return try recordDeduction(orderId, order, balanceAfter: balance - order.total, statusGuard: statusGuard, db: db)
         }
     }
