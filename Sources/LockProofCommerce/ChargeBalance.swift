@@ -29,6 +29,19 @@ public enum ChargeBalanceStrategy: String, Sendable, CaseIterable, Codable {
     /// own before the transaction. The negative control for idempotency: a retry after a version
     /// conflict finds its own key and answers "already applied" without applying the charge.
     case keyOutsideTransaction = "key-outside-transaction"
+    /// The negative control of the money checker's upper bound: money created while the ledger
+    /// agrees. Under the row lock, a "make sure it landed" step applies the increment a second
+    /// time, and the ledger row records what the balance moved by: one charge row, one
+    /// acknowledgement, a balance above everything acknowledged.
+    case reappliedCharge = "reapplied-charge"
+    /// The negative control of the money checker's lower bound: money lost while the ledger
+    /// agrees. Under the row lock, the credit goes through a fee that truncates (amount × 99 / 100)
+    /// and the ledger row records what was credited: a balance below what was acknowledged.
+    case feeSkimmed = "fee-skimmed"
+    /// The negative control of the money checker's ledger comparison alone: under the row lock the
+    /// balance moves by the amount, but the ledger row records the new balance instead of the
+    /// amount (two arguments mixed up). Balances lie within the bounds; the ledger sums to more.
+    case ledgerRecordsBalance = "ledger-records-balance"
 }
 
 /// The database refused a write whose fencing token is older than the newest it accepted for the
@@ -125,6 +138,25 @@ public struct ChargeBalance {
             }
         case .naive:
             return try unguardedCharge(userId, amount, idempotencyKey)
+        case .reappliedCharge, .feeSkimmed, .ledgerRecordsBalance:
+            return try client.transaction(probe: probe) { db in
+                let rows = try lockRowsForUpdate(db, table: .users, ids: [userId], columns: "balance", probe: probe)
+                guard let before = rows[userId]?.int(0, 0) else { throw DomainError.notFound(entity: "user", id: userId) }
+                if let previous = try claimIdempotencyKey(idempotencyKey, userId: userId, db: db) { return previous }
+                try client.think()
+                let increments = strategy == .reappliedCharge ? [amount, amount] : strategy == .feeSkimmed ? [amount * 99 / 100] : [amount]
+                var balance = before
+                for increment in increments {
+                    balance = try db.query(
+                        "UPDATE users SET balance = balance + $1, version = version + 1 WHERE id = $2 RETURNING balance",
+                        [increment, userId]
+                    ).int(0, 0) ?? balance
+                }
+                try db.query(
+                    "INSERT INTO balance_ledger (user_id, delta, reason, reference) VALUES ($1, $2, 'charge', $3)",
+                    [userId, strategy == .ledgerRecordsBalance ? balance : balance - before, idempotencyKey ?? "charge"])
+                return ChargeResult(userId: userId, balance: balance, attempts: 1, applied: true)
+            }
         case .keyOutsideTransaction:
             return try withOptimisticRetry(client.settings.retry, probe: probe) { attempt in
                 let claimed = try client.withDatabase { db in

@@ -13,6 +13,15 @@ public enum IssueCouponStrategy: String, Sendable, CaseIterable, Codable {
     case atomic
     /// Read, check, insert, write the count back, with no lock. The negative control: over-issues.
     case naive
+    /// The negative control of the coupon checker's total: `FOR UPDATE` on the coupon, but the
+    /// sold-out check is off by one (`issued <= total`). Rows and issued_quantity agree, one per
+    /// acknowledged issue, and the coupon ends one above its total.
+    case offByOne = "off-by-one"
+    /// The negative control of the coupon checker's counter comparison alone: `FOR UPDATE` on the
+    /// coupon and a right sold-out check, but issued_quantity is bumped twice per issue (by the
+    /// issue and again by a "keep the count in sync" step). One row per acknowledged issue, never
+    /// above the total; the counter runs ahead of the rows.
+    case countedTwice = "counted-twice"
 }
 
 public struct CouponIssue: Sendable, Equatable {
@@ -47,6 +56,10 @@ public struct IssueCoupon {
                 }
             case .pessimistic:
                 return try client.transaction(probe: probe) { db in try issueLocked(couponId, userId, db, probe) }
+            case .offByOne:
+                return try client.transaction(probe: probe) { db in try issueLocked(couponId, userId, db, probe, lastIssue: 1) }
+            case .countedTwice:
+                return try client.transaction(probe: probe) { db in try issueLocked(couponId, userId, db, probe, counted: 2) }
             case .atomic:
                 return try client.transaction(probe: probe) { db in
                     try requireUser(userId, db)
@@ -93,19 +106,25 @@ public struct IssueCoupon {
         }
     }
 
-    private func issueLocked(_ couponId: Int, _ userId: Int, _ db: PostgresConnection, _ probe: Probe) throws -> CouponIssue {
+    /// `lastIssue` and `counted` are the coupon controls': how far past the total the sold-out check
+    /// lets issues go (right: 0), and how much an issue adds to issued_quantity (right: 1).
+    private func issueLocked(
+        _ couponId: Int, _ userId: Int, _ db: PostgresConnection, _ probe: Probe, lastIssue: Int = 0, counted: Int = 1
+    ) throws -> CouponIssue {
         try requireUser(userId, db)
         let rows = try lockRowsForUpdate(
             db, table: .coupons, ids: [couponId], columns: "total_quantity, issued_quantity", probe: probe)
         guard let coupon = rows[couponId], let total = coupon.int(0, 0), let issued = coupon.int(0, 1) else {
             throw DomainError.notFound(entity: "coupon", id: couponId)
         }
-        guard issued < total else { throw DomainError.soldOut(couponId: couponId) }
+        guard issued < total + lastIssue else { throw DomainError.soldOut(couponId: couponId) }
         try client.think()
         try insertUserCoupon(couponId, userId, db)
-        try db.query(
-            "UPDATE coupons SET issued_quantity = issued_quantity + 1, version = version + 1 WHERE id = $1", [couponId])
-        return CouponIssue(couponId: couponId, userId: userId, issuedQuantity: issued + 1)
+        for _ in 0..<counted {
+            try db.query(
+                "UPDATE coupons SET issued_quantity = issued_quantity + 1, version = version + 1 WHERE id = $1", [couponId])
+        }
+        return CouponIssue(couponId: couponId, userId: userId, issuedQuantity: issued + counted)
     }
 
     private func insertUserCoupon(_ couponId: Int, _ userId: Int, _ db: PostgresConnection) throws {

@@ -17,6 +17,18 @@ public enum ProcessPaymentStrategy: String, Sendable, CaseIterable, Codable {
     /// (as an idempotent retry would; the intents' primary key is the other guard every strategy
     /// has). Payments racing on one order all pass the stale check and all deduct.
     case noStatusGuard = "no-status-guard"
+    /// The negative control of the stock checker's upper bound: stock created while the stock
+    /// ledger agrees. The pessimistic row locks, but each line takes one unit whatever its
+    /// quantity, and the ledger records the unit taken.
+    case stockPerLine = "stock-per-line"
+    /// The negative control of the stock checker's lower bound: stock lost while the stock ledger
+    /// agrees. The pessimistic row locks, but each line's quantity is taken twice (as if reserved
+    /// at checkout and taken again at payment), and the ledger records both.
+    case stockTakenTwice = "stock-taken-twice"
+    /// The negative control of the stock checker's ledger comparison alone: the pessimistic row
+    /// locks and the right quantity taken from stock, but the stock ledger records one unit per
+    /// line. Stock lies within the bounds; the ledger sums to more.
+    case stockLedgerPerLine = "stock-ledger-per-line"
 }
 
 public struct PaymentResult: Sendable, Equatable {
@@ -73,6 +85,12 @@ public struct ProcessPayment {
             deduction = try deductNaively(orderId, probe)
         case .noStatusGuard:
             deduction = try deductLocked(orderId, probe, statusGuard: false)
+        case .stockPerLine:
+            deduction = try deductLocked(orderId, probe, stockTaken: { _ in 1 })
+        case .stockTakenTwice:
+            deduction = try deductLocked(orderId, probe, stockTaken: { 2 * $0 })
+        case .stockLedgerPerLine:
+            deduction = try deductLocked(orderId, probe, stockRecorded: { _ in 1 })
         }
         deducted = true
         try client.faults.afterDeduction?(orderId)
@@ -131,9 +149,14 @@ public struct ProcessPayment {
     }
 
     /// `statusGuard: false` is the negative control's: the order neither locked nor moved on condition.
-    private func deductLocked(_ orderId: Int, _ probe: Probe, statusGuard: Bool = true) throws -> Deduction {
+    /// `stockTaken` and `stockRecorded` (what a line of a quantity takes from stock, and what the
+    /// stock ledger says it took) are the stock controls': right, both are the quantity.
+    private func deductLocked(
+        _ orderId: Int, _ probe: Probe, statusGuard: Bool = true, stockTaken: @escaping (Int) -> Int = { $0 },
+        stockRecorded: ((Int) -> Int)? = nil
+    ) throws -> Deduction {
         try client.transaction(probe: probe) { db in
-            let order = try loadOrder(orderId, forUpdate: statusGuard, db: db)
+            var order = try loadOrder(orderId, forUpdate: statusGuard, db: db)
             let users = try lockRowsForUpdate(db, table: .users, ids: [order.userId], columns: "balance", probe: probe)
             let products = try lockRowsForUpdate(
                 db, table: .products, ids: order.items.map(\.productId), columns: "stock", probe: probe)
@@ -148,8 +171,10 @@ public struct ProcessPayment {
             for item in order.items {
                 try db.query(
                     "UPDATE products SET stock = stock - $1, version = version + 1 WHERE id = $2",
-                    [item.quantity, item.productId])
+                    [stockTaken(item.quantity), item.productId])
             }
+            let recorded = stockRecorded ?? stockTaken
+            order.items = order.items.map { (productId: $0.productId, quantity: recorded($0.quantity)) }
             return try recordDeduction(orderId, order, balanceAfter: balance - order.total, statusGuard: statusGuard, db: db)
         }
     }

@@ -14,6 +14,7 @@ public enum IssueCouponCase: CaseDescriptor {
         case .pessimistic: return StrategyTraits(locks: [.row], retries: false, negativeControl: false)
         case .atomic: return StrategyTraits(locks: [], retries: false, negativeControl: false)
         case .naive: return StrategyTraits(locks: [], retries: false, negativeControl: true)
+        case .offByOne, .countedTwice: return StrategyTraits(locks: [.row], retries: false, negativeControl: true)
         }
     }
 
