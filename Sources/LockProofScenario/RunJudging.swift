@@ -15,6 +15,8 @@ struct FinishedRun {
     let ending: ClientLoop.Ending
     let breaker: CircuitBreakerSummary
     let faults: [FaultRecord]
+    /// The first error a recovery worker met during the workload (`workload.recovery`), if any.
+    var recoveryError: String? = nil
 }
 
 /// After the clients: a run that broke is an error, not judged; otherwise the interrupted
@@ -74,7 +76,7 @@ extension ScenarioRunner {
         let thresholds = scenario.thresholds.map { $0.evaluate(statistics, seconds: seconds) }
         return ScenarioResult(
             scenario: scenario, operations: operations, checks: checks, thresholds: thresholds, statistics: statistics,
-            seconds: seconds, runError: historyFailure ?? faultError, historyFile: run.historyFile, recovery: recovery,
+            seconds: seconds, runError: historyFailure ?? faultError ?? run.recoveryError, historyFile: run.historyFile, recovery: recovery,
             circuitBreaker: run.breaker, faults: run.faults, lockOverlaps: overlaps)
     }
 

@@ -131,6 +131,19 @@ public final class ScenarioRunner {
             throw RunAborted(message: "\(scenario.name): the faults could not be prepared: \(error)")
         }
 
+        // Recovery during the workload, from several workers at once (`workload.recovery`).
+        let recoveryWorkers: RecoveryWorkers?
+        do {
+            if let spec = scenario.workload.recovery, scenario.performs(.pay) {
+                recoveryWorkers = try RecoveryWorkers(spec, configuration: self.configuration, statistics: statistics, gateway: gateway)
+            } else {
+                recoveryWorkers = nil
+            }
+        } catch {
+            _ = nemesis.stop(runSeconds: 0)
+            throw RunAborted(message: "\(scenario.name): the recovery workers could not connect: \(error)")
+        }
+
         // The in-process core is this runner's one client: client-side faults and tracing attach
         // to it here; the generator, the history and the checkers see only invocations and completions.
         let configuration = configuration
@@ -149,7 +162,12 @@ public final class ScenarioRunner {
             }
             return client
         }
-        let ending = loop.release { nemesis.start() }
+        let ending = loop.release {
+            nemesis.start()
+            recoveryWorkers?.start()
+        }
+        // Before the nemesis heals anything and before the end-of-run recovery.
+        let recoveryError = recoveryWorkers?.stop()
         // At the run's end, not after the faults are healed and the recovery has run.
         let breaker = CircuitBreakerSummary(shared.breaker)
         // Every fault still active ends now and every server is restored, whatever happened.
@@ -161,6 +179,6 @@ public final class ScenarioRunner {
         return judge(
             FinishedRun(
                 scenario: scenario, initial: initial, statistics: statistics, history: history, historyFile: historyFile,
-                checkers: judges, gateway: gateway, ending: ending, breaker: breaker, faults: faults))
+                checkers: judges, gateway: gateway, ending: ending, breaker: breaker, faults: faults, recoveryError: recoveryError))
     }
 }
