@@ -96,7 +96,7 @@ public final class DatabaseGatewayRecords: GatewayRecords, @unchecked Sendable {
             // asking later, finds no charge and voids the order.
             throw GatewayTimeout(orderId: orderId)
         }
-        let row: PostgresResult
+        var row: PostgresResult
         do {
             try connection.reconnectIfNeeded()
             row = try connection.query(
@@ -106,6 +106,12 @@ public final class DatabaseGatewayRecords: GatewayRecords, @unchecked Sendable {
                     ON CONFLICT (order_id) DO NOTHING RETURNING outcome)
                 SELECT outcome FROM inserted UNION ALL SELECT outcome FROM gateway_charges WHERE order_id = $1
                 """, [orderId, amount, answer.rawValue])
+            // A concurrent first answer for the same order (two recovery passes settling it at once)
+            // makes the INSERT wait and do nothing, and the statement's snapshot, taken before that
+            // answer committed, does not show it: read it again in a statement of its own.
+            if row.rowCount == 0 {
+                row = try connection.query("SELECT outcome FROM gateway_charges WHERE order_id = $1", [orderId])
+            }
         } catch {
             if connection.isConnected { sessions.giveBack(connection) } else { sessions.discard() }
             throw error

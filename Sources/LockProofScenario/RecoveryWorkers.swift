@@ -36,10 +36,8 @@ final class RecoveryWorkers: @unchecked Sendable {
                         let report = try PaymentRecovery.run(client: client, minimumAgeSeconds: spec.minimumAgeSeconds)
                         statistics.countInternal(Self.passes)
                         statistics.countInternal(Self.settled, by: report.markedPaid + report.compensated)
-                        if let error = report.firstError {
-                            statistics.countInternal(Self.errors)
-                            firstError.mutate { $0 = $0 ?? "recovery worker \(worker): \(error)" }
-                        }
+                        // An order it could not settle stays for the next pass: counted, not a broken run.
+                        if report.firstError != nil { statistics.countInternal(Self.errors) }
                     } catch {
                         statistics.countInternal(Self.errors)
                         firstError.mutate { $0 = $0 ?? "recovery worker \(worker): \(error)" }
@@ -51,7 +49,8 @@ final class RecoveryWorkers: @unchecked Sendable {
 
     func start() { threads.forEach { $0.start() } }
 
-    /// Stops every worker and waits for passes in progress; returns the first error any met.
+    /// Stops every worker and waits for passes in progress; returns the first pass that failed as
+    /// a whole (its session lost, say), if any: the run is then an error.
     func stop() -> String? {
         threads.forEach { $0.stop() }
         return firstError.value
