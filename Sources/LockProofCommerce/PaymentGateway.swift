@@ -90,7 +90,7 @@ public final class DatabaseGatewayRecords: GatewayRecords, @unchecked Sendable {
     public func first(orderId: Int, amount: Int, _ answer: GatewayAnswer) throws -> GatewayAnswer {
         let connection: PostgresConnection
         do {
-            connection = try sessions.borrow().connection
+            connection = try sessions.borrow(by: "the gateway's records").connection
         } catch is PoolTimeout {
             // The gateway is overloaded and never answered: it recorded nothing, so recovery,
             // asking later, finds no charge and voids the order.
@@ -113,7 +113,7 @@ public final class DatabaseGatewayRecords: GatewayRecords, @unchecked Sendable {
                 row = try connection.query("SELECT outcome FROM gateway_charges WHERE order_id = $1", [orderId])
             }
         } catch {
-            if connection.isConnected { sessions.giveBack(connection) } else { sessions.discard() }
+            if connection.isConnected { sessions.giveBack(connection) } else { sessions.discard(connection) }
             throw error
         }
         sessions.giveBack(connection)

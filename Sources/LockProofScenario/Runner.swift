@@ -151,9 +151,11 @@ public final class ScenarioRunner {
         let clientCreated = clientCreated
         loop.start { index in
             let client = InProcessClient {
-                try CommerceClient(
+                let core = try CommerceClient(
                     configuration: configuration, shared: shared, events: statistics, settings: settings, gateway: gateway,
                     pools: pools)
+                core.borrowerName = "client \(index)"
+                return core
             }
             try client.open()
             if let core = client.core {
@@ -170,6 +172,12 @@ public final class ScenarioRunner {
         let recoveryError = recoveryWorkers?.stop()
         // At the run's end, not after the faults are healed and the recovery has run.
         let breaker = CircuitBreakerSummary(shared.breaker)
+        // A pooled session handed to two borrowers (each refused where it happened): the run is an error.
+        let doubleBorrow = pools.flatMap { pools -> String? in
+            let postgres = pools.postgres.doubleBorrows, redis = pools.redis.doubleBorrows
+            guard let first = postgres.first ?? redis.first else { return nil }
+            return "\(first) (\(postgres.count + redis.count) double borrows refused)"
+        }
         // Every fault still active ends now and every server is restored, whatever happened.
         let faults = nemesis.stop(runSeconds: ending.seconds)
         // The nemesis' process in the same history: each fault's start and end.
@@ -179,6 +187,6 @@ public final class ScenarioRunner {
         return judge(
             FinishedRun(
                 scenario: scenario, initial: initial, statistics: statistics, history: history, historyFile: historyFile,
-                checkers: judges, gateway: gateway, ending: ending, breaker: breaker, faults: faults, recoveryError: recoveryError))
+                checkers: judges, gateway: gateway, ending: ending, breaker: breaker, faults: faults, recoveryError: recoveryError, doubleBorrow: doubleBorrow))
     }
 }
