@@ -58,8 +58,11 @@ final class ConnectionPoolTests: XCTestCase {
         let (again, _) = try pool.borrow(by: "client 4")
         XCTAssertTrue(again === first)
         XCTAssertThrowsError(try pool.borrow(by: "client 9")) { error in
-            XCTAssertEqual(
-                error as? PoolDoubleBorrow, PoolDoubleBorrow(pool: .postgres, session: 1, holder: "client 4", borrower: "client 9"))
+            let twice = error as? PoolDoubleBorrow
+            XCTAssertEqual(twice?.pool, .postgres)
+            XCTAssertEqual(twice?.session, 1)
+            XCTAssertEqual(twice?.holder, "client 4")
+            XCTAssertEqual(twice?.borrower, "client 9")
             XCTAssertEqual(
                 String(describing: error), "connection pool handed postgres session 1 to two borrowers: client 4 and client 9")
         }
