@@ -424,8 +424,8 @@ final class RecoveryParserTests: XCTestCase {
             XCTAssertTrue(
                 found.contains { $0.hasPrefix(position + ":") && $0.contains(fragment) }, "\(found)", line: line)
         }
-        expect("{workers: 0, every: 20ms}", "7:24", "workload.recovery.workers: found 0; expected a whole number in 1…64")
-        expect("{workers: 2, every: -1s}", "7:35", "workload.recovery.every")
+        expect("{workers: 0, every: 20ms}", "7:23", "workload.recovery.workers: found 0; expected a whole number in 1…64")
+        expect("{workers: 2, every: -1s}", "7:33", "workload.recovery.every")
         expect("{workers: 2}", "7:13", "workload.recovery: missing key 'every'")
         expect("{workers: 2, every: 1s, min_age: 5}", "7:37", "unknown key 'min_age'")
         expect("3", "7:13", "workload.recovery: found")
