@@ -109,6 +109,8 @@ public final class CommerceClient {
     public var settings: CommerceSettings
     public var gateway: any PaymentGateway
     public var faults: FaultHooks
+    /// Who this client is in a pool's report of a session handed to two borrowers (`client 4`).
+    public var borrowerName = "a client"
 
     public init(
         configuration: ServerConfiguration, shared: SharedServices?, events: any EventSink = NoEventSink(),
@@ -172,11 +174,11 @@ public final class CommerceClient {
             try? connection.reconnectIfNeeded()
             if connection.isConnected { try? connection.setLockTimeout(milliseconds: settings.rowLockTimeoutMilliseconds) }
         }
-        if connection.isConnected { pools.postgres.giveBack(connection) } else { pools.postgres.discard() }
+        if connection.isConnected { pools.postgres.giveBack(connection) } else { pools.postgres.discard(connection) }
     }
 
     private func borrowDatabase() throws -> PostgresConnection {
-        let (connection, waited) = try pools!.postgres.borrow()
+        let (connection, waited) = try pools!.postgres.borrow(by: borrowerName)
         events.record(.poolWaited(.postgres, seconds: waited, holdingLock: heldLock != nil), caseName: "")
         return connection
     }
@@ -185,9 +187,9 @@ public final class CommerceClient {
     private func withLockClient<T>(_ body: (DistributedLockClient) throws -> T) throws -> T {
         if let ownLocks { return try body(ownLocks) }
         let pool = pools!.redis
-        let (connection, waited) = try pool.borrow()
+        let (connection, waited) = try pool.borrow(by: borrowerName)
         events.record(.poolWaited(.redis, seconds: waited, holdingLock: heldLock != nil), caseName: "")
-        defer { connection.isConnected ? pool.giveBack(connection) : pool.discard() }
+        defer { connection.isConnected ? pool.giveBack(connection) : pool.discard(connection) }
         return try body(
             DistributedLockClient(
                 redis: connection, notifier: shared?.notifier, renewer: shared?.renewer, breaker: shared?.breaker,

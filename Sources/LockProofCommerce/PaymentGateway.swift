@@ -90,13 +90,13 @@ public final class DatabaseGatewayRecords: GatewayRecords, @unchecked Sendable {
     public func first(orderId: Int, amount: Int, _ answer: GatewayAnswer) throws -> GatewayAnswer {
         let connection: PostgresConnection
         do {
-            connection = try sessions.borrow().connection
+            connection = try sessions.borrow(by: "the gateway's records").connection
         } catch is PoolTimeout {
             // The gateway is overloaded and never answered: it recorded nothing, so recovery,
             // asking later, finds no charge and voids the order.
             throw GatewayTimeout(orderId: orderId)
         }
-        let row: PostgresResult
+        var row: PostgresResult
         do {
             try connection.reconnectIfNeeded()
             row = try connection.query(
@@ -106,8 +106,14 @@ public final class DatabaseGatewayRecords: GatewayRecords, @unchecked Sendable {
                     ON CONFLICT (order_id) DO NOTHING RETURNING outcome)
                 SELECT outcome FROM inserted UNION ALL SELECT outcome FROM gateway_charges WHERE order_id = $1
                 """, [orderId, amount, answer.rawValue])
+            // A concurrent first answer for the same order (two recovery passes settling it at once)
+            // makes the INSERT wait and do nothing, and the statement's snapshot, taken before that
+            // answer committed, does not show it: read it again in a statement of its own.
+            if row.rowCount == 0 {
+                row = try connection.query("SELECT outcome FROM gateway_charges WHERE order_id = $1", [orderId])
+            }
         } catch {
-            if connection.isConnected { sessions.giveBack(connection) } else { sessions.discard() }
+            if connection.isConnected { sessions.giveBack(connection) } else { sessions.discard(connection) }
             throw error
         }
         sessions.giveBack(connection)

@@ -14,11 +14,13 @@ public struct ConnectionBudgetExceeded: Error, CustomStringConvertible, Sendable
 /// (PostgreSQL) or "max number of clients reached" (Redis).
 public enum ConnectionBudget {
     /// Sessions one run opens: one per virtual user or the pool's size, the runner's own (seed,
-    /// checks), and with payments the end-of-run recovery's and the simulated gateway's.
+    /// checks), and with payments the end-of-run recovery's, the simulated gateway's and one per recovery
+    /// worker (`workload.recovery`).
     public static func sessionsNeeded(_ scenario: Scenario) -> (clients: Int, total: Int) {
         let users = scenario.workload.virtualUsers.max() ?? 1
         let clients = scenario.workload.connections.map { min($0.postgres, users) } ?? users
-        return (clients, clients + 1 + (scenario.performs(.pay) ? 1 + DatabaseGatewayRecords.defaultSessions : 0))
+        let recoveryWorkers = scenario.performs(.pay) ? scenario.workload.recovery?.workers ?? 0 : 0
+        return (clients, clients + 1 + recoveryWorkers + (scenario.performs(.pay) ? 1 + DatabaseGatewayRecords.defaultSessions : 0))
     }
 
     /// What the server has left for this role: `max_connections`, less the slots reserved for

@@ -15,6 +15,10 @@ struct FinishedRun {
     let ending: ClientLoop.Ending
     let breaker: CircuitBreakerSummary
     let faults: [FaultRecord]
+    /// The first error a recovery worker met during the workload (`workload.recovery`), if any.
+    var recoveryError: String? = nil
+    /// The first session a connection pool was about to hand to a second borrower, if any.
+    var doubleBorrow: String? = nil
 }
 
 /// After the clients: a run that broke is an error, not judged; otherwise the interrupted
@@ -25,7 +29,9 @@ extension ScenarioRunner {
         let historyFailure = run.history.finish()
         let operations = run.history.operations
         func broken(_ message: String, interrupted: Bool = false) -> ScenarioResult {
-            ScenarioResult(
+            // A session handed to two borrowers explains what followed (a hang, say): named first.
+            let message = run.doubleBorrow.map { "\($0); then: \(message)" } ?? message
+            return ScenarioResult(
                 scenario: scenario, operations: operations, checks: [], thresholds: [], statistics: statistics, seconds: seconds,
                 runError: message, interrupted: interrupted, clientsAbandoned: !run.ending.finished, historyFile: run.historyFile)
         }
@@ -74,7 +80,7 @@ extension ScenarioRunner {
         let thresholds = scenario.thresholds.map { $0.evaluate(statistics, seconds: seconds) }
         return ScenarioResult(
             scenario: scenario, operations: operations, checks: checks, thresholds: thresholds, statistics: statistics,
-            seconds: seconds, runError: historyFailure ?? faultError, historyFile: run.historyFile, recovery: recovery,
+            seconds: seconds, runError: run.doubleBorrow ?? historyFailure ?? faultError ?? run.recoveryError, historyFile: run.historyFile, recovery: recovery,
             circuitBreaker: run.breaker, faults: run.faults, lockOverlaps: overlaps)
     }
 

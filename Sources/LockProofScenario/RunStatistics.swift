@@ -73,6 +73,12 @@ public struct ThresholdMetric: Sendable {
                             help: "compensations recorded but not carried out, at the end of the run"),
             ThresholdMetric(name: "lockproof_distributed_lock_lost_total", kind: .counter, labels: [:], cases: redisLockCases,
                             help: "leases that expired while held"),
+            ThresholdMetric(name: RecoveryWorkers.passes, kind: .counter, labels: [:], cases: paymentCases,
+                            help: "payment recovery passes run during the workload (needs workload.recovery)"),
+            ThresholdMetric(name: RecoveryWorkers.settled, kind: .counter, labels: [:], cases: paymentCases,
+                            help: "payments the recovery workers marked PAID or compensated during the workload (needs workload.recovery)"),
+            ThresholdMetric(name: RecoveryWorkers.errors, kind: .counter, labels: [:], cases: paymentCases,
+                            help: "recovery passes during the workload that failed or met an error (needs workload.recovery)"),
             ThresholdMetric(name: RunStatistics.fencedWritesRefused, kind: .counter, labels: [:], cases: [.chargeBalance],
                             help: "writes the database refused for a stale fencing token (redis-lock-fenced)"),
         ]
@@ -244,6 +250,12 @@ public final class RunStatistics: EventSink, @unchecked Sendable {
 
     func countGatewayCall() {
         series.withLock { $0.count(Self.gatewayCalls, [:]) }
+    }
+
+    /// An internal counter of the run (no labels), raised by `amount`.
+    func countInternal(_ metric: String, by amount: Int = 1) {
+        guard amount > 0 else { return }
+        series.withLock { s in for _ in 0..<amount { s.count(metric, [:]) } }
     }
 
     public func setGauge(_ name: String, _ value: Double) {

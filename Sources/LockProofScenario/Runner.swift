@@ -136,6 +136,19 @@ public final class ScenarioRunner {
             throw RunAborted(message: "\(scenario.name): the faults could not be prepared: \(error)")
         }
 
+        // Recovery during the workload, from several workers at once (`workload.recovery`).
+        let recoveryWorkers: RecoveryWorkers?
+        do {
+            if let spec = scenario.workload.recovery, scenario.performs(.pay) {
+                recoveryWorkers = try RecoveryWorkers(spec, configuration: self.configuration, statistics: statistics, gateway: gateway)
+            } else {
+                recoveryWorkers = nil
+            }
+        } catch {
+            _ = nemesis.stop(runSeconds: 0)
+            throw RunAborted(message: "\(scenario.name): the recovery workers could not connect: \(error)")
+        }
+
         // The in-process core is this runner's one client: client-side faults and tracing attach
         // to it here; the generator, the history and the checkers see only invocations and completions.
         let configuration = configuration
@@ -144,10 +157,12 @@ public final class ScenarioRunner {
         loop.start { index in
             let client = InProcessClient {
                 // The client's lock grants and releases go to the history as its own (`LockEntry`).
-                try CommerceClient(
+                let core = try CommerceClient(
                     configuration: configuration, shared: shared,
                     events: LockHoldEvents(client: index, forward: statistics, history: history, origin: runOrigin),
                     settings: settings, gateway: gateway, pools: pools)
+                core.borrowerName = "client \(index)"
+                return core
             }
             try client.open()
             if let core = client.core {
@@ -156,9 +171,20 @@ public final class ScenarioRunner {
             }
             return client
         }
-        let ending = loop.release { nemesis.start() }
+        let ending = loop.release {
+            nemesis.start()
+            recoveryWorkers?.start()
+        }
+        // Before the nemesis heals anything and before the end-of-run recovery.
+        let recoveryError = recoveryWorkers?.stop()
         // At the run's end, not after the faults are healed and the recovery has run.
         let breaker = CircuitBreakerSummary(shared.breaker)
+        // A pooled session handed to two borrowers (each refused where it happened): the run is an error.
+        let doubleBorrow = pools.flatMap { pools -> String? in
+            let postgres = pools.postgres.doubleBorrows, redis = pools.redis.doubleBorrows
+            guard let first = postgres.first ?? redis.first else { return nil }
+            return "\(first) (\(postgres.count + redis.count) double borrows refused)"
+        }
         // Every fault still active ends now and every server is restored, whatever happened.
         let faults = nemesis.stop(runSeconds: ending.seconds)
         // The nemesis' process in the same history: each fault's start and end.
@@ -168,6 +194,6 @@ public final class ScenarioRunner {
         return judge(
             FinishedRun(
                 scenario: scenario, initial: initial, statistics: statistics, history: history, historyFile: historyFile,
-                checkers: judges, gateway: gateway, ending: ending, breaker: breaker, faults: faults))
+                checkers: judges, gateway: gateway, ending: ending, breaker: breaker, faults: faults, recoveryError: recoveryError, doubleBorrow: doubleBorrow))
     }
 }

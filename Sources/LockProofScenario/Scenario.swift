@@ -183,6 +183,23 @@ public struct WorkloadSpec: Sendable, Equatable {
     public var timeoutSeconds = 300.0
     /// Connections the virtual users share (per instance); nil = one of each per virtual user.
     public var connections: ConnectionsSpec? = nil
+    /// Payment recovery run during the workload by several workers at once; nil = only once, after it.
+    public var recovery: RecoverySpec? = nil
+}
+
+/// `workload.recovery`: `workers` threads, each with a session of its own, run the payment recovery
+/// every `everySeconds` while the clients run (as several `serve` instances each would), settling
+/// intents at least `minimumAgeSeconds` old. The single pass after the run still follows.
+public struct RecoverySpec: Sendable, Equatable {
+    public var workers: Int
+    public var everySeconds: Double
+    public var minimumAgeSeconds: Double
+
+    public init(workers: Int, everySeconds: Double, minimumAgeSeconds: Double = 0) {
+        self.workers = workers
+        self.everySeconds = everySeconds
+        self.minimumAgeSeconds = minimumAgeSeconds
+    }
 }
 
 /// `workload.connections`: pools the virtual users borrow from, as an application's pool.

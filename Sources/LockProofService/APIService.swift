@@ -304,7 +304,7 @@ public final class APIService: @unchecked Sendable {
     private func rateLimited(user: Int64, limit: RateLimit) -> APIProblem? {
         guard let (connection, _) = try? pools.redis.borrow() else { return nil }
         var broken = false
-        defer { broken || !connection.isConnected ? pools.redis.discard() : pools.redis.giveBack(connection) }
+        defer { broken || !connection.isConnected ? pools.redis.discard(connection) : pools.redis.giveBack(connection) }
         let reply: RedisReply
         do {
             reply = try connection.eval(

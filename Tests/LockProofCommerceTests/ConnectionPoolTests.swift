@@ -47,6 +47,38 @@ final class ConnectionPoolTests: XCTestCase {
         pool.giveBack(held)
         XCTAssertNoThrow(try pool.borrow())
     }
+
+    /// The negative control of the double-borrow detector: a caller that gives one session back
+    /// twice puts it twice on the free list, and the pool would lend it to two borrowers at once.
+    func testASessionHeldByOneBorrowerIsRefusedToAnotherAndNamed() throws {
+        let pool = postgresPool(size: 2, wait: 1)
+        let (first, _) = try pool.borrow(by: "client 4")
+        pool.giveBack(first)
+        pool.giveBack(first)  // the bug: given back twice
+        let (again, _) = try pool.borrow(by: "client 4")
+        XCTAssertTrue(again === first)
+        XCTAssertThrowsError(try pool.borrow(by: "client 9")) { error in
+            let twice = error as? PoolDoubleBorrow
+            XCTAssertEqual(twice?.pool, .postgres)
+            XCTAssertEqual(twice?.session, 1)
+            XCTAssertEqual(twice?.holder, "client 4")
+            XCTAssertEqual(twice?.borrower, "client 9")
+            XCTAssertEqual(
+                String(describing: error), "connection pool handed postgres session 1 to two borrowers: client 4 and client 9")
+        }
+        XCTAssertEqual(pool.doubleBorrows.count, 1)
+        XCTAssertEqual(pool.doubleBorrows.first?.borrower, "client 9")
+        // Without the bug, sessions lent and given back one at a time are never counted.
+        let clean = postgresPool(size: 2, wait: 1)
+        let (a, _) = try clean.borrow(by: "client 1")
+        let (b, _) = try clean.borrow(by: "client 2")
+        XCTAssertFalse(a === b)
+        clean.giveBack(a)
+        clean.giveBack(b)
+        _ = try clean.borrow(by: "client 3")
+        XCTAssertEqual(clean.doubleBorrows.count, 0)
+        XCTAssertNil(clean.doubleBorrows.first)
+    }
 }
 
 private final class LockedSet: Sendable {

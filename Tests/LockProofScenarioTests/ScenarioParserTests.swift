@@ -410,3 +410,38 @@ final class ConnectionsParserTests: XCTestCase {
         XCTAssertEqual(scenarioProblems(base + ", connections: 5}" + threshold), [])
     }
 }
+
+/// `workload.recovery` (issue 21): payment recovery during the workload, from several workers.
+final class RecoveryParserTests: XCTestCase {
+    private let pay = "name: r\ncase: process-payment\nseed: {orders: 10}\nworkload:\n  virtual_users: 2\n  iterations: 1\n"
+
+    func testRecoveryTakesWorkersEveryAndAMinimumAge() throws {
+        XCTAssertEqual(
+            try ScenarioParser.parse(pay + "  recovery: {workers: 3, every: 20ms}\n", file: "t.yaml").workload.recovery,
+            RecoverySpec(workers: 3, everySeconds: 0.02))
+        XCTAssertEqual(
+            try ScenarioParser.parse(pay + "  recovery: {workers: 1, every: 1s, min_age_ms: 250}\n", file: "t.yaml").workload.recovery,
+            RecoverySpec(workers: 1, everySeconds: 1, minimumAgeSeconds: 0.25))
+        XCTAssertNil(try ScenarioParser.parse(pay, file: "t.yaml").workload.recovery, "once, after the workload, by default")
+    }
+
+    func testBadRecoveryIsReportedAtItsPosition() {
+        func expect(_ recovery: String, _ position: String, _ fragment: String, line: UInt = #line) {
+            let found = scenarioProblems(pay + "  recovery: " + recovery + "\n")
+            XCTAssertTrue(
+                found.contains { $0.hasPrefix(position + ":") && $0.contains(fragment) }, "\(found)", line: line)
+        }
+        expect("{workers: 0, every: 20ms}", "7:23", "workload.recovery.workers: found 0; expected a whole number in 1…64")
+        expect("{workers: 2, every: -1s}", "7:33", "workload.recovery.every")
+        expect("{workers: 2}", "7:13", "workload.recovery: missing key 'every'")
+        expect("{workers: 2, every: 1s, min_age: 5}", "7:37", "unknown key 'min_age'")
+        expect("3", "7:13", "workload.recovery: found")
+    }
+
+    func testRecoveryNeedsPayments() {
+        let charge = "name: r\ncase: charge-balance\nworkload:\n  virtual_users: 2\n  iterations: 1\n  recovery: {workers: 2, every: 1s}\n"
+        XCTAssertTrue(
+            scenarioProblems(charge).contains { $0.hasPrefix("6:3:") && $0.contains("workload.recovery: does not apply") },
+            "\(scenarioProblems(charge))")
+    }
+}

@@ -118,6 +118,9 @@ extension ScenarioReader {
         if let workload, let entry = mappingEntry(workload, "lock"), !scenario.locksTaken.contains(.redis) {
             problem(entry.key, "workload.lock: does not apply: no strategy of this scenario (\(scenario.strategyLabel)) takes the Redis lock")
         }
+        if let workload, let entry = mappingEntry(workload, "recovery"), !scenario.performs(.pay) {
+            problem(entry.key, "workload.recovery: does not apply: \(running), and only payments (pay, or create with pay_after_create) leave intents and compensations for recovery")
+        }
         if let workload, let entry = mappingEntry(workload, "breaker"), !scenario.locksTaken.contains(.redis) {
             problem(entry.key, "workload.breaker: does not apply: no strategy of this scenario (\(scenario.strategyLabel)) takes the Redis lock the breaker guards")
         }

@@ -11,7 +11,7 @@ extension ScenarioReader {
             known: [
                 "virtual_users", "iterations", "duration", "start", "pick", "amount", "items", "quantity", "item_order",
                 "think_ms", "mix", "gateway", "random_seed", "pay_after_create", "idempotency_keys", "idempotency_duplicates", "retry", "lock",
-                "breaker", "row_lock_timeout_ms", "timeout", "connections",
+                "breaker", "row_lock_timeout_ms", "timeout", "connections", "recovery",
             ], section: "workload")
         if let entry = fields["virtual_users"] {
             if case .sequence(let items) = entry.value {
@@ -83,6 +83,7 @@ extension ScenarioReader {
             workload.retryMaxAttempts = retry["max_attempts"].flatMap { integer($0.value, "workload.retry.max_attempts", range: 1...1_000) }
         }
         if let entry = fields["connections"] { workload.connections = connections(entry.value) }
+        if let entry = fields["recovery"] { workload.recovery = recovery(entry.value) }
         if let entry = fields["lock"] {
             let lock = entries(entry.value, known: ["lease_ms", "wait_ms", "renew"], section: "workload.lock")
             workload.lockLeaseMilliseconds = lock["lease_ms"].flatMap { integer($0.value, "workload.lock.lease_ms", range: 10...600_000) }
@@ -123,6 +124,26 @@ extension ScenarioReader {
             spec.waitSeconds = wait
         }
         return spec
+    }
+
+    /// `recovery: {workers: 3, every: 20ms, min_age_ms: 0}`: payment recovery during the workload.
+    mutating func recovery(_ node: Node) -> RecoverySpec? {
+        let fields = entries(node, known: ["workers", "every", "min_age_ms"], section: "workload.recovery")
+        guard case .mapping = node else { return nil }
+        var missing = false
+        for key in ["workers", "every"] where fields[key] == nil {
+            problem(node, "workload.recovery: missing key '\(key)'")
+            missing = true
+        }
+        let workers = fields["workers"].flatMap { integer($0.value, "workload.recovery.workers", range: 1...64) }
+        let every = fields["every"].flatMap { duration($0.value, "workload.recovery.every") }
+        var minimumAge = 0.0
+        if let entry = fields["min_age_ms"] {
+            guard let value = number(entry.value, "workload.recovery.min_age_ms", range: 0...86_400_000) else { return nil }
+            minimumAge = value / 1000
+        }
+        guard !missing, let workers, let every else { return nil }
+        return RecoverySpec(workers: workers, everySeconds: every, minimumAgeSeconds: minimumAge)
     }
 
     /// `faults:`: a list of {kind, start, duration, interval, and the kind's parameters}.
