@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make verify: release build, every scenario with its checkers and thresholds, the promtool
 # checks, the reports against docs/schemas/, the monitoring loop end to end
-# (scripts/check-monitoring.sh), the black-box quick suite (scripts/blackbox-shop.sh); prints the verdict table and the comparison with the previous
+# (scripts/check-monitoring.sh), the black-box quick suites (scripts/blackbox-shop.sh, scripts/blackbox-serve.sh); prints the verdict table and the comparison with the previous
 # run's reports (kept in .run/reports.previous). Run inside scripts/with-services.sh (servers up).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,6 +28,7 @@ LOCKPROOF_BINARY=.build/release/lockproof scripts/check-monitoring.sh || { [ "$s
 # Black-box (issue 18): the shop fixture through targets/shop.yaml, correct and with two bugs as
 # negative controls (each must be caught by its checker); about 20 s.
 scripts/blackbox-shop.sh --quick --lockproof .build/release/lockproof || { [ "$status" -ne 0 ] || status=1; }
+scripts/blackbox-serve.sh --quick --lockproof .build/release/lockproof || { [ "$status" -ne 0 ] || status=1; }
 if [ "$reports" = .run/reports ] && [ -d .run/reports.previous ]; then
     # One run per scenario is noisy: the comparison is printed, never fails verify.
     echo "compared with the previous make verify (.run/reports.previous; informative, does not change the exit status):"

@@ -42,7 +42,7 @@ final class BoundedHistoryTests: XCTestCase {
 
     func testCheckerStateDoesNotGrowWithTheNumberOfOperations() throws {
         let checkers = try everyChecker()
-        XCTAssertEqual(checkers.count, 8, "every checker is covered")
+        XCTAssertEqual(checkers.count, 9, "every checker is covered")
         let recorder = try HistoryRecorder(checkers: checkers, file: nil)
         var n = 0
         func feed(_ count: Int) {

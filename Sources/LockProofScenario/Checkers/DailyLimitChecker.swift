@@ -32,18 +32,14 @@ final class DailyLimitChecker: Checker {
 
     func check(_ context: CheckContext) throws -> CheckResult {
         var tally = ViolationTally()
-        let limits = try context.db.pairs("SELECT user_id, daily_limit FROM spending_limits")
-        let days = try context.db.query(
-            """
-            SELECT user_id, day::text, sum(amount)::bigint, count(*)::bigint FROM spends
-            GROUP BY user_id, day ORDER BY user_id, day
-            """)
+        guard let limits = try context.state.spendingLimits(), let days = try context.state.spendDays() else {
+            return .notChecked(name, because: "the target maps no spending_limits or spends query")
+        }
         var rowsByUser: [Int: (count: Int, amount: Int)] = [:]
         var largestDay: [Int: Int] = [:]
         var worst: (user: Int, total: Int, limit: Int)?
-        for row in 0..<days.rowCount {
-            let user = days.int(row, 0)!, day = days.string(row, 1) ?? "?"
-            let total = days.int(row, 2) ?? 0, count = days.int(row, 3) ?? 0
+        for spendDay in days {
+            let user = spendDay.user, day = spendDay.day, total = spendDay.amount, count = spendDay.count
             rowsByUser[user, default: (0, 0)].count += count
             rowsByUser[user, default: (0, 0)].amount += total
             largestDay[user] = max(largestDay[user] ?? 0, total)
@@ -82,6 +78,6 @@ final class DailyLimitChecker: Checker {
         let spends = rowsByUser.values.reduce(0) { $0 + $1.count }
         let over = worst.map { ", worst: user \($0.user) spent \($0.total) of \($0.limit)" } ?? ""
         return tally.result(
-            name, summary: "\(limits.count) users, \(spends) spends of \(attempted) attempted, \(days.rowCount) user-days\(over)")
+            name, summary: "\(limits.count) users, \(spends) spends of \(attempted) attempted, \(days.count) user-days\(over)")
     }
 }

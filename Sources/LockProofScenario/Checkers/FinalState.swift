@@ -30,6 +30,10 @@ public protocol FinalState {
     /// user → rows of the coupon issued to them.
     func couponHolders(_ id: Int) throws -> [Int: Int]?
     func cartLines() throws -> [FinalCartLine]?
+    /// user → daily spending limit (the sixth case).
+    func spendingLimits() throws -> [Int: Int]?
+    /// The spends summed per user and day, the day as the implementation counts it.
+    func spendDays() throws -> [FinalSpendDay]?
 }
 
 public struct FinalOrder: Sendable, Equatable {
@@ -49,6 +53,14 @@ public struct FinalCartLine: Sendable, Equatable {
     public let user: Int
     public let product: Int
     public let quantity: Int
+}
+
+/// One user's spends on one day: their sum and how many.
+public struct FinalSpendDay: Sendable, Equatable {
+    public let user: Int
+    public let day: String
+    public let amount: Int
+    public let count: Int
 }
 
 /// LockProof's own tables: the queries the checkers ran before the seam, unchanged.
@@ -128,5 +140,18 @@ public struct DatabaseState: FinalState {
     public func cartLines() throws -> [FinalCartLine]? {
         let rows = try db.query("SELECT user_id, product_id, quantity FROM cart_items")
         return (0..<rows.rowCount).map { FinalCartLine(user: rows.int($0, 0)!, product: rows.int($0, 1)!, quantity: rows.int($0, 2)!) }
+    }
+
+    public func spendingLimits() throws -> [Int: Int]? { try db.pairs("SELECT user_id, daily_limit FROM spending_limits") }
+
+    public func spendDays() throws -> [FinalSpendDay]? {
+        let rows = try db.query(
+            """
+            SELECT user_id, day::text, sum(amount)::bigint, count(*)::bigint FROM spends
+            GROUP BY user_id, day ORDER BY user_id, day
+            """)
+        return (0..<rows.rowCount).map {
+            FinalSpendDay(user: rows.int($0, 0)!, day: rows.string($0, 1) ?? "?", amount: rows.int($0, 2) ?? 0, count: rows.int($0, 3) ?? 0)
+        }
     }
 }

@@ -60,7 +60,7 @@ public final class TargetClient: Client {
         "not_found", "invalid_amount", "invalid_quantity", "empty_order", "invalid_input", "insufficient_balance",
         "insufficient_stock", "sold_out", "already_issued", "already_issued_by_application_check",
         "already_issued_by_unique_constraint", "invalid_transition", "conflict", "order_not_payable", "payment_declined",
-        "rate_limited",
+        "rate_limited", "daily_limit_exceeded",
     ]
 
     static func completion(_ interpretation: TargetInterpretation) -> Completion {

@@ -60,6 +60,12 @@ extension Target {
                         .orderItems, ["order": order, "product": product, "quantity": spec.orderQuantity, "price": spec.price], db)
                 }
             }
+            if scenario.cases.contains(.dailySpend) {
+                // The sixth case's seed key, from the file or its default, as the in-process seed reads it.
+                let key = CaseName.dailySpend.descriptor.storage.seedKeys.first { $0.name == "daily_limit" }
+                let limit = spec.caseValues["daily_limit"] ?? key?.defaultValue ?? 10_000
+                for user in initial.users { try runSeed(.spendingLimits, ["user": user, "daily_limit": limit], db) }
+            }
             if initial.cartQuantity > 0 {
                 for user in initial.users {
                     for product in initial.products {

@@ -140,4 +140,19 @@ public final class TargetState: FinalState {
             return FinalCartLine(user: user, product: product, quantity: int(row, "quantity") ?? 0)
         }
     }
+
+    public func spendingLimits() throws -> [Int: Int]? { try sums(.spendingLimits, "user", "daily_limit") }
+
+    public func spendDays() throws -> [FinalSpendDay]? {
+        guard let rows = try rows(.spends) else { return nil }
+        var days: [String: FinalSpendDay] = [:]
+        for row in rows {
+            guard let user = int(row, "user") else { continue }
+            let day = text(row, "day") ?? "?", key = "\(user) \(day)"
+            let before = days[key]
+            days[key] = FinalSpendDay(
+                user: user, day: day, amount: (before?.amount ?? 0) + (int(row, "amount") ?? 0), count: (before?.count ?? 0) + 1)
+        }
+        return days.values.sorted { ($0.user, $0.day) < ($1.user, $1.day) }
+    }
 }
