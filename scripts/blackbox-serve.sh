@@ -109,7 +109,7 @@ while IFS='|' read -r design names checker; do
     fi
     row="$design|$instances|$name|$expected|$verdict|$caught|$violations"
     if [ "$compare" = 1 ]; then
-      if [ -f "$reports/in-process/$name.json" ]; then
+      if [ "$design" = seed ] && [ -f "$reports/in-process/$name.json" ]; then
         read -r in_verdict _ _ < <(summary "$reports/in-process/$name.json" "")
         row="$row|$in_verdict"
       else
