@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Layers, each importing only downward:
-//   C shims → drivers (PostgreSQL, Redis, HTTP) → server configuration → locking primitives → commerce core
+//   C shims → the condition variable (LockProofSync) → drivers (PostgreSQL, Redis, HTTP) → server configuration → locking primitives → commerce core
 //   → metrics → scenario runner → benchmark → the `lockproof` CLI.
 // Each target declares exactly the modules its files import, no more (no transitive reach, no
 // unused edge): scripts/check_imports.py checks it in `make test`.
@@ -26,10 +26,14 @@ let package = Package(
         .systemLibrary(
             name: "CMicroHTTPD", pkgConfig: "libmicrohttpd", providers: [.apt(["libmicrohttpd-dev"])]),
 
+        // The one condition variable (WaitCondition), below everything that blocks a thread: the
+        // drivers (HTTP's worker pool), locking primitives, the commerce pool, the scenario runner.
+        .target(name: "LockProofSync"),
+
         // Drivers
         .target(name: "LockProofPostgres", dependencies: ["CLibPQ"]),
         .target(name: "LockProofRedis", dependencies: ["CHiredis"]),
-        .target(name: "LockProofHTTP", dependencies: ["CMicroHTTPD"]),
+        .target(name: "LockProofHTTP", dependencies: ["CMicroHTTPD", "LockProofSync"]),
 
         // The HTTP API's routes, request reading and problem documents: pure, no I/O (fuzzed)
         .target(name: "LockProofAPI"),
@@ -37,12 +41,12 @@ let package = Package(
         .target(name: "LockProofConfiguration", dependencies: ["LockProofPostgres", "LockProofRedis"]),
 
         // Locking primitives
-        .target(name: "LockProofLocking", dependencies: ["LockProofPostgres", "LockProofRedis"]),
+        .target(name: "LockProofLocking", dependencies: ["LockProofPostgres", "LockProofRedis", "LockProofSync"]),
 
         // The commerce core: one file per case
         .target(
             name: "LockProofCommerce",
-            dependencies: ["LockProofConfiguration", "LockProofLocking", "LockProofPostgres", "LockProofRedis"]),
+            dependencies: ["LockProofConfiguration", "LockProofLocking", "LockProofPostgres", "LockProofRedis", "LockProofSync"]),
 
         // Metrics
         .target(
@@ -67,6 +71,7 @@ let package = Package(
             name: "LockProofScenario",
             dependencies: [
                 "LockProofConfiguration", "LockProofCommerce", "LockProofLocking", "LockProofPostgres", "LockProofRedis",
+                "LockProofSync",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]),
@@ -104,14 +109,17 @@ let package = Package(
         // Test targets declare every module they import, as the rest do (scripts/check_imports.py).
         .target(
             name: "LockProofTestSupport",
-            dependencies: ["LockProofConfiguration", "LockProofCommerce", "LockProofLocking", "LockProofPostgres", "LockProofRedis"],
+            dependencies: [
+                "LockProofConfiguration", "LockProofCommerce", "LockProofLocking", "LockProofPostgres", "LockProofRedis",
+                "LockProofSync",
+            ],
             path: "Tests/Support"),
         .testTarget(
             name: "LockProofDriverTests",
             dependencies: ["LockProofTestSupport", "LockProofPostgres", "LockProofRedis", "LockProofCommerce"]),
         .testTarget(
             name: "LockProofLockingTests",
-            dependencies: ["LockProofTestSupport", "LockProofLocking", "LockProofPostgres", "LockProofRedis"]),
+            dependencies: ["LockProofTestSupport", "LockProofLocking", "LockProofPostgres", "LockProofRedis", "LockProofSync"]),
         .testTarget(
             name: "LockProofCommerceTests",
             dependencies: [

@@ -109,6 +109,13 @@ public struct CartQuantity {
 
     public func add(userId: Int, productId: Int, quantity delta: Int) throws -> CartUpdate {
         guard delta > 0 else { throw DomainError.invalidQuantity(delta) }
+        return try writeLine(userId: userId, productId: productId) { quantity in quantity + delta }
+    }
+
+    /// The read-then-write of case 5, shared by `add` and `set` (CartSetQuantity.swift): read the
+    /// line and its version, write `next(quantity)` back under the strategy's version check; a lost
+    /// race is retried under `optimistic-retry`, else it is `DomainError.conflict`.
+    func writeLine(userId: Int, productId: Int, _ next: (Int) -> Int) throws -> CartUpdate {
         let probe = client.probe(.cartQuantity)
         let policy = strategy == .optimisticRetry ? client.settings.retry : RetryPolicy.none
         return try versioned(policy, probe, entity: "cart_item", id: productId) {
@@ -127,16 +134,17 @@ public struct CartQuantity {
                     "SELECT id, quantity, version FROM cart_items WHERE user_id = $1 AND product_id = $2", [userId, productId])
                 let (id, quantity, version) = (row.int(0, 0)!, row.int(0, 1)!, row.int(0, 2)!)
                 try client.think()
+                let written = next(quantity)
                 let updated: PostgresResult
                 if strategy == .naive {
-                    updated = try db.query("UPDATE cart_items SET quantity = $1 WHERE id = $2", [quantity + delta, id])
+                    updated = try db.query("UPDATE cart_items SET quantity = $1 WHERE id = $2", [written, id])
                 } else {
                     updated = try db.query(
                         "UPDATE cart_items SET quantity = $1, version = version + 1 WHERE id = $2 AND version = $3",
-                        [quantity + delta, id, version])
+                        [written, id, version])
                 }
                 guard updated.affectedRows == 1 else { throw OptimisticConflict(entity: "cart_item", id: id) }
-                return CartUpdate(userId: userId, productId: productId, quantity: quantity + delta)
+                return CartUpdate(userId: userId, productId: productId, quantity: written)
             }
         }
     }

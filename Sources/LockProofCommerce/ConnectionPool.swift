@@ -1,5 +1,6 @@
 import Foundation
 import LockProofLocking
+import LockProofSync
 
 /// A wait for a pooled connection ran out (every connection stayed borrowed for the whole bound):
 /// a typed failure, never a hang. The operation did not start its transaction.
@@ -35,7 +36,7 @@ public final class ConnectionPool<Connection: AnyObject>: @unchecked Sendable {
     public let size: Int
     public let waitSeconds: Double
     private let open: () throws -> Connection
-    private let condition = NSCondition()
+    private let condition = WaitCondition()
     private var idle: [Connection] = []
     private var opened = 0
     private var closed = false

@@ -1,5 +1,6 @@
 import CMicroHTTPD
 import Foundation
+import LockProofSync
 
 #if canImport(Glibc)
     import Glibc
@@ -85,37 +86,16 @@ public final class APIServer: @unchecked Sendable {
         stateLock.lock()
         defer { stateLock.unlock() }
         guard daemon == nil else { throw HTTPServerError("the API server on \(address) is already running") }
-        guard var socketAddress = HTTPBindAddress.socketAddress(host: address.host, port: address.port) else {
-            throw HTTPServerError("cannot listen on \(address)")
-        }
         let retained = Unmanaged.passRetained(state)
-        var flags = MHD_USE_EPOLL_INTERNAL_THREAD.rawValue | MHD_ALLOW_SUSPEND_RESUME.rawValue
-        if address.isIPv6 { flags |= MHD_USE_IPv6.rawValue }
-        errno = 0
-        let connectionCallback: MHD_NotifyConnectionCallback = apiNotifyConnection
-        let completedCallback: MHD_RequestCompletedCallback = apiRequestCompleted
-        let limits = options.limits
-        let started: OpaquePointer? = socketAddress.withUnsafeMutableBytes { socketAddressBytes in
-            let arguments: [CVarArg] = [
-                MHD_OPTION.SOCK_ADDR.rawValue, socketAddressBytes.baseAddress!.assumingMemoryBound(to: sockaddr.self),
-                MHD_OPTION.CONNECTION_MEMORY_LIMIT.rawValue, limits.connectionMemoryBytes,
-                MHD_OPTION.CONNECTION_TIMEOUT.rawValue, UInt32(limits.connectionTimeoutSeconds),
-                MHD_OPTION.CONNECTION_LIMIT.rawValue, UInt32(limits.maxConnections),
-                MHD_OPTION.THREAD_POOL_SIZE.rawValue, UInt32(max(1, limits.threads)),
-                MHD_OPTION.NOTIFY_CONNECTION.rawValue, unsafeBitCast(connectionCallback, to: OpaquePointer.self),
-                OpaquePointer(retained.toOpaque()),
-                MHD_OPTION.NOTIFY_COMPLETED.rawValue, unsafeBitCast(completedCallback, to: OpaquePointer.self),
-                OpaquePointer(retained.toOpaque()),
-                MHD_OPTION.END.rawValue,
-            ]
-            return withVaList(arguments) { list in
-                MHD_start_daemon_va(flags, UInt16(address.port), nil, nil, apiHandleRequest, retained.toOpaque(), list)
-            }
-        }
-        guard let started else {
-            let reason = errno != 0 ? String(cString: strerror(errno)) : "libmicrohttpd refused to start"
+        let started: OpaquePointer
+        do {
+            started = try startMicroHTTPDaemon(
+                address: address, limits: options.limits, extraFlags: MHD_ALLOW_SUSPEND_RESUME.rawValue,
+                handler: apiHandleRequest, notifyConnection: apiNotifyConnection, notifyCompleted: apiRequestCompleted,
+                context: retained.toOpaque())
+        } catch {
             retained.release()
-            throw HTTPServerError("cannot listen on \(address): \(reason)")
+            throw error
         }
         state.pool.start()
         daemon = started
@@ -184,7 +164,7 @@ final class APIRequestContext: @unchecked Sendable {
 final class WorkerPool: @unchecked Sendable {
     let workers: Int
     let capacity: Int
-    private let condition = NSCondition()
+    private let condition = WaitCondition()
     private var jobs: [@Sendable () -> Void] = []
     private var head = 0
     private var running = 0
@@ -286,12 +266,12 @@ private func apiHandleRequest(
         }
         if context.path.utf8.count > state.options.maximumPathBytes {
             state.options.ownAnswerObserver?(state.uriTooLong)
-            return apiQueue(state.uriTooLong, on: connection)
+            return queueResponse(state.uriTooLong, on: connection)
         }
         if let length = lookupHeader(connection, "content-length").flatMap({ Int($0) }), length > state.options.maximumBodyBytes {
             // Refused before the body is read: libmicrohttpd closes the connection after answering.
             state.options.ownAnswerObserver?(state.tooLarge)
-            return apiQueue(state.tooLarge, on: connection)
+            return queueResponse(state.tooLarge, on: connection)
         }
         return .YES
     }
@@ -311,10 +291,10 @@ private func apiHandleRequest(
         uploadDataSize.pointee = 0
         return .YES
     }
-    if let response = context.response { return apiQueue(response, on: connection) }
+    if let response = context.response { return queueResponse(response, on: connection) }
     if context.overflowed {
         state.options.ownAnswerObserver?(state.tooLarge)
-        return apiQueue(state.tooLarge, on: connection)
+        return queueResponse(state.tooLarge, on: connection)
     }
     guard !context.dispatched else { return .YES }  // resumed spuriously: the worker has not answered yet
     context.dispatched = true
@@ -339,31 +319,12 @@ private func apiHandleRequest(
     return .YES
 }
 
-private func apiQueue(_ response: HTTPResponse, on connection: OpaquePointer) -> MHD_Result {
-    var body = response.body
-    let created: OpaquePointer? = body.withUnsafeMutableBytes { bytes in
-        MHD_create_response_from_buffer(bytes.count, bytes.baseAddress, .RESPMEM_MUST_COPY)
-    }
-    guard let created else { return .NO }
-    defer { MHD_destroy_response(created) }
-    _ = MHD_add_response_header(created, "Content-Type", response.contentType)
-    for header in response.extraHeaders {
-        _ = MHD_add_response_header(created, header.name, header.value)
-    }
-    return MHD_queue_response(connection, UInt32(response.status), created)
-}
-
 private func apiNotifyConnection(
     cls: UnsafeMutableRawPointer?, connection: OpaquePointer?, socketContext: UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
     code: MHD_ConnectionNotificationCode
 ) {
     guard let cls, let connection else { return }
-    let tracker = Unmanaged<APIServerState>.fromOpaque(cls).takeUnretainedValue().tracker
-    if code.rawValue == 0 {
-        tracker.started(connection, socket: lockproof_mhd_connection_fd(connection))
-    } else {
-        tracker.closed(connection)
-    }
+    Unmanaged<APIServerState>.fromOpaque(cls).takeUnretainedValue().tracker.note(connection, code)
 }
 
 private func apiRequestCompleted(

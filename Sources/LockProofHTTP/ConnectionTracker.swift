@@ -1,4 +1,5 @@
 import Foundation
+import LockProofSync
 
 #if canImport(Glibc)
     import Glibc
@@ -15,7 +16,7 @@ final class ConnectionTracker: @unchecked Sendable {
         var waitingSince: Double?
     }
     let arrivalSeconds: Double
-    private let condition = NSCondition()
+    private let condition = WaitCondition()
     private var entries: [OpaquePointer: Entry] = [:]
     private var reaping = false
     private var reaperRunning = false

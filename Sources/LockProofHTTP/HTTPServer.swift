@@ -189,41 +189,16 @@ public final class HTTPServer: @unchecked Sendable {
     public func start() throws {
         try running.withLock { state in
             guard state.daemon == nil else { throw HTTPServerError("the server on \(address) is already running") }
-            guard var socketAddress = HTTPBindAddress.socketAddress(host: address.host, port: address.port) else {
-                throw HTTPServerError("cannot listen on \(address)")
-            }
             // The daemon holds the router for as long as it runs; the handler borrows it through `cls`.
             let reference = Unmanaged.passRetained(router)
-            // epoll (Linux): the cost of a poll does not grow with the number of idle connections.
-            var flags = MHD_USE_EPOLL_INTERNAL_THREAD.rawValue
-            if address.isIPv6 { flags |= MHD_USE_IPv6.rawValue }
-            errno = 0
-            // Callbacks travel through the va_list as plain pointers: coerce to the C types first.
-            let connectionCallback: MHD_NotifyConnectionCallback = notifyConnection
-            let completedCallback: MHD_RequestCompletedCallback = notifyCompleted
-            let started: OpaquePointer? = socketAddress.withUnsafeMutableBytes { socketAddressBytes in
-                // Options are passed as their C types: size_t as Int, unsigned int as UInt32.
-                let options: [CVarArg] = [
-                    MHD_OPTION.SOCK_ADDR.rawValue, socketAddressBytes.baseAddress!.assumingMemoryBound(to: sockaddr.self),
-                    MHD_OPTION.CONNECTION_MEMORY_LIMIT.rawValue, limits.connectionMemoryBytes,
-                    MHD_OPTION.CONNECTION_TIMEOUT.rawValue, UInt32(limits.connectionTimeoutSeconds),
-                    MHD_OPTION.CONNECTION_LIMIT.rawValue, UInt32(limits.maxConnections),
-                    MHD_OPTION.THREAD_POOL_SIZE.rawValue, UInt32(max(1, limits.threads)),
-                    MHD_OPTION.NOTIFY_CONNECTION.rawValue, unsafeBitCast(connectionCallback, to: OpaquePointer.self),
-                    OpaquePointer(reference.toOpaque()),
-                    MHD_OPTION.NOTIFY_COMPLETED.rawValue, unsafeBitCast(completedCallback, to: OpaquePointer.self),
-                    OpaquePointer(reference.toOpaque()),
-                    MHD_OPTION.END.rawValue,
-                ]
-                return withVaList(options) { arguments in
-                    MHD_start_daemon_va(
-                        flags, UInt16(address.port), nil, nil, handleRequest, reference.toOpaque(), arguments)
-                }
-            }
-            guard let started else {
-                let reason = errno != 0 ? String(cString: strerror(errno)) : "libmicrohttpd refused to start"
+            let started: OpaquePointer
+            do {
+                started = try startMicroHTTPDaemon(
+                    address: address, limits: limits, handler: handleRequest, notifyConnection: notifyConnection,
+                    notifyCompleted: notifyCompleted, context: reference.toOpaque())
+            } catch {
                 reference.release()
-                throw HTTPServerError("cannot listen on \(address): \(reason)")
+                throw error
             }
             state.daemon = started
             state.routerReference = reference
@@ -288,22 +263,7 @@ private func handleRequest(
     }
     let router = Unmanaged<RequestRouter>.fromOpaque(cls).takeUnretainedValue()
     let response = router.respond(to: HTTPRequest(method: String(cString: method), path: String(cString: url)))
-    return queue(response, on: connection)
-}
-
-private func queue(_ response: HTTPResponse, on connection: OpaquePointer) -> MHD_Result {
-    var body = response.body
-    let created: OpaquePointer? = body.withUnsafeMutableBytes { bytes in
-        // MUST_COPY: libmicrohttpd keeps its own copy, so the Swift array may go away at once.
-        MHD_create_response_from_buffer(bytes.count, bytes.baseAddress, .RESPMEM_MUST_COPY)
-    }
-    guard let created else { return .NO }
-    defer { MHD_destroy_response(created) }
-    _ = MHD_add_response_header(created, "Content-Type", response.contentType)
-    for header in response.extraHeaders {
-        _ = MHD_add_response_header(created, header.name, header.value)
-    }
-    return MHD_queue_response(connection, UInt32(response.status), created)
+    return queueResponse(response, on: connection)
 }
 
 /// Connection start and end, from libmicrohttpd's threads: the arrival clock starts.
@@ -312,12 +272,7 @@ private func notifyConnection(
     code: MHD_ConnectionNotificationCode
 ) {
     guard let cls, let connection else { return }
-    let tracker = Unmanaged<RequestRouter>.fromOpaque(cls).takeUnretainedValue().tracker
-    if code.rawValue == 0 {  // MHD_CONNECTION_NOTIFY_STARTED (1 is CLOSED)
-        tracker.started(connection, socket: lockproof_mhd_connection_fd(connection))
-    } else {
-        tracker.closed(connection)
-    }
+    Unmanaged<RequestRouter>.fromOpaque(cls).takeUnretainedValue().tracker.note(connection, code)
 }
 
 /// A request finished (answered or not): on a kept-alive connection the next one's clock starts.

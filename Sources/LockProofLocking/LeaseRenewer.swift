@@ -1,5 +1,6 @@
 import Foundation
 import LockProofRedis
+import LockProofSync
 
 /// The watchdog: one thread per process with its own connection renews every registered lease at a
 /// third of its length, for as long as its holder has not released it.
@@ -13,7 +14,7 @@ public final class LeaseRenewer: @unchecked Sendable {
     private var connection: RedisConnection
     private let route: RedisRoute?
     private var routeGeneration = 0
-    private let condition = NSCondition()
+    private let condition = WaitCondition()
     private var leases: [String: Lease] = [:]
     private var stopping = false
     private let stopped = DispatchSemaphore(value: 0)

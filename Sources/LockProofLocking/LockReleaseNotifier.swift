@@ -1,5 +1,6 @@
 import Foundation
 import LockProofRedis
+import LockProofSync
 
 /// One subscriber connection per process, on its own thread, that wakes the waiters of a lock when
 /// its holder releases it (as Redisson does with one pub/sub connection).
@@ -8,7 +9,7 @@ public final class LockReleaseNotifier: @unchecked Sendable {
     private var connection: RedisConnection
     private let route: RedisRoute?
     private var routeGeneration = 0
-    private let condition = NSCondition()
+    private let condition = WaitCondition()
     private var generations: [String: UInt64] = [:]
     private var stopping = false
     private var thread: Thread?

@@ -1,4 +1,5 @@
 import Foundation
+import LockProofSync
 
 /// A background thread of its own that runs `body` every `intervalSeconds` until `stop`: for
 /// pollers that make blocking calls (a database session of their own), which must stay off Swift
@@ -13,13 +14,10 @@ public final class PeriodicThread: @unchecked Sendable {
     }
 
     public let intervalSeconds: Double
-    /// The longest single wait: `NSCondition.wait(until:)` traps (SIGILL) on a date too far ahead
-    /// (an interval of 1e10 s), so a long interval is waited out in slices of at most this.
-    static let longestWaitSeconds: Double = 60
     private let name: String
     private let firstPass: FirstPass
     private let body: @Sendable () -> Void
-    private let condition = NSCondition()
+    private let condition = WaitCondition()
     private var stopping = false
     private var started = false
     private let finished = DispatchSemaphore(value: 0)
@@ -61,7 +59,9 @@ public final class PeriodicThread: @unchecked Sendable {
             condition.lock()
             let deadline = Date(timeIntervalSinceNow: intervalSeconds)
             while !stopping && Date() < deadline {
-                _ = condition.wait(until: min(deadline, Date(timeIntervalSinceNow: Self.longestWaitSeconds)))
+                // However far the deadline (an interval of 1e10 s, .infinity): WaitCondition waits it
+                // out in slices, so the wait never traps.
+                condition.wait(until: deadline)
             }
             let done = stopping
             condition.unlock()

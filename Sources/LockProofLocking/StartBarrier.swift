@@ -1,9 +1,10 @@
 import Foundation
+import LockProofSync
 
 /// Releases every waiting thread at once when the last of `parties` arrives: all clients of a
 /// concurrency test or a scenario start at the same moment.
 public final class StartBarrier: @unchecked Sendable {
-    private let condition = NSCondition()
+    private let condition = WaitCondition()
     private var waiting: Int
 
     public init(parties: Int) { waiting = parties }

@@ -2,13 +2,14 @@ import Foundation
 import LockProofCommerce
 import LockProofConfiguration
 import LockProofPostgres
+import LockProofSync
 
 /// Bounds the preparation of a run (emptying the tables, seeding) by the scenario's timeout, as a
 /// whole: when the deadline passes first, the preparing session's statement is cancelled from a
 /// second session (pg_cancel_backend), and the run is aborted with a message that says so. A seed of
 /// millions of rows would otherwise run for minutes before the first operation.
 final class PreparationDeadline: @unchecked Sendable {
-    private let condition = NSCondition()
+    private let condition = WaitCondition()
     private var finished = false
     private(set) var expired = false
 

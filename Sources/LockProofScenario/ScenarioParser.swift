@@ -26,56 +26,15 @@ public enum ScenarioParser {
     public static let maximumReportedProblems = 50
 
     public static func load(path: String) throws -> Scenario {
-        func refuse(_ message: String) -> ScenarioValidationError {
-            ScenarioValidationError(problems: [ScenarioProblem(file: path, line: 1, column: 1, message: message)])
-        }
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
-            let handle = FileHandle(forReadingAtPath: path)
-        else { throw refuse("cannot read the file (does it exist?)") }
-        defer { try? handle.close() }
-        // Read at most one byte past the cap: the size is known without reading the rest.
-        let data = (try? handle.read(upToCount: maximumFileBytes + 1)) ?? Data()
-        guard data.count <= maximumFileBytes else {
-            throw refuse("the file is larger than \(maximumFileBytes / 1024) KiB, the limit for a scenario file")
-        }
-        guard let text = String(data: data, encoding: .utf8) else { throw refuse("the file is not UTF-8 text") }
-        return try parse(text, file: path)
+        try parse(YAMLFile.read(path: path, unreadable: "cannot read the file (does it exist?)", kind: "scenario"), file: path)
     }
 
     public static func parse(_ text: String, file: String) throws -> Scenario {
-        guard text.utf8.count <= maximumFileBytes else {
-            throw ScenarioValidationError(problems: [
-                ScenarioProblem(
-                    file: file, line: 1, column: 1,
-                    message: "the file is larger than \(maximumFileBytes / 1024) KiB, the limit for a scenario file")
-            ])
-        }
-        let root: Node?
-        do {
-            root = try Yams.compose(yaml: text)
-        } catch let error as YamlError {
-            throw ScenarioValidationError(problems: [yamlProblem(error, text: text, file: file)])
-        }
+        let root = try YAMLFile.mappingRoot(
+            text, file: file, kind: "scenario", expected: "a mapping with keys name, case, workload, …")
         var reader = ScenarioReader(file: file)
-        guard let root, case .mapping = root else {
-            throw ScenarioValidationError(problems: [
-                ScenarioProblem(
-                    file: file, line: root?.mark?.line ?? 1, column: root?.mark?.column ?? 1,
-                    message: "found \(root.map(describe) ?? "an empty file"); expected a mapping with keys name, case, workload, …")
-            ])
-        }
         let scenario = reader.scenario(root)
-        if !reader.problems.isEmpty {
-            var problems = reader.problems
-            if reader.unreportedProblems > 0 {
-                problems.append(
-                    ScenarioProblem(
-                        file: file, line: 1, column: 1,
-                        message: "\(reader.unreportedProblems) more problems not shown (the first \(maximumReportedProblems) are above)"))
-            }
-            throw ScenarioValidationError(problems: problems)
-        }
+        try reader.collected.throwIfAny()
         return scenario!
     }
 

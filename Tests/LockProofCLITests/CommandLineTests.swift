@@ -1,3 +1,4 @@
+// Kept whole (over 400 lines): one class of the binary's exit codes and messages, sharing its launch, folder and scenario-file fixtures.
 import Foundation
 import LockProofCommerce
 import LockProofHTTP

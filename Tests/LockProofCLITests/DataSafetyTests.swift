@@ -1,3 +1,4 @@
+// Kept whole (over 400 lines): one class whose tests share the throwaway databases and the fixtures that shape them.
 import Foundation
 import LockProofCommerce
 import LockProofPostgres

@@ -54,7 +54,7 @@ final class PeriodicThreadTests: XCTestCase {
         XCTAssertEqual(counter.value, 0, "work that must age ran before its interval")
     }
 
-    /// `serve --recover-interval 1e10` died with SIGILL: `NSCondition.wait(until:)` traps on a date
+    /// `serve --recover-interval 1e10` died with SIGILL: Foundation's condition wait traps on a date
     /// that far ahead. Any interval, however long, must wait quietly and let `stop` wake it.
     func testAHugeIntervalWaitsWithoutTrappingAndStopsPromptly() {
         for interval in [1e10, 1e300, Double.infinity] {

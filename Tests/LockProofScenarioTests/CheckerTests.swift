@@ -1,3 +1,4 @@
+// Kept whole (over 400 lines): one class, one MARK section per checker, every section on the shared history and state builders at its top.
 import Foundation
 import LockProofCommerce
 import LockProofPostgres

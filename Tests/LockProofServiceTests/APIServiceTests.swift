@@ -1,3 +1,4 @@
+// Kept whole (over 400 lines): one end-to-end class whose tests share one way to start the service, call it and read the state.
 import Foundation
 import LockProofAPI
 import LockProofCommerce

@@ -1,4 +1,5 @@
 import Foundation
+import LockProofSync
 
 #if canImport(Glibc)
     import Glibc
@@ -158,7 +159,7 @@ public func runProgram(
 }
 
 public final class OutputCollector: @unchecked Sendable {
-    private let condition = NSCondition()
+    private let condition = WaitCondition()
     private var data: Data?
 
     public init() {}
@@ -184,7 +185,7 @@ public final class LineReader: @unchecked Sendable {
     public struct NoLine: Error {
         public init() {}
     }
-    private let condition = NSCondition()
+    private let condition = WaitCondition()
     private var lines: [String] = []
     private var ended = false
 

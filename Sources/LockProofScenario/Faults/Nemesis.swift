@@ -1,6 +1,7 @@
 import Foundation
 import LockProofCommerce
 import LockProofLocking
+import LockProofSync
 
 /// Schedules a scenario's faults on the run's clock, on a thread of its own: each window begins at
 /// its `start` and ends after its `duration` (or when the run ends); each strike fires at `start`
@@ -18,7 +19,7 @@ final class Nemesis: @unchecked Sendable {
     private let context: FaultContext
     private var planned: [Planned]
     private var finished: [FaultRecord] = []
-    private let condition = NSCondition()
+    private let condition = WaitCondition()
     private var stopping = false
     private let done = DispatchSemaphore(value: 0)
     private var started = false

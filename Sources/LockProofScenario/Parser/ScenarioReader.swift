@@ -6,19 +6,18 @@ import Yams
 /// `SeedSection`, `WorkloadSection`, `FaultsSection`, `ThresholdsSection`).
 struct ScenarioReader {
     let file: String
-    var problems: [ScenarioProblem] = []
-    /// Problems past the reporting cap: counted, not kept, so memory stays bounded.
-    var unreportedProblems = 0
+    /// The problems found, with their positions (at most `ScenarioParser.maximumReportedProblems`).
+    var collected: ProblemList
+    var problems: [ScenarioProblem] { collected.problems }
+
+    init(file: String) {
+        self.file = file
+        self.collected = ProblemList(file: file)
+    }
 
     mutating func problem(_ node: Node?, _ message: String) {
-        guard problems.count < ScenarioParser.maximumReportedProblems else {
-            unreportedProblems += 1
-            return
-        }
         // A message quotes what it found; a value of a megabyte must not be copied into it whole.
-        let bounded = message.count <= 400 ? message : message.prefix(250) + " … " + message.suffix(120)
-        problems.append(
-            ScenarioProblem(file: file, line: node?.mark?.line ?? 1, column: node?.mark?.column ?? 1, message: bounded))
+        collected.add(node, message.count <= 400 ? message : message.prefix(250) + " … " + message.suffix(120))
     }
 
     /// The mapping's entries, checking that every key is known and none repeats.
