@@ -10,8 +10,8 @@
 #  (b) the client's CPU per request against wrk's, on the same requests in the same run:
 #      POST /users/{id}/charges {"amount": 100} over BENCH_TARGET_CPU_CONNECTIONS keep-alive
 #      connections. lockproof: a run of C virtual users × BENCH_TARGET_CPU_ITERATIONS charges, CPU =
-#      the client threads' own (`client_cpu_seconds` in the report, getrusage per thread) and the
-#      whole process's (/usr/bin/time user+sys, seeding and checking included); wrk: `wrk -t 1 -c C`
+#      whole process's (/usr/bin/time user+sys) less that of the same run with one charge per
+#      virtual user (startup, reset, seed and checkers cancel out); wrk: `wrk -t 1 -c C`
 #      for BENCH_TARGET_CPU_SECONDS, CPU from /usr/bin/time over the requests it counted.
 # Prints a table; writes .run/bench-target/summary.md. Run it under scripts/with-services.sh.
 #   BENCH_TARGET_VUS ("64 256 512 1000"; the scenario format allows at most 1000 virtual users),
@@ -100,6 +100,10 @@ for n in $vus; do
 done
 
 echo "bench-target: (b) CPU per request: lockproof $cpu_connections virtual users × $cpu_iterations, wrk -t 1 -c $cpu_connections for $cpu_seconds s"
+# The same run with one charge per virtual user: its CPU (startup, reset, seed, checkers) is
+# subtracted, so what is left is the requests' own.
+scenario "cpu-base" "$cpu_connections" 1 1000
+run_sampled cpu-base
 scenario "cpu" "$cpu_connections" "$cpu_iterations" 1000
 run_sampled cpu
 cat >"$out/charge.lua" <<'LUA'
@@ -147,10 +151,9 @@ for n in vus:
     lines.append(f"| {n} | {completed} | {ops['ok']} | {ops['fail']} | {ops['unknown']} | {fmt(errors)} | {fmt(refusals)} | "
                  f"{r['rss_mb']:.0f} | {r['threads']} | {r['wall']:.1f} |")
 
-c = run("cpu")
-rep = c["report"] or {}
-requests = sum(rep.get("operations", {}).get(k, 0) for k in ("ok", "fail", "unknown"))
-client_cpu = (rep.get("counters") or {}).get("client_cpu_seconds")
+c, b = run("cpu"), run("cpu-base")
+count = lambda r: sum((r["report"] or {}).get("operations", {}).get(k, 0) for k in ("ok", "fail", "unknown"))
+requests, base_requests = count(c), count(b)
 wrk_text = open(f"{out}/wrk.out").read()
 m = re.search(r"(\d+) requests in", wrk_text)
 wrk_requests = int(m.group(1)) if m else 0
@@ -160,17 +163,15 @@ non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", wrk_text)
 lines += ["", f"## Black-box: client CPU per request vs wrk (POST /users/{{id}}/charges, {conns} keep-alive connections)", "",
           "| client | requests | CPU s | CPU µs per request |", "|---|---|---|---|"]
 per = lambda cpu, n: cpu / n * 1e6 if n else float("nan")
-if client_cpu is not None:
-    lines.append(f"| lockproof, client threads only (getrusage per thread) | {requests} | {client_cpu:.3f} | {per(client_cpu, requests):.0f} |")
-lines.append(f"| lockproof, whole process (/usr/bin/time: seed, checkers, startup included) | {requests} | {c['cpu']:.3f} | {per(c['cpu'], requests):.0f} |")
+extra_cpu, extra_requests = c["cpu"] - b["cpu"], requests - base_requests
+lines.append(f"| lockproof run, whole process (/usr/bin/time) | {requests} | {c['cpu']:.3f} | {per(c['cpu'], requests):.0f} |")
+lines.append(f"| lockproof run, one charge per virtual user (startup, reset, seed, checkers) | {base_requests} | {b['cpu']:.3f} | |")
+lines.append(f"| lockproof, the requests alone (difference of the two) | {extra_requests} | {extra_cpu:.3f} | {per(extra_cpu, extra_requests):.0f} |")
 lines.append(f"| wrk -t 1 (/usr/bin/time, Lua request function) | {wrk_requests} | {wrk_cpu:.3f} | {per(wrk_cpu, wrk_requests):.0f} |")
-if wrk_requests and requests:
+if wrk_requests and extra_requests:
     base = per(wrk_cpu, wrk_requests)
-    if client_cpu is not None:
-        lines.append(f"\nRatio (same run): lockproof client threads / wrk = {per(client_cpu, requests) / base:.1f}×; "
-                     f"whole process / wrk = {per(c['cpu'], requests) / base:.1f}×.")
-    else:
-        lines.append(f"\nRatio (same run): whole process / wrk = {per(c['cpu'], requests) / base:.1f}×.")
+    lines.append(f"\nRatio (same run): lockproof per request / wrk per request = {per(extra_cpu, extra_requests) / base:.1f}× "
+                 f"(whole process: {per(c['cpu'], requests) / base:.1f}×).")
 if non2xx:
     lines.append(f"wrk saw {non2xx.group(1)} non-2xx answers (refusals count as requests for both).")
 text = "\n".join(lines) + "\n"
