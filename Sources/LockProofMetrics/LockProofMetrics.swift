@@ -26,6 +26,8 @@ public final class LockProofMetrics: EventSink, Sendable {
     /// By route label, then status class.
     private let httpSeries: [String: [String: (requests: Counter, duration: ValueHistogram)]]
     private let httpRateLimitedByRoute: [String: Counter]
+    /// By operation: the counter of each status, and the duration.
+    private let targetSeries: [String: (requests: [String: Counter], duration: ValueHistogram)]
 
     public init(instrumentationEnabled: Bool = true) {
         self.instrumentationEnabled = instrumentationEnabled
@@ -62,6 +64,13 @@ public final class LockProofMetrics: EventSink, Sendable {
         httpSeries = http
         httpRateLimitedByRoute = Dictionary(
             uniqueKeysWithValues: MetricCatalog.httpRateLimited.series.map { ($0[0], tables.counter(MetricCatalog.httpRateLimited, $0)) })
+        var target: [String: (requests: [String: Counter], duration: ValueHistogram)] = [:]
+        for operation in MetricCatalog.targetOperations {
+            let requests = Dictionary(
+                uniqueKeysWithValues: MetricCatalog.targetStatuses.map { ($0, tables.counter(MetricCatalog.targetRequests, [operation, $0])) })
+            target[operation] = (requests, tables.histogram(MetricCatalog.targetRequestDuration, [operation]))
+        }
+        targetSeries = target
         tables.gauge(MetricCatalog.buildInfo, [LockProofBuild.version]).set(to: 1)
         tables.createRemaining()
         setCircuitBreaker(state: .closed)
@@ -151,6 +160,15 @@ public final class LockProofMetrics: EventSink, Sendable {
     public func recordRateLimited(route: String) {
         guard instrumentationEnabled else { return }
         httpRateLimitedByRoute[route]?.increment()
+    }
+
+    /// Counts one request LockProof's client sent to a target and observes its duration.
+    /// `operation` is an `OperationName` raw value, `status` the history outcome (`ok`, `fail`,
+    /// `unknown`); anything else is not recorded.
+    public func recordTargetRequest(operation: String, status: String, seconds: Double) {
+        guard instrumentationEnabled, let series = targetSeries[operation], let counter = series.requests[status] else { return }
+        counter.increment()
+        series.duration.record(seconds.isFinite ? max(0, seconds) : 0)
     }
 
     public func setCompensationsPending(_ count: Int) {

@@ -214,6 +214,25 @@ public enum MetricCatalog {
         help: "HTTP API requests refused with 429 by the per-user rate limit (--rate-limit), by route.",
         labels: [MetricLabel(name: "route", values: APIRoute.allCases.filter { $0.rateLimited }.map(\.label))])
 
+    // The load side of a run through a target (`lockproof run|verify --target`, issue 18): what
+    // LockProof's own HTTP client sent and how each request ended, next to the service's
+    // lockproof_http_* of its own. `status` is the history outcome of the request (ok, fail,
+    // unknown), not the HTTP code: the target file maps codes to outcomes, and the service's own
+    // metrics carry its status classes.
+    public static let targetOperations = OperationName.allCases.map(\.rawValue)
+    public static let targetStatuses = ["ok", "fail", "unknown"]
+    static let targetOperationLabel = MetricLabel(name: "operation", values: targetOperations)
+
+    public static let targetRequests = MetricFamily(
+        "lockproof_target_requests_total", .counter,
+        help: "Requests LockProof's client sent to a target (black-box run), by operation and history outcome (ok, fail = refused or not sent, unknown = may have happened).",
+        labels: [targetOperationLabel, MetricLabel(name: "status", values: targetStatuses)])
+
+    public static let targetRequestDuration = MetricFamily(
+        "lockproof_target_request_duration_seconds", .histogram,
+        help: "Time LockProof's client spent on one request to a target (connect, send, whole response), by operation, in seconds.",
+        labels: [targetOperationLabel], buckets: secondsBuckets)
+
     public static let buildInfo = MetricFamily(
         "lockproof_build_info", .gauge,
         help: "Always 1; the version label says which LockProof is running.",
@@ -224,6 +243,6 @@ public enum MetricCatalog {
         operations, operationDuration, retryAttempts, retryExhausted, retryCalls, optimisticConflicts, lockWait,
         lockHeld, lockAcquireFailures, deadlocks, serializationFailures, uniqueViolations, compensations, compensationsPending,
         circuitBreakerState, circuitBreakerOpenSeconds, distributedLockLost, poolWait, httpRequests, httpRequestDuration,
-        httpRateLimited, buildInfo,
+        httpRateLimited, targetRequests, targetRequestDuration, buildInfo,
     ]
 }

@@ -48,6 +48,12 @@ extension LockProofMetrics {
             }
             recordRateLimited(route: route)
         }
+        for (index, operation) in MetricCatalog.targetOperations.enumerated() {
+            for (offset, status) in MetricCatalog.targetStatuses.enumerated() {
+                let buckets = MetricCatalog.secondsBuckets
+                recordTargetRequest(operation: operation, status: status, seconds: buckets[(index + offset) % buckets.count] * 0.9)
+            }
+        }
         for pool in PoolKind.allCases {
             for seconds in MetricCatalog.secondsBuckets + [20] { record(.poolWaited(pool, seconds: seconds * 0.9, holdingLock: false), caseName: "") }
         }

@@ -93,6 +93,8 @@ public struct ThresholdMetric: Sendable {
         "lockproof_http_requests_total": "only `lockproof serve --api-address` answers HTTP API requests; a run calls the core directly",
         "lockproof_http_request_duration_seconds": "only `lockproof serve --api-address` answers HTTP API requests; a run calls the core directly",
         "lockproof_http_rate_limited_total": "only `lockproof serve --api-address --rate-limit` refuses requests; a run calls the core directly",
+        "lockproof_target_requests_total": "the requests of a run through a target are its operations: thresholds on `errors` and `latency` read them",
+        "lockproof_target_request_duration_seconds": "the requests of a run through a target are its operations: a `latency` threshold reads them",
     ]
 }
 

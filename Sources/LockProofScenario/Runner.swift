@@ -13,6 +13,9 @@ public final class ScenarioRunner {
     /// Every event and operation also goes here (the Prometheus exporter), if set.
     public var forward: (any EventSink)?
     public var operationObserver: (@Sendable (CaseName, String, OperationOutcome, Double) -> Void)?
+    /// Every request a run through a target sends (`TargetClient.RequestObserver`): the load side's
+    /// RED metrics. Not called in process.
+    public var targetRequestObserver: TargetClient.RequestObserver?
     public var progress: ProgressReporter
     /// Where `NAME.history.jsonl` is streamed during the run; nil: the history is only checked.
     public var historyDirectory: URL?

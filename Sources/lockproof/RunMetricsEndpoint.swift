@@ -46,6 +46,11 @@ final class RunMetricsEndpoint: SuiteMetrics {
         runner.operationObserver = { caseName, strategy, outcome, seconds in
             metrics.recordOperation(case: caseName, strategy: strategy, outcome: outcome, seconds: seconds)
         }
+        // Through a target: the load side (the requests LockProof's client sent), next to the
+        // service's own lockproof_http_* on its /metrics.
+        runner.targetRequestObserver = { operation, status, seconds in
+            metrics.recordTargetRequest(operation: operation, status: status, seconds: seconds)
+        }
     }
 
     func beforeFirstOperation(stopped: @escaping () -> Bool) {

@@ -99,7 +99,7 @@ final class TargetParserTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("LOCKPROOF_SERVE_URLS is not set"), "\($0)")
         }
         XCTAssertThrowsError(try target.resolvedBaseURLs(environment: ["LOCKPROOF_SERVE_URLS": "http://127.0.0.1:1 ftp://x"])) {
-            XCTAssertTrue("\($0)".contains("'ftp://x' is not an http:// or https:// URL"), "\($0)")
+            XCTAssertTrue("\($0)".contains("'ftp://x' is not an http:// URL"), "\($0)")
         }
         // Requests as serve's routes take them (api/openapi.yaml).
         let spend = try XCTUnwrap(target.request("spend", arguments: ["user": .integer(7), "amount": .integer(300)]))
@@ -241,7 +241,11 @@ final class TargetParserTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("MINI_URL is not set"), "\(error)")
         }
         XCTAssertThrowsError(try target.resolvedBaseURLs(environment: ["MINI_URL": "ftp://x"])) { error in
-            XCTAssertTrue("\(error)".contains("not an http:// or https:// URL"), "\(error)")
+            XCTAssertTrue("\(error)".contains("not an http:// URL"), "\(error)")
+        }
+        // A variable holding an https:// URL is refused when the target is used, as the file's own would be.
+        XCTAssertThrowsError(try target.resolvedBaseURLs(environment: ["MINI_URL": "https://127.0.0.1:8443"])) { error in
+            XCTAssertTrue("\(error)".contains("'https://127.0.0.1:8443': expected an http:// URL (TLS is not supported by the client)"), "\(error)")
         }
         XCTAssertThrowsError(try target.databaseURL(environment: [:])) { error in
             XCTAssertTrue("\(error)".contains("MINI_DATABASE_URL is not set"), "\(error)")
@@ -292,7 +296,15 @@ final class TargetParserTests: XCTestCase {
 
     func testInstancesDatabaseAndTimeouts() {
         assertProblem(replacing(#"["${MINI_URL}", http://127.0.0.1:8081/api]"#, "[]"), at: "3:14", contains: "expected at least one URL")
-        assertProblem(replacing("http://127.0.0.1:8081/api", "127.0.0.1:8081"), at: "3:30", contains: "expected an http:// or https:// URL")
+        assertProblem(replacing("http://127.0.0.1:8081/api", "127.0.0.1:8081"), at: "3:30", contains: "expected an http:// URL")
+        // The client speaks plain HTTP/1.1: an https:// instance is refused here, not at the first request.
+        assertProblem(
+            replacing("http://127.0.0.1:8081/api", "https://127.0.0.1:8081/api"), at: "3:30",
+            contains: "instances.base_urls[1]: found 'https://127.0.0.1:8081/api'; expected an http:// URL (TLS is not supported by the client)")
+        XCTAssertEqual(problems(valid), [], "the negative control: the same file with http:// parses")
+        XCTAssertThrowsError(try TargetParser.parse(replacing("http://127.0.0.1:8081/api", "https://127.0.0.1:8081/api"), file: "t.yaml")) {
+            XCTAssertTrue("\($0)".hasPrefix("t.yaml:3:30: "), "the message names file:line:column: \($0)")
+        }
         assertProblem(replacing("${MINI_URL}", "${MINI URL}"), at: "3:15", contains: "expected ${NAME} with NAME an environment variable")
         assertProblem(replacing("url_env: MINI_DATABASE_URL", "url_env: postgresql://u:secret@h/db"), at: "5:12", contains: "never the URL itself")
         assertProblem(replacing("database:\n", "http: {request_timeout: 10}\ndatabase:\n"), at: "4:25", contains: "expected a duration with its unit")

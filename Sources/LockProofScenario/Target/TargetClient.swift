@@ -9,43 +9,92 @@ import LockProofLocking
 /// after the request was sent, a 5xx the rules leave unknown — is `unknown`; a connection refused
 /// before anything was sent is `fail` (`connection_failed`).
 public final class TargetClient: Client {
+    /// What a run through a target learns of each request it sent: the operation (an
+    /// `OperationName` raw value), its history outcome (`ok`, `fail`, `unknown`) and the seconds
+    /// from the start of the request to its interpreted answer. `--metrics-address` counts them in
+    /// `lockproof_target_requests_total` and `lockproof_target_request_duration_seconds`.
+    public typealias RequestObserver = @Sendable (_ operation: String, _ status: String, _ seconds: Double) -> Void
+
     private let target: Target
-    private let baseURL: String
-    private var connection: TargetConnection?
+    private let baseURLs: [String]
+    /// One keep-alive connection per instance this client talks to (made on open; each connects
+    /// at its first request).
+    private var connections: [TargetConnection] = []
+    /// `spread: random`: picks the instance of every request; nil: always the first (and only).
+    private var picker: SeededGenerator?
+    private let observe: RequestObserver?
 
     /// `baseURL`: one of the target's resolved base URLs (`Target.resolvedBaseURLs`).
-    public init(target: Target, baseURL: String) {
+    public convenience init(target: Target, baseURL: String) {
+        self.init(target: target, baseURLs: [baseURL], randomSeed: nil, observe: nil)
+    }
+
+    /// `randomSeed` nil: every request to `baseURLs[0]`; otherwise each to an instance picked by a
+    /// generator seeded with it.
+    init(target: Target, baseURLs: [String], randomSeed: UInt64?, observe: RequestObserver?) {
+        precondition(!baseURLs.isEmpty, "a target client needs an instance")
         self.target = target
-        self.baseURL = baseURL
+        self.baseURLs = baseURLs
+        self.picker = randomSeed.map { SeededGenerator(seed: $0) }
+        self.observe = observe
+    }
+
+    /// The client of virtual user `index` by the target's `instances.spread`: `round-robin` pins it
+    /// to instance `index mod N` for the whole run; `random` picks an instance for every request
+    /// from the scenario's random seed and the user's index (the same seed, the same choices).
+    public static func forVirtualUser(
+        _ index: Int, of target: Target, baseURLs: [String], randomSeed: UInt64, observe: RequestObserver? = nil
+    ) -> TargetClient {
+        switch target.spread {
+        case .roundRobin:
+            return TargetClient(target: target, baseURLs: [baseURLs[index % baseURLs.count]], randomSeed: nil, observe: observe)
+        case .random:
+            // Mixed differently from the operation generator's seed, so that the instance does
+            // not follow the user an operation picks.
+            let seed = (randomSeed ^ 0x7461_7267_6574_2D69) &+ UInt64(index) &* 0x9E37_79B9_7F4A_7C15
+            return TargetClient(target: target, baseURLs: baseURLs, randomSeed: baseURLs.count > 1 ? seed : nil, observe: observe)
+        }
     }
 
     public func open() throws {
-        connection = try TargetConnection(
-            baseURL: baseURL, connectTimeout: target.connectTimeoutSeconds, requestTimeout: target.requestTimeoutSeconds)
+        connections = try baseURLs.map {
+            try TargetConnection(baseURL: $0, connectTimeout: target.connectTimeoutSeconds, requestTimeout: target.requestTimeoutSeconds)
+        }
+    }
+
+    /// The instance (index into `baseURLs`) the next request goes to.
+    private func nextInstance() -> Int {
+        guard connections.count > 1, picker != nil else { return 0 }
+        return Int(picker!.next() % UInt64(connections.count))
     }
 
     public func invoke(_ invocation: Invocation) -> Completion {
-        guard let connection else { preconditionFailure("invoke before open") }
+        guard !connections.isEmpty else { preconditionFailure("invoke before open") }
         guard let operation = target.operations[invocation.operation.rawValue] else {
-            // TargetFit refuses such a scenario before it runs; this is the last guard.
+            // TargetFit refuses such a scenario before it runs; this is the last guard (no request, not counted).
             return Completion(outcome: .error, reason: "error", result: nil)
         }
+        let connection = connections[nextInstance()]
+        let started = monotonicSeconds()
         let request = operation.request(
             arguments: Self.arguments(of: invocation), items: (invocation.items ?? []).map { ($0.productId, $0.quantity) },
             commonHeaders: target.headers)
-        let interpretation: TargetInterpretation
+        let completion: Completion
         switch connection.send(request) {
         case .response(let status, let body):
-            interpretation = operation.interpret(status: status, body: body)
+            completion = Self.completion(operation.interpret(status: status, body: body))
         case .notSent(let reason):
-            return Completion(outcome: .error, reason: reason, result: nil)
+            completion = Completion(outcome: .error, reason: reason, result: nil)
         case .lost(let reason):
-            return Completion(outcome: .unknown, reason: reason, result: nil)
+            completion = Completion(outcome: .unknown, reason: reason, result: nil)
         }
-        return Self.completion(interpretation)
+        // Every request tried is counted, one not sent (connection refused) as `fail` like the
+        // history records it: the counters add up to the history's ok, fail and unknown.
+        observe?(invocation.operation.rawValue, completion.historyOutcome.rawValue, monotonicSeconds() - started)
+        return completion
     }
 
-    public func close() { connection?.close() }
+    public func close() { connections.forEach { $0.close() } }
 
     /// The template arguments of an invocation: its ids and amounts, and its idempotency key when it has one.
     static func arguments(of invocation: Invocation) -> [String: TargetValue] {

@@ -145,8 +145,12 @@ extension TargetReader {
                 }
                 // Checked as written with each variable standing for a host; again once resolved.
                 let sample = substituteVariables(text) { _ in names.count == 1 && text.hasPrefix("${") ? "http://host" : "host" }
+                if isHTTPSURL(sample) {
+                    problem(element, "\(field): found '\(text.prefix(80))'; \(httpsRefusal)")
+                    continue
+                }
                 guard isHTTPURL(sample) else {
-                    problem(element, "\(field): found '\(text.prefix(80))'; expected an http:// or https:// URL with a host (or ${VARIABLE}), such as http://127.0.0.1:8080")
+                    problem(element, "\(field): found '\(text.prefix(80))'; expected an http:// URL with a host (or ${VARIABLE}), such as http://127.0.0.1:8080")
                     continue
                 }
                 urls.append(text)

@@ -23,9 +23,12 @@ extension Target {
                 throw TargetResolutionError(file: file, message: "instances.base_urls: '\(url.prefix(200))' resolves to no URL")
             }
             return try parts.map { part in
+                if isHTTPSURL(part) {
+                    throw TargetResolutionError(file: file, message: "instances.base_urls: '\(part.prefix(200))': \(httpsRefusal)")
+                }
                 guard isHTTPURL(part) else {
                     throw TargetResolutionError(
-                        file: file, message: "instances.base_urls: '\(part.prefix(200))' is not an http:// or https:// URL with a host")
+                        file: file, message: "instances.base_urls: '\(part.prefix(200))' is not an http:// URL with a host")
                 }
                 return part.hasSuffix("/") ? String(part.dropLast()) : part
             }
@@ -80,9 +83,18 @@ func isVariableName(_ name: String) -> Bool {
     return name.allSatisfy { $0 == "_" || ($0.isASCII && ($0.isLetter || $0.isNumber)) }
 }
 
-func isHTTPURL(_ text: String) -> Bool {
+/// An `http://` URL with a host, no query and no fragment: what `TargetClient` can talk to.
+func isHTTPURL(_ text: String) -> Bool { hasHostAndNoQuery(text, scheme: "http") }
+
+/// An `https://` URL: well formed, but the client speaks plain HTTP/1.1 only.
+func isHTTPSURL(_ text: String) -> Bool { hasHostAndNoQuery(text, scheme: "https") }
+
+/// What a target file (or a variable) with an `https://` base URL is told.
+let httpsRefusal = "expected an http:// URL (TLS is not supported by the client)"
+
+private func hasHostAndNoQuery(_ text: String, scheme wanted: String) -> Bool {
     guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
-        scheme == "http" || scheme == "https", let host = components.host, !host.isEmpty,
+        scheme == wanted, let host = components.host, !host.isEmpty,
         components.query == nil, components.fragment == nil
     else { return false }
     return true

@@ -3,8 +3,8 @@ import LockProofCommerce
 import LockProofPostgres
 
 /// One run through a target (issue 18): the target's reset and seed in its own database, the
-/// scenario's virtual users as `TargetClient`s (one keep-alive connection each, spread over the
-/// base URLs round-robin), the same generator and history as in process, then the checkers on the
+/// scenario's virtual users as `TargetClient`s (keep-alive connections, spread over the base URLs
+/// by `instances.spread`; each request reported to `targetRequestObserver`), the same generator and history as in process, then the checkers on the
 /// target's `state` queries. A checker (or threshold) whose input the target does not map is
 /// reported as not checked, never as a pass.
 extension ScenarioRunner {
@@ -50,8 +50,10 @@ extension ScenarioRunner {
         let loop = ClientLoop(
             scenario: scenario, initial: initial, history: history, statistics: statistics, progress: progress, stop: stop,
             observer: operationObserver)
+        let randomSeed = scenario.workload.randomSeed
+        let observe = targetRequestObserver
         loop.start { index in
-            let client = TargetClient(target: target, baseURL: baseURLs[index % baseURLs.count])
+            let client = TargetClient.forVirtualUser(index, of: target, baseURLs: baseURLs, randomSeed: randomSeed, observe: observe)
             try client.open()
             return client
         }
