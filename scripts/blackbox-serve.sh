@@ -8,7 +8,9 @@
 #     whatever strategy a scenario names, so a control is a seed scenario against a broken serve.
 # With --compare, each scenario of the seed row also runs in process, and the table shows both.
 # Usage: scripts/blackbox-serve.sh [--quick] [--instances N] [--compare] [--lockproof PATH]
-#   --quick: the short suite `make verify` runs (2 instances, three cases and two controls).
+#   --quick: the short suite `make verify` runs (2 instances, three cases, one redis-down fault and two controls).
+# Fault scenarios run through the target too: the redis-down one passes with the seed's design and
+# catches the Redis-lock-only design (`charge-balance=redis-lock`: no database lock to fall back on).
 # Needs the servers of scripts/services.sh (LOCKPROOF_DATABASE_URL, LOCKPROOF_REDIS_URL).
 # Ports: SERVE_PORT (default 28700) and up for the API, +100 for /metrics.
 set -euo pipefail
@@ -40,19 +42,21 @@ export LOCKPROOF_SERVE_URLS="${urls# }"
 
 # design (serve's --strategy; seed: its default) | scenarios | the checker that must catch it (empty: must pass)
 if [ "$quick" = 1 ]; then
-  matrix="seed|charge-balance-seed issue-coupon-seed daily-spend-seed|
+  matrix="seed|charge-balance-seed issue-coupon-seed daily-spend-seed fault-redis-down-charge-pay-seed|
 charge-balance=naive|charge-balance-seed|money-conservation
 daily-spend=repeatable-read-no-lock|daily-spend-seed|daily-limit"
 else
-  matrix="seed|charge-balance-seed issue-coupon-seed issue-coupon-peer-200-for-100 issue-coupon-peer-same-user create-order-seed order-state-seed order-state-race-complete-cancel cart-quantity-seed daily-spend-seed mixed-charge-pay-seed|
+  matrix="seed|charge-balance-seed issue-coupon-seed fault-redis-down-charge-pay-seed issue-coupon-peer-200-for-100 issue-coupon-peer-same-user create-order-seed order-state-seed order-state-race-complete-cancel cart-quantity-seed daily-spend-seed mixed-charge-pay-seed|
 charge-balance=naive|charge-balance-seed|money-conservation
+charge-balance=redis-lock|fault-redis-down-charge-pay-seed|money-conservation
 issue-coupon=off-by-one|issue-coupon-peer-200-for-100|coupon-quantity
 order-state=naive|order-state-race-complete-cancel|single-winner
 daily-spend=repeatable-read-no-lock|daily-spend-seed|daily-limit"
 fi
 
 reports=$(mktemp -d)
-export LOCKPROOF_CLUSTER_DIR="$reports/cluster" LOCKPROOF_BIN="$lockproof"
+# The cluster's run folder is also what the instance faults may strike (scripts/cluster.sh prints it).
+export LOCKPROOF_CLUSTER_DIR="$reports/cluster" LOCKPROOF_MANAGED_CLUSTER_DIR="$reports/cluster" LOCKPROOF_BIN="$lockproof"
 stop_cluster() { scripts/cluster.sh stop >/dev/null 2>&1 || true; }
 trap 'stop_cluster; rm -rf "$reports"' EXIT
 

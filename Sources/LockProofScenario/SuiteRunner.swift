@@ -69,7 +69,9 @@ public final class SuiteRunner {
         for scenario in scenarios {
             let servers: ManagedServers?
             do {
-                servers = try ManagedServers.check(configuration, faults: scenario.faults.map(\.kind))
+                // Through a target, pg-terminate cuts the target database's sessions (`TargetFaults.swift`).
+                let targetDatabase = try options.target.map { try $0.databaseURL() }
+                servers = try ManagedServers.check(configuration, faults: scenario.faults.map(\.kind), targetDatabaseURL: targetDatabase)
             } catch {
                 throw refused("\(scenario.file): \(error)")
             }

@@ -227,7 +227,7 @@ func loadScenarios(_ paths: [String]) throws -> [Scenario] {
 
 /// `--target FILE`: the target, validated, with every scenario fitted to it before anything runs:
 /// a file with errors, or a scenario the target cannot run (each reason named), is exit 2.
-func loadTarget(_ path: String, scenarios: [Scenario]) throws -> Target {
+func loadTarget(_ path: String, scenarios: [Scenario], configuration: ServerConfiguration) throws -> Target {
     let target: Target
     do {
         target = try TargetParser.load(path: path)
@@ -237,10 +237,9 @@ func loadTarget(_ path: String, scenarios: [Scenario]) throws -> Target {
     }
     var refusals: [String] = []
     for scenario in scenarios {
-        var reasons = target.fit(scenario).refusals
-        if !scenario.faults.isEmpty {
-            reasons.append("faults (\(scenario.faults.map(\.kind.rawValue).joined(separator: ", "))): the nemesis strikes LockProof's own servers, not yet a target's")
-        }
+        // The in-process fault hooks are refused by `fit`; server and instance faults strike only
+        // what LockProof started (`faultRefusals`).
+        let reasons = target.fit(scenario).refusals + target.faultRefusals(scenario, configuration: configuration)
         refusals += reasons.map { "\(scenario.file): refused through --target \(path): \($0)" }
     }
     do {
@@ -260,7 +259,7 @@ func runScenarios(files: [String], options: ScenarioRunOptions) throws {
     // Before any thread starts: the signal mask is inherited (see TerminationSignals).
     let signals = TerminationSignals()
     let scenarios = try loadScenarios(files)
-    let target = try options.target.map { try loadTarget($0, scenarios: scenarios) }
+    let target = try options.target.map { try loadTarget($0, scenarios: scenarios, configuration: try options.servers.configuration()) }
     let style = TerminalStyle.decide(
         noColorFlag: options.noColor, environment: ProcessInfo.processInfo.environment, stdoutIsTerminal: isatty(STDOUT_FILENO) == 1)
     var metrics: RunMetricsEndpoint?

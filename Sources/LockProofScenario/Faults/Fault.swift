@@ -123,11 +123,16 @@ final class FaultContext: @unchecked Sendable {
     let gateway: SimulatedPaymentGateway
     let clients: ClientFaultSwitches
     let clock: @Sendable () -> Double
+    /// A run through a target (issue 18): the target's database, whose sessions `pg-terminate`
+    /// cuts (checked to be on the throwaway PostgreSQL); nil: LockProof's own clients' sessions.
+    let targetDatabaseURL: String?
 
     init(
         configuration: ServerConfiguration, shared: SharedServices, servers: ManagedServers?,
-        gateway: SimulatedPaymentGateway, clients: ClientFaultSwitches, clock: @escaping @Sendable () -> Double
+        gateway: SimulatedPaymentGateway, clients: ClientFaultSwitches, clock: @escaping @Sendable () -> Double,
+        targetDatabaseURL: String? = nil
     ) {
+        self.targetDatabaseURL = targetDatabaseURL
         self.configuration = configuration
         self.shared = shared
         self.servers = servers

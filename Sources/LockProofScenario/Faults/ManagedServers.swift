@@ -31,7 +31,12 @@ public struct ManagedServers: Sendable {
     }
 
     /// Refuses, with the reason, unless the configured servers are these throwaway ones.
-    public static func check(_ configuration: ServerConfiguration, faults: [FaultKind], environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ManagedServers? {
+    /// `targetDatabaseURL`: a run through a target, whose database's sessions `pg-terminate` cuts
+    /// (it must be on the throwaway PostgreSQL too); nil: LockProof's own database.
+    public static func check(
+        _ configuration: ServerConfiguration, faults: [FaultKind], targetDatabaseURL: String? = nil,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> ManagedServers? {
         let serverFaults = faults.filter(\.touchesServers)
         guard !serverFaults.isEmpty else { return fromEnvironment(environment) }
         let kinds = Set(serverFaults.map(\.rawValue)).sorted().joined(separator: ", ")
@@ -54,11 +59,12 @@ public struct ManagedServers: Sendable {
             _ = try ManagedInstances.required(by: kind, environment: environment)
         }
         if serverFaults.contains(.pgTerminate) {
-            let target = try? PostgresTarget(conninfo: configuration.databaseURL)
+            let target = try? PostgresTarget(conninfo: targetDatabaseURL ?? configuration.databaseURL)
             let host = target?.host ?? "127.0.0.1"
             guard loopback.contains(host) || host.hasPrefix("/"), target?.port.flatMap(Int.init) == managed.postgresPort else {
+                let named = targetDatabaseURL == nil ? "LOCKPROOF_DATABASE_URL does" : "the target's database (database.url_env) does"
                 throw FaultRefused(
-                    message: "fault pg-terminate: LOCKPROOF_DATABASE_URL does not name the throwaway PostgreSQL on port \(managed.postgresPort); refusing to terminate sessions of a server LockProof did not start")
+                    message: "fault pg-terminate: \(named) not name the throwaway PostgreSQL on port \(managed.postgresPort); refusing to terminate sessions of a server LockProof did not start")
             }
         }
         return managed

@@ -1,5 +1,6 @@
 import Foundation
 import LockProofCommerce
+import LockProofLocking
 import LockProofPostgres
 
 /// One run through a target (issue 18): the target's reset and seed in its own database, the
@@ -10,11 +11,7 @@ import LockProofPostgres
 extension ScenarioRunner {
     func runThrough(_ target: Target, _ scenario: Scenario) throws -> ScenarioResult {
         let fit = target.fit(scenario)
-        var refusals = fit.refusals
-        if !scenario.faults.isEmpty {
-            refusals.append(
-                "faults (\(scenario.faults.map(\.kind.rawValue).joined(separator: ", "))): the nemesis strikes LockProof's own servers, not yet a target's")
-        }
+        let refusals = fit.refusals + target.faultRefusals(scenario, configuration: configuration)
         guard refusals.isEmpty else {
             throw RunAborted(message: "\(scenario.name): refused through the target \(target.name): \(refusals.joined(separator: "; "))")
         }
@@ -36,6 +33,15 @@ extension ScenarioRunner {
         } catch {
             throw RunAborted(message: "\(target.file): the target's database (\(target.databaseURLVariable)) is unreachable: \(error)")
         }
+        // Server and instance faults strike only what the environment says LockProof started
+        // (`faultRefusals` above said which); the in-process hooks were refused by `fit`.
+        let servers: ManagedServers?
+        do {
+            servers = try managedServers[scenario.name]
+                ?? ManagedServers.check(configuration, faults: scenario.faults.map(\.kind), targetDatabaseURL: databaseURL)
+        } catch {
+            throw RunAborted(message: "\(scenario.name): \(error)")
+        }
         let initial: InitialState
         do {
             initial = try target.resetAndSeed(scenario, db: db)
@@ -52,19 +58,40 @@ extension ScenarioRunner {
             observer: operationObserver)
         let randomSeed = scenario.workload.randomSeed
         let observe = targetRequestObserver
+        // The nemesis on the run's clock, as in process. Its context's gateway and client switches
+        // are never struck: the kinds that use them are refused through a target.
+        let nemesis = Nemesis(
+            scenario.faults,
+            context: FaultContext(
+                configuration: configuration, shared: shared, servers: servers,
+                gateway: SimulatedPaymentGateway(failureRate: 0, seed: scenario.workload.randomSeed),
+                clients: ClientFaultSwitches(seed: scenario.workload.randomSeed), clock: loop.clock,
+                targetDatabaseURL: databaseURL))
+        do {
+            try nemesis.prepare()
+        } catch {
+            _ = nemesis.stop(runSeconds: 0)
+            throw RunAborted(message: "\(scenario.name): the faults could not be prepared: \(error)")
+        }
         loop.start { index in
             let client = TargetClient.forVirtualUser(index, of: target, baseURLs: baseURLs, randomSeed: randomSeed, observe: observe)
             try client.open()
             return client
         }
-        let ending = loop.release {}
+        let ending = loop.release { nemesis.start() }
+        // Every fault still active ends now and every server and instance is restored.
+        let faults = nemesis.stop(runSeconds: ending.seconds)
+        for record in faults {
+            for entry in NemesisEntry.entries(of: record) { history.record(entry) }
+        }
         return judgeThrough(target, fit: fit, scenario: scenario, initial: initial, databaseURL: databaseURL,
-            statistics: statistics, history: history, historyFile: historyFile, checkers: judges, ending: ending)
+            statistics: statistics, history: history, historyFile: historyFile, checkers: judges, ending: ending, faults: faults)
     }
 
     private func judgeThrough(
         _ target: Target, fit: TargetFit, scenario: Scenario, initial: InitialState, databaseURL: String, statistics: RunStatistics,
-        history: HistoryRecorder, historyFile: URL?, checkers judges: [any Checker], ending: ClientLoop.Ending
+        history: HistoryRecorder, historyFile: URL?, checkers judges: [any Checker], ending: ClientLoop.Ending,
+        faults: [FaultRecord]
     ) -> ScenarioResult {
         let historyFailure = history.finish()
         let operations = history.operations
@@ -83,12 +110,13 @@ extension ScenarioRunner {
         }
         let db: PostgresConnection
         do {
-            db = try PostgresConnection(databaseURL)
+            db = try Self.connectAfterFaults(databaseURL)
         } catch {
             return broken("the target's database was unreachable after the run, the final state could not be read: \(error)")
         }
         let state = TargetState(target: target, db: db, initial: initial)
-        let context = CheckContext(scenario: scenario, initial: initial, db: db, statistics: statistics, state: state)
+        let context = CheckContext(
+            scenario: scenario, initial: initial, db: db, statistics: statistics, faultWindows: history.faultWindows, state: state)
         var checks: [CheckResult] = []
         do {
             for checker in judges {
@@ -110,9 +138,26 @@ extension ScenarioRunner {
         let thresholds = scenario.thresholds.filter { Target.observableMetrics.contains($0.metric) }.map {
             $0.evaluate(statistics, seconds: seconds)
         }
+        // A fault that could not be injected or healed, or never struck, makes the run an error.
+        let faultError = faults.first { $0.error != nil }.map { "fault \($0.kind) at \(formatSeconds($0.start)) s: \($0.error!)" }
         return ScenarioResult(
             scenario: scenario, operations: operations, checks: checks, thresholds: thresholds, statistics: statistics,
-            seconds: seconds, runError: historyFailure, historyFile: historyFile)
+            seconds: seconds, runError: historyFailure ?? faultError, historyFile: historyFile, faults: faults)
+    }
+
+    /// A new session on the target's database, retried for up to ten seconds (a server coming back).
+    private static func connectAfterFaults(_ url: String) throws -> PostgresConnection {
+        let until = monotonicSeconds() + 10
+        while true {
+            do {
+                let db = try PostgresConnection(url)
+                _ = try db.query("SELECT 1")
+                return db
+            } catch {
+                if monotonicSeconds() >= until { throw error }
+                Thread.sleep(forTimeInterval: 0.5)
+            }
+        }
     }
 
     /// Checkers that read tables only LockProof's own implementation has.
