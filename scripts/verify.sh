@@ -7,7 +7,11 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 started=$(date +%s)
+# Each stage prints its own time, so a slow verify says where the time went.
+stage_started=$started
+stage() { local now; now=$(date +%s); echo "verify: stage $1: $((now - stage_started)) s"; stage_started=$now; }
 swift build -c release --product lockproof || exit 1
+stage "release build"
 status=0
 # The previous run's reports are kept as the baseline of `lockproof compare`, rotated only after a
 # verify that ran (exit 0 or 1): a refused one (exit 2) leaves .run/reports and the baseline alone.
@@ -21,14 +25,20 @@ else
     if [ -d .run/reports ]; then rm -rf .run/reports.previous && mv .run/reports .run/reports.previous; fi
     mv .run/reports.next .run/reports
 fi
+stage "scenarios"
 scripts/check-dashboards.sh || { [ "$status" -ne 0 ] || status=1; }
+stage "check-dashboards"
 # The reports the run just wrote match their published layout (docs/schemas/).
 python3 scripts/check_report_schemas.py "$reports" || { [ "$status" -ne 0 ] || status=1; }
+stage "report schemas"
 LOCKPROOF_BINARY=.build/release/lockproof scripts/check-monitoring.sh || { [ "$status" -ne 0 ] || status=1; }
+stage "check-monitoring"
 # Black-box (issue 18): the shop fixture through targets/shop.yaml, correct and with two bugs as
 # negative controls (each must be caught by its checker); about 20 s.
 scripts/blackbox-shop.sh --quick --lockproof .build/release/lockproof || { [ "$status" -ne 0 ] || status=1; }
+stage "blackbox-shop"
 scripts/blackbox-serve.sh --quick --lockproof .build/release/lockproof || { [ "$status" -ne 0 ] || status=1; }
+stage "blackbox-serve"
 if [ "$reports" = .run/reports ] && [ -d .run/reports.previous ]; then
     # One run per scenario is noisy: the comparison is printed, never fails verify.
     echo "compared with the previous make verify (.run/reports.previous; informative, does not change the exit status):"

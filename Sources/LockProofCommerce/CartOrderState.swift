@@ -31,6 +31,19 @@ public enum StateChangeStrategy: String, Sendable, CaseIterable, Codable {
     case optimisticRetry = "optimistic-retry"
     /// Read, check, write with no version check: last write wins. The negative control.
     case naive
+    /// The negative control of the cart checker's upper bound (issue 21): the seed's add, then the
+    /// same add sent once more after it was acknowledged (a retry wrapper that also retries a
+    /// success), so a line ends above every add that was made. Order state: as `seed`.
+    case addedTwice = "added-twice"
+    /// The negative control of single-winner's stored state: the seed's version check, but the
+    /// update bumps the version and writes back the status it read, so the acknowledged winner's
+    /// state is never stored. Cart: as `seed`.
+    case statusNotSet = "status-not-set"
+    /// The negative control of single-winner's unchanged orders: the transition commits, then a
+    /// check after the commit finds the order no longer in the state it read (its own update moved
+    /// it) and answers a conflict: the order changed while no transition was acknowledged. Cart: as
+    /// `seed`.
+    case stateRechecked = "state-rechecked"
 }
 
 public struct OrderTransition: Sendable, Equatable {
@@ -65,7 +78,7 @@ public struct OrderState {
         }
         let probe = client.probe(.orderState)
         let policy = strategy == .optimisticRetry ? client.settings.retry : RetryPolicy.none
-        return try versioned(policy, probe, entity: "order", id: orderId) {
+        let transition = try versioned(policy, probe, entity: "order", id: orderId) {
             try client.transaction(probe: probe) { db in
                 let row = try db.query("SELECT status, version FROM orders WHERE id = $1", [orderId])
                 guard let statusText = row.string(0, 0), let status = OrderStatus(rawValue: statusText),
@@ -75,6 +88,14 @@ public struct OrderState {
                     throw DomainError.invalidTransition(orderId: orderId, from: status, to: next)
                 }
                 try client.think()
+                if strategy == .statusNotSet {
+                    // The version moves, the status read is written back.
+                    let bumped = try db.query(
+                        "UPDATE orders SET status = $1, version = version + 1, updated_at = now() WHERE id = $2 AND version = $3",
+                        [status.rawValue, orderId, version])
+                    guard bumped.affectedRows == 1 else { throw OptimisticConflict(entity: "order", id: orderId) }
+                    return OrderTransition(orderId: orderId, from: status, to: next)
+                }
                 let updated: PostgresResult
                 if strategy == .naive {
                     updated = try db.query(
@@ -88,6 +109,13 @@ public struct OrderState {
                 return OrderTransition(orderId: orderId, from: status, to: next)
             }
         }
+        if strategy == .stateRechecked {
+            let now = try client.transaction(probe: probe) { db in
+                try db.query("SELECT status FROM orders WHERE id = $1", [orderId]).string(0, 0)
+            }
+            guard now == transition.from.rawValue else { throw DomainError.conflict(entity: "order", id: orderId) }
+        }
+        return transition
     }
 }
 
@@ -118,7 +146,7 @@ public struct CartQuantity {
     func writeLine(userId: Int, productId: Int, _ next: (Int) -> Int) throws -> CartUpdate {
         let probe = client.probe(.cartQuantity)
         let policy = strategy == .optimisticRetry ? client.settings.retry : RetryPolicy.none
-        return try versioned(policy, probe, entity: "cart_item", id: productId) {
+        let update = try versioned(policy, probe, entity: "cart_item", id: productId) {
             try client.transaction(probe: probe) { db in
                 guard try db.query("SELECT 1 FROM users WHERE id = $1", [userId]).rowCount == 1 else {
                     throw DomainError.notFound(entity: "user", id: userId)
@@ -147,6 +175,14 @@ public struct CartQuantity {
                 return CartUpdate(userId: userId, productId: productId, quantity: written)
             }
         }
+        if strategy == .addedTwice {
+            _ = try client.transaction(probe: probe) { db in
+                try db.query(
+                    "UPDATE cart_items SET quantity = quantity + $1, version = version + 1 WHERE user_id = $2 AND product_id = $3",
+                    [delta, userId, productId])
+            }
+        }
+        return update
     }
 }
 

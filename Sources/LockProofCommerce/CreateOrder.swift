@@ -10,6 +10,16 @@ public enum CreateOrderStrategy: String, Sendable, CaseIterable, Codable {
     case unsorted
     /// No Redis lock and no row locks: a plain read of the stock.
     case noLock = "no-lock"
+    /// The negative control of order-creation's stock bound (issue 21): the seed's locks, but the
+    /// stock check is skipped, so an order may ask for more than the product holds.
+    case stockUnchecked = "stock-unchecked"
+    /// The negative control of order-creation's items: the seed's locks, but only the first line
+    /// of the order is stored.
+    case firstItemOnly = "first-item-only"
+    /// The negative control of order-creation's phantom bound: the seed's creation, then the same
+    /// creation sent once more after it was acknowledged (a retry wrapper that also retries a
+    /// success): an order that no acknowledged or unknown creation accounts for.
+    case createdTwice = "created-twice"
 }
 
 public struct OrderItemRequest: Sendable, Equatable, Codable {
@@ -58,6 +68,12 @@ public struct CreateOrder {
             }
         case .noLock:
             return try insertOrder(userId, items, lockOrder: nil, probe)
+        case .stockUnchecked, .firstItemOnly, .createdTwice:
+            return try client.withDistributedLock(Self.lockKey(userId: userId), probe: probe) {
+                let created = try insertOrder(userId, items, lockOrder: .ascending, probe)
+                if strategy == .createdTwice { _ = try insertOrder(userId, items, lockOrder: .ascending, probe) }
+                return created
+            }
         }
     }
 
@@ -88,7 +104,7 @@ public struct CreateOrder {
             var total = 0
             for (productId, quantity) in requested.sorted(by: { $0.key < $1.key }) {
                 guard let product = products[productId] else { throw DomainError.notFound(entity: "product", id: productId) }
-                guard product.stock >= quantity else {
+                guard product.stock >= quantity || strategy == .stockUnchecked else {
                     throw DomainError.insufficientStock(productId: productId, available: product.stock, requested: quantity)
                 }
                 total += product.price * quantity
@@ -97,7 +113,7 @@ public struct CreateOrder {
             let order = try db.query(
                 "INSERT INTO orders (user_id, status, total_amount) VALUES ($1, 'PENDING', $2) RETURNING id", [userId, total])
             let orderId = order.int(0, 0)!
-            for item in items {
+            for item in strategy == .firstItemOnly ? Array(items.prefix(1)) : items {
                 try db.query(
                     "INSERT INTO order_items (order_id, product_id, quantity, unit_price) VALUES ($1, $2, $3, $4)",
                     [orderId, item.productId, item.quantity, products[item.productId]!.price])

@@ -24,6 +24,17 @@ public enum DailySpendStrategy: String, Sendable, CaseIterable, Codable {
     /// The negative control: REPEATABLE READ and no lock. Each transaction reads the day's sum in
     /// its snapshot; concurrent spends insert different rows, so both commit: write skew.
     case repeatableReadNoLock = "repeatable-read-no-lock"
+    /// The negative control of the daily-limit checker's refusals (issue 21): `FOR UPDATE` on the
+    /// user, but the check is off by one (`spent + amount < limit`), so a spend that would bring the
+    /// day exactly to the limit is refused although it fits.
+    case limitReachedRefused = "limit-reached-refused"
+    /// The negative control of the rows' upper bound: `FOR UPDATE` on the user, the check, and the
+    /// spend inserted twice (the insert retried after it succeeded), acknowledged once.
+    case recordedTwice = "recorded-twice"
+    /// The negative control of the rows' lower bound: `FOR UPDATE` on the user, the check and the
+    /// insert inside a savepoint that is then rolled back (a dry-run path left on): the spend is
+    /// acknowledged and never stored.
+    case notSaved = "not-saved"
 }
 
 /// The spend would take the day's total past the user's daily limit. Nothing was written.
@@ -136,6 +147,17 @@ public struct DailySpend {
             return try client.transaction(isolation: .repeatableRead, probe: probe) { db in
                 try checkAndInsert(userId, amount, attempts: 1, db)
             }
+        case .limitReachedRefused, .recordedTwice, .notSaved:
+            return try client.transaction(probe: probe) { db in
+                try lockUser(userId, db, probe)
+                if strategy == .notSaved { try db.query("SAVEPOINT dry_run") }
+                let spent = try checkAndInsert(userId, amount, attempts: 1, db, refuseAtLimit: strategy == .limitReachedRefused)
+                if strategy == .notSaved { try db.query("ROLLBACK TO SAVEPOINT dry_run") }
+                if strategy == .recordedTwice {
+                    try db.query("INSERT INTO spends (user_id, day, amount) VALUES ($1, current_date, $2)", [userId, amount])
+                }
+                return spent
+            }
         }
     }
 
@@ -146,7 +168,10 @@ public struct DailySpend {
 
     /// Reads the limit and the day's sum, checks, thinks (as every case does between its read and
     /// its write), inserts. Right only when the strategy keeps other spends of the user out.
-    private func checkAndInsert(_ userId: Int, _ amount: Int, attempts: Int, _ db: PostgresConnection) throws -> SpendResult {
+    /// `refuseAtLimit` is the `limit-reached-refused` control's: a day may not reach its limit.
+    private func checkAndInsert(
+        _ userId: Int, _ amount: Int, attempts: Int, _ db: PostgresConnection, refuseAtLimit: Bool = false
+    ) throws -> SpendResult {
         let limitRow = try db.query(
             "SELECT l.daily_limit FROM users u LEFT JOIN spending_limits l ON l.user_id = u.id WHERE u.id = $1", [userId])
         guard limitRow.rowCount == 1 else { throw DomainError.notFound(entity: "user", id: userId) }
@@ -154,7 +179,7 @@ public struct DailySpend {
         let spent = try db.query(
             "SELECT COALESCE(sum(amount), 0)::bigint FROM spends WHERE user_id = $1 AND day = current_date", [userId]
         ).int(0, 0) ?? 0
-        guard spent + amount <= limit else {
+        guard spent + amount <= limit - (refuseAtLimit ? 1 : 0) else {
             throw DailyLimitExceeded(userId: userId, spentToday: spent, limit: limit, requested: amount)
         }
         try client.think()

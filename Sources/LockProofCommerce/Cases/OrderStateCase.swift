@@ -36,7 +36,8 @@ extension StateChangeStrategy {
         switch strategy {
         case .seed: return StrategyTraits(locks: [], retries: false, negativeControl: false)
         case .optimisticRetry: return StrategyTraits(locks: [], retries: true, negativeControl: false)
-        case .naive: return StrategyTraits(locks: [], retries: false, negativeControl: true)
+        case .naive, .addedTwice, .statusNotSet, .stateRechecked:
+            return StrategyTraits(locks: [], retries: false, negativeControl: true)
         }
     }
 }
