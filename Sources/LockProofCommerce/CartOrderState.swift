@@ -137,7 +137,16 @@ public struct CartQuantity {
 
     public func add(userId: Int, productId: Int, quantity delta: Int) throws -> CartUpdate {
         guard delta > 0 else { throw DomainError.invalidQuantity(delta) }
-        return try writeLine(userId: userId, productId: productId) { quantity in quantity + delta }
+        let update = try writeLine(userId: userId, productId: productId) { quantity in quantity + delta }
+        if strategy == .addedTwice {
+            // The negative control: the acknowledged add is sent once more.
+            _ = try client.transaction(probe: client.probe(.cartQuantity)) { db in
+                try db.query(
+                    "UPDATE cart_items SET quantity = quantity + $1, version = version + 1 WHERE user_id = $2 AND product_id = $3",
+                    [delta, userId, productId])
+            }
+        }
+        return update
     }
 
     /// The read-then-write of case 5, shared by `add` and `set` (CartSetQuantity.swift): read the
@@ -173,13 +182,6 @@ public struct CartQuantity {
                 }
                 guard updated.affectedRows == 1 else { throw OptimisticConflict(entity: "cart_item", id: id) }
                 return CartUpdate(userId: userId, productId: productId, quantity: written)
-            }
-        }
-        if strategy == .addedTwice {
-            _ = try client.transaction(probe: probe) { db in
-                try db.query(
-                    "UPDATE cart_items SET quantity = quantity + $1, version = version + 1 WHERE user_id = $2 AND product_id = $3",
-                    [delta, userId, productId])
             }
         }
         return update
