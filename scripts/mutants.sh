@@ -63,7 +63,7 @@ build() {
 # verify FOLDER: runs verify once; sets verdict_status and killer ("scenario: checks/thresholds").
 verify() {
     local folder=$1 out="$work/verify.out"
-    (cd "$scratch" && .build/release/lockproof verify "$folder" --fail-fast --quiet >"$out" 2>"$work/verify.err")
+    (cd "$scratch" && .build/release/lockproof verify "$folder" --fail-fast --quiet --wait-for-database 60 >"$out" 2>"$work/verify.err")
     verdict_status=$?
     killer=$(awk '/^scenario: /{name=$2} /^verdict: (FAIL|ERROR)/{sub(/^verdict: /, ""); print name ": " $0; exit}' "$out")
     # A run aborted (a hang, a lost server) prints no verdict for its scenario: say what stopped it.
