@@ -135,7 +135,8 @@ public struct BenchCase: Sendable {
     public let caseName: CaseName
     public let contentions: [Contention]
 
-    public var strategies: [String] { caseName.strategyNames }
+    /// Every strategy but the single-bound controls (wrong even alone: nothing to measure).
+    public var strategies: [String] { caseName.strategyNames.filter { caseName.traits($0)?.singleBoundControl != true } }
 
     /// The cases the benchmark covers, from the descriptors' `benchmark` profiles. Order-state
     /// transitions happen once per order, so its only steady workload gives every operation an

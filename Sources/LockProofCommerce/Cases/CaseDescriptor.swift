@@ -44,11 +44,15 @@ public struct StrategyTraits: Sendable, Equatable {
     public let retries: Bool
     /// Deliberately broken: a checker must catch it (measured and marked, never ranked).
     public let negativeControl: Bool
+    /// A negative control wrong even without contention: it breaks one bound of its checker so
+    /// that the bound's own scenario shows it is checked. Judged by scenarios, never benchmarked.
+    public let singleBoundControl: Bool
 
-    public init(locks: Set<LockKind>, retries: Bool, negativeControl: Bool) {
+    public init(locks: Set<LockKind>, retries: Bool, negativeControl: Bool, singleBoundControl: Bool = false) {
         self.locks = locks
         self.retries = retries
-        self.negativeControl = negativeControl
+        self.negativeControl = negativeControl || singleBoundControl
+        self.singleBoundControl = singleBoundControl
     }
 
     /// It takes the Redis lock (the benchmark's ceiling leaves out the Redis round trips).

@@ -14,7 +14,8 @@ public enum CreateOrderCase: CaseDescriptor {
         case .seed: return StrategyTraits(locks: [.redis, .row], retries: false, negativeControl: false)
         case .unsorted: return StrategyTraits(locks: [.redis, .row], retries: false, negativeControl: true)
         case .noLock: return StrategyTraits(locks: [], retries: false, negativeControl: false)
-        case .stockUnchecked, .firstItemOnly, .createdTwice: return StrategyTraits(locks: [.redis, .row], retries: false, negativeControl: true)
+        case .stockUnchecked, .firstItemOnly, .createdTwice:
+            return StrategyTraits(locks: [.redis, .row], retries: false, negativeControl: true, singleBoundControl: true)
         }
     }
 

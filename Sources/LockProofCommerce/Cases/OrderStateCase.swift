@@ -36,8 +36,10 @@ extension StateChangeStrategy {
         switch strategy {
         case .seed: return StrategyTraits(locks: [], retries: false, negativeControl: false)
         case .optimisticRetry: return StrategyTraits(locks: [], retries: true, negativeControl: false)
-        case .naive, .addedTwice, .statusNotSet, .stateRechecked:
-            return StrategyTraits(locks: [], retries: false, negativeControl: true)
+        case .naive: return StrategyTraits(locks: [], retries: false, negativeControl: true)
+        // Each breaks one bound of one of the two cases (and acts as `seed` in the other).
+        case .addedTwice, .statusNotSet, .stateRechecked:
+            return StrategyTraits(locks: [], retries: false, negativeControl: true, singleBoundControl: true)
         }
     }
 }
