@@ -83,7 +83,7 @@ def test_junit_counts_that_do_not_add_up_fail(reports):
     header = next(line for line in text.splitlines() if line.startswith("<testsuites "))
     path.write_text(text.replace(header, '<testsuites name="lockproof" tests="1" failures="0" errors="0">'))
     problems = check_report_schemas.problems_in(reports)
-    assert any("<testsuites tests=\"1\"> but its suites sum to" in problem for problem in problems), problems
+    assert any('<testsuites tests="1"> but its suites sum to' in problem for problem in problems), problems
 
 
 def test_junit_suite_without_properties_fails(reports):
@@ -120,3 +120,46 @@ def test_a_nemesis_line_without_its_phase_fails(reports):
     append_history_line(path, {"process": "nemesis", "fault": "redis-down", "time_seconds": 0.5})
     problems = check_report_schemas.problems_in(reports)
     assert any(problem.startswith(f"{path}:") for problem in problems), problems
+
+
+def first_history_line(path):
+    return json.loads(path.read_text().splitlines()[0])
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"outcome": "okay"},  # an enum value
+        {"client": -1},  # below a minimum
+        {"index": 1.5},  # a type
+        {"arguments": {"user": "1"}},  # a type deep inside
+        {"extra": 1},  # a field the schema does not know
+    ],
+)
+def test_a_bad_line_shaped_almost_like_valid_ones_still_fails(reports, change):
+    # Lines of one shape are validated once; a line that differs only in what the schema judges
+    # (a value, a sign, a type, a key) is a shape of its own and is validated.
+    path = reports / "cart-quantity-naive.history.jsonl"
+    append_history_line(path, first_history_line(path) | change)
+    problems = check_report_schemas.problems_in(reports)
+    assert [problem for problem in problems if problem.startswith(f"{path}:21:")], problems
+
+
+def test_a_bad_line_repeated_is_reported_at_every_line(reports):
+    path = reports / "cart-quantity-naive.history.jsonl"
+    bad = first_history_line(path) | {"outcome": "okay"}
+    append_history_line(path, bad)
+    append_history_line(path, bad | {"client": 7, "start_seconds": 0.07})
+    problems = check_report_schemas.problems_in(reports)
+    assert any(problem.startswith(f"{path}:21:") for problem in problems), problems
+    assert f"{path}:22: shaped like line 21, which does not validate" in problems, problems
+
+
+def test_a_schema_with_keywords_shapes_do_not_preserve_validates_every_line(tmp_path):
+    import jsonschema
+
+    schema = {"type": "object", "properties": {"key": {"type": "string", "pattern": "^lock:"}}}
+    path = tmp_path / "h.history.jsonl"
+    path.write_text('{"key": "lock:1"}\n{"key": "other"}\n')
+    problems = check_report_schemas.history_problems(path, jsonschema.Draft202012Validator(schema))
+    assert [problem for problem in problems if problem.startswith(f"{path}:2:")], problems
