@@ -23,26 +23,30 @@ func runProgram(_ path: String, _ arguments: [String], timeoutSeconds: Double, e
     let pipe = Pipe()
     process.standardOutput = pipe
     process.standardError = pipe
+    // One reader to the end of the output on a thread of its own: a readability handler can still
+    // be holding a chunk when it is removed, and pgbench's summary went missing that way.
     let collected = Mutex(Data())
-    pipe.fileHandleForReading.readabilityHandler = { handle in
-        let data = handle.availableData
-        if !data.isEmpty { collected.withLock { $0.append(data) } }
-    }
-    try process.run()
+    let outputClosed = DispatchSemaphore(value: 0)
     let finished = DispatchSemaphore(value: 0)
     process.terminationHandler = { _ in finished.signal() }
+    try process.run()
+    let reader = Thread {
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        collected.withLock { $0 = data }
+        outputClosed.signal()
+    }
+    reader.start()
+    let name = (path as NSString).lastPathComponent
     if finished.wait(timeout: .now() + timeoutSeconds) == .timedOut {
         process.terminate()
         _ = finished.wait(timeout: .now() + 5)
-        pipe.fileHandleForReading.readabilityHandler = nil
-        throw BenchError("\((path as NSString).lastPathComponent) did not finish within \(Int(timeoutSeconds)) s")
+        throw BenchError("\(name) did not finish within \(Int(timeoutSeconds)) s")
     }
-    pipe.fileHandleForReading.readabilityHandler = nil
-    let rest = pipe.fileHandleForReading.readDataToEndOfFile()
-    let output = collected.withLock {
-        $0.append(rest)
-        return $0
+    // The output ends when the program's end of the pipe closes, at its exit.
+    guard outputClosed.wait(timeout: .now() + 10) == .success else {
+        throw BenchError("\(name) exited but its output stayed open (a child of it still holds it)")
     }
+    let output = collected.withLock { $0 }
     return (process.terminationStatus, String(decoding: output, as: UTF8.self))
 }
 

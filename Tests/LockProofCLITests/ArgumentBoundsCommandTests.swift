@@ -63,7 +63,7 @@ final class ArgumentBoundsCommandTests: XCTestCase {
     func testBenchStrategiesOutsideTheSelectedCasesAreRefused() throws {
         try assertRefused(
             ["bench", "--cases", "charge-balance", "--strategies", "seed,unsorted"],
-            saying: "--strategies: found 'unsorted'; expected some of atomic, fee-skimmed, key-outside-transaction, ledger-records-balance, naive, optimistic-retry, pessimistic, reapplied-charge, redis-lock, redis-lock-fenced, seed")
+            saying: "--strategies: found 'unsorted'; expected some of atomic, key-outside-transaction, naive, optimistic-retry, pessimistic, redis-lock, redis-lock-fenced, seed")
         let help = try lockproof(["bench", "--help"])
         XCTAssertEqual(help.status, 0)
         XCTAssertTrue(help.output.contains("--strategies <strategies>"), help.output)
