@@ -138,7 +138,10 @@ public struct ReportSet: Sendable {
         let throughput = try report.number(ComparedField.throughput)
         let operations = try report.object(ComparedField.operations)
         let count = try ComparedField.operationCounts.reduce(0) { $0 + Int(try operations.number($1) ?? 0) }
-        let p99 = try report.object(ComparedField.latency).number(ComparedField.latencyP99)
+        let latency = try report.object(ComparedField.latency)
+        // A run that completed no operation (an aborted one) measured no latency: its object is empty.
+        let measuredNone = count == 0 && latency.fields.isEmpty
+        let p99 = measuredNone ? nil : try latency.number(ComparedField.latencyP99)
         return ComparedEntry(
             name: try report.string(ComparedField.scenario), verdict: status.uppercased(), verdictGood: status == "pass",
             throughput: throughput.map { [$0] } ?? [], latencyP99: p99.map { [$0] } ?? [], operations: count)

@@ -57,6 +57,25 @@ final class ReportComparisonTests: XCTestCase {
         }
     }
 
+    /// A run aborted before its first operation writes an empty latency object: it is read as an
+    /// error without a latency, and a completed run's missing p99 is still refused.
+    func testAnAbortedRunIsAnErrorWithoutLatencyAndACompletedOneMustHaveIts() throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("lp-compare-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+        let aborted = #"{"scenario": "a", "status": "error", "throughput_per_second": null, "operations": {"ok": 0, "fail": 0, "unknown": 0}, "latency_seconds": {}}"#
+        try Data(aborted.utf8).write(to: url.appendingPathComponent("a.json"))
+        let entry = try XCTUnwrap(try ReportSet.load(url.path).entries["a"])
+        XCTAssertEqual(entry.verdict, "ERROR")
+        XCTAssertEqual(entry.latencyP99, [])
+        XCTAssertEqual(entry.operations, 0)
+        let completed = #"{"scenario": "b", "status": "pass", "throughput_per_second": 10, "operations": {"ok": 5, "fail": 0, "unknown": 0}, "latency_seconds": {}}"#
+        try Data(completed.utf8).write(to: url.appendingPathComponent("b.json"))
+        XCTAssertThrowsError(try ReportSet.load(url.path)) { error in
+            XCTAssertTrue("\(error)".hasSuffix("field 'p99' is missing"), "\(error)")
+        }
+    }
+
     /// Ranges apart but within 10 %: a steady machine's small drift is no regression.
     func testRangesApartButCloseAreNoChange() {
         let close = ReportComparison.judge([1_000, 1_001], [960, 961], higherIsBetter: true, tolerance: 0.25, tooFew: nil)
