@@ -1,5 +1,6 @@
 import CMicroHTTPD
 import Foundation
+import Synchronization
 import LockProofSync
 
 #if canImport(Glibc)
@@ -54,10 +55,14 @@ public final class APIServer: @unchecked Sendable {
     public let address: HTTPBindAddress
     public let options: Options
     private let state: APIServerState
-    private let stateLock = NSLock()
-    private var daemon: OpaquePointer?
-    private var reference: Unmanaged<APIServerState>?
-    private var port: Int?
+    /// The running daemon, the state reference it holds, and its port.
+    private struct Running {
+        var daemon: OpaquePointer?
+        var reference: Unmanaged<APIServerState>?
+        var port: Int?
+    }
+    // Start and stop may be called from any thread.
+    private let running = Mutex(Running())
 
     /// `tooLarge`, `uriTooLong` and `overloaded` are the server's own answers (the API renders
     /// them as problem documents); `handler` answers everything else on a worker thread.
@@ -74,34 +79,32 @@ public final class APIServer: @unchecked Sendable {
     deinit { stop() }
 
     public var boundPort: Int? {
-        stateLock.lock()
-        defer { stateLock.unlock() }
-        return port
+        running.withLock { $0.port }
     }
 
     /// Requests answered `overloaded` because the queue was full (for tests and diagnostics).
     public var refusedOverloaded: Int { state.pool.refused }
 
     public func start() throws {
-        stateLock.lock()
-        defer { stateLock.unlock() }
-        guard daemon == nil else { throw HTTPServerError("the API server on \(address) is already running") }
-        let retained = Unmanaged.passRetained(state)
-        let started: OpaquePointer
-        do {
-            started = try startMicroHTTPDaemon(
-                address: address, limits: options.limits, extraFlags: MHD_ALLOW_SUSPEND_RESUME.rawValue,
-                handler: apiHandleRequest, notifyConnection: apiNotifyConnection, notifyCompleted: apiRequestCompleted,
-                context: retained.toOpaque())
-        } catch {
-            retained.release()
-            throw error
+        try running.withLock { running in
+            guard running.daemon == nil else { throw HTTPServerError("the API server on \(address) is already running") }
+            let retained = Unmanaged.passRetained(state)
+            let started: OpaquePointer
+            do {
+                started = try startMicroHTTPDaemon(
+                    address: address, limits: options.limits, extraFlags: MHD_ALLOW_SUSPEND_RESUME.rawValue,
+                    handler: apiHandleRequest, notifyConnection: apiNotifyConnection, notifyCompleted: apiRequestCompleted,
+                    context: retained.toOpaque())
+            } catch {
+                retained.release()
+                throw error
+            }
+            state.pool.start()
+            running.daemon = started
+            running.reference = retained
+            running.port = Int(lockproof_mhd_bound_port(started))
+            state.tracker.startReaping()
         }
-        state.pool.start()
-        daemon = started
-        reference = retained
-        port = Int(lockproof_mhd_bound_port(started))
-        state.tracker.startReaping()
     }
 
     /// Stops accepting work, lets the workers answer what they hold and what is queued (at most
@@ -109,19 +112,19 @@ public final class APIServer: @unchecked Sendable {
     /// which must not stop while a worker still holds a suspended connection. Must not be called
     /// from a handler.
     public func stop(graceSeconds: Double = 120) {
-        stateLock.lock()
-        defer { stateLock.unlock() }
-        guard let running = daemon else { return }
-        state.tracker.stopReaping()
-        // Every queued request is answered (by a worker, or `overloaded` once draining) and its
-        // connection resumed before libmicrohttpd stops: it must not stop with one suspended.
-        state.pool.drain(graceSeconds: graceSeconds)
-        state.tracker.waitForRequestsInFlight(timeoutSeconds: 2)
-        MHD_stop_daemon(running)
-        daemon = nil
-        port = nil
-        reference?.release()
-        reference = nil
+        running.withLock { running in
+            guard let daemon = running.daemon else { return }
+            state.tracker.stopReaping()
+            // Every queued request is answered (by a worker, or `overloaded` once draining) and its
+            // connection resumed before libmicrohttpd stops: it must not stop with one suspended.
+            state.pool.drain(graceSeconds: graceSeconds)
+            state.tracker.waitForRequestsInFlight(timeoutSeconds: 2)
+            MHD_stop_daemon(daemon)
+            running.daemon = nil
+            running.port = nil
+            running.reference?.release()
+            running.reference = nil
+        }
     }
 }
 

@@ -3,6 +3,7 @@ import LockProofCommerce
 import LockProofLocking
 import LockProofTestSupport
 import XCTest
+import Synchronization
 
 /// A lock holder stalls past its lease (a GC-pause stand-in) and then goes on writing, while a
 /// second client takes the expired lock: Kleppmann's scenario on a real Redis and PostgreSQL.
@@ -121,34 +122,20 @@ final class FencingTests: CommerceTestCase {
     }
 }
 
-final class OnceFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var wasTaken = false
-    var taken: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return wasTaken
-    }
+final class OnceFlag: Sendable {
+    private let wasTaken = Mutex(false)
+    var taken: Bool { wasTaken.withLock { $0 } }
     func first() -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        if wasTaken { return false }
-        wasTaken = true
-        return true
+        wasTaken.withLock { taken in
+            if taken { return false }
+            taken = true
+            return true
+        }
     }
 }
 
-final class ResultSlot<T>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: Result<T, any Error>?
-    func set(_ value: Result<T, any Error>) {
-        lock.lock()
-        stored = value
-        lock.unlock()
-    }
-    var value: Result<T, any Error>? {
-        lock.lock()
-        defer { lock.unlock() }
-        return stored
-    }
+final class ResultSlot<T: Sendable>: Sendable {
+    private let stored = Mutex<Result<T, any Error>?>(nil)
+    func set(_ value: Result<T, any Error>) { stored.withLock { $0 = value } }
+    var value: Result<T, any Error>? { stored.withLock { $0 } }
 }

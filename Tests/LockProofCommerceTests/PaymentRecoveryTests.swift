@@ -4,6 +4,7 @@ import LockProofLocking
 import LockProofPostgres
 import LockProofTestSupport
 import XCTest
+import Synchronization
 
 /// Durable payments: the intent is written with the deduction, and `PaymentRecovery` settles every
 /// interrupted payment exactly once by asking the gateway (its records live in gateway_charges, so
@@ -218,9 +219,8 @@ private final class UncheckedSession: @unchecked Sendable {
     init(_ session: PostgresConnection) { self.session = session }
 }
 
-private final class ResultBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: Result<GatewayAnswer, any Error>?
-    func set(_ result: Result<GatewayAnswer, any Error>) { lock.withLock { stored = result } }
-    var value: Result<GatewayAnswer, any Error>? { lock.withLock { stored } }
+private final class ResultBox: Sendable {
+    private let stored = Mutex<Result<GatewayAnswer, any Error>?>(nil)
+    func set(_ result: Result<GatewayAnswer, any Error>) { stored.withLock { $0 = result } }
+    var value: Result<GatewayAnswer, any Error>? { stored.withLock { $0 } }
 }

@@ -3,6 +3,7 @@ import LockProofPostgres
 import LockProofRedis
 import LockProofTestSupport
 import XCTest
+import Synchronization
 
 /// Issue 11: no password in any form reaches a description or an error, and no connection attempt
 /// waits longer than its connect timeout on a server that accepts and never answers.
@@ -212,12 +213,11 @@ final class ConnectionHardeningTests: XCTestCase {
 
 private struct HangError: Error {}
 
-private final class LockedBox<T>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: T
-    init(_ value: T) { stored = value }
+private final class LockedBox<T: Sendable>: Sendable {
+    private let stored: Mutex<T>
+    init(_ value: T) { stored = Mutex(value) }
     var value: T {
-        get { lock.withLock { stored } }
-        set { lock.withLock { stored = newValue } }
+        get { stored.withLock { $0 } }
+        set { stored.withLock { $0 = newValue } }
     }
 }

@@ -3,6 +3,7 @@ import LockProofLocking
 import LockProofRedis
 import LockProofTestSupport
 import XCTest
+import Synchronization
 
 final class DistributedLockTests: XCTestCase {
     override func setUpWithError() throws { try TestServers.redis().checked(["FLUSHDB"]) }
@@ -156,14 +157,13 @@ extension DistributedLockOptions {
     }
 }
 
-final class Counter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = 0
+final class Counter: Sendable {
+    private let value = Mutex(0)
     func add(_ delta: Int) -> Int {
-        lock.lock()
-        defer { lock.unlock() }
-        value += delta
-        return value
+        value.withLock {
+            $0 += delta
+            return $0
+        }
     }
 }
 

@@ -2,14 +2,14 @@ import Foundation
 import XCTest
 
 @testable import LockProofLocking
+import Synchronization
 
 final class PeriodicThreadTests: XCTestCase {
     /// Counts passes under a lock; the tests only read it after `stop`, when no pass runs.
-    private final class PassCounter: @unchecked Sendable {
-        private let lock = NSLock()
-        private var count = 0
-        func add() { lock.withLock { count += 1 } }
-        var value: Int { lock.withLock { count } }
+    private final class PassCounter: Sendable {
+        private let count = Mutex(0)
+        func add() { count.withLock { $0 += 1 } }
+        var value: Int { count.withLock { $0 } }
     }
 
     func testFirstPassAtStartRunsBeforeTheFirstIntervalAndStopWakesTheThread() {

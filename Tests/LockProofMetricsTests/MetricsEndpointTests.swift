@@ -5,6 +5,7 @@ import LockProofLocking
 import LockProofMetrics
 import LockProofTestSupport
 import XCTest
+import Synchronization
 
 #if canImport(FoundationNetworking)
     import FoundationNetworking
@@ -249,21 +250,14 @@ final class MetricsEndpointTests: XCTestCase {
     }
 }
 
-final class ScrapeResult: @unchecked Sendable {
-    private let lock = NSLock()
-    private var data: Data?
-    private var response: HTTPURLResponse?
-    private var error: (any Error)?
+final class ScrapeResult: Sendable {
+    private let stored = Mutex<(Data?, HTTPURLResponse?, (any Error)?)>((nil, nil, nil))
 
     func set(data: Data?, response: HTTPURLResponse?, error: (any Error)?) {
-        lock.lock()
-        (self.data, self.response, self.error) = (data, response, error)
-        lock.unlock()
+        stored.withLock { $0 = (data, response, error) }
     }
 
     func get() -> (Data?, HTTPURLResponse?, (any Error)?) {
-        lock.lock()
-        defer { lock.unlock() }
-        return (data, response, error)
+        stored.withLock { $0 }
     }
 }

@@ -8,6 +8,7 @@ import LockProofPostgres
 import LockProofService
 import LockProofTestSupport
 import XCTest
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -440,17 +441,8 @@ final class APIServiceTests: XCTestCase {
 }
 
 /// One result handed from a thread to the test.
-private final class AnswerBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: Result<HTTPClientResponse, any Error>?
-    func set(_ result: Result<HTTPClientResponse, any Error>) {
-        lock.lock()
-        stored = result
-        lock.unlock()
-    }
-    var value: Result<HTTPClientResponse, any Error>? {
-        lock.lock()
-        defer { lock.unlock() }
-        return stored
-    }
+private final class AnswerBox: Sendable {
+    private let stored = Mutex<Result<HTTPClientResponse, any Error>?>(nil)
+    func set(_ result: Result<HTTPClientResponse, any Error>) { stored.withLock { $0 = result } }
+    var value: Result<HTTPClientResponse, any Error>? { stored.withLock { $0 } }
 }

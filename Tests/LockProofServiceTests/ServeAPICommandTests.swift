@@ -2,6 +2,7 @@ import Foundation
 import LockProofHTTP
 import LockProofTestSupport
 import XCTest
+import Synchronization
 
 /// `lockproof serve --api-address` as an operator runs it: the built binary in its own process.
 final class ServeAPICommandTests: XCTestCase {
@@ -17,26 +18,19 @@ final class ServeAPICommandTests: XCTestCase {
     }
 
     /// Collects a pipe's output on a thread of its own; `wait` polls it with a deadline.
-    private final class Output: @unchecked Sendable {
-        private let lock = NSLock()
-        private var data = Data()
-        private(set) var closed = false
+    private final class Output: Sendable {
+        private let state = Mutex((data: Data(), closed: false))
         init(_ handle: FileHandle) {
             Thread { [self] in
                 while true {
                     let chunk = handle.availableData
-                    lock.lock()
-                    if chunk.isEmpty { closed = true } else { data.append(chunk) }
-                    lock.unlock()
+                    state.withLock { if chunk.isEmpty { $0.closed = true } else { $0.data.append(chunk) } }
                     if chunk.isEmpty { return }
                 }
             }.start()
         }
-        var text: String {
-            lock.lock()
-            defer { lock.unlock() }
-            return String(decoding: data, as: UTF8.self)
-        }
+        var closed: Bool { state.withLock { $0.closed } }
+        var text: String { state.withLock { String(decoding: $0.data, as: UTF8.self) } }
         func wait(for needle: String, seconds: Double) -> Bool {
             let deadline = Date(timeIntervalSinceNow: seconds)
             while Date() < deadline {
