@@ -1,7 +1,7 @@
 import CMicroHTTPD
 import Foundation
-import Synchronization
 import LockProofSync
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
