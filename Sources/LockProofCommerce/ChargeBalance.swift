@@ -42,6 +42,17 @@ public enum ChargeBalanceStrategy: String, Sendable, CaseIterable, Codable {
     /// balance moves by the amount, but the ledger row records the new balance instead of the
     /// amount (two arguments mixed up). Balances lie within the bounds; the ledger sums to more.
     case ledgerRecordsBalance = "ledger-records-balance"
+    /// The negative control of the money checker's "every acknowledged charge is in the ledger"
+    /// count alone: under the row lock the balance moves by the amount, but a "compact the ledger"
+    /// step adds the amount to the user's last charge row instead of writing a row of its own.
+    /// Balances lie within the bounds and the ledger sums to them; a user charged n times has one
+    /// charge row.
+    case ledgerRowsMerged = "ledger-rows-merged"
+    /// The negative control of the money checker's "no charge applied twice" count alone: under
+    /// the row lock the balance moves by the amount, and the ledger gets the charge in two rows
+    /// (an amount split in halves). Balances lie within the bounds and the ledger sums to them;
+    /// every charge has two charge rows.
+    case ledgerRowSplit = "ledger-row-split"
 }
 
 /// The database refused a write whose fencing token is older than the newest it accepted for the
@@ -155,6 +166,29 @@ public struct ChargeBalance {
                 try db.query(
                     "INSERT INTO balance_ledger (user_id, delta, reason, reference) VALUES ($1, $2, 'charge', $3)",
                     [userId, strategy == .ledgerRecordsBalance ? balance : balance - before, idempotencyKey ?? "charge"])
+                return ChargeResult(userId: userId, balance: balance, attempts: 1, applied: true)
+            }
+        case .ledgerRowsMerged, .ledgerRowSplit:
+            return try client.transaction(probe: probe) { db in
+                let rows = try lockRowsForUpdate(db, table: .users, ids: [userId], columns: "balance", probe: probe)
+                guard rows[userId] != nil else { throw DomainError.notFound(entity: "user", id: userId) }
+                if let previous = try claimIdempotencyKey(idempotencyKey, userId: userId, db: db) { return previous }
+                try client.think()
+                let balance = try db.query(
+                    "UPDATE users SET balance = balance + $1, version = version + 1 WHERE id = $2 RETURNING balance", [amount, userId]
+                ).int(0, 0) ?? 0
+                let merged = strategy == .ledgerRowsMerged ? try db.query(
+                    """
+                    UPDATE balance_ledger SET delta = delta + $1
+                    WHERE id = (SELECT max(id) FROM balance_ledger WHERE user_id = $2 AND reason = 'charge')
+                    """, [amount, userId]
+                ).affectedRows : 0
+                let parts = strategy == .ledgerRowSplit ? [amount / 2, amount - amount / 2] : merged > 0 ? [] : [amount]
+                for part in parts {
+                    try db.query(
+                        "INSERT INTO balance_ledger (user_id, delta, reason, reference) VALUES ($1, $2, 'charge', $3)",
+                        [userId, part, idempotencyKey ?? "charge"])
+                }
                 return ChargeResult(userId: userId, balance: balance, attempts: 1, applied: true)
             }
         case .keyOutsideTransaction:

@@ -22,6 +22,12 @@ public enum IssueCouponStrategy: String, Sendable, CaseIterable, Codable {
     /// issue and again by a "keep the count in sync" step). One row per acknowledged issue, never
     /// above the total; the counter runs ahead of the rows.
     case countedTwice = "counted-twice"
+    /// The negative control of the coupon checker's "every acknowledged issue has its row" alone:
+    /// `FOR UPDATE` on the coupon and a right sold-out check, but the row goes to whoever a
+    /// waiting-list query names (the highest user id without the coupon), not to the requester.
+    /// One row and one count per acknowledged issue, never above the total; the requesters who
+    /// were told they got it hold nothing.
+    case nextInLine = "next-in-line"
 }
 
 public struct CouponIssue: Sendable, Equatable {
@@ -60,6 +66,8 @@ public struct IssueCoupon {
                 return try client.transaction(probe: probe) { db in try issueLocked(couponId, userId, db, probe, lastIssue: 1) }
             case .countedTwice:
                 return try client.transaction(probe: probe) { db in try issueLocked(couponId, userId, db, probe, counted: 2) }
+            case .nextInLine:
+                return try client.transaction(probe: probe) { db in try issueLocked(couponId, userId, db, probe, toNextInLine: true) }
             case .atomic:
                 return try client.transaction(probe: probe) { db in
                     try requireUser(userId, db)
@@ -106,10 +114,12 @@ public struct IssueCoupon {
         }
     }
 
-    /// `lastIssue` and `counted` are the coupon controls': how far past the total the sold-out check
-    /// lets issues go (right: 0), and how much an issue adds to issued_quantity (right: 1).
+    /// `lastIssue`, `counted` and `toNextInLine` are the coupon controls': how far past the total
+    /// the sold-out check lets issues go (right: 0), how much an issue adds to issued_quantity
+    /// (right: 1), and whether the row goes to the waiting list's next user (right: the requester).
     private func issueLocked(
-        _ couponId: Int, _ userId: Int, _ db: PostgresConnection, _ probe: Probe, lastIssue: Int = 0, counted: Int = 1
+        _ couponId: Int, _ userId: Int, _ db: PostgresConnection, _ probe: Probe, lastIssue: Int = 0, counted: Int = 1,
+        toNextInLine: Bool = false
     ) throws -> CouponIssue {
         try requireUser(userId, db)
         let rows = try lockRowsForUpdate(
@@ -119,7 +129,17 @@ public struct IssueCoupon {
         }
         guard issued < total + lastIssue else { throw DomainError.soldOut(couponId: couponId) }
         try client.think()
-        try insertUserCoupon(couponId, userId, db)
+        var holder = userId
+        if toNextInLine {
+            holder = try db.query(
+                """
+                SELECT u.id FROM users u
+                WHERE NOT EXISTS (SELECT 1 FROM user_coupons c WHERE c.user_id = u.id AND c.coupon_id = $1)
+                ORDER BY u.id DESC LIMIT 1
+                """, [couponId]
+            ).int(0, 0) ?? userId
+        }
+        try insertUserCoupon(couponId, holder, db)
         for _ in 0..<counted {
             try db.query(
                 "UPDATE coupons SET issued_quantity = issued_quantity + 1, version = version + 1 WHERE id = $1", [couponId])

@@ -29,6 +29,12 @@ public enum ProcessPaymentStrategy: String, Sendable, CaseIterable, Codable {
     /// locks and the right quantity taken from stock, but the stock ledger records one unit per
     /// line. Stock lies within the bounds; the ledger sums to more.
     case stockLedgerPerLine = "stock-ledger-per-line"
+    /// The negative control of the stock checker's "no order PAID without a payment" alone: the
+    /// pessimistic row locks and the right deduction, but when the funds check refuses a payment,
+    /// its error path marks the order PAID ("the customer was sent to checkout") before reporting
+    /// the refusal. Nothing is taken from balance or stock for it, no intent or gateway charge is
+    /// written; the order is PAID and its only payment failed.
+    case paidWhenRefused = "paid-when-refused"
 }
 
 public struct PaymentResult: Sendable, Equatable {
@@ -91,6 +97,19 @@ public struct ProcessPayment {
             deduction = try deductLocked(orderId, probe, stockTaken: { 2 * $0 })
         case .stockLedgerPerLine:
             deduction = try deductLocked(orderId, probe, stockRecorded: { _ in 1 })
+        case .paidWhenRefused:
+            do {
+                deduction = try deductLocked(orderId, probe)
+            } catch let refusal as DomainError {
+                if case .insufficientBalance = refusal {
+                    try client.withDatabase {
+                        try $0.query(
+                            "UPDATE orders SET status = 'PAID', version = version + 1, updated_at = now() WHERE id = $1 AND status = 'PENDING'",
+                            [orderId])
+                    }
+                }
+                throw refusal
+            }
         }
         deducted = true
         try client.faults.afterDeduction?(orderId)

@@ -15,6 +15,7 @@ public enum IssueCouponCase: CaseDescriptor {
         case .atomic: return StrategyTraits(locks: [], retries: false, negativeControl: false)
         case .naive: return StrategyTraits(locks: [], retries: false, negativeControl: true)
         case .offByOne, .countedTwice: return StrategyTraits(locks: [.row], retries: false, negativeControl: true)
+        case .nextInLine: return StrategyTraits(locks: [.row], retries: false, negativeControl: true, singleBoundControl: true)
         }
     }
 
