@@ -3,8 +3,9 @@
 #   scripts/services.sh start   # prints the export lines for LOCKPROOF_DATABASE_URL / LOCKPROOF_REDIS_URL
 #   scripts/services.sh stop
 #   scripts/services.sh env     # prints the export lines only
-# Everything lives under .run/ in the checkout (ignored by git). PostgreSQL refuses to run as root,
-# so as root its cluster runs as the `postgres` user.
+# Everything lives under .run/services-PGPORT-REDISPORT/ in the checkout (ignored by git): two sets on
+# other ports in one checkout keep apart, and one's `stop` never stops the other's servers.
+# PostgreSQL refuses to run as root, so as root its cluster runs as the `postgres` user.
 # The export lines also say which servers these are (LOCKPROOF_MANAGED_*): the scenario runner
 # injects server-level faults (Redis stopped, frozen or failed over; sessions terminated) only into
 # servers named there. A failover scenario starts a replica on LOCKPROOF_REDIS_REPLICA_PORT
@@ -12,10 +13,10 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-run="$root/.run"
 pg_port=${LOCKPROOF_PG_PORT:-25432}
 redis_port=${LOCKPROOF_REDIS_PORT:-26379}
 replica_port=${LOCKPROOF_REDIS_REPLICA_PORT:-26380}
+run="$root/.run/services-$pg_port-$redis_port"
 pg_bin=$(pg_config --bindir)
 mkdir -p "$run"
 
