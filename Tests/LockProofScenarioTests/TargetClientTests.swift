@@ -101,7 +101,7 @@ final class TargetClientTests: XCTestCase {
 
 /// A socket server on 127.0.0.1 (a free port) answering each request with the next canned answer;
 /// with none left it reads and stays silent. Records the connections it accepted and the requests.
-private final class CannedServer: @unchecked Sendable {
+final class CannedServer: @unchecked Sendable {
     let port: Int
     private let listener: Int32
     private let state = Mutex<(connections: Int, requests: [String], stopped: Bool)>((0, [], false))
