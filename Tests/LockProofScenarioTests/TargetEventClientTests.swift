@@ -13,37 +13,9 @@ import XCTest
 /// `lockproof serve`: thousands of virtual users on a handful of threads, and the same verdicts
 /// as the thread-per-user engine, a broken design still caught.
 final class TargetEventClientTests: XCTestCase {
-    private func target(requestTimeout: String = "1s") throws -> Target {
-        try TargetParser.parse(
-            """
-            name: canned
-            instances: {base_urls: ["http://127.0.0.1:1"]}
-            database: {url_env: CANNED_DATABASE_URL}
-            http: {connect_timeout: 1s, request_timeout: \(requestTimeout)}
-            operations:
-              create:
-                request:
-                  method: POST
-                  path: /orders
-                  body: {buyer: "{user}", lines: {$each_item: {sku: "{item.product}", n: "{item.quantity}"}}}
-                responses:
-                  - {status: 201, outcome: ok, result: {order: $.data.id, total: $.data.total}}
-                  - {status: 409, when: {$.code: NO_STOCK}, outcome: fail, reason: insufficient_stock}
-            responses:
-              - {status: 503, when: {$.code: DEADLOCK}, outcome: fail, reason: deadlock}
-              - {status: 5xx, outcome: unknown, reason: server_error}
-            reset: [TRUNCATE x]
-            seed:
-              users: INSERT INTO x (id) VALUES (:id)
-              products: INSERT INTO y (id) VALUES (:id)
-            state:
-              orders: SELECT 1 AS "order", 1 AS "user", 1 AS total, 'PENDING' AS status
-            """, file: "canned.yaml")
-    }
+    private func target(requestTimeout: String = "1s") throws -> Target { try cannedTarget(requestTimeout: requestTimeout) }
 
-    private let create = Invocation(
-        operation: .create, strategy: "seed", arguments: ["user": 7],
-        items: [OrderItemRequest(productId: 3, quantity: 2)])
+    private let create = cannedCreate
 
     /// Runs `count` invocations one after the other on an event loop of this thread; a completion
     /// that never comes fails the test when the loop gives up after `limit` seconds.
@@ -61,53 +33,33 @@ final class TargetEventClientTests: XCTestCase {
         return completions
     }
 
-    func testResponsesMapToTheHistoryAsTheBlockingClientsDoOnOneKeptAliveConnection() throws {
-        let server = try CannedServer([
-            (201, #"{"data": {"id": 41, "total": 900}}"#),
-            (409, #"{"code": "NO_STOCK"}"#),
-            (503, #"{"code": "DEADLOCK"}"#),
-            (500, "oops, not JSON"),
-            (201, #"{"data": {"id": "not a number"}}"#),
-        ])
-        defer { server.stop() }
+    /// `count` invocations, one after the other, by an event client of `port` on a loop of this thread.
+    private func completions(port: Int, count: Int, requestTimeout: String = "1s") throws -> [Completion] {
         let loop = try EventLoop()
-        let client = TargetEventClient(target: try target(), baseURLs: ["http://127.0.0.1:\(server.port)"], randomSeed: nil, observe: nil)
+        let client = TargetEventClient(TargetClient(target: try target(requestTimeout: requestTimeout), baseURL: "http://127.0.0.1:\(port)"))
         try client.open(on: loop)
         defer { client.close() }
-        let completions = invoke(client, on: loop, count: 5)
-        XCTAssertEqual(completions, [
-            Completion(outcome: .success, reason: nil, result: ["order": 41, "total": 900]),
-            Completion(outcome: .rejected, reason: "insufficient_stock", result: nil),
-            Completion(outcome: .error, reason: "deadlock", result: nil),
-            Completion(outcome: .unknown, reason: "server_error", result: nil),
-            Completion(outcome: .unknown, reason: "unexpected_response", result: nil),
-        ])
-        XCTAssertEqual(server.connections, 1, "five requests, one keep-alive connection")
-        let first = try XCTUnwrap(server.requests.first)
-        XCTAssertTrue(first.hasPrefix("POST /orders HTTP/1.1\r\n"), first)
-        XCTAssertTrue(first.hasSuffix(#"{"buyer":7,"lines":[{"n":2,"sku":3}]}"#), first)
+        return invoke(client, on: loop, count: count)
+    }
+
+    func testResponsesMapToTheHistoryAsTheBlockingClientsDoOnOneKeptAliveConnection() throws {
+        let server = try CannedServer(cannedAnswers)
+        defer { server.stop() }
+        try assertCannedExchange(try completions(port: server.port, count: 5), server)
     }
 
     func testASilentServerIsUnknownAtTheRequestTimeout() throws {
         let server = try CannedServer([])  // accepts, reads, never answers
         defer { server.stop() }
-        let loop = try EventLoop()
-        let client = TargetEventClient(
-            target: try target(requestTimeout: "300ms"), baseURLs: ["http://127.0.0.1:\(server.port)"], randomSeed: nil, observe: nil)
-        try client.open(on: loop)
-        defer { client.close() }
-        XCTAssertEqual(invoke(client, on: loop, count: 1), [Completion(outcome: .unknown, reason: "timeout", result: nil)])
+        XCTAssertEqual(
+            try completions(port: server.port, count: 1, requestTimeout: "300ms"), [Completion(outcome: .unknown, reason: "timeout", result: nil)])
     }
 
     func testARefusedPortIsAFailureNothingWasSent() throws {
         let server = try CannedServer([])
-        let port = server.port
         server.stop()  // nothing listens there any more
-        let loop = try EventLoop()
-        let client = TargetEventClient(target: try target(), baseURLs: ["http://127.0.0.1:\(port)"], randomSeed: nil, observe: nil)
-        try client.open(on: loop)
-        defer { client.close() }
-        XCTAssertEqual(invoke(client, on: loop, count: 2), Array(repeating: Completion(outcome: .error, reason: "connection_failed", result: nil), count: 2))
+        XCTAssertEqual(
+            try completions(port: server.port, count: 2), Array(repeating: Completion(outcome: .error, reason: "connection_failed", result: nil), count: 2))
     }
 
     // MARK: Whole runs against a real `lockproof serve`

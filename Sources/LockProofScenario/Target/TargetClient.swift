@@ -15,14 +15,14 @@ public final class TargetClient: Client {
     /// `lockproof_target_requests_total` and `lockproof_target_request_duration_seconds`.
     public typealias RequestObserver = @Sendable (_ operation: String, _ status: String, _ seconds: Double) -> Void
 
-    private let target: Target
-    private let baseURLs: [String]
+    let target: Target
+    let baseURLs: [String]
     /// One keep-alive connection per instance this client talks to (made on open; each connects
     /// at its first request).
     private var connections: [TargetConnection] = []
     /// `spread: random`: picks the instance of every request; otherwise always the first (and only).
     private var picker: InstancePicker
-    private let observe: RequestObserver?
+    let observe: RequestObserver?
 
     /// `baseURL`: one of the target's resolved base URLs (`Target.resolvedBaseURLs`).
     public convenience init(target: Target, baseURL: String) {
@@ -45,21 +45,14 @@ public final class TargetClient: Client {
     public static func forVirtualUser(
         _ index: Int, of target: Target, baseURLs: [String], randomSeed: UInt64, observe: RequestObserver? = nil
     ) -> TargetClient {
-        let route = route(index, of: target, baseURLs: baseURLs, randomSeed: randomSeed)
-        return TargetClient(target: target, baseURLs: route.baseURLs, randomSeed: route.seed, observe: observe)
-    }
-
-    /// The base URLs virtual user `index` talks to by `instances.spread`, and the seed of its
-    /// instance picks (nil: always the first). Shared by both engines: the same seed, the same choices.
-    static func route(_ index: Int, of target: Target, baseURLs: [String], randomSeed: UInt64) -> (baseURLs: [String], seed: UInt64?) {
         switch target.spread {
         case .roundRobin:
-            return ([baseURLs[index % baseURLs.count]], nil)
+            return TargetClient(target: target, baseURLs: [baseURLs[index % baseURLs.count]], randomSeed: nil, observe: observe)
         case .random:
             // Mixed differently from the operation generator's seed, so that the instance does
             // not follow the user an operation picks.
             let seed = (randomSeed ^ 0x7461_7267_6574_2D69) &+ UInt64(index) &* 0x9E37_79B9_7F4A_7C15
-            return (baseURLs, baseURLs.count > 1 ? seed : nil)
+            return TargetClient(target: target, baseURLs: baseURLs, randomSeed: baseURLs.count > 1 ? seed : nil, observe: observe)
         }
     }
 
@@ -72,26 +65,34 @@ public final class TargetClient: Client {
 
     public func invoke(_ invocation: Invocation) -> Completion {
         guard !connections.isEmpty else { preconditionFailure("invoke before open") }
-        guard let (operation, request) = Self.request(invocation, target: target) else {
+        guard let (operation, request, instance) = plan(invocation) else {
             // TargetFit refuses such a scenario before it runs; this is the last guard (no request, not counted).
-            return Completion(outcome: .error, reason: "error", result: nil)
+            return Self.notATargetOperation
         }
-        let connection = connections[picker.next(of: connections.count)]
         let started = monotonicSeconds()
-        let completion = Self.completion(connection.send(request), of: operation)
-        // Every request tried is counted, one not sent (connection refused) as `fail` like the
-        // history records it: the counters add up to the history's ok, fail and unknown.
-        observe?(invocation.operation.rawValue, completion.historyOutcome.rawValue, monotonicSeconds() - started)
-        return completion
+        return complete(connections[instance].send(request), of: operation, invocation, started: started)
     }
 
-    /// The operation of `invocation` and its request by the target's templates; nil when the target lacks it.
-    static func request(_ invocation: Invocation, target: Target) -> (TargetOperation, TargetRequest)? {
+    static let notATargetOperation = Completion(outcome: .error, reason: "error", result: nil)
+
+    /// The request of `invocation` by the target's templates and the instance (index into
+    /// `baseURLs`) it goes to; nil when the target lacks the operation. Both engines ask here:
+    /// the same requests, the same instance picks.
+    func plan(_ invocation: Invocation) -> (operation: TargetOperation, request: TargetRequest, instance: Int)? {
         guard let operation = target.operations[invocation.operation.rawValue] else { return nil }
         let request = operation.request(
-            arguments: arguments(of: invocation), items: (invocation.items ?? []).map { ($0.productId, $0.quantity) },
+            arguments: Self.arguments(of: invocation), items: (invocation.items ?? []).map { ($0.productId, $0.quantity) },
             commonHeaders: target.headers)
-        return (operation, request)
+        return (operation, request, picker.next(of: baseURLs.count))
+    }
+
+    /// The completion of a request sent at `started` by the operation's rules, counted: every
+    /// request tried, one not sent (connection refused) as `fail` like the history records it
+    /// (the counters add up to the history's ok, fail and unknown).
+    func complete(_ outcome: TargetConnection.Outcome, of operation: TargetOperation, _ invocation: Invocation, started: Double) -> Completion {
+        let completion = Self.completion(outcome, of: operation)
+        observe?(invocation.operation.rawValue, completion.historyOutcome.rawValue, monotonicSeconds() - started)
+        return completion
     }
 
     /// The completion of one request by the operation's rules.

@@ -10,32 +10,26 @@ import LockProofLocking
 /// loop timer); a connection refused before anything was sent is `fail` (`connection_failed`), a
 /// timeout or a connection lost after sending is `unknown`.
 public final class TargetEventClient: EventDrivenClient {
-    private let target: Target
-    private let baseURLs: [String]
-    private var picker: InstancePicker
-    private let observe: TargetClient.RequestObserver?
+    /// The blocking client of the same user, never opened: its target, instances, instance picks,
+    /// requests, rules and observer are this client's.
+    private let plan: TargetClient
     private var connections: [EventConnection] = []
     private var loop: EventLoop?
 
-    init(target: Target, baseURLs: [String], randomSeed: UInt64?, observe: TargetClient.RequestObserver?) {
-        precondition(!baseURLs.isEmpty, "a target client needs an instance")
-        self.target = target
-        self.baseURLs = baseURLs
-        self.picker = InstancePicker(seed: randomSeed)
-        self.observe = observe
-    }
+    /// The event-driven twin of `plan` (e.g. `TargetClient(target:baseURL:)`).
+    public init(_ plan: TargetClient) { self.plan = plan }
 
-    /// The client of virtual user `index`, spread over `baseURLs` as `TargetClient.forVirtualUser` does.
+    /// The client of virtual user `index`, spread over `baseURLs` as `TargetClient.forVirtualUser` spreads it.
     public static func forVirtualUser(
         _ index: Int, of target: Target, baseURLs: [String], randomSeed: UInt64, observe: TargetClient.RequestObserver? = nil
     ) -> TargetEventClient {
-        let route = TargetClient.route(index, of: target, baseURLs: baseURLs, randomSeed: randomSeed)
-        return TargetEventClient(target: target, baseURLs: route.baseURLs, randomSeed: route.seed, observe: observe)
+        TargetEventClient(TargetClient.forVirtualUser(index, of: target, baseURLs: baseURLs, randomSeed: randomSeed, observe: observe))
     }
 
     public func open(on loop: EventLoop) throws {
         self.loop = loop
-        connections = try baseURLs.map {
+        let target = plan.target
+        connections = try plan.baseURLs.map {
             EventConnection(
                 try TargetConnection(baseURL: $0, connectTimeout: target.connectTimeoutSeconds, requestTimeout: target.requestTimeoutSeconds),
                 loop: loop)
@@ -44,21 +38,14 @@ public final class TargetEventClient: EventDrivenClient {
 
     public func start(_ invocation: Invocation, completed: @escaping (Completion) -> Void) {
         guard let loop, !connections.isEmpty else { preconditionFailure("start before open") }
-        guard let (operation, request) = TargetClient.request(invocation, target: target) else {
+        guard let (operation, request, instance) = plan.plan(invocation) else {
             // TargetFit refuses such a scenario before it runs; this is the last guard (no request, not counted).
-            loop.schedule { completed(Completion(outcome: .error, reason: "error", result: nil)) }
+            loop.schedule { completed(TargetClient.notATargetOperation) }
             return
         }
-        let connection = connections[picker.next(of: connections.count)]
         let started = monotonicSeconds()
-        let name = invocation.operation.rawValue
-        let observe = observe
-        connection.send(request) { outcome in
-            let completion = TargetClient.completion(outcome, of: operation)
-            // Counted as the threaded client counts: every request tried, by its history outcome.
-            observe?(name, completion.historyOutcome.rawValue, monotonicSeconds() - started)
-            completed(completion)
-        }
+        let plan = plan
+        connections[instance].send(request) { outcome in completed(plan.complete(outcome, of: operation, invocation, started: started)) }
     }
 
     public func close() { connections.forEach { $0.close() } }
