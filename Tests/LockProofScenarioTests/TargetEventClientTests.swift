@@ -151,6 +151,16 @@ final class TargetEventClientTests: XCTestCase {
         XCTAssertLessThan(threads.peak - threads.before, 40, "threads before \(threads.before), peak \(threads.peak)")
     }
 
+    /// Thousands of virtual users are a scenario's to ask for (10000 at most), not a parse error.
+    func testAScenarioMayAskForTenThousandVirtualUsersAndNoMore() throws {
+        XCTAssertEqual(try chargeScenario(virtualUsers: 10_000, iterations: 1).workload.virtualUsers, [10_000])
+        XCTAssertThrowsError(try chargeScenario(virtualUsers: 10_001, iterations: 1)) { error in
+            let problems = (error as? ScenarioValidationError)?.problems.map(\.description) ?? []
+            XCTAssertTrue(
+                problems.contains { $0.contains("workload.virtual_users: found 10001; expected a whole number in 1…10000") }, "\(problems)")
+        }
+    }
+
     /// The control of the bound above: the thread-per-user engine, at far fewer users, exceeds it.
     func testTheThreadedEngineNeedsAThreadPerUser() throws {
         let (target, _) = try startServe()
