@@ -64,15 +64,20 @@ final class TargetEventClientTests: XCTestCase {
 
     // MARK: Whole runs against a real `lockproof serve`
 
-    /// A `lockproof serve` (the built binary, `options` for its design) on a database of its own,
-    /// stopped at the end of the test; the target file `targets/lockproof-serve.yaml` pointed at it.
-    private func startServe(_ options: [String] = []) throws -> (Target, stop: () -> Void) {
+    /// The database of the tests' serve, made the first time (LockProof's schema: serve makes it).
+    private func serveDatabase() throws -> String {
         let admin = try TestServers.database()
         let name = (try admin.query("SELECT current_database()").string(0, 0) ?? "lockproof") + "_evloop"
         if try admin.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]).rowCount == 0 {
             try admin.execute(try admin.query("SELECT format('CREATE DATABASE %I', $1::text)", [name]).string(0, 0)!)
         }
-        let databaseURL = try TestServers.withDatabase(TestServers.configuration.databaseURL, name)
+        return try TestServers.withDatabase(TestServers.configuration.databaseURL, name)
+    }
+
+    /// A `lockproof serve` (the built binary, `options` for its design) on a database of its own,
+    /// stopped at the end of the test; the target file `targets/lockproof-serve.yaml` pointed at it.
+    private func startServe(_ options: [String] = []) throws -> (Target, stop: () -> Void) {
+        let databaseURL = try serveDatabase()
         let port = ProcessInfo.processInfo.environment["SERVE_PORT"].flatMap(Int.init) ?? 28_700
         let process = Process()
         process.executableURL = try BuiltBinary.lockproof()
@@ -149,6 +154,60 @@ final class TargetEventClientTests: XCTestCase {
         XCTAssertEqual(finished.operations.total, 4_000, "every virtual user's two charges completed and recorded")
         // One loop thread and the sampler; the rest is the process's own (Dispatch, the run's helpers).
         XCTAssertLessThan(threads.peak - threads.before, 40, "threads before \(threads.before), peak \(threads.peak)")
+    }
+
+    /// The target file pointed at a port nothing listens on (its database is the tests' serve's:
+    /// `startServe` made its schema earlier in this process, or makes it now).
+    private func refusingTarget() throws -> Target {
+        let (target, stop) = try startServe()
+        stop()
+        return target
+    }
+
+    private func refusedScenario(duration: String) throws -> Scenario {
+        try ScenarioParser.parse(
+            """
+            name: evloop-refused
+            case: charge-balance
+            strategy: seed
+            seed: {users: 4, balance: 0}
+            workload: {virtual_users: 4, duration: \(duration), start: barrier, pick: random, amount: 100, random_seed: 5, timeout: 30s}
+            expect: pass
+            """, file: "evloop-refused.yaml")
+    }
+
+    /// Against a dead server every request is `fail` (`connection_failed`), and `FailureBackoff`
+    /// pauses each user (loop timers): its pauses (1 ms doubling to 100 ms) leave a user at most
+    /// about 20 requests in a second, where without them it makes thousands. Both engines alike.
+    func testADeadServerIsFailedAndBackedOffByBothEngines() throws {
+        let target = try refusingTarget()
+        let scenario = try refusedScenario(duration: "1s")
+        for engine in Target.ClientEngine.allCases {
+            let result = try run(scenario, through: target, engine: engine)
+            XCTAssertNil(result.runError, "\(engine)")
+            XCTAssertEqual(result.operations.ok + result.operations.unknown, 0, "\(engine): \(result.operations)")
+            XCTAssertEqual(Set(result.operations.reasons.keys), ["connection_failed"], "\(engine)")
+            XCTAssertGreaterThan(result.operations.fail, 4 * 3, "\(engine): each user fails its first three at once")
+            XCTAssertLessThan(result.operations.fail, 4 * 40, "\(engine): backed off, \(result.operations)")
+        }
+    }
+
+    /// A stop request ends a run whose users wait out pauses at once (within the grace): interrupted, not abandoned.
+    func testAStopEndsPausedUsersWithinTheGrace() throws {
+        let target = try refusingTarget()
+        var eventTarget = target
+        eventTarget.clientEngine = .events
+        var runner = ScenarioRunner(configuration: TestServers.configuration, shared: TestServers.shared, progress: ProgressReporter(enabled: false))
+        runner.target = eventTarget
+        let stop = runner.stop
+        let stopper = Thread {
+            Thread.sleep(forTimeInterval: 1)
+            stop.request("SIGINT")
+        }
+        stopper.start()
+        let result = try runner.run(try refusedScenario(duration: "60s"))
+        XCTAssertTrue(result.interrupted, "\(String(describing: result.runError))")
+        XCTAssertFalse(result.clientsAbandoned, "every user ended within the grace")
     }
 
     /// Thousands of virtual users are a scenario's to ask for (10000 at most), not a parse error.
