@@ -25,6 +25,8 @@ let package = Package(
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(
             name: "CMicroHTTPD", pkgConfig: "libmicrohttpd", providers: [.apt(["libmicrohttpd-dev"])]),
+        // epoll (part of glibc: nothing to link) for the event-driven client of target runs.
+        .systemLibrary(name: "CEpoll"),
 
         // The one condition variable (WaitCondition), below everything that blocks a thread: the
         // drivers (HTTP's worker pool), locking primitives, the commerce pool, the scenario runner.
@@ -71,7 +73,7 @@ let package = Package(
             name: "LockProofScenario",
             dependencies: [
                 "LockProofConfiguration", "LockProofCommerce", "LockProofLocking", "LockProofPostgres", "LockProofRedis",
-                "LockProofSync",
+                "LockProofSync", "CEpoll",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]),

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Black-box scale figures (issue 18), a benchmark, not a test. Against one `lockproof serve
 # --api-address` (its own database, LockProof's schema, targets/lockproof-serve.yaml):
-#  (a) virtual users one `lockproof run --target` process sustains with the thread-per-virtual-user
-#      client: for each N in BENCH_TARGET_VUS, a charge-balance scenario of N virtual users ×
+#  (a) virtual users one `lockproof run --target` process sustains, for each client engine in
+#      BENCH_TARGET_ENGINES (`--client-engine`: events, one epoll loop thread; threads, one thread
+#      per virtual user): for each N in BENCH_TARGET_VUS (BENCH_TARGET_THREAD_VUS for threads), a charge-balance scenario of N virtual users ×
 #      BENCH_TARGET_ITERATIONS charges; records whether the run completed (exit 0, a report, no
 #      "could not start every client"), the history's ok/fail/unknown and fail reasons (the
 #      service's refusals apart from the client's own errors: connection_failed, connection_lost,
-#      timeout), the process's peak RSS (/usr/bin/time) and peak thread count (/proc, sampled).
+#      timeout), the 503s serve answered, requests/s over the process's wall time, the process's peak RSS
+#      (/usr/bin/time) and peak thread count (/proc, sampled). The open-file limit is raised to
+#      its hard limit (a connection per virtual user).
 #  (b) the client's CPU per request against wrk's, on the same requests in the same run:
 #      POST /users/{id}/charges {"amount": 100} over BENCH_TARGET_CPU_CONNECTIONS keep-alive
 #      connections. lockproof: a run of C virtual users × BENCH_TARGET_CPU_ITERATIONS charges, CPU =
@@ -14,7 +17,8 @@
 #      virtual user (startup, reset, seed and checkers cancel out); wrk: `wrk -t 1 -c C`
 #      for BENCH_TARGET_CPU_SECONDS, CPU from /usr/bin/time over the requests it counted.
 # Prints a table; writes .run/bench-target/summary.md. Run it under scripts/with-services.sh.
-#   BENCH_TARGET_VUS ("64 256 512 1000"; the scenario format allows at most 1000 virtual users),
+#   BENCH_TARGET_ENGINES ("events threads"), BENCH_TARGET_VUS ("64 256 512 1000"; at most 10000),
+#   BENCH_TARGET_THREAD_VUS (BENCH_TARGET_VUS: the thread-per-user engine's sizes),
 #   BENCH_TARGET_ITERATIONS (5), BENCH_TARGET_CPU_CONNECTIONS (8), BENCH_TARGET_CPU_ITERATIONS (500),
 #   BENCH_TARGET_CPU_SECONDS (5), SERVE_PORT (28700: API; +100: its /metrics),
 #   BENCH_TARGET_WORKERS (serve --workers, 64), BENCH_TARGET_LOCKPROOF=PATH (default .build/debug/lockproof)
@@ -33,6 +37,13 @@ for tool in wrk psql python3 /usr/bin/time; do
     fi
 done
 vus=${BENCH_TARGET_VUS:-64 256 512 1000}
+thread_vus=${BENCH_TARGET_THREAD_VUS:-$vus}
+engines=${BENCH_TARGET_ENGINES:-events threads}
+for engine in $engines; do
+    case "$engine" in events|threads) ;; *) echo "bench-target: BENCH_TARGET_ENGINES: found $engine; expected events or threads" >&2; exit 2 ;; esac
+done
+# A socket per virtual user: as many open files as allowed.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 iterations=${BENCH_TARGET_ITERATIONS:-5}
 cpu_connections=${BENCH_TARGET_CPU_CONNECTIONS:-8}
 cpu_iterations=${BENCH_TARGET_CPU_ITERATIONS:-500}
@@ -40,7 +51,7 @@ cpu_seconds=${BENCH_TARGET_CPU_SECONDS:-5}
 workers=${BENCH_TARGET_WORKERS:-64}
 port=${SERVE_PORT:-28700}
 lockproof=${BENCH_TARGET_LOCKPROOF:-.build/debug/lockproof}
-case "$vus $iterations $cpu_connections $cpu_iterations $cpu_seconds $workers $port" in
+case "$vus $thread_vus $iterations $cpu_connections $cpu_iterations $cpu_seconds $workers $port" in
     *[!0-9\ ]*) echo "bench-target: the BENCH_TARGET_* counts and SERVE_PORT are whole numbers" >&2; exit 2 ;;
 esac
 [ -x "$lockproof" ] || { echo "bench-target: $lockproof is not built (swift build)" >&2; exit 2; }
@@ -69,11 +80,11 @@ expect: pass
 YAML
 }
 
-# Runs lockproof on scenario $1, sampling its thread count; writes $out/$1.{time,threads,out}.
+# Runs lockproof on scenario $1 with client engine $2, sampling its thread count; writes $out/$1.{time,threads,out}.
 run_sampled() {
-    local name=$1 time_pid pid peak=0 threads
+    local name=$1 engine=$2 time_pid pid peak=0 threads
     /usr/bin/time -f "%M %e %U %S" -o "$out/$name.time" \
-        "$lockproof" run --quiet --target targets/lockproof-serve.yaml --report-dir "$out/$name" "$out/$name.yaml" \
+        "$lockproof" run --quiet --client-engine "$engine" --target targets/lockproof-serve.yaml --report-dir "$out/$name" "$out/$name.yaml" \
         >"$out/$name.out" 2>&1 &
     time_pid=$!
     pid=""
@@ -92,20 +103,26 @@ run_sampled() {
     echo "$peak" >"$out/$name.threads"
 }
 
-echo "bench-target: (a) virtual users: $vus, $iterations charges each"
-for n in $vus; do
-    scenario "vus-$n" "$n" "$iterations" 1000
-    run_sampled "vus-$n"
-    echo "  $n virtual users: exit $(cat "$out/vus-$n.status"), $(cat "$out/vus-$n.threads") threads at peak"
+echo "bench-target: ulimit -n $(ulimit -n); (a) virtual users, $iterations charges each"
+for engine in $engines; do
+    sizes=$vus
+    [ "$engine" = threads ] && sizes=$thread_vus
+    for n in $sizes; do
+        scenario "$engine-vus-$n" "$n" "$iterations" 1000
+        run_sampled "$engine-vus-$n" "$engine"
+        echo "  $engine, $n virtual users: exit $(cat "$out/$engine-vus-$n.status"), $(cat "$out/$engine-vus-$n.threads") threads at peak"
+    done
 done
 
 echo "bench-target: (b) CPU per request: lockproof $cpu_connections virtual users × $cpu_iterations, wrk -t 1 -c $cpu_connections for $cpu_seconds s"
 # The same run with one charge per virtual user: its CPU (startup, reset, seed, checkers) is
 # subtracted, so what is left is the requests' own.
-scenario "cpu-base" "$cpu_connections" 1 1000
-run_sampled cpu-base
-scenario "cpu" "$cpu_connections" "$cpu_iterations" 1000
-run_sampled cpu
+for engine in $engines; do
+    scenario "$engine-cpu-base" "$cpu_connections" 1 1000
+    run_sampled "$engine-cpu-base" "$engine"
+    scenario "$engine-cpu" "$cpu_connections" "$cpu_iterations" 1000
+    run_sampled "$engine-cpu" "$engine"
+done
 cat >"$out/charge.lua" <<'LUA'
 math.randomseed(5)
 wrk.method = "POST"
@@ -119,9 +136,10 @@ LUA
 /usr/bin/time -f "%M %e %U %S" -o "$out/wrk.time" wrk -t 1 -c "$cpu_connections" -d "${cpu_seconds}s" --timeout 30s \
     -s "$out/charge.lua" "$serve_url" >"$out/wrk.out" 2>&1
 
-python3 - "$out" "$vus" "$cpu_connections" "$cpu_iterations" <<'PY'
+python3 - "$out" "$vus" "$cpu_connections" "$cpu_iterations" "$engines" "$thread_vus" <<'PY'
 import json, os, re, sys
 out, vus, conns, cpu_iterations = sys.argv[1], sys.argv[2].split(), int(sys.argv[3]), int(sys.argv[4])
+engines, thread_vus = sys.argv[5].split(), sys.argv[6].split()
 client_errors = {"connection_failed", "connection_lost", "timeout", "unexpected_response", "error"}
 
 def run(name):
@@ -133,27 +151,31 @@ def run(name):
     return dict(status=status, threads=threads, rss_mb=int(rss_kb) / 1024, wall=float(wall),
                 cpu=float(user) + float(system), report=r)
 
-lines = ["## Black-box: virtual users one `lockproof run --target` sustains (thread per virtual user)", "",
-         "| virtual users | completed | ok | fail | unknown | client errors | service refusals | peak RSS MB | peak threads | wall s |",
-         "|---|---|---|---|---|---|---|---|---|---|"]
-for n in vus:
-    r = run(f"vus-{n}")
-    rep = r["report"]
-    if rep is None:
-        lines.append(f"| {n} | no report (exit {r['status']}) | | | | | | {r['rss_mb']:.0f} | {r['threads']} | {r['wall']:.1f} |")
-        continue
-    ops = rep["operations"]
-    reasons = ops["fail_reasons"]
-    errors = {k: v for k, v in reasons.items() if k in client_errors}
-    refusals = {k: v for k, v in reasons.items() if k not in client_errors}
-    completed = "yes" if rep.get("error") in (None, "") and not rep.get("interrupted") else f"no: {rep.get('error')}"
-    fmt = lambda d: ", ".join(f"{k} {v}" for k, v in sorted(d.items())) or "0"
-    lines.append(f"| {n} | {completed} | {ops['ok']} | {ops['fail']} | {ops['unknown']} | {fmt(errors)} | {fmt(refusals)} | "
-                 f"{r['rss_mb']:.0f} | {r['threads']} | {r['wall']:.1f} |")
+lines = ["## Black-box: virtual users one `lockproof run --target` sustains, by client engine", "",
+         "| engine | virtual users | completed | ok | fail | unknown | client errors | service refusals | 503s | requests/s (wall) | peak RSS MB | peak threads | wall s |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+for engine in engines:
+    for n in (thread_vus if engine == "threads" else vus):
+        r = run(f"{engine}-vus-{n}")
+        rep = r["report"]
+        if rep is None:
+            lines.append(f"| {engine} | {n} | no report (exit {r['status']}) | | | | | | | | {r['rss_mb']:.0f} | {r['threads']} | {r['wall']:.1f} |")
+            continue
+        ops = rep["operations"]
+        reasons = ops["fail_reasons"]
+        errors = {k: v for k, v in reasons.items() if k in client_errors}
+        refusals = {k: v for k, v in reasons.items() if k not in client_errors}
+        # serve answers 503 when a lock wait or its pool gives up, or it is overloaded: the target file names them.
+        unknown_reasons = ops.get("unknown_reasons", {})
+        busy = sum(v for k, v in list(reasons.items()) + list(unknown_reasons.items()) if k in ("unavailable", "pool_timeout", "lock_timeout"))
+        completed = "yes" if rep.get("error") in (None, "") and not rep.get("interrupted") else f"no: {rep.get('error')}"
+        fmt = lambda d: ", ".join(f"{k} {v}" for k, v in sorted(d.items())) or "0"
+        total = ops["ok"] + ops["fail"] + ops["unknown"]
+        seconds = r["wall"]  # the whole process, startup and checkers included
+        lines.append(f"| {engine} | {n} | {completed} | {ops['ok']} | {ops['fail']} | {ops['unknown']} | {fmt(errors)} | {fmt(refusals)} | {busy} | "
+                     f"{total / seconds:.0f} | {r['rss_mb']:.0f} | {r['threads']} | {r['wall']:.1f} |")
 
-c, b = run("cpu"), run("cpu-base")
 count = lambda r: sum((r["report"] or {}).get("operations", {}).get(k, 0) for k in ("ok", "fail", "unknown"))
-requests, base_requests = count(c), count(b)
 wrk_text = open(f"{out}/wrk.out").read()
 m = re.search(r"(\d+) requests in", wrk_text)
 wrk_requests = int(m.group(1)) if m else 0
@@ -163,15 +185,20 @@ non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", wrk_text)
 lines += ["", f"## Black-box: client CPU per request vs wrk (POST /users/{{id}}/charges, {conns} keep-alive connections)", "",
           "| client | requests | CPU s | CPU µs per request |", "|---|---|---|---|"]
 per = lambda cpu, n: cpu / n * 1e6 if n else float("nan")
-extra_cpu, extra_requests = c["cpu"] - b["cpu"], requests - base_requests
-lines.append(f"| lockproof run, whole process (/usr/bin/time) | {requests} | {c['cpu']:.3f} | {per(c['cpu'], requests):.0f} |")
-lines.append(f"| lockproof run, one charge per virtual user (startup, reset, seed, checkers) | {base_requests} | {b['cpu']:.3f} | |")
-lines.append(f"| lockproof, the requests alone (difference of the two) | {extra_requests} | {extra_cpu:.3f} | {per(extra_cpu, extra_requests):.0f} |")
+alone = {}
+for engine in engines:
+    c, b = run(f"{engine}-cpu"), run(f"{engine}-cpu-base")
+    requests, base_requests = count(c), count(b)
+    extra_cpu, extra_requests = c["cpu"] - b["cpu"], requests - base_requests
+    alone[engine] = per(extra_cpu, extra_requests)
+    lines.append(f"| lockproof run --client-engine {engine}, whole process (/usr/bin/time) | {requests} | {c['cpu']:.3f} | {per(c['cpu'], requests):.0f} |")
+    lines.append(f"| lockproof run --client-engine {engine}, one charge per virtual user (startup, reset, seed, checkers) | {base_requests} | {b['cpu']:.3f} | |")
+    lines.append(f"| lockproof --client-engine {engine}, the requests alone (difference of the two) | {extra_requests} | {extra_cpu:.3f} | {alone[engine]:.0f} |")
 lines.append(f"| wrk -t 1 (/usr/bin/time, Lua request function) | {wrk_requests} | {wrk_cpu:.3f} | {per(wrk_cpu, wrk_requests):.0f} |")
-if wrk_requests and extra_requests:
+if wrk_requests:
     base = per(wrk_cpu, wrk_requests)
-    lines.append(f"\nRatio (same run): lockproof per request / wrk per request = {per(extra_cpu, extra_requests) / base:.1f}× "
-                 f"(whole process: {per(c['cpu'], requests) / base:.1f}×).")
+    for engine in engines:
+        lines.append(f"\nRatio (same run), {engine}: lockproof per request / wrk per request = {alone[engine] / base:.1f}×.")
 if non2xx:
     lines.append(f"wrk saw {non2xx.group(1)} non-2xx answers (refusals count as requests for both).")
 text = "\n".join(lines) + "\n"

@@ -7,7 +7,8 @@
 #     invariant it breaks (read from the scenario's JSON report). A serve instance runs one design
 #     whatever strategy a scenario names, so a control is a seed scenario against a broken serve.
 # With --compare, each scenario of the seed row also runs in process, and the table shows both.
-# Usage: scripts/blackbox-serve.sh [--quick] [--instances N] [--compare] [--lockproof PATH]
+# Usage: scripts/blackbox-serve.sh [--quick] [--instances N] [--compare] [--lockproof PATH] [--client-engine events|threads]
+#   --client-engine: the engine of the target runs (lockproof verify --client-engine; events by default).
 #   --quick: the short suite `make verify` runs (2 instances, three cases, one redis-down fault and two controls).
 # Fault scenarios run through the target too: the redis-down one passes with the seed's design and
 # catches the Redis-lock-only design (`charge-balance=redis-lock`: no database lock to fall back on).
@@ -16,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-quick=0 instances=1 compare=0
+quick=0 instances=1 compare=0 engine=events
 lockproof=.build/debug/lockproof
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -24,6 +25,7 @@ while [ $# -gt 0 ]; do
     --instances) instances="$2"; shift ;;
     --compare) compare=1 ;;
     --lockproof) lockproof="$2"; shift ;;
+    --client-engine) engine="$2"; shift ;;
     *) echo "blackbox-serve: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -84,7 +86,7 @@ while IFS='|' read -r design names checker; do
   files=()
   for name in $names; do files+=("Scenarios/$name.yaml"); done
   set +e
-  timeout -k 5s 300s "$lockproof" verify --quiet --target targets/lockproof-serve.yaml --report-dir "$reports/$design" "${files[@]}" \
+  timeout -k 5s 300s "$lockproof" verify --quiet --client-engine "$engine" --target targets/lockproof-serve.yaml --report-dir "$reports/$design" "${files[@]}" \
     >"$reports/$design.out" 2>&1
   status=$?
   set -e

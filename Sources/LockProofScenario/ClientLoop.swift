@@ -3,9 +3,10 @@ import LockProofCommerce
 import LockProofLocking
 import Synchronization
 
-/// The clients of one run, each on a thread of its own, released together at one barrier. Each
-/// asks its generator for the next operation, has its `Client` perform it and records the
-/// completion in the history; nothing here knows how an operation is performed.
+/// The clients of one run, each on a thread of its own (or, event-driven, many on a few loop
+/// threads: ClientLoopEvents.swift), released together at one barrier. Each asks its generator
+/// for the next operation, has its `Client` perform it and records the completion in the
+/// history; nothing here knows how an operation is performed.
 final class ClientLoop: @unchecked Sendable {
     /// How the clients' part of a run ended.
     struct Ending {
@@ -20,8 +21,8 @@ final class ClientLoop: @unchecked Sendable {
         let limitSeconds: Double
     }
 
-    private let scenario: Scenario
-    private let initial: InitialState
+    let scenario: Scenario
+    let initial: InitialState
     private let history: HistoryRecorder
     private let statistics: RunStatistics
     private let progress: ProgressReporter
@@ -29,11 +30,12 @@ final class ClientLoop: @unchecked Sendable {
     private let observer: (@Sendable (CaseName, String, OperationOutcome, Double) -> Void)?
     /// Each operation reports under its own case and strategy (a mix has several).
     private let labels: [OperationName: (CaseName, String)]
-    private let clockStart = LockedValue(0.0)
-    private let barrier: StartBarrier
-    private let group = DispatchGroup()
-    private let setupErrors = LockedValue<[String]>([])
-    private let totals = LockedValue(ClientLoopTotals())
+    let clockStart = LockedValue(0.0)
+    /// One party per client thread (per loop thread, event-driven) and the releasing thread.
+    var barrier: StartBarrier
+    let group = DispatchGroup()
+    let setupErrors = LockedValue<[String]>([])
+    let totals = LockedValue(ClientLoopTotals())
     /// Set when the clients must stop: an interruption, a hang the runner gave up on.
     private let clientsStop = LockedValue(false)
     /// How long an interrupted run waits for its clients before it reports without them.
@@ -92,7 +94,7 @@ final class ClientLoop: @unchecked Sendable {
         }
     }
 
-    private func mustStop() -> Bool { clientsStop.value || stop.reason != nil || setupErrors.value.count > 0 }
+    func mustStop() -> Bool { clientsStop.value || stop.reason != nil || setupErrors.value.count > 0 }
 
     /// One client's operations, until its iterations, the run's duration or a stop.
     private func runClient(_ index: Int, _ client: any Client) {
@@ -148,7 +150,7 @@ final class ClientLoop: @unchecked Sendable {
         return pause
     }
 
-    private func record(_ entry: HistoryEntry, _ outcome: OperationOutcome) {
+    func record(_ entry: HistoryEntry, _ outcome: OperationOutcome) {
         history.record(entry)
         statistics.recordOperation(outcome: outcome, seconds: entry.seconds)
         if entry.operation == .pay && (entry.outcome == .ok || entry.reason == "payment_declined") {

@@ -37,6 +37,18 @@ public protocol Client: AnyObject {
     func close()
 }
 
+/// A client whose invocations do not block its thread (issue 18): it starts one and reports the
+/// completion later, on the thread of the `EventLoop` that drives it, so that one loop thread
+/// drives many virtual users. `open` before the first (on the loop's thread, before the start
+/// barrier), `close` after the last; one invocation at a time; `completed` is called exactly once
+/// per `start`, never before `start` returns. Clients that block (libpq) stay `Client`s on threads
+/// of their own.
+public protocol EventDrivenClient: AnyObject {
+    func open(on loop: EventLoop) throws
+    func start(_ invocation: Invocation, completed: @escaping (Completion) -> Void)
+    func close()
+}
+
 /// The in-process core as a client: each invocation runs the case's descriptor on a
 /// `CommerceClient` (its own connections, or borrowed from the run's pools).
 public final class InProcessClient: Client {

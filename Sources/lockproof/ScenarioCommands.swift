@@ -136,6 +136,13 @@ struct ScenarioRunOptions: ParsableArguments {
     var target: String?
 
     @Option(
+        name: .customLong("client-engine"),
+        help: ArgumentHelp(
+            "With --target: how the virtual users' requests are driven. events (default): one loop thread drives every user's non-blocking keep-alive connection with epoll; threads: one thread per virtual user blocking on its connection (to compare). Any other value is exit 2.",
+            valueName: "events|threads"))
+    var clientEngine: String = Target.ClientEngine.events.rawValue
+
+    @Option(
         name: .customLong("report-dir"),
         help: ArgumentHelp("Write NAME.json, NAME.history.jsonl per scenario and junit.xml here.", valueName: "dir"))
     var reportDirectory: String?
@@ -187,6 +194,10 @@ struct ScenarioRunOptions: ParsableArguments {
     @OptionGroup var database: DatabaseWaitOptions
 
     func validate() throws {
+        guard Target.ClientEngine(rawValue: clientEngine) != nil else {
+            throw ValidationError(
+                "--client-engine: found \(clientEngine); expected one of \(Target.ClientEngine.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
         try checkBounds(metricsFirstScrapeWait, option: "--metrics-first-scrape-wait", range: SecondsBounds.scrapeWait)
         if let metricsLinger { try checkBounds(metricsLinger, option: "--metrics-linger", range: SecondsBounds.scrapeWait) }
         try checkBounds(pendingInterval, option: "--pending-interval", range: SecondsBounds.pollInterval)
@@ -259,7 +270,8 @@ func runScenarios(files: [String], options: ScenarioRunOptions) throws {
     // Before any thread starts: the signal mask is inherited (see TerminationSignals).
     let signals = TerminationSignals()
     let scenarios = try loadScenarios(files)
-    let target = try options.target.map { try loadTarget($0, scenarios: scenarios, configuration: try options.servers.configuration()) }
+    var target = try options.target.map { try loadTarget($0, scenarios: scenarios, configuration: try options.servers.configuration()) }
+    target?.clientEngine = Target.ClientEngine(rawValue: options.clientEngine) ?? .events
     let style = TerminalStyle.decide(
         noColorFlag: options.noColor, environment: ProcessInfo.processInfo.environment, stdoutIsTerminal: isatty(STDOUT_FILENO) == 1)
     var metrics: RunMetricsEndpoint?

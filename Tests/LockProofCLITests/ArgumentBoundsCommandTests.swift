@@ -59,6 +59,17 @@ final class ArgumentBoundsCommandTests: XCTestCase {
         for (arguments, message) in cases { try assertRefused(arguments, saying: message) }
     }
 
+    /// `--client-engine` (issue 18) takes `events` or `threads`, shown in --help; anything else is exit 2 naming both.
+    func testAnUnknownClientEngineIsRefusedNamingTheEngines() throws {
+        for command in ["run", "verify"] {
+            try assertRefused(
+                [command, "x.yaml", "--client-engine", "fibers"], saying: "--client-engine: found fibers; expected one of events, threads")
+            let help = try lockproof([command, "--help"])
+            XCTAssertEqual(help.status, 0)
+            XCTAssertTrue(help.output.contains("--client-engine <events|threads>"), help.output)
+        }
+    }
+
     /// `--strategies` names strategies of the selected cases; anything else is refused before a run.
     func testBenchStrategiesOutsideTheSelectedCasesAreRefused() throws {
         try assertRefused(

@@ -9,59 +9,19 @@ import XCTest
 /// paths, and every wait bounded by the target's timeouts.
 final class TargetClientTests: XCTestCase {
     private func target(connectTimeout: String = "1s", requestTimeout: String = "1s") throws -> Target {
-        try TargetParser.parse(
-            """
-            name: canned
-            instances: {base_urls: ["http://127.0.0.1:1"]}
-            database: {url_env: CANNED_DATABASE_URL}
-            http: {connect_timeout: \(connectTimeout), request_timeout: \(requestTimeout)}
-            operations:
-              create:
-                request:
-                  method: POST
-                  path: /orders
-                  body: {buyer: "{user}", lines: {$each_item: {sku: "{item.product}", n: "{item.quantity}"}}}
-                responses:
-                  - {status: 201, outcome: ok, result: {order: $.data.id, total: $.data.total}}
-                  - {status: 409, when: {$.code: NO_STOCK}, outcome: fail, reason: insufficient_stock}
-            responses:
-              - {status: 503, when: {$.code: DEADLOCK}, outcome: fail, reason: deadlock}
-              - {status: 5xx, outcome: unknown, reason: server_error}
-            reset: [TRUNCATE x]
-            seed:
-              users: INSERT INTO x (id) VALUES (:id)
-              products: INSERT INTO y (id) VALUES (:id)
-            state:
-              orders: SELECT 1 AS "order", 1 AS "user", 1 AS total, 'PENDING' AS status
-            """, file: "canned.yaml")
+        try cannedTarget(connectTimeout: connectTimeout, requestTimeout: requestTimeout)
     }
 
-    private let create = Invocation(
-        operation: .create, strategy: "seed", arguments: ["user": 7],
-        items: [OrderItemRequest(productId: 3, quantity: 2)])
+    private let create = cannedCreate
 
     func testResponsesMapToTheHistoryOnOneKeptAliveConnection() throws {
-        let server = try CannedServer([
-            (201, #"{"data": {"id": 41, "total": 900}}"#),
-            (409, #"{"code": "NO_STOCK"}"#),
-            (503, #"{"code": "DEADLOCK"}"#),
-            (500, "oops, not JSON"),
-            (201, #"{"data": {"id": "not a number"}}"#),
-        ])
+        let server = try CannedServer(cannedAnswers)
         defer { server.stop() }
         let client = TargetClient(target: try target(), baseURL: "http://127.0.0.1:\(server.port)")
         try client.open()
         defer { client.close() }
         let completions = (0..<5).map { _ in client.invoke(create) }
-        XCTAssertEqual(completions[0], Completion(outcome: .success, reason: nil, result: ["order": 41, "total": 900]))
-        XCTAssertEqual(completions[1], Completion(outcome: .rejected, reason: "insufficient_stock", result: nil))
-        XCTAssertEqual(completions[2], Completion(outcome: .error, reason: "deadlock", result: nil))
-        XCTAssertEqual(completions[3], Completion(outcome: .unknown, reason: "server_error", result: nil))
-        XCTAssertEqual(completions[4], Completion(outcome: .unknown, reason: "unexpected_response", result: nil))
-        XCTAssertEqual(server.connections, 1, "five requests, one keep-alive connection")
-        let first = try XCTUnwrap(server.requests.first)
-        XCTAssertTrue(first.hasPrefix("POST /orders HTTP/1.1\r\n"), first)
-        XCTAssertTrue(first.hasSuffix(#"{"buyer":7,"lines":[{"n":2,"sku":3}]}"#), first)
+        try assertCannedExchange(completions, server)
     }
 
     func testASilentServerIsUnknownWithinTheRequestTimeout() throws {
@@ -99,9 +59,71 @@ final class TargetClientTests: XCTestCase {
     }
 }
 
+/// A target of one operation (`create`) whose answers `CannedServer` gives, with these timeouts.
+func cannedTarget(connectTimeout: String = "1s", requestTimeout: String = "1s") throws -> Target {
+    try TargetParser.parse(
+        """
+        name: canned
+        instances: {base_urls: ["http://127.0.0.1:1"]}
+        database: {url_env: CANNED_DATABASE_URL}
+        http: {connect_timeout: \(connectTimeout), request_timeout: \(requestTimeout)}
+        operations:
+          create:
+            request:
+              method: POST
+              path: /orders
+              body: {buyer: "{user}", lines: {$each_item: {sku: "{item.product}", n: "{item.quantity}"}}}
+            responses:
+              - {status: 201, outcome: ok, result: {order: $.data.id, total: $.data.total}}
+              - {status: 409, when: {$.code: NO_STOCK}, outcome: fail, reason: insufficient_stock}
+        responses:
+          - {status: 503, when: {$.code: DEADLOCK}, outcome: fail, reason: deadlock}
+          - {status: 5xx, outcome: unknown, reason: server_error}
+        reset: [TRUNCATE x]
+        seed:
+          users: INSERT INTO x (id) VALUES (:id)
+          products: INSERT INTO y (id) VALUES (:id)
+        state:
+          orders: SELECT 1 AS "order", 1 AS "user", 1 AS total, 'PENDING' AS status
+        """, file: "canned.yaml")
+}
+
+/// The invocation the canned tests send: a create of two of product 3 by user 7.
+let cannedCreate = Invocation(
+    operation: .create, strategy: "seed", arguments: ["user": 7], items: [OrderItemRequest(productId: 3, quantity: 2)])
+
+/// Five answers of the canned server, one per rule: ok with results, a named refusal, a shared
+/// 503 rule, a 5xx left unknown, and an ok whose result is not a number (unknown)…
+let cannedAnswers: [(Int, String)] = [
+    (201, #"{"data": {"id": 41, "total": 900}}"#),
+    (409, #"{"code": "NO_STOCK"}"#),
+    (503, #"{"code": "DEADLOCK"}"#),
+    (500, "oops, not JSON"),
+    (201, #"{"data": {"id": "not a number"}}"#),
+]
+
+/// …and the completions they are, whatever the engine.
+let cannedCompletions = [
+    Completion(outcome: .success, reason: nil, result: ["order": 41, "total": 900]),
+    Completion(outcome: .rejected, reason: "insufficient_stock", result: nil),
+    Completion(outcome: .error, reason: "deadlock", result: nil),
+    Completion(outcome: .unknown, reason: "server_error", result: nil),
+    Completion(outcome: .unknown, reason: "unexpected_response", result: nil),
+]
+
+/// The five canned answers became `cannedCompletions`, on one keep-alive connection, and the first
+/// request was the target's template rendered.
+func assertCannedExchange(_ completions: [Completion], _ server: CannedServer, file: StaticString = #filePath, line: UInt = #line) throws {
+    XCTAssertEqual(completions, cannedCompletions, file: file, line: line)
+    XCTAssertEqual(server.connections, 1, "five requests, one keep-alive connection", file: file, line: line)
+    let first = try XCTUnwrap(server.requests.first, file: file, line: line)
+    XCTAssertTrue(first.hasPrefix("POST /orders HTTP/1.1\r\n"), first, file: file, line: line)
+    XCTAssertTrue(first.hasSuffix(#"{"buyer":7,"lines":[{"n":2,"sku":3}]}"#), first, file: file, line: line)
+}
+
 /// A socket server on 127.0.0.1 (a free port) answering each request with the next canned answer;
 /// with none left it reads and stays silent. Records the connections it accepted and the requests.
-private final class CannedServer: @unchecked Sendable {
+final class CannedServer: @unchecked Sendable {
     let port: Int
     private let listener: Int32
     private let state = Mutex<(connections: Int, requests: [String], stopped: Bool)>((0, [], false))

@@ -15,10 +15,10 @@ extension ScenarioReader {
             ], section: "workload")
         if let entry = fields["virtual_users"] {
             if case .sequence(let items) = entry.value {
-                let counts = items.compactMap { integer($0, "workload.virtual_users", range: 1...1_000) }
+                let counts = items.compactMap { integer($0, "workload.virtual_users", range: 1...10_000) }
                 if items.isEmpty { problem(entry.value, "workload.virtual_users: found an empty list; expected at least one count") }
                 if counts.count == items.count && !counts.isEmpty { workload.virtualUsers = counts }
-            } else if let count = integer(entry.value, "workload.virtual_users", range: 1...1_000) {
+            } else if let count = integer(entry.value, "workload.virtual_users", range: 1...10_000) {
                 workload.virtualUsers = [count]
             }
         } else {

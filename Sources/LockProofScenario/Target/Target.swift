@@ -27,6 +27,17 @@ public struct Target: Sendable, Equatable {
     public let seedAfter: [TargetStatement]
     /// The queries that give the checkers what they judge; a kind not here is not checked.
     public let state: [StateKind: TargetStatement]
+    /// How the virtual users' requests are driven (`--client-engine`); not part of the file.
+    public var clientEngine: ClientEngine = .events
+
+    /// The engines of a run through a target (issue 18).
+    public enum ClientEngine: String, Sendable, CaseIterable {
+        /// A few loop threads (`ClientLoop.defaultLoopThreads`) drive every user's non-blocking
+        /// keep-alive socket with epoll.
+        case events
+        /// One thread per virtual user, blocking on its socket (the engine before issue 18, kept to compare).
+        case threads
+    }
 
     /// How virtual users spread over several instances.
     public enum Spread: String, Sendable, CaseIterable {

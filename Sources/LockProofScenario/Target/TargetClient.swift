@@ -15,14 +15,14 @@ public final class TargetClient: Client {
     /// `lockproof_target_requests_total` and `lockproof_target_request_duration_seconds`.
     public typealias RequestObserver = @Sendable (_ operation: String, _ status: String, _ seconds: Double) -> Void
 
-    private let target: Target
-    private let baseURLs: [String]
+    let target: Target
+    let baseURLs: [String]
     /// One keep-alive connection per instance this client talks to (made on open; each connects
     /// at its first request).
     private var connections: [TargetConnection] = []
-    /// `spread: random`: picks the instance of every request; nil: always the first (and only).
-    private var picker: SeededGenerator?
-    private let observe: RequestObserver?
+    /// `spread: random`: picks the instance of every request; otherwise always the first (and only).
+    private var picker: InstancePicker
+    let observe: RequestObserver?
 
     /// `baseURL`: one of the target's resolved base URLs (`Target.resolvedBaseURLs`).
     public convenience init(target: Target, baseURL: String) {
@@ -35,7 +35,7 @@ public final class TargetClient: Client {
         precondition(!baseURLs.isEmpty, "a target client needs an instance")
         self.target = target
         self.baseURLs = baseURLs
-        self.picker = randomSeed.map { SeededGenerator(seed: $0) }
+        self.picker = InstancePicker(seed: randomSeed)
         self.observe = observe
     }
 
@@ -62,36 +62,46 @@ public final class TargetClient: Client {
         }
     }
 
-    /// The instance (index into `baseURLs`) the next request goes to.
-    private func nextInstance() -> Int {
-        guard connections.count > 1, picker != nil else { return 0 }
-        return Int(picker!.next() % UInt64(connections.count))
-    }
 
     public func invoke(_ invocation: Invocation) -> Completion {
         guard !connections.isEmpty else { preconditionFailure("invoke before open") }
-        guard let operation = target.operations[invocation.operation.rawValue] else {
+        guard let (operation, request, instance) = plan(invocation) else {
             // TargetFit refuses such a scenario before it runs; this is the last guard (no request, not counted).
-            return Completion(outcome: .error, reason: "error", result: nil)
+            return Self.notATargetOperation
         }
-        let connection = connections[nextInstance()]
         let started = monotonicSeconds()
+        return complete(connections[instance].send(request), of: operation, invocation, started: started)
+    }
+
+    static let notATargetOperation = Completion(outcome: .error, reason: "error", result: nil)
+
+    /// The request of `invocation` by the target's templates and the instance (index into
+    /// `baseURLs`) it goes to; nil when the target lacks the operation. Both engines ask here:
+    /// the same requests, the same instance picks.
+    func plan(_ invocation: Invocation) -> (operation: TargetOperation, request: TargetRequest, instance: Int)? {
+        guard let operation = target.operations[invocation.operation.rawValue] else { return nil }
         let request = operation.request(
             arguments: Self.arguments(of: invocation), items: (invocation.items ?? []).map { ($0.productId, $0.quantity) },
             commonHeaders: target.headers)
-        let completion: Completion
-        switch connection.send(request) {
-        case .response(let status, let body):
-            completion = Self.completion(operation.interpret(status: status, body: body))
-        case .notSent(let reason):
-            completion = Completion(outcome: .error, reason: reason, result: nil)
-        case .lost(let reason):
-            completion = Completion(outcome: .unknown, reason: reason, result: nil)
-        }
-        // Every request tried is counted, one not sent (connection refused) as `fail` like the
-        // history records it: the counters add up to the history's ok, fail and unknown.
+        return (operation, request, picker.next(of: baseURLs.count))
+    }
+
+    /// The completion of a request sent at `started` by the operation's rules, counted: every
+    /// request tried, one not sent (connection refused) as `fail` like the history records it
+    /// (the counters add up to the history's ok, fail and unknown).
+    func complete(_ outcome: TargetConnection.Outcome, of operation: TargetOperation, _ invocation: Invocation, started: Double) -> Completion {
+        let completion = Self.completion(outcome, of: operation)
         observe?(invocation.operation.rawValue, completion.historyOutcome.rawValue, monotonicSeconds() - started)
         return completion
+    }
+
+    /// The completion of one request by the operation's rules.
+    static func completion(_ outcome: TargetConnection.Outcome, of operation: TargetOperation) -> Completion {
+        switch outcome {
+        case .response(let status, let body): return completion(operation.interpret(status: status, body: body))
+        case .notSent(let reason): return Completion(outcome: .error, reason: reason, result: nil)
+        case .lost(let reason): return Completion(outcome: .unknown, reason: reason, result: nil)
+        }
     }
 
     public func close() { connections.forEach { $0.close() } }
@@ -123,6 +133,19 @@ public final class TargetClient: Client {
     }
 }
 
+/// Which instance each request of a virtual user goes to: always the first, or (`spread: random`)
+/// one picked by a generator seeded with the user's seed.
+struct InstancePicker {
+    private var generator: SeededGenerator?
+
+    init(seed: UInt64?) { generator = seed.map { SeededGenerator(seed: $0) } }
+
+    mutating func next(of count: Int) -> Int {
+        guard count > 1, generator != nil else { return 0 }
+        return Int(generator!.next() % UInt64(count))
+    }
+}
+
 /// One keep-alive HTTP/1.1 connection to one base URL, reopened when the server closed it while
 /// idle. Every wait is bounded: the connect by `connectTimeout`, the exchange by `requestTimeout`.
 final class TargetConnection {
@@ -139,7 +162,8 @@ final class TargetConnection {
     let basePath: String
     let connectTimeout: Double
     let requestTimeout: Double
-    private var socketDescriptor: Int32 = -1
+    /// -1 when not connected.
+    var socketDescriptor: Int32 = -1
 
     init(baseURL: String, connectTimeout: Double, requestTimeout: Double) throws {
         guard let components = URLComponents(string: baseURL), let host = components.host, !host.isEmpty else {
@@ -157,57 +181,97 @@ final class TargetConnection {
 
     deinit { close() }
 
+    /// Told the descriptor just before it is closed (an event loop stops watching it).
+    var willClose: ((Int32) -> Void)?
+
     func close() {
-        if socketDescriptor >= 0 { Glibc.close(socketDescriptor) }
+        if socketDescriptor >= 0 {
+            willClose?(socketDescriptor)
+            Glibc.close(socketDescriptor)
+        }
         socketDescriptor = -1
     }
 
     func send(_ request: TargetRequest) -> Outcome {
         if socketDescriptor >= 0 && closedByPeer() { close() }
         if socketDescriptor < 0, let problem = connect() { return .notSent(problem) }
+        let deadline = monotonicSeconds() + requestTimeout
+        let bytes = requestBytes(request)
+        var sent = 0
+        while true {
+            switch write(bytes, sent: &sent) {
+            case .done: break
+            case .wouldBlock:
+                guard wait(POLLOUT, until: deadline) else { return fail("timeout") }
+                continue
+            case .lost: return fail("connection_lost")
+            }
+            break
+        }
+        var reader = ResponseReader()
+        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+        while true {
+            if let settled = settled(&reader) { return settled }
+            guard wait(POLLIN, until: deadline) else { return fail("timeout") }
+            if let settled = chunk.withUnsafeMutableBytes({ receive(into: &reader, buffer: $0) }) { return settled }
+        }
+    }
+
+    /// The bytes of `request` on this connection (HTTP/1.1, keep-alive).
+    func requestBytes(_ request: TargetRequest) -> [UInt8] {
         var head = "\(request.method) \(basePath)\(request.path) HTTP/1.1\r\nHost: \(host):\(port)\r\n"
         for (name, value) in request.headers { head += "\(name): \(value)\r\n" }
         let body = request.body ?? Data()
         if request.body != nil || ["POST", "PUT", "PATCH"].contains(request.method) { head += "Content-Length: \(body.count)\r\n" }
         head += "\r\n"
-        let deadline = monotonicSeconds() + requestTimeout
-        let bytes = Array(head.utf8) + Array(body)
-        var sent = 0
+        return Array(head.utf8) + Array(body)
+    }
+
+    enum WriteProgress { case done, wouldBlock, lost }
+
+    /// Sends what is left of `bytes` from `sent` on without blocking, as far as the socket takes it.
+    func write(_ bytes: [UInt8], sent: inout Int) -> WriteProgress {
         while sent < bytes.count {
-            guard wait(POLLOUT, until: deadline) else { return fail("timeout") }
-            let written = bytes.withUnsafeBytes { Glibc.send(socketDescriptor, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }
+            let from = sent
+            let written = bytes.withUnsafeBytes { Glibc.send(socketDescriptor, $0.baseAddress! + from, bytes.count - from, Int32(MSG_NOSIGNAL)) }
             if written < 0 {
-                if errno == EINTR || errno == EAGAIN { continue }
-                return fail("connection_lost")
+                if errno == EINTR { continue }
+                return errno == EAGAIN || errno == EWOULDBLOCK ? .wouldBlock : .lost
             }
             sent += written
         }
-        var reader = ResponseReader()
-        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
-        while true {
-            if let done = reader.complete() {
-                if done.close { close() }
-                return .response(status: done.status, body: done.body)
-            }
-            if reader.malformed { return fail("unexpected_response") }
-            guard wait(POLLIN, until: deadline) else { return fail("timeout") }
-            let count = chunk.withUnsafeMutableBytes { recv(socketDescriptor, $0.baseAddress!, $0.count, 0) }
-            if count > 0 {
-                reader.append(chunk[0..<count])
-            } else if count == 0 {
-                // Closed: a response without a length ends here; anything else was cut short.
-                if let done = reader.completeAtClose() {
-                    close()
-                    return .response(status: done.status, body: done.body)
-                }
-                return fail("connection_lost")
-            } else if errno != EINTR && errno != EAGAIN {
-                return fail("connection_lost")
-            }
-        }
+        return .done
     }
 
-    private func fail(_ reason: String) -> Outcome {
+    /// The outcome once `reader` holds a whole response (or a malformed one); nil: read more.
+    func settled(_ reader: inout ResponseReader) -> Outcome? {
+        if let done = reader.complete() {
+            if done.close { close() }
+            return .response(status: done.status, body: done.body)
+        }
+        return reader.malformed ? fail("unexpected_response") : nil
+    }
+
+    /// One non-blocking read into `reader`: the outcome if the connection ended it, nil otherwise
+    /// (bytes read, or none ready yet; `settled` tells whether the response is whole).
+    func receive(into reader: inout ResponseReader, buffer: UnsafeMutableRawBufferPointer) -> Outcome? {
+        let count = recv(socketDescriptor, buffer.baseAddress!, buffer.count, Int32(MSG_DONTWAIT))
+        if count > 0 {
+            reader.append(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+        } else if count == 0 {
+            // Closed: a response without a length ends here; anything else was cut short.
+            if let done = reader.completeAtClose() {
+                close()
+                return .response(status: done.status, body: done.body)
+            }
+            return fail("connection_lost")
+        } else if errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK {
+            return fail("connection_lost")
+        }
+        return nil
+    }
+
+    func fail(_ reason: String) -> Outcome {
         close()
         return .lost(reason)
     }
@@ -241,11 +305,8 @@ final class TargetConnection {
         var address: UnsafeMutablePointer<addrinfo>? = first
         while let current = address {
             address = current.pointee.ai_next
-            let descriptor = socket(current.pointee.ai_family, current.pointee.ai_socktype, current.pointee.ai_protocol)
+            let descriptor = Self.socket(current.pointee.ai_family, current.pointee.ai_socktype, current.pointee.ai_protocol)
             guard descriptor >= 0 else { continue }
-            _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
-            var yes: Int32 = 1
-            setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &yes, socklen_t(MemoryLayout<Int32>.size))
             let result = Glibc.connect(descriptor, current.pointee.ai_addr, current.pointee.ai_addrlen)
             if result == 0 || errno == EINPROGRESS {
                 socketDescriptor = descriptor
@@ -264,12 +325,56 @@ final class TargetConnection {
     }
 }
 
+extension TargetConnection {
+    /// A non-blocking TCP socket without Nagle's delay (requests are small and wait for answers).
+    static func socket(_ family: Int32, _ type: Int32, _ proto: Int32) -> Int32 {
+        let descriptor = Glibc.socket(family, type, proto)
+        guard descriptor >= 0 else { return descriptor }
+        _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
+        var yes: Int32 = 1
+        setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &yes, socklen_t(MemoryLayout<Int32>.size))
+        return descriptor
+    }
+
+    /// An address `getaddrinfo` gave for the host, kept (the event-driven client resolves once, at open).
+    struct Address {
+        var storage = sockaddr_storage()
+        var length: socklen_t = 0
+        var family: Int32 = 0
+        var type: Int32 = 0
+        var proto: Int32 = 0
+    }
+
+    /// The host's addresses, in `getaddrinfo`'s order (empty when it cannot be resolved).
+    func addresses() -> [Address] {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var found: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, String(port), &hints, &found) == 0, let first = found else { return [] }
+        defer { freeaddrinfo(found) }
+        var result: [Address] = []
+        var address: UnsafeMutablePointer<addrinfo>? = first
+        while let current = address {
+            address = current.pointee.ai_next
+            var kept = Address(
+                length: current.pointee.ai_addrlen, family: current.pointee.ai_family, type: current.pointee.ai_socktype,
+                proto: current.pointee.ai_protocol)
+            withUnsafeMutableBytes(of: &kept.storage) { target in
+                target.copyMemory(from: UnsafeRawBufferPointer(start: current.pointee.ai_addr, count: Int(current.pointee.ai_addrlen)))
+            }
+            result.append(kept)
+        }
+        return result
+    }
+}
+
 /// Reads one HTTP/1.1 response: status, headers, a body by Content-Length, chunks, or to the close.
 struct ResponseReader {
     private var bytes: [UInt8] = []
     private(set) var malformed = false
 
     mutating func append(_ more: ArraySlice<UInt8>) { bytes.append(contentsOf: more) }
+    mutating func append(_ more: UnsafeRawBufferPointer) { bytes.append(contentsOf: more) }
 
     private struct Head {
         let status: Int

@@ -4,7 +4,8 @@ import LockProofLocking
 import LockProofPostgres
 
 /// One run through a target (issue 18): the target's reset and seed in its own database, the
-/// scenario's virtual users as `TargetClient`s (keep-alive connections, spread over the base URLs
+/// scenario's virtual users as `TargetEventClient`s on one loop thread (or `TargetClient`s on a thread each,
+/// `--client-engine threads`; keep-alive connections, spread over the base URLs
 /// by `instances.spread`; each request reported to `targetRequestObserver`), the same generator and history as in process, then the checkers on the
 /// target's `state` queries. A checker (or threshold) whose input the target does not map is
 /// reported as not checked, never as a pass.
@@ -73,10 +74,17 @@ extension ScenarioRunner {
             _ = nemesis.stop(runSeconds: 0)
             throw RunAborted(message: "\(scenario.name): the faults could not be prepared: \(error)")
         }
-        loop.start { index in
-            let client = TargetClient.forVirtualUser(index, of: target, baseURLs: baseURLs, randomSeed: randomSeed, observe: observe)
-            try client.open()
-            return client
+        switch target.clientEngine {
+        case .events:
+            loop.startEventDriven(loopThreads: ClientLoop.defaultLoopThreads) { index in
+                TargetEventClient.forVirtualUser(index, of: target, baseURLs: baseURLs, randomSeed: randomSeed, observe: observe)
+            }
+        case .threads:
+            loop.start { index in
+                let client = TargetClient.forVirtualUser(index, of: target, baseURLs: baseURLs, randomSeed: randomSeed, observe: observe)
+                try client.open()
+                return client
+            }
         }
         let ending = loop.release { nemesis.start() }
         // Every fault still active ends now and every server and instance is restored.
