@@ -65,9 +65,9 @@ final class ScenarioTargetTests: XCTestCase {
             // Relative to the scenario file, not to the current folder: targets/api.yaml is not beside it.
             ("target: targets/api.yaml", "\(file):4:9: error: target: found 'targets/api.yaml', and \(root.path)/scenarios/targets/api.yaml is not a file; expected the path of a target file (e.g. ../targets/shop.yaml), relative to this scenario file"),
             ("target: ../targets", "\(file):4:9: error: target: found '../targets', and \(root.path)/targets is not a file; expected the path"),
-            ("target: [../targets/api.yaml]", "\(file):4:9: error: target: found a sequence; expected the path of a target file"),
+            ("target: [../targets/api.yaml]", "\(file):4:9: error: target: found a list; expected the path of a target file"),
             ("target: ''", "\(file):4:9: error: target: found ''; expected the path of a target file"),
-            ("target:", "\(file):4:8: error: target: found nothing; expected the path of a target file"),
+            ("target:", "\(file):4:8: error: target: found null; expected the path of a target file"),
             ("target: ../scenarios/s.yaml.bak", "is not a file"),
             ("targte: ../targets/api.yaml", "\(file):4:1: error: scenario: unknown key 'targte' (did you mean 'target'?)"),
         ]
