@@ -180,3 +180,70 @@ extension InstanceFaultTests {
         XCTAssertFalse(result.passed)
     }
 }
+
+/// `target:` in a scenario file, run by the built `lockproof verify` (issue 18): the file runs
+/// through the target it names (a path relative to it) without --target, and its JSON report names
+/// the target. The control: the same file through serve running the naive design fails on
+/// money-conservation, which in process (seed strategy) it would not: it did go through the target.
+extension InstanceFaultTests {
+    private static let chargeThroughTarget = """
+        name: charge-through-its-target
+        case: charge-balance
+        strategy: seed
+        target: ../targets/lockproof-serve.yaml
+        seed: {users: 2, balance: 0}
+        workload: {virtual_users: 8, iterations: 15, start: barrier, pick: random, amount: 100, random_seed: 3, timeout: 60s}
+        expect: pass
+        """
+
+    /// A folder with a copy of targets/lockproof-serve.yaml and `scenarios/charge.yaml` naming it.
+    private func scenarioNamingItsTarget() throws -> (folder: URL, scenario: String) {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("lp-target-in-scenario-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("targets"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("scenarios"), withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: folder) }
+        try FileManager.default.copyItem(
+            at: Repository.root.appendingPathComponent("targets/lockproof-serve.yaml"),
+            to: folder.appendingPathComponent("targets/lockproof-serve.yaml"))
+        let scenario = folder.appendingPathComponent("scenarios/charge.yaml").path
+        try Self.chargeThroughTarget.write(toFile: scenario, atomically: true, encoding: .utf8)
+        return (folder, scenario)
+    }
+
+    private func verifyThroughServe(_ serveOptions: [String]) throws -> (Launched, [String: Any]?) {
+        try TestServers.reset()
+        let database = try serveDatabase()
+        let cluster = try startCluster(1, serveOptions: serveOptions, databaseURL: database)
+        let (folder, scenario) = try scenarioNamingItsTarget()
+        let reports = folder.appendingPathComponent("reports")
+        let result = try launch(
+            try BuiltBinary.lockproof(), ["verify", "--quiet", "--report-dir", reports.path, scenario],
+            environment: TestServers.binaryEnvironment.merging([
+                "LOCKPROOF_SERVE_URLS": "http://127.0.0.1:\(cluster.apiPorts[0])", "LOCKPROOF_SERVE_DATABASE_URL": database,
+            ]) { $1 }, timeoutSeconds: 180)
+        let json = try? Data(contentsOf: reports.appendingPathComponent("charge-through-its-target.json"))
+        return (result, json.flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] })
+    }
+
+    private static func failedChecks(_ report: [String: Any]) -> [String] {
+        ((report["checks"] as? [[String: Any]]) ?? []).filter { ($0["passed"] as? Bool) == false }.compactMap { $0["name"] as? String }
+    }
+
+    func testAScenarioNamingItsTargetRunsThroughItAndItsReportNamesIt() throws {
+        let (result, report) = try verifyThroughServe([])
+        XCTAssertEqual(result.status, 0, result.out + result.err)
+        let json = try XCTUnwrap(report, "no report: \(result.err)")
+        XCTAssertEqual(json["target"] as? String, "lockproof-serve")
+        XCTAssertEqual(json["status"] as? String, "pass")
+        XCTAssertEqual(Self.failedChecks(json), [])
+    }
+
+    func testAScenarioNamingItsTargetIsJudgedByTheTargetsDesign() throws {
+        let (result, report) = try verifyThroughServe(["--strategy", "charge-balance=naive"])
+        XCTAssertEqual(result.status, 1, result.out + result.err)
+        let json = try XCTUnwrap(report, "no report: \(result.err)")
+        XCTAssertEqual(json["target"] as? String, "lockproof-serve")
+        XCTAssertEqual(json["status"] as? String, "fail")
+        XCTAssertTrue(Self.failedChecks(json).contains("money-conservation"), "\(Self.failedChecks(json))")
+    }
+}
