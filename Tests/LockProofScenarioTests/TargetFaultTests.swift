@@ -1,5 +1,4 @@
 import Foundation
-import LockProofCommerce
 @testable import LockProofScenario
 import LockProofTestSupport
 import XCTest
@@ -14,17 +13,10 @@ extension InstanceFaultTests {
     /// The instances' database, `<tests' database>_serve_faults`, with LockProof's schema and
     /// nothing in it; LOCKPROOF_SERVE_DATABASE_URL names it for the target file.
     private func serveDatabase() throws -> String {
-        let admin = try TestServers.database()
-        let name = (try admin.query("SELECT current_database()").string(0, 0) ?? "lockproof") + "_serve_faults"
-        if try admin.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]).rowCount == 0 {
-            try admin.execute(try admin.query("SELECT format('CREATE DATABASE %I', $1::text)", [name]).string(0, 0)!)
-        }
-        var configuration = TestServers.configuration
-        configuration.databaseURL = try TestServers.withDatabase(TestServers.configuration.databaseURL, name)
-        try Schema.reset(try configuration.openDatabase())
-        setenv("LOCKPROOF_SERVE_DATABASE_URL", configuration.databaseURL, 1)
+        let url = try TestServers.siblingDatabase("serve_faults")
+        setenv("LOCKPROOF_SERVE_DATABASE_URL", url, 1)
         addTeardownBlock { unsetenv("LOCKPROOF_SERVE_DATABASE_URL") }
-        return configuration.databaseURL
+        return url
     }
 
     private static var serveTarget: Target {
