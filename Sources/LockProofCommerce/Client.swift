@@ -187,7 +187,12 @@ public final class CommerceClient {
     private func withLockClient<T>(_ body: (DistributedLockClient) throws -> T) throws -> T {
         if let ownLocks { return try body(ownLocks) }
         let pool = pools!.redis
-        let (connection, waited) = try pool.borrow(by: borrowerName)
+        let connection: RedisConnection, waited: Double
+        do {
+            (connection, waited) = try pool.borrow(by: borrowerName)
+        } catch let error as RedisError {
+            throw RedisConnectionNotOpened(error: error)
+        }
         events.record(.poolWaited(.redis, seconds: waited, holdingLock: heldLock != nil), caseName: "")
         defer { connection.isConnected ? pool.giveBack(connection) : pool.discard(connection) }
         return try body(
@@ -216,14 +221,26 @@ public final class CommerceClient {
     }
 
     /// The same, handing the body the lock (nil when Redis was skipped) for its fencing token.
+    /// Pooled, a Redis connection that cannot be opened (Redis unreachable: every pooled one was
+    /// dropped) counts as a failed acquire: the breaker counts it and the body runs on its database
+    /// locks alone, as with a client's own connection. (Before, the borrow's error escaped before
+    /// the breaker was asked: `serve` refused every request while Redis was down, 503.)
     func withDistributedLockHandle<T>(_ key: String, probe: Probe, _ body: (LockHandle?) throws -> T) throws -> T {
-        try withLockClient { locks in
-            try locks.withLockOrFallback(key, options: settings.lock, probe: probe) { handle in
-                heldLock = handle
-                defer { heldLock = nil }
-                if handle != nil { try faults.whileHoldingLock?(key) }
-                return try body(handle)
+        func held(_ handle: LockHandle?) throws -> T {
+            heldLock = handle
+            defer { heldLock = nil }
+            if handle != nil { try faults.whileHoldingLock?(key) }
+            return try body(handle)
+        }
+        do {
+            return try withLockClient { locks in
+                try locks.withLockOrFallback(key, options: settings.lock, probe: probe) { try held($0) }
             }
+        } catch let unreachable as RedisConnectionNotOpened {
+            guard let breaker = shared?.breaker else { throw unreachable.error }
+            if let changed = breaker.recordFailure() { probe.record(.circuitBreaker(changed)) }
+            probe.record(.redisLockBypassed)
+            return try held(nil)
         }
     }
 
@@ -241,4 +258,9 @@ public final class CommerceClient {
         try? database.reconnectIfNeeded()
         if database.isConnected { try? database.setLockTimeout(milliseconds: settings.rowLockTimeoutMilliseconds) }
     }
+}
+
+/// A pooled Redis connection that could not be opened for a lock hold (nothing was held yet).
+private struct RedisConnectionNotOpened: Error {
+    let error: RedisError
 }

@@ -10,8 +10,9 @@ import LockProofPostgres
 /// serializes a user's spends (a lock) or SERIALIZABLE's read-write dependency tracking stops it.
 public enum DailySpendStrategy: String, Sendable, CaseIterable, Codable {
     /// The seed's style: Redis lock `spend:user:{id}` around a READ COMMITTED transaction that
-    /// reads the day's sum, checks the limit and inserts. While the Redis circuit breaker is open
-    /// (no lock taken) it locks the user row instead, so the check still runs alone.
+    /// locks the user row, reads the day's sum, checks the limit and inserts. The row lock is what
+    /// keeps the check alone when the Redis circuit breaker opens (no Redis lock taken) while other
+    /// spends still hold the Redis lock; under the Redis lock it is uncontended.
     case seed
     /// `SELECT … FOR UPDATE` on the user row, then the check and the insert (READ COMMITTED).
     case pessimistic
@@ -119,10 +120,13 @@ public struct DailySpend {
         let probe = client.probe(.dailySpend)
         switch strategy {
         case .seed:
-            return try client.withDistributedLockHandle(Self.lockKey(userId: userId), probe: probe) { handle in
+            return try client.withDistributedLock(Self.lockKey(userId: userId), probe: probe) {
                 try client.transaction(probe: probe) { db in
-                    // No Redis lock (breaker open): the row lock keeps the check alone.
-                    if handle == nil { try lockUser(userId, db, probe) }
+                    // The row lock always, under the Redis lock too: with the breaker open (no Redis
+                    // lock) it keeps the check alone, and a spend that still holds the Redis lock when
+                    // the breaker opens must exclude those on the fallback, or both check the same
+                    // total (DailySpendTests). Under the Redis lock it is uncontended.
+                    try lockUser(userId, db, probe)
                     return try checkAndInsert(userId, amount, attempts: 1, db)
                 }
             }

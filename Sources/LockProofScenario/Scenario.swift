@@ -1,3 +1,4 @@
+import Foundation
 import LockProofCommerce
 import LockProofLocking
 
@@ -26,6 +27,9 @@ public struct Scenario: Sendable {
     public var thresholds: [Threshold]
     /// The nemesis: faults injected during the run (`Faults/`).
     public var faults: [FaultSpec] = []
+    /// `target:`: the target file this scenario runs through (issue 18), nil: in process unless
+    /// `--target` names one. A scenario's `target:` and a different `--target` are refused.
+    public var target: TargetReference? = nil
 
     /// The same scenario at one of its virtual-user counts (a sweep runs each).
     func at(virtualUsers: Int) -> Scenario {
@@ -213,5 +217,35 @@ public struct ConnectionsSpec: Sendable, Equatable {
         self.postgres = postgres
         self.redis = redis
         self.waitSeconds = waitSeconds
+    }
+}
+
+/// A scenario's `target:` (issue 18): the file as written, resolved against the scenario file's
+/// folder, and where it was written (for errors that name it).
+public struct TargetReference: Sendable, Equatable {
+    /// As written in the scenario file.
+    public let written: String
+    /// `written` resolved against the scenario file's folder (an absolute path stays as it is).
+    public let path: String
+    public let line: Int
+    public let column: Int
+
+    public init(written: String, scenarioFile: String, line: Int, column: Int) {
+        self.written = written
+        let folder = (scenarioFile as NSString).deletingLastPathComponent
+        let joined = written.hasPrefix("/") ? written : (folder.isEmpty ? written : (folder as NSString).appendingPathComponent(written))
+        self.path = (joined as NSString).standardizingPath
+        self.line = line
+        self.column = column
+    }
+
+    /// The same file as `other` (both resolved through symbolic links against the current folder).
+    public func names(_ other: String) -> Bool {
+        Self.canonical(path) == Self.canonical(other)
+    }
+
+    static func canonical(_ path: String) -> String {
+        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        return URL(fileURLWithPath: absolute).resolvingSymlinksInPath().standardizedFileURL.path
     }
 }

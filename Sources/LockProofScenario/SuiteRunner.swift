@@ -57,8 +57,9 @@ public final class SuiteRunner {
             // The live metrics may hold sessions of their own (the pending-compensations poller).
             // Through a target the virtual users hold HTTP connections, no session of LockProof's:
             // the budget is the service's business (its refusals are in the history).
-            if options.target == nil {
-                try ConnectionBudget.check(runs, configuration: configuration, processSessions: metrics?.databaseSessions ?? 0)
+            let inProcess = runs.filter { options.target(for: $0) == nil }
+            if !inProcess.isEmpty {
+                try ConnectionBudget.check(inProcess, configuration: configuration, processSessions: metrics?.databaseSessions ?? 0)
             }
         } catch {
             throw refused("\(error)")
@@ -70,7 +71,7 @@ public final class SuiteRunner {
             let servers: ManagedServers?
             do {
                 // Through a target, pg-terminate cuts the target database's sessions (`TargetFaults.swift`).
-                let targetDatabase = try options.target.map { try $0.databaseURL() }
+                let targetDatabase = try options.target(for: scenario).map { try $0.databaseURL() }
                 servers = try ManagedServers.check(configuration, faults: scenario.faults.map(\.kind), targetDatabaseURL: targetDatabase)
             } catch {
                 throw refused("\(scenario.file): \(error)")
@@ -95,7 +96,6 @@ public final class SuiteRunner {
         let runner = ScenarioRunner(configuration: configuration, shared: shared, progress: ProgressReporter(enabled: !options.quiet))
         runner.historyDirectory = reportURL
         runner.claim = claim
-        runner.target = options.target
         runner.managedServers = managedServers
         metrics?.attach(to: runner)
         // SIGINT/SIGTERM stop the running scenario; its result and everything before it are reported.
@@ -142,6 +142,8 @@ public final class SuiteRunner {
                     continue
                 }
                 var result: ScenarioResult
+                // Its own `target:`, or --target, or in process.
+                runner.target = options.target(for: run)
                 do {
                     result = try runner.run(run)
                 } catch {
@@ -251,12 +253,22 @@ public struct SuiteOptions: Sendable {
     public var command: String
     /// Run every scenario through this target's API and judge it by its database (issue 18); nil: in process.
     public var target: Target? = nil
+    /// The targets scenarios name themselves (`target:`), by scenario file; they come before
+    /// `target` (the CLI refuses a scenario's `target:` that differs from --target).
+    public var scenarioTargets: [String: Target] = [:]
+
+    /// The target `scenario` runs through: its own `target:`, else `target`; nil: in process.
+    public func target(for scenario: Scenario) -> Target? {
+        scenarioTargets[scenario.file] ?? target
+    }
 
     public init(
         reportDirectory: String? = nil, failFast: Bool = false, quiet: Bool = false, waitForDatabaseSeconds: Double = 0,
-        waitingForDatabase: (@Sendable (String) -> Void)? = nil, command: String = "run", target: Target? = nil
+        waitingForDatabase: (@Sendable (String) -> Void)? = nil, command: String = "run", target: Target? = nil,
+        scenarioTargets: [String: Target] = [:]
     ) {
         self.target = target
+        self.scenarioTargets = scenarioTargets
         self.reportDirectory = reportDirectory
         self.failFast = failFast
         self.quiet = quiet

@@ -121,7 +121,7 @@ struct CheckCommand: ParsableCommand {
         let scenarios = try loadScenarios(paths)
         for scenario in scenarios {
             let runs = scenario.workload.virtualUsers.map(String.init).joined(separator: ", ")
-            print("\(scenario.file): ok (\(scenario.name): \(scenario.caseLabel), strategy \(scenario.strategyLabel), expect \(scenario.expect.rawValue), virtual users \(runs), \(scenario.thresholds.count) thresholds)")
+            print("\(scenario.file): ok (\(scenario.name): \(scenario.caseLabel), strategy \(scenario.strategyLabel), expect \(scenario.expect.rawValue), virtual users \(runs), \(scenario.thresholds.count) thresholds\(scenario.target.map { ", through target \($0.path)" } ?? ""))")
             for warning in scenario.shortRunWarnings { FileHandle.standardError.write(Data((warning + "\n").utf8)) }
         }
     }
@@ -131,7 +131,7 @@ struct ScenarioRunOptions: ParsableArguments {
     @Option(
         name: .customLong("target"),
         help: ArgumentHelp(
-            "Run the scenarios through this target file's HTTP API and judge them by its own database (targets/README.md). A scenario whose operations the target lacks, or that uses an in-process fault (client-pause, crash-after-deduct, …) or the simulated gateway, is refused with the reason, exit 2, nothing written; a checker whose state the target does not map is reported as not checked.",
+            "Run the scenarios through this target file's HTTP API and judge them by its own database (targets/README.md); without it, a scenario with `target:` runs through that file, and one naming another file than --target is refused (exit 2). A scenario whose operations the target lacks, or that uses an in-process fault (client-pause, crash-after-deduct, …) or the simulated gateway, is refused with the reason, exit 2, nothing written; a checker whose state the target does not map is reported as not checked.",
             valueName: "file"))
     var target: String?
 
@@ -238,7 +238,8 @@ func loadScenarios(_ paths: [String]) throws -> [Scenario] {
 
 /// `--target FILE`: the target, validated, with every scenario fitted to it before anything runs:
 /// a file with errors, or a scenario the target cannot run (each reason named), is exit 2.
-func loadTarget(_ path: String, scenarios: [Scenario], configuration: ServerConfiguration) throws -> Target {
+/// `via`: how the target was named (`--target`, or `target:` in the scenarios).
+func loadTarget(_ path: String, scenarios: [Scenario], configuration: ServerConfiguration, via: String = "--target") throws -> Target {
     let target: Target
     do {
         target = try TargetParser.load(path: path)
@@ -251,7 +252,7 @@ func loadTarget(_ path: String, scenarios: [Scenario], configuration: ServerConf
         // The in-process fault hooks are refused by `fit`; server and instance faults strike only
         // what LockProof started (`faultRefusals`).
         let reasons = target.fit(scenario).refusals + target.faultRefusals(scenario, configuration: configuration)
-        refusals += reasons.map { "\(scenario.file): refused through --target \(path): \($0)" }
+        refusals += reasons.map { "\(scenario.file): refused through \(via) \(path): \($0)" }
     }
     do {
         _ = try target.resolvedBaseURLs()
@@ -266,12 +267,44 @@ func loadTarget(_ path: String, scenarios: [Scenario], configuration: ServerConf
     return target
 }
 
+/// The targets the scenarios run through: --target, or else each scenario's own `target:` (by
+/// scenario file; a scenario with neither runs in process). A scenario whose `target:` names
+/// another file than --target is refused, exit 2, nothing written: which one was meant cannot be
+/// guessed (the same file named both ways is no conflict).
+func loadTargets(
+    _ option: String?, scenarios: [Scenario], configuration: ServerConfiguration
+) throws -> (target: Target?, byScenarioFile: [String: Target]) {
+    if let option {
+        let conflicts = scenarios.compactMap { scenario -> String? in
+            guard let reference = scenario.target, !reference.names(option) else { return nil }
+            return "\(scenario.file):\(reference.line):\(reference.column): error: target: found '\(reference.written)' (\(reference.path)), and --target names \(option); expected the same file, or only one of them (without --target each scenario runs through its own target:)"
+        }
+        guard conflicts.isEmpty else {
+            FileHandle.standardError.write(Data((conflicts.joined(separator: "\n") + "\n").utf8))
+            throw ExitCode(startupFailureExitCode)
+        }
+        return (try loadTarget(option, scenarios: scenarios, configuration: configuration), [:])
+    }
+    var byFile: [String: Target] = [:]
+    var paths: [String] = []
+    for scenario in scenarios { if let path = scenario.target?.path, !paths.contains(path) { paths.append(path) } }
+    for path in paths {
+        let named = scenarios.filter { $0.target?.path == path }
+        let target = try loadTarget(path, scenarios: named, configuration: configuration, via: "target:")
+        for scenario in named { byFile[scenario.file] = target }
+    }
+    return (nil, byFile)
+}
+
 func runScenarios(files: [String], options: ScenarioRunOptions) throws {
     // Before any thread starts: the signal mask is inherited (see TerminationSignals).
     let signals = TerminationSignals()
     let scenarios = try loadScenarios(files)
-    var target = try options.target.map { try loadTarget($0, scenarios: scenarios, configuration: try options.servers.configuration()) }
-    target?.clientEngine = Target.ClientEngine(rawValue: options.clientEngine) ?? .events
+    var targets = try loadTargets(options.target, scenarios: scenarios, configuration: try options.servers.configuration())
+    // The engine option applies to every target of the run, named by --target or by a scenario's target:.
+    let engine = Target.ClientEngine(rawValue: options.clientEngine) ?? .events
+    targets.target?.clientEngine = engine
+    for file in Array(targets.byScenarioFile.keys) { targets.byScenarioFile[file]?.clientEngine = engine }
     let style = TerminalStyle.decide(
         noColorFlag: options.noColor, environment: ProcessInfo.processInfo.environment, stdoutIsTerminal: isatty(STDOUT_FILENO) == 1)
     var metrics: RunMetricsEndpoint?
@@ -290,7 +323,7 @@ func runScenarios(files: [String], options: ScenarioRunOptions) throws {
         options: SuiteOptions(
             reportDirectory: options.reportDirectory, failFast: options.failFast, quiet: options.quiet,
             waitForDatabaseSeconds: options.database.seconds, waitingForDatabase: DatabaseWaitOptions.announce, command: "run",
-            target: target),
+            target: targets.target, scenarioTargets: targets.byScenarioFile),
         metrics: metrics,
         waitForSignal: {
             let number = signals.wait()

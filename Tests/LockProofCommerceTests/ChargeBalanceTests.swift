@@ -1,5 +1,6 @@
 import LockProofCommerce
 import LockProofLocking
+import LockProofRedis
 import LockProofTestSupport
 import XCTest
 
@@ -83,5 +84,50 @@ final class ChargeBalanceTests: CommerceTestCase {
         XCTAssertEqual(try balance(userId), 70)
         XCTAssertEqual(try scalar("SELECT count(*) FROM balance_ledger"), 1, "only the opening entry")
         XCTAssertEqual(try scalar("SELECT count(*) FROM idempotency_keys"), 0)
+    }
+}
+
+/// Pooled clients (as `serve` runs them) whose Redis connections cannot be opened: Redis is down
+/// and the pool has none left. The borrow's failure counts as a failed acquire: with the circuit
+/// breaker, the seed runs on its database locks alone and loses nothing (it used to throw, and
+/// serve answered 503 to every request for as long as Redis was down); without one, it is refused.
+extension ChargeBalanceTests {
+    private func pooledRace(shared: SharedServices?, sink: RecordingEventSink) throws -> (userId: Int, results: [Result<ChargeResult, any Error>]) {
+        let unreachable = {
+            var configuration = TestServers.configuration
+            configuration.redis.port = 1  // nothing listens: every connection attempt is refused
+            return configuration
+        }()
+        let pools = ClientPools(configuration: unreachable, settings: Self.settings(), postgres: 4, redis: 4, waitSeconds: 5)
+        addTeardownBlock { pools.close() }
+        let userId = try seed.users(count: 1, balance: 0)[0]
+        let settings = Self.settings()
+        let results = try runConcurrently(
+            clients: 8,
+            setup: { _ in try CommerceClient(configuration: unreachable, shared: shared, events: sink, settings: settings, pools: pools) }
+        ) { _, client in
+            try ChargeBalance(client: client, strategy: .seed).charge(userId: userId, amount: 100)
+        }
+        return (userId, results)
+    }
+
+    func testPooledSeedChargesFallBackToDatabaseLocksWhenNoRedisConnectionOpens() throws {
+        let services = try SharedServices(configuration: TestServers.configuration, breaker: CircuitBreakerOptions(failureThreshold: 3, coolDownSeconds: 600))
+        defer { services.stop() }
+        let sink = RecordingEventSink()
+        let (userId, results) = try pooledRace(shared: services, sink: sink)
+        XCTAssertEqual(results.compactMap(\.value).count, 8, "\(results.compactMap(\.error))")
+        XCTAssertEqual(try balance(userId), 800)
+        XCTAssertEqual(try ledgerSum(userId: userId), 800)
+        XCTAssertGreaterThanOrEqual(sink.count { $0 == .redisLockBypassed }, 8, "every charge (and each of its retries) ran without the Redis lock")
+        XCTAssertEqual(services.breaker.permission().0, .bypass, "the refused connections opened the breaker")
+    }
+
+    /// The control: without a breaker there is no fallback; the failure reaches the caller and nothing is written.
+    func testPooledChargesWithoutABreakerAreRefusedWhenNoRedisConnectionOpens() throws {
+        let (userId, results) = try pooledRace(shared: nil, sink: RecordingEventSink())
+        XCTAssertEqual(results.compactMap(\.value).count, 0)
+        XCTAssertTrue(results.compactMap(\.error).allSatisfy { $0 is RedisError }, "\(results.compactMap(\.error).prefix(2))")
+        XCTAssertEqual(try balance(userId), 0)
     }
 }

@@ -1,6 +1,7 @@
 import LockProofCommerce
 import LockProofLocking
 import LockProofTestSupport
+import Synchronization
 import XCTest
 
 final class DailySpendTests: CommerceTestCase {
@@ -143,5 +144,45 @@ final class DailySpendTests: CommerceTestCase {
             XCTAssertEqual(try spentToday(userId), 1_000, "\(strategy): the refusals wrote nothing")
             XCTAssertEqual(try scalar("SELECT count(*) FROM spends"), 2, "\(strategy)")
         }
+    }
+}
+
+/// The breaker opening while a spend still holds the Redis lock (Redis slow or gone for a moment,
+/// a flapping breaker in `serve` after an outage): the next spend runs on the fallback. Both paths
+/// must exclude each other, or both check the same total and the day passes its limit (seen
+/// through serve: daily-spend-seed failed daily-limit once at ×1 after a redis-down scenario).
+extension DailySpendTests {
+    func testSeedSpendsOnTheRedisLockAndOnTheFallbackExcludeEachOther() throws {
+        let services = try SharedServices(
+            configuration: TestServers.configuration, breaker: CircuitBreakerOptions(failureThreshold: 1, coolDownSeconds: 600))
+        defer { services.stop() }
+        let userId = try seed.users(count: 1, balance: 0)[0]
+        try seed.spendingLimits(users: [userId], dailyLimit: 1_000)  // room for exactly one spend of 1,000
+        let slow = {
+            var settings = Self.settings()
+            settings.processingDelaySeconds = 1  // between its check and its insert, holding the Redis lock
+            return settings
+        }()
+        let other = try CommerceClient(configuration: TestServers.configuration, shared: services, settings: Self.settings())
+        let first = Mutex<Result<SpendResult, any Error>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        let started = StartBarrier(parties: 2)
+        Thread {
+            let result = Result {
+                let holder = try CommerceClient(configuration: TestServers.configuration, shared: services, settings: slow)
+                started.arriveAndWait()
+                return try DailySpend(client: holder, strategy: .seed).spend(userId: userId, amount: 1_000)
+            }
+            first.withLock { $0 = result }
+            done.signal()
+        }.start()
+        started.arriveAndWait()
+        Thread.sleep(forTimeInterval: 0.3)  // the holder has its Redis lock and has checked the total
+        XCTAssertEqual(services.breaker.recordFailure(), .open)
+        let second = Result { try DailySpend(client: other, strategy: .seed).spend(userId: userId, amount: 1_000) }
+        XCTAssertEqual(done.wait(timeout: .now() + 30), .success, "a hang")
+        let outcomes = [first.withLock { $0 }, second]
+        XCTAssertEqual(outcomes.filter { (try? $0?.get()) != nil }.count, 1, "exactly one spend fits: \(outcomes)")
+        XCTAssertEqual(try spentToday(userId), 1_000, "the day passed its limit")
     }
 }

@@ -22,26 +22,31 @@ final class InstanceFaultTests: XCTestCase {
     }
 
     /// A cluster in a run folder of its own, stopped at the end of the test.
-    private struct Cluster: Sendable {
+    struct Cluster: Sendable {
         let folder: String
         let apiPorts: [Int]
         let metricsPorts: [Int]
     }
 
-    private func clusterScript(_ arguments: [String], folder: String) throws -> Launched {
+    /// `databaseURL`: the instances' database (default: the tests' own).
+    private func clusterScript(_ arguments: [String], folder: String, databaseURL: String? = nil) throws -> Launched {
         let bash = try XCTUnwrap(executableOnPath("bash"), "bash is not on PATH")
+        var environment = TestServers.binaryEnvironment.merging([
+            "LOCKPROOF_CLUSTER_DIR": folder, "LOCKPROOF_BIN": try BuiltBinary.lockproof().path,
+        ]) { $1 }
+        if let databaseURL { environment["LOCKPROOF_DATABASE_URL"] = databaseURL }
         return try launch(
             bash, [Repository.root.appendingPathComponent("scripts/cluster.sh").path] + arguments,
-            environment: TestServers.binaryEnvironment.merging([
-                "LOCKPROOF_CLUSTER_DIR": folder, "LOCKPROOF_BIN": try BuiltBinary.lockproof().path,
-            ]) { $1 }, timeoutSeconds: 180)
+            environment: environment, timeoutSeconds: 180)
     }
 
-    private func startCluster(_ count: Int, serveOptions: [String]) throws -> Cluster {
+    /// `databaseURL`: the instances' database (default: the tests' own; a target's is its own).
+    func startCluster(_ count: Int, serveOptions: [String], databaseURL: String? = nil) throws -> Cluster {
         let folder = NSTemporaryDirectory() + "lockproof-cluster-\(getpid())-\(UUID().uuidString.prefix(8))"
-        let started = try clusterScript(["start", "\(count)", "\(Self.basePort)", "--"] + serveOptions, folder: folder)
+        let started = try clusterScript(
+            ["start", "\(count)", "\(Self.basePort)", "--"] + serveOptions, folder: folder, databaseURL: databaseURL)
         addTeardownBlock { [self] in
-            _ = try? clusterScript(["stop"], folder: folder)
+            _ = try? clusterScript(["stop"], folder: folder, databaseURL: databaseURL)
             unsetenv(ManagedInstances.environmentKey)
             try? FileManager.default.removeItem(atPath: folder)
         }
@@ -91,7 +96,7 @@ final class InstanceFaultTests: XCTestCase {
     }
 
     /// Sums a counter family's samples in one instance's /metrics.
-    private static func metricSum(port: Int, name: String) -> Double {
+    static func metricSum(port: Int, name: String) -> Double {
         guard let page = try? BlockingHTTPClient.get(port: port, path: "/metrics", timeoutSeconds: 10) else { return 0 }
         return String(decoding: page.body, as: UTF8.self).split(separator: "\n")
             .filter { $0.hasPrefix(name + "{") || $0.hasPrefix(name + " ") }

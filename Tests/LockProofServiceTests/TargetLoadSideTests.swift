@@ -45,14 +45,8 @@ final class TargetLoadSideTests: XCTestCase {
 
     private func startInstances(_ count: Int) throws -> Instances {
         try TestServers.reset()
-        let admin = try TestServers.database()
-        let name = (try admin.query("SELECT current_database()").string(0, 0) ?? "lockproof") + "_target"
-        if try admin.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]).rowCount == 0 {
-            try admin.execute(try admin.query("SELECT format('CREATE DATABASE %I', $1::text)", [name]).string(0, 0)!)
-        }
         var configuration = TestServers.configuration
-        configuration.databaseURL = try TestServers.withDatabase(TestServers.configuration.databaseURL, name)
-        try Schema.reset(try configuration.openDatabase())
+        configuration.databaseURL = try TestServers.siblingDatabase("target")
         setenv("LOCKPROOF_SERVE_DATABASE_URL", configuration.databaseURL, 1)
         var options = APIService.Options()
         options.workers = 4

@@ -73,6 +73,20 @@ public enum TestServers {
         return try withDatabase(configuration.databaseURL, name)
     }
 
+    /// A database beside the tests' own (`<tests' database>_<suffix>`, created if missing) with
+    /// LockProof's schema and nothing in it: a target's database, which is not LockProof's. Its URL.
+    public static func siblingDatabase(_ suffix: String) throws -> String {
+        let admin = try database()
+        let name = (try admin.query("SELECT current_database()").string(0, 0) ?? "lockproof") + "_" + suffix
+        if try admin.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]).rowCount == 0 {
+            try admin.execute(try admin.query("SELECT format('CREATE DATABASE %I', $1::text)", [name]).string(0, 0)!)
+        }
+        var sibling = configuration
+        sibling.databaseURL = try withDatabase(configuration.databaseURL, name)
+        try Schema.reset(try sibling.openDatabase())
+        return sibling.databaseURL
+    }
+
     /// `url` naming database `name` instead (a URL or a key=value conninfo string).
     public static func withDatabase(_ url: String, _ name: String) throws -> String {
         if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {

@@ -6,7 +6,7 @@ import Yams
 extension ScenarioReader {
     mutating func scenario(_ root: Node) -> Scenario? {
         let top = entries(
-            root, known: ["name", "description", "case", "strategy", "seed", "workload", "faults", "expect", "thresholds"],
+            root, known: ["name", "description", "case", "strategy", "seed", "workload", "faults", "expect", "thresholds", "target"],
             section: "scenario")
         var name: String?
         if let entry = top["name"] {
@@ -69,6 +69,9 @@ extension ScenarioReader {
         if let entry = top["faults"] {
             scenario.faults = faultList(entry.value, scenario: scenario)
         }
+        if let entry = top["target"] {
+            scenario.target = targetReference(entry.value)
+        }
         if workload.payAfterCreate, !scenario.performs(.create), let entry = top["workload"] {
             problem(entry.value, "workload.pay_after_create: only create-order can pay what it creates")
         }
@@ -90,6 +93,32 @@ extension ScenarioReader {
         }
         rejectKeysThatDoNotApply(scenario, seed: top["seed"]?.value, workload: top["workload"]?.value)
         return scenario
+    }
+
+    /// `target:`: a target file's path, relative to this scenario file (issue 18); it must exist
+    /// (its own contents are validated by `TargetParser` when the scenario runs).
+    mutating func targetReference(_ node: Node) -> TargetReference? {
+        let expected = "expected the path of a target file (e.g. ../targets/shop.yaml), relative to this scenario file"
+        guard case .scalar = node, let written = node.string, node.null == nil else {
+            problem(node, "target: found \(describe(node)); \(expected)")
+            return nil
+        }
+        guard !written.isEmpty, !written.hasSuffix("/") else {
+            problem(node, "target: found '\(written)'; \(expected)")
+            return nil
+        }
+        let mark = node.mark
+        let reference = TargetReference(written: written, scenarioFile: file, line: mark?.line ?? 1, column: mark?.column ?? 1)
+        var isDirectory: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: reference.path, isDirectory: &isDirectory) || isDirectory.boolValue {
+            problem(node, "target: found '\(written)', and \(reference.path) is not a file; \(expected)")
+            return nil
+        }
+        if !(written.hasSuffix(".yaml") || written.hasSuffix(".yml")) {
+            problem(node, "target: found '\(written)'; expected a target file ending in .yaml or .yml")
+            return nil
+        }
+        return reference
     }
 
     /// A key no operation of the scenario reads would be silently ignored (an `amount` on a
