@@ -82,13 +82,13 @@ final class LockExclusivityCheckerTests: XCTestCase {
     }
 
     /// Negative control: b was granted while a's lock was still a's (its release found its token).
+    /// Client 1 takes the lock 1.030-1.040 s while client 0 holds it 1.010-1.050 s.
+    private var twoOverlappingHolds: [LockEntry] {
+        [acquire(0, "a", at: 1.010), acquire(1, "b", at: 1.030), release(1, "b", at: 1.040), release(0, "a", at: 1.050)]
+    }
+
     func testTwoHoldersOutsideAFaultWindowFail() throws {
-        let entries = [
-            acquire(0, "a", at: 1.010),
-            acquire(1, "b", at: 1.030),
-            release(1, "b", at: 1.040),
-            release(0, "a", at: 1.050),
-        ]
+        let entries = twoOverlappingHolds
         let result = try check(entries)
         XCTAssertFalse(result.passed)
         XCTAssertEqual(result.violations.map(\.name), ["two-holders-outside-fault-window"])
@@ -110,12 +110,7 @@ final class LockExclusivityCheckerTests: XCTestCase {
     /// excuses nothing after it (issue 21: its end was sorted before its start, dropped, and the
     /// window never ended, so every later overlap counted as expected).
     func testAnInstantStrikeExcusesNoLaterOverlap() throws {
-        let entries = [
-            acquire(0, "a", at: 1.010),
-            acquire(1, "b", at: 1.030),
-            release(1, "b", at: 1.040),
-            release(0, "a", at: 1.050),
-        ]
+        let entries = twoOverlappingHolds
         let strikes = [0.2, 0.5].map { FaultRecord(kind: "pg-terminate", start: $0, end: $0, targets: ["session"], hits: 1, note: nil, error: nil) }
         let windows = FaultWindow.windows(strikes.flatMap(NemesisEntry.entries(of:)))
         XCTAssertEqual(windows, [FaultWindow(fault: "pg-terminate", start: 0.2, end: 0.2), FaultWindow(fault: "pg-terminate", start: 0.5, end: 0.5)])
