@@ -10,6 +10,9 @@
 # Usage: scripts/blackbox-serve.sh [--quick] [--instances N] [--compare] [--lockproof PATH] [--client-engine events|threads]
 #   --client-engine: the engine of the target runs (lockproof verify --client-engine; events by default).
 #   --quick: the short suite `make verify` runs (2 instances, three cases, one redis-down fault and two controls).
+# Both suites send idempotency keys through the API (charge-balance-optimistic-retry-keys: 4 racing
+# duplicates per key; serve's seed design must apply each once): a serve that loses the
+# Idempotency-Key header on its way to the charge applies every duplicate (issue 21, mutant 57).
 # Fault scenarios run through the target too: the redis-down one passes with the seed's design and
 # catches the Redis-lock-only design (`charge-balance=redis-lock`: no database lock to fall back on).
 # Needs the servers of scripts/services.sh (LOCKPROOF_DATABASE_URL, LOCKPROOF_REDIS_URL).
@@ -44,11 +47,11 @@ export LOCKPROOF_SERVE_URLS="${urls# }"
 
 # design (serve's --strategy; seed: its default) | scenarios | the checker that must catch it (empty: must pass)
 if [ "$quick" = 1 ]; then
-  matrix="seed|charge-balance-seed issue-coupon-seed daily-spend-seed fault-redis-down-charge-pay-seed|
+  matrix="seed|charge-balance-seed charge-balance-optimistic-retry-keys issue-coupon-seed daily-spend-seed fault-redis-down-charge-pay-seed|
 charge-balance=naive|charge-balance-seed|money-conservation
 daily-spend=repeatable-read-no-lock|daily-spend-seed|daily-limit"
 else
-  matrix="seed|charge-balance-seed issue-coupon-seed fault-redis-down-charge-pay-seed issue-coupon-peer-200-for-100 issue-coupon-peer-same-user create-order-seed order-state-seed order-state-race-complete-cancel cart-quantity-seed daily-spend-seed mixed-charge-pay-seed|
+  matrix="seed|charge-balance-seed charge-balance-optimistic-retry-keys issue-coupon-seed fault-redis-down-charge-pay-seed issue-coupon-peer-200-for-100 issue-coupon-peer-same-user create-order-seed order-state-seed order-state-race-complete-cancel cart-quantity-seed daily-spend-seed mixed-charge-pay-seed|
 charge-balance=naive|charge-balance-seed|money-conservation
 charge-balance=redis-lock|fault-redis-down-charge-pay-seed|money-conservation
 issue-coupon=off-by-one|issue-coupon-peer-200-for-100|coupon-quantity

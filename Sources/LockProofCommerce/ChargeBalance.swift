@@ -53,6 +53,12 @@ public enum ChargeBalanceStrategy: String, Sendable, CaseIterable, Codable {
     /// (an amount split in halves). Balances lie within the bounds and the ledger sums to them;
     /// every charge has two charge rows.
     case ledgerRowSplit = "ledger-row-split"
+    /// The negative control of the lock-exclusivity checker alone (issue 21): the seed's locked
+    /// optimistic charge, but each charge first deletes the user's lock key "in case a crashed
+    /// client left it stuck", whoever holds it: the holder's lock is broken and the breaker takes
+    /// it, two holders at once. The version check keeps the money right; only lock-exclusivity
+    /// sees it.
+    case staleLockBroken = "stale-lock-broken"
 }
 
 /// The database refused a write whose fencing token is older than the newest it accepted for the
@@ -97,6 +103,13 @@ public struct ChargeBalance {
         case .optimisticRetry:
             return try withOptimisticRetry(client.settings.retry, probe: probe) { attempt in
                 try optimisticCharge(userId, amount, idempotencyKey, attempt, probe)
+            }
+        case .staleLockBroken:
+            return try withOptimisticRetry(client.settings.retry, probe: probe) { attempt in
+                try client.deleteLockKey(Self.lockKey(userId: userId))
+                return try client.withDistributedLock(Self.lockKey(userId: userId), probe: probe) {
+                    try optimisticCharge(userId, amount, idempotencyKey, attempt, probe)
+                }
             }
         case .pessimistic:
             return try client.transaction(probe: probe) { db in

@@ -244,6 +244,11 @@ public final class CommerceClient {
         }
     }
 
+    /// Deletes a lock key whoever holds it (the `stale-lock-broken` control's "stuck lock" cleanup).
+    func deleteLockKey(_ key: String) throws {
+        _ = try withLockClient { locks in try locks.redis.command(["DEL", key]) }
+    }
+
     func think() throws {
         sleep(seconds: settings.processingDelaySeconds)
         try faults.duringThink?()

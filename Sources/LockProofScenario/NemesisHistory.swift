@@ -97,11 +97,16 @@ public struct FaultWindow: Sendable, Equatable {
     /// Was the fault active at `time`?
     public func contains(_ time: Double) -> Bool { time >= start && time <= (end ?? .infinity) }
 
-    /// Pairs each start with the next end of the same fault, in time order.
+    /// Pairs each start with the next end of the same fault, in time order. At one instant a start
+    /// comes before an end: a strike that starts and ends at the same time (a `pg-terminate` that
+    /// finds its session at once) is a window of no length, and an end that came first would find
+    /// no open start and be dropped, leaving a window that never ends (every later overlap of two
+    /// lock holders excused as "during a fault", issue 21). Ends close the oldest open start, so a
+    /// window that ends as the next one starts is still paired with its own end.
     public static func windows(_ entries: [NemesisEntry]) -> [FaultWindow] {
         var windows: [(fault: String, start: Double, end: Double?)] = []
         var indexOfOpen: [String: [Int]] = [:]
-        for entry in entries.sorted(by: { ($0.time, $0.phase == .end ? 0 : 1) < ($1.time, $1.phase == .end ? 0 : 1) }) {
+        for entry in entries.sorted(by: { ($0.time, $0.phase == .start ? 0 : 1) < ($1.time, $1.phase == .start ? 0 : 1) }) {
             switch entry.phase {
             case .start:
                 indexOfOpen[entry.fault, default: []].append(windows.count)

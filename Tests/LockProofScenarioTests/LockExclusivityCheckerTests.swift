@@ -82,13 +82,13 @@ final class LockExclusivityCheckerTests: XCTestCase {
     }
 
     /// Negative control: b was granted while a's lock was still a's (its release found its token).
+    /// Client 1 takes the lock 1.030-1.040 s while client 0 holds it 1.010-1.050 s.
+    private var twoOverlappingHolds: [LockEntry] {
+        [acquire(0, "a", at: 1.010), acquire(1, "b", at: 1.030), release(1, "b", at: 1.040), release(0, "a", at: 1.050)]
+    }
+
     func testTwoHoldersOutsideAFaultWindowFail() throws {
-        let entries = [
-            acquire(0, "a", at: 1.010),
-            acquire(1, "b", at: 1.030),
-            release(1, "b", at: 1.040),
-            release(0, "a", at: 1.050),
-        ]
+        let entries = twoOverlappingHolds
         let result = try check(entries)
         XCTAssertFalse(result.passed)
         XCTAssertEqual(result.violations.map(\.name), ["two-holders-outside-fault-window"])
@@ -103,6 +103,24 @@ final class LockExclusivityCheckerTests: XCTestCase {
         // A fault that ended before the first hold began does not excuse it.
         let before = try check(entries, windows: [FaultWindow(fault: "redis-pause", start: 0.2, end: 0.9)])
         XCTAssertEqual(before.violations.map(\.name), ["two-holders-outside-fault-window"])
+    }
+
+    /// A strike that starts and ends at one instant (a `pg-terminate` that found its session at
+    /// once) is a window of no length, read from the nemesis' entries as the run reads them: it
+    /// excuses nothing after it (issue 21: its end was sorted before its start, dropped, and the
+    /// window never ended, so every later overlap counted as expected).
+    func testAnInstantStrikeExcusesNoLaterOverlap() throws {
+        let entries = twoOverlappingHolds
+        let strikes = [0.2, 0.5].map { FaultRecord(kind: "pg-terminate", start: $0, end: $0, targets: ["session"], hits: 1, note: nil, error: nil) }
+        let windows = FaultWindow.windows(strikes.flatMap(NemesisEntry.entries(of:)))
+        XCTAssertEqual(windows, [FaultWindow(fault: "pg-terminate", start: 0.2, end: 0.2), FaultWindow(fault: "pg-terminate", start: 0.5, end: 0.5)])
+        XCTAssertEqual(try check(entries, windows: windows).violations.map(\.name), ["two-holders-outside-fault-window"])
+        // A window that ends as the next one of the same fault starts keeps its own end.
+        let back = [FaultRecord(kind: "redis-pause", start: 0.1, end: 0.3, targets: [], hits: nil, note: nil, error: nil),
+                    FaultRecord(kind: "redis-pause", start: 0.3, end: 0.4, targets: [], hits: nil, note: nil, error: nil)]
+        XCTAssertEqual(
+            FaultWindow.windows(back.flatMap(NemesisEntry.entries(of:))),
+            [FaultWindow(fault: "redis-pause", start: 0.1, end: 0.3), FaultWindow(fault: "redis-pause", start: 0.3, end: 0.4)])
     }
 
     /// A lease of fixed length (no watchdog) ends with it even when the release says it was still

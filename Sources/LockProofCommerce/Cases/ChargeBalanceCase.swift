@@ -19,6 +19,7 @@ public enum ChargeBalanceCase: CaseDescriptor {
         // The Redis lock, and the row lock when the breaker is open and there is no token.
         case .redisLockFenced: return StrategyTraits(locks: [.redis, .row], retries: false, negativeControl: false)
         case .keyOutsideTransaction: return StrategyTraits(locks: [], retries: true, negativeControl: true)
+        case .staleLockBroken: return StrategyTraits(locks: [.redis], retries: true, negativeControl: true, singleBoundControl: true)
         case .reappliedCharge, .feeSkimmed, .ledgerRecordsBalance, .ledgerRowsMerged, .ledgerRowSplit:
             return StrategyTraits(locks: [.row], retries: false, negativeControl: true, singleBoundControl: true)
         }
