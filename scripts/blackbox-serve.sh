@@ -12,7 +12,7 @@
 #   --quick: the short suite `make verify` runs (2 instances, three cases, one redis-down fault and two controls).
 # Both suites send idempotency keys through the API (charge-balance-optimistic-retry-keys: 4 racing
 # duplicates per key; serve's seed design must apply each once): a serve that loses the
-# Idempotency-Key header on its way to the charge applies every duplicate (issue 21, mutant 57).
+# Idempotency-Key header on its way to the charge applies every duplicate (issue 21, mutant 68).
 # Fault scenarios run through the target too: the redis-down one passes with the seed's design and
 # catches the Redis-lock-only design (`charge-balance=redis-lock`: no database lock to fall back on).
 # Needs the servers of scripts/services.sh (LOCKPROOF_DATABASE_URL, LOCKPROOF_REDIS_URL).
