@@ -35,6 +35,12 @@ public enum DailySpendStrategy: String, Sendable, CaseIterable, Codable {
     /// insert inside a savepoint that is then rolled back (a dry-run path left on): the spend is
     /// acknowledged and never stored.
     case notSaved = "not-saved"
+    /// The negative control of the daily-limit checker's "every spend is under a limit" alone:
+    /// `FOR UPDATE` on the user, but the limit is read with `DELETE … RETURNING` (a one-shot read
+    /// copied from the voucher code), and a user with no limit row is let through ("no limit
+    /// set"). Each spend is checked against the limit it found, stored once and acknowledged once;
+    /// after a user's first spend the user has no limit row.
+    case limitConsumed = "limit-consumed"
 }
 
 /// The spend would take the day's total past the user's daily limit. Nothing was written.
@@ -146,6 +152,23 @@ public struct DailySpend {
         case .repeatableReadNoLock:
             return try client.transaction(isolation: .repeatableRead, probe: probe) { db in
                 try checkAndInsert(userId, amount, attempts: 1, db)
+            }
+        case .limitConsumed:
+            return try client.transaction(probe: probe) { db in
+                try lockUser(userId, db, probe)
+                let limit = try db.query("DELETE FROM spending_limits WHERE user_id = $1 RETURNING daily_limit", [userId]).int(0, 0)
+                let spent = try db.query(
+                    "SELECT COALESCE(sum(amount), 0)::bigint FROM spends WHERE user_id = $1 AND day = current_date", [userId]
+                ).int(0, 0) ?? 0
+                if let limit, spent + amount > limit {
+                    throw DailyLimitExceeded(userId: userId, spentToday: spent, limit: limit, requested: amount)
+                }
+                try client.think()
+                let inserted = try db.query(
+                    "INSERT INTO spends (user_id, day, amount) VALUES ($1, current_date, $2) RETURNING id", [userId, amount])
+                guard let spendId = inserted.int(0, 0) else { throw DomainError.notFound(entity: "user", id: userId) }
+                return SpendResult(
+                    userId: userId, spendId: spendId, amount: amount, spentToday: spent + amount, dailyLimit: limit ?? 0, attempts: 1)
             }
         case .limitReachedRefused, .recordedTwice, .notSaved:
             return try client.transaction(probe: probe) { db in

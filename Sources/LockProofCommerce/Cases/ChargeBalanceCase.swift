@@ -19,7 +19,8 @@ public enum ChargeBalanceCase: CaseDescriptor {
         // The Redis lock, and the row lock when the breaker is open and there is no token.
         case .redisLockFenced: return StrategyTraits(locks: [.redis, .row], retries: false, negativeControl: false)
         case .keyOutsideTransaction: return StrategyTraits(locks: [], retries: true, negativeControl: true)
-        case .reappliedCharge, .feeSkimmed, .ledgerRecordsBalance, .ledgerRowsMerged, .ledgerRowSplit:
+        case .reappliedCharge, .feeSkimmed, .ledgerRecordsBalance, .ledgerRowsMerged, .ledgerRowSplit,
+            .keyReferenceDropped, .keyNotClaimed:
             return StrategyTraits(locks: [.row], retries: false, negativeControl: true, singleBoundControl: true)
         }
     }
