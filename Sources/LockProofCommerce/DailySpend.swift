@@ -153,28 +153,12 @@ public struct DailySpend {
             return try client.transaction(isolation: .repeatableRead, probe: probe) { db in
                 try checkAndInsert(userId, amount, attempts: 1, db)
             }
-        case .limitConsumed:
-            return try client.transaction(probe: probe) { db in
-                try lockUser(userId, db, probe)
-                let limit = try db.query("DELETE FROM spending_limits WHERE user_id = $1 RETURNING daily_limit", [userId]).int(0, 0)
-                let spent = try db.query(
-                    "SELECT COALESCE(sum(amount), 0)::bigint FROM spends WHERE user_id = $1 AND day = current_date", [userId]
-                ).int(0, 0) ?? 0
-                if let limit, spent + amount > limit {
-                    throw DailyLimitExceeded(userId: userId, spentToday: spent, limit: limit, requested: amount)
-                }
-                try client.think()
-                let inserted = try db.query(
-                    "INSERT INTO spends (user_id, day, amount) VALUES ($1, current_date, $2) RETURNING id", [userId, amount])
-                guard let spendId = inserted.int(0, 0) else { throw DomainError.notFound(entity: "user", id: userId) }
-                return SpendResult(
-                    userId: userId, spendId: spendId, amount: amount, spentToday: spent + amount, dailyLimit: limit ?? 0, attempts: 1)
-            }
-        case .limitReachedRefused, .recordedTwice, .notSaved:
+        case .limitReachedRefused, .recordedTwice, .notSaved, .limitConsumed:
             return try client.transaction(probe: probe) { db in
                 try lockUser(userId, db, probe)
                 if strategy == .notSaved { try db.query("SAVEPOINT dry_run") }
-                let spent = try checkAndInsert(userId, amount, attempts: 1, db, refuseAtLimit: strategy == .limitReachedRefused)
+                let spent = try checkAndInsert(
+                    userId, amount, attempts: 1, db, refuseAtLimit: strategy == .limitReachedRefused, consumeLimit: strategy == .limitConsumed)
                 if strategy == .notSaved { try db.query("ROLLBACK TO SAVEPOINT dry_run") }
                 if strategy == .recordedTwice {
                     try db.query("INSERT INTO spends (user_id, day, amount) VALUES ($1, current_date, $2)", [userId, amount])
@@ -192,17 +176,26 @@ public struct DailySpend {
     /// Reads the limit and the day's sum, checks, thinks (as every case does between its read and
     /// its write), inserts. Right only when the strategy keeps other spends of the user out.
     /// `refuseAtLimit` is the `limit-reached-refused` control's: a day may not reach its limit.
+    /// `consumeLimit` is the `limit-consumed` control's: the limit read by deleting it, and a user
+    /// without one let through.
     private func checkAndInsert(
-        _ userId: Int, _ amount: Int, attempts: Int, _ db: PostgresConnection, refuseAtLimit: Bool = false
+        _ userId: Int, _ amount: Int, attempts: Int, _ db: PostgresConnection, refuseAtLimit: Bool = false,
+        consumeLimit: Bool = false
     ) throws -> SpendResult {
         let limitRow = try db.query(
-            "SELECT l.daily_limit FROM users u LEFT JOIN spending_limits l ON l.user_id = u.id WHERE u.id = $1", [userId])
+            consumeLimit
+                ? """
+                WITH consumed AS (DELETE FROM spending_limits WHERE user_id = $1 RETURNING daily_limit)
+                SELECT (SELECT daily_limit FROM consumed) FROM users u WHERE u.id = $1
+                """
+                : "SELECT l.daily_limit FROM users u LEFT JOIN spending_limits l ON l.user_id = u.id WHERE u.id = $1", [userId])
         guard limitRow.rowCount == 1 else { throw DomainError.notFound(entity: "user", id: userId) }
-        guard let limit = limitRow.int(0, 0) else { throw DomainError.notFound(entity: "spending limit", id: userId) }
+        let limit = limitRow.int(0, 0)
+        guard limit != nil || consumeLimit else { throw DomainError.notFound(entity: "spending limit", id: userId) }
         let spent = try db.query(
             "SELECT COALESCE(sum(amount), 0)::bigint FROM spends WHERE user_id = $1 AND day = current_date", [userId]
         ).int(0, 0) ?? 0
-        guard spent + amount <= limit - (refuseAtLimit ? 1 : 0) else {
+        if let limit, spent + amount > limit - (refuseAtLimit ? 1 : 0) {
             throw DailyLimitExceeded(userId: userId, spentToday: spent, limit: limit, requested: amount)
         }
         try client.think()
@@ -210,7 +203,7 @@ public struct DailySpend {
             "INSERT INTO spends (user_id, day, amount) VALUES ($1, current_date, $2) RETURNING id", [userId, amount])
         guard let spendId = inserted.int(0, 0) else { throw DomainError.notFound(entity: "user", id: userId) }
         return SpendResult(
-            userId: userId, spendId: spendId, amount: amount, spentToday: spent + amount, dailyLimit: limit, attempts: attempts)
+            userId: userId, spendId: spendId, amount: amount, spentToday: spent + amount, dailyLimit: limit ?? 0, attempts: attempts)
     }
 }
 
