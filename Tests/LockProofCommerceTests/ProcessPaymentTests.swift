@@ -138,7 +138,9 @@ final class ProcessPaymentTests: CommerceTestCase {
         let productId = try seed.products(count: 1, price: 1_000, stock: 1)[0]
         let tooExpensive = try order(userId: userId, productId: productId, quantity: 1, unitPrice: 1_000)
         let client = try TestServers.client()
-        for strategy in ProcessPaymentStrategy.allCases {
+        // paid-when-refused marks the refused order PAID (the bug it is the control of): the
+        // strategies after it would read a PAID order. Its scenario judges it.
+        for strategy in ProcessPaymentStrategy.allCases where strategy != .paidWhenRefused {
             let payment = ProcessPayment(client: client, strategy: strategy)
             XCTAssertThrowsError(try payment.pay(orderId: 424_242)) {
                 XCTAssertEqual($0 as? DomainError, .notFound(entity: "order", id: 424_242))
