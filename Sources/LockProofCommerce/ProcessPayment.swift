@@ -54,6 +54,11 @@ public enum ProcessPaymentStrategy: String, Sendable, CaseIterable, Codable {
     /// wrong prefix, so an approval is taken for a decline and compensated: the gateway charged an
     /// order whose balance and stock were given back.
     case receiptMisread = "receipt-misread"
+    /// The negative control of the compensation checker's "no order left PAYING without a
+    /// compensation" alone: the pessimistic deduction, and on a decline the intent is closed as
+    /// `compensated` ("the refund is queued") and the gateway's error passed up untranslated, so the
+    /// payment ends unknown; no compensation is recorded or run, and recovery finds no open intent.
+    case refundQueued = "refund-queued"
 }
 
 public struct PaymentResult: Sendable, Equatable {
@@ -116,7 +121,7 @@ public struct ProcessPayment {
             deduction = try deductLocked(orderId, probe, stockTaken: { 2 * $0 })
         case .stockLedgerPerLine:
             deduction = try deductLocked(orderId, probe, stockRecorded: { _ in 1 })
-        case .compensationUnrecorded, .compensationReopensOrder, .gatewaySkipped, .receiptMisread:
+        case .compensationUnrecorded, .compensationReopensOrder, .gatewaySkipped, .receiptMisread, .refundQueued:
             deduction = try deductLocked(orderId, probe)
         case .paidWhenRefused:
             do {
@@ -134,7 +139,7 @@ public struct ProcessPayment {
         }
         deducted = true
         try client.faults.afterDeduction?(orderId)
-        if [.compensationUnrecorded, .compensationReopensOrder, .gatewaySkipped, .receiptMisread].contains(strategy) {
+        if [.compensationUnrecorded, .compensationReopensOrder, .gatewaySkipped, .receiptMisread, .refundQueued].contains(strategy) {
             return try settleAsControl(deduction, probe)
         }
         // Outside the transaction and the lock: a slow gateway holds no lock.
@@ -164,6 +169,14 @@ public struct ProcessPayment {
                 throw GatewayDeclined(reason: "receipt \(receipt) not understood")
             }
         } catch let error as GatewayDeclined {
+            if strategy == .refundQueued {
+                try client.withDatabase {
+                    try $0.query(
+                        "UPDATE payment_intents SET status = 'compensated', settled_at = now() WHERE order_id = $1 AND status = 'open'",
+                        [orderId])
+                }
+                throw error
+            }
             let reason = String(describing: error)
             if strategy == .compensationUnrecorded {
                 try Compensation.run(orderId: orderId, client: client, probe: probe)

@@ -15,7 +15,8 @@ public enum ProcessPaymentCase: CaseDescriptor {
         case .naive: return StrategyTraits(locks: [], retries: false, negativeControl: true)
         case .noStatusGuard: return StrategyTraits(locks: [.row], retries: false, negativeControl: true)
         case .stockPerLine, .stockTakenTwice, .stockLedgerPerLine, .paidWhenRefused,
-            .compensationUnrecorded, .compensationReopensOrder, .gatewaySkipped, .receiptMisread:
+            .compensationUnrecorded, .compensationReopensOrder, .gatewaySkipped, .receiptMisread,
+            .refundQueued:
             return StrategyTraits(locks: [.row], retries: false, negativeControl: true, singleBoundControl: true)
         }
     }
