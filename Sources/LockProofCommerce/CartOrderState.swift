@@ -44,6 +44,11 @@ public enum StateChangeStrategy: String, Sendable, CaseIterable, Codable {
     /// it) and answers a conflict: the order changed while no transition was acknowledged. Cart: as
     /// `seed`.
     case stateRechecked = "state-rechecked"
+    /// The negative control of single-winner's "at most one winner per order" alone: the seed's
+    /// version check, but a transition asked of an order already in that state is answered as done
+    /// (an "idempotent" reply), so a second complete of a completed order is acknowledged too. The
+    /// stored state is the first winner's, no order changes without one. Cart: as `seed`.
+    case repeatAcknowledged = "repeat-acknowledged"
 }
 
 public struct OrderTransition: Sendable, Equatable {
@@ -84,6 +89,7 @@ public struct OrderState {
                 guard let statusText = row.string(0, 0), let status = OrderStatus(rawValue: statusText),
                     let version = row.int(0, 1)
                 else { throw DomainError.notFound(entity: "order", id: orderId) }
+                if strategy == .repeatAcknowledged && status == next { return OrderTransition(orderId: orderId, from: status, to: next) }
                 guard status.canMove(to: next) else {
                     throw DomainError.invalidTransition(orderId: orderId, from: status, to: next)
                 }

@@ -59,6 +59,17 @@ public enum ChargeBalanceStrategy: String, Sendable, CaseIterable, Codable {
     /// it, two holders at once. The version check keeps the money right; only lock-exclusivity
     /// sees it.
     case staleLockBroken = "stale-lock-broken"
+    /// The negative control of the money checker's per-key "every acknowledged key is in the
+    /// ledger" alone: under the row lock the key is claimed and the charge applied once, but the
+    /// ledger row's reference is the reason (`charge`) instead of the key. Balances, ledger sums
+    /// and each user's charge rows are right; no acknowledged key has its row.
+    case keyReferenceDropped = "key-reference-dropped"
+    /// The negative control of the money checker's per-key "a key is applied once" alone: under
+    /// the row lock the charge is applied and its ledger row carries the key, but the key is never
+    /// claimed, so every duplicate of a key applies it again and is acknowledged as applied.
+    /// Balances lie within what was acknowledged, the ledger agrees, each user has one charge row
+    /// per acknowledged charge; a key has as many rows as it was sent.
+    case keyNotClaimed = "key-not-claimed"
 }
 
 /// The database refused a write whose fencing token is older than the newest it accepted for the
@@ -162,11 +173,13 @@ public struct ChargeBalance {
             }
         case .naive:
             return try unguardedCharge(userId, amount, idempotencyKey)
-        case .reappliedCharge, .feeSkimmed, .ledgerRecordsBalance:
+        case .reappliedCharge, .feeSkimmed, .ledgerRecordsBalance, .keyReferenceDropped, .keyNotClaimed:
             return try client.transaction(probe: probe) { db in
                 let rows = try lockRowsForUpdate(db, table: .users, ids: [userId], columns: "balance", probe: probe)
                 guard let before = rows[userId]?.int(0, 0) else { throw DomainError.notFound(entity: "user", id: userId) }
-                if let previous = try claimIdempotencyKey(idempotencyKey, userId: userId, db: db) { return previous }
+                if strategy != .keyNotClaimed, let previous = try claimIdempotencyKey(idempotencyKey, userId: userId, db: db) {
+                    return previous
+                }
                 try client.think()
                 let increments = strategy == .reappliedCharge ? [amount, amount] : strategy == .feeSkimmed ? [amount * 99 / 100] : [amount]
                 var balance = before
@@ -178,7 +191,10 @@ public struct ChargeBalance {
                 }
                 try db.query(
                     "INSERT INTO balance_ledger (user_id, delta, reason, reference) VALUES ($1, $2, 'charge', $3)",
-                    [userId, strategy == .ledgerRecordsBalance ? balance : balance - before, idempotencyKey ?? "charge"])
+                    [
+                        userId, strategy == .ledgerRecordsBalance ? balance : balance - before,
+                        strategy == .keyReferenceDropped ? "charge" : idempotencyKey ?? "charge",
+                    ])
                 return ChargeResult(userId: userId, balance: balance, attempts: 1, applied: true)
             }
         case .ledgerRowsMerged, .ledgerRowSplit:

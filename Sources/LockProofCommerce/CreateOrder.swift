@@ -20,6 +20,11 @@ public enum CreateOrderStrategy: String, Sendable, CaseIterable, Codable {
     /// creation sent once more after it was acknowledged (a retry wrapper that also retries a
     /// success): an order that no acknowledged or unknown creation accounts for.
     case createdTwice = "created-twice"
+    /// The negative control of order-creation's "every acknowledged order exists" alone: the
+    /// seed's locks and stock check, but the order is written inside a savepoint that a dry-run
+    /// path left on rolls back: the sequence handed out its id, the client is told the order was
+    /// created, and neither the order nor its items are kept.
+    case rolledBack = "rolled-back"
 }
 
 public struct OrderItemRequest: Sendable, Equatable, Codable {
@@ -68,7 +73,7 @@ public struct CreateOrder {
             }
         case .noLock:
             return try insertOrder(userId, items, lockOrder: nil, probe)
-        case .stockUnchecked, .firstItemOnly, .createdTwice:
+        case .stockUnchecked, .firstItemOnly, .createdTwice, .rolledBack:
             return try client.withDistributedLock(Self.lockKey(userId: userId), probe: probe) {
                 let created = try insertOrder(userId, items, lockOrder: .ascending, probe)
                 if strategy == .createdTwice { _ = try insertOrder(userId, items, lockOrder: .ascending, probe) }
@@ -110,6 +115,7 @@ public struct CreateOrder {
                 total += product.price * quantity
             }
             try client.think()
+            if strategy == .rolledBack { try db.query("SAVEPOINT dry_run") }
             let order = try db.query(
                 "INSERT INTO orders (user_id, status, total_amount) VALUES ($1, 'PENDING', $2) RETURNING id", [userId, total])
             let orderId = order.int(0, 0)!
@@ -118,6 +124,7 @@ public struct CreateOrder {
                     "INSERT INTO order_items (order_id, product_id, quantity, unit_price) VALUES ($1, $2, $3, $4)",
                     [orderId, item.productId, item.quantity, products[item.productId]!.price])
             }
+            if strategy == .rolledBack { try db.query("ROLLBACK TO SAVEPOINT dry_run") }
             return CreatedOrder(orderId: orderId, userId: userId, totalAmount: total)
         }
     }

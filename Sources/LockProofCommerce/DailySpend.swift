@@ -36,6 +36,12 @@ public enum DailySpendStrategy: String, Sendable, CaseIterable, Codable {
     /// insert inside a savepoint that is then rolled back (a dry-run path left on): the spend is
     /// acknowledged and never stored.
     case notSaved = "not-saved"
+    /// The negative control of the daily-limit checker's "every spend is under a limit" alone:
+    /// `FOR UPDATE` on the user, but the limit is read with `DELETE … RETURNING` (a one-shot read
+    /// copied from the voucher code), and a user with no limit row is let through ("no limit
+    /// set"). Each spend is checked against the limit it found, stored once and acknowledged once;
+    /// after a user's first spend the user has no limit row.
+    case limitConsumed = "limit-consumed"
 }
 
 /// The spend would take the day's total past the user's daily limit. Nothing was written.
@@ -151,11 +157,12 @@ public struct DailySpend {
             return try client.transaction(isolation: .repeatableRead, probe: probe) { db in
                 try checkAndInsert(userId, amount, attempts: 1, db)
             }
-        case .limitReachedRefused, .recordedTwice, .notSaved:
+        case .limitReachedRefused, .recordedTwice, .notSaved, .limitConsumed:
             return try client.transaction(probe: probe) { db in
                 try lockUser(userId, db, probe)
                 if strategy == .notSaved { try db.query("SAVEPOINT dry_run") }
-                let spent = try checkAndInsert(userId, amount, attempts: 1, db, refuseAtLimit: strategy == .limitReachedRefused)
+                let spent = try checkAndInsert(
+                    userId, amount, attempts: 1, db, refuseAtLimit: strategy == .limitReachedRefused, consumeLimit: strategy == .limitConsumed)
                 if strategy == .notSaved { try db.query("ROLLBACK TO SAVEPOINT dry_run") }
                 if strategy == .recordedTwice {
                     try db.query("INSERT INTO spends (user_id, day, amount) VALUES ($1, current_date, $2)", [userId, amount])
@@ -173,17 +180,26 @@ public struct DailySpend {
     /// Reads the limit and the day's sum, checks, thinks (as every case does between its read and
     /// its write), inserts. Right only when the strategy keeps other spends of the user out.
     /// `refuseAtLimit` is the `limit-reached-refused` control's: a day may not reach its limit.
+    /// `consumeLimit` is the `limit-consumed` control's: the limit read by deleting it, and a user
+    /// without one let through.
     private func checkAndInsert(
-        _ userId: Int, _ amount: Int, attempts: Int, _ db: PostgresConnection, refuseAtLimit: Bool = false
+        _ userId: Int, _ amount: Int, attempts: Int, _ db: PostgresConnection, refuseAtLimit: Bool = false,
+        consumeLimit: Bool = false
     ) throws -> SpendResult {
         let limitRow = try db.query(
-            "SELECT l.daily_limit FROM users u LEFT JOIN spending_limits l ON l.user_id = u.id WHERE u.id = $1", [userId])
+            consumeLimit
+                ? """
+                WITH consumed AS (DELETE FROM spending_limits WHERE user_id = $1 RETURNING daily_limit)
+                SELECT (SELECT daily_limit FROM consumed) FROM users u WHERE u.id = $1
+                """
+                : "SELECT l.daily_limit FROM users u LEFT JOIN spending_limits l ON l.user_id = u.id WHERE u.id = $1", [userId])
         guard limitRow.rowCount == 1 else { throw DomainError.notFound(entity: "user", id: userId) }
-        guard let limit = limitRow.int(0, 0) else { throw DomainError.notFound(entity: "spending limit", id: userId) }
+        let limit = limitRow.int(0, 0)
+        guard limit != nil || consumeLimit else { throw DomainError.notFound(entity: "spending limit", id: userId) }
         let spent = try db.query(
             "SELECT COALESCE(sum(amount), 0)::bigint FROM spends WHERE user_id = $1 AND day = current_date", [userId]
         ).int(0, 0) ?? 0
-        guard spent + amount <= limit - (refuseAtLimit ? 1 : 0) else {
+        if let limit, spent + amount > limit - (refuseAtLimit ? 1 : 0) {
             throw DailyLimitExceeded(userId: userId, spentToday: spent, limit: limit, requested: amount)
         }
         try client.think()
@@ -191,7 +207,7 @@ public struct DailySpend {
             "INSERT INTO spends (user_id, day, amount) VALUES ($1, current_date, $2) RETURNING id", [userId, amount])
         guard let spendId = inserted.int(0, 0) else { throw DomainError.notFound(entity: "user", id: userId) }
         return SpendResult(
-            userId: userId, spendId: spendId, amount: amount, spentToday: spent + amount, dailyLimit: limit, attempts: attempts)
+            userId: userId, spendId: spendId, amount: amount, spentToday: spent + amount, dailyLimit: limit ?? 0, attempts: attempts)
     }
 }
 

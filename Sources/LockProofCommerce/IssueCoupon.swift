@@ -28,6 +28,11 @@ public enum IssueCouponStrategy: String, Sendable, CaseIterable, Codable {
     /// One row and one count per acknowledged issue, never above the total; the requesters who
     /// were told they got it hold nothing.
     case nextInLine = "next-in-line"
+    /// The negative control of the coupon checker's acknowledged bounds alone: the pessimistic
+    /// issue, then a "bring a friend" step gives one more to the waiting list's next user (the
+    /// highest user id without the coupon), counted as well. Rows and issued_quantity agree, never
+    /// above the total, every requester holds one; twice as many rows as acknowledged issues.
+    case plusOneFriend = "plus-one-friend"
 }
 
 public struct CouponIssue: Sendable, Equatable {
@@ -68,6 +73,22 @@ public struct IssueCoupon {
                 return try client.transaction(probe: probe) { db in try issueLocked(couponId, userId, db, probe, counted: 2) }
             case .nextInLine:
                 return try client.transaction(probe: probe) { db in try issueLocked(couponId, userId, db, probe, toNextInLine: true) }
+            case .plusOneFriend:
+                return try client.transaction(probe: probe) { db in
+                    let issued = try issueLocked(couponId, userId, db, probe)
+                    let friend = try db.query(
+                        """
+                        SELECT u.id FROM users u
+                        WHERE NOT EXISTS (SELECT 1 FROM user_coupons c WHERE c.user_id = u.id AND c.coupon_id = $1)
+                        ORDER BY u.id DESC LIMIT 1
+                        """, [couponId]
+                    ).int(0, 0)
+                    guard let friend else { return issued }
+                    try insertUserCoupon(couponId, friend, db)
+                    try db.query(
+                        "UPDATE coupons SET issued_quantity = issued_quantity + 1, version = version + 1 WHERE id = $1", [couponId])
+                    return issued
+                }
             case .atomic:
                 return try client.transaction(probe: probe) { db in
                     try requireUser(userId, db)

@@ -35,6 +35,30 @@ public enum ProcessPaymentStrategy: String, Sendable, CaseIterable, Codable {
     /// the refusal. Nothing is taken from balance or stock for it, no intent or gateway charge is
     /// written; the order is PAID and its only payment failed.
     case paidWhenRefused = "paid-when-refused"
+    /// The negative control of the compensation checker's "a failed payment is compensated, on
+    /// record" alone: the pessimistic deduction, and on a decline the compensation transaction runs
+    /// without its durable `pending` record first ("one transaction is enough"): balance and stock
+    /// come back, the order is PAYMENT_FAILED, no compensation row says so.
+    case compensationUnrecorded = "compensation-unrecorded"
+    /// The negative control of the compensation checker's "a compensated order is PAYMENT_FAILED"
+    /// alone: the pessimistic deduction and the right compensation on a decline, then the order is
+    /// put back to PENDING ("so the customer can pay again"): a succeeded compensation of an order
+    /// that is not failed.
+    case compensationReopensOrder = "compensation-reopens-order"
+    /// The negative control of the compensation checker's "a PAID order was approved by the gateway"
+    /// alone: the pessimistic deduction, then the order is marked PAID without calling the gateway
+    /// (a "trusted customer" shortcut): money and stock taken once, no charge at the gateway.
+    case gatewaySkipped = "gateway-skipped"
+    /// The negative control of the compensation checker's "a compensated payment was not charged"
+    /// alone: the pessimistic deduction and the gateway call, but its receipt is read with the
+    /// wrong prefix, so an approval is taken for a decline and compensated: the gateway charged an
+    /// order whose balance and stock were given back.
+    case receiptMisread = "receipt-misread"
+    /// The negative control of the compensation checker's "no order left PAYING without a
+    /// compensation" alone: the pessimistic deduction, and on a decline the intent is closed as
+    /// `compensated` ("the refund is queued") and the gateway's error passed up untranslated, so the
+    /// payment ends unknown; no compensation is recorded or run, and recovery finds no open intent.
+    case refundQueued = "refund-queued"
 }
 
 public struct PaymentResult: Sendable, Equatable {
@@ -97,6 +121,8 @@ public struct ProcessPayment {
             deduction = try deductLocked(orderId, probe, stockTaken: { 2 * $0 })
         case .stockLedgerPerLine:
             deduction = try deductLocked(orderId, probe, stockRecorded: { _ in 1 })
+        case .compensationUnrecorded, .compensationReopensOrder, .gatewaySkipped, .receiptMisread, .refundQueued:
+            deduction = try deductLocked(orderId, probe)
         case .paidWhenRefused:
             do {
                 deduction = try deductLocked(orderId, probe)
@@ -113,6 +139,9 @@ public struct ProcessPayment {
         }
         deducted = true
         try client.faults.afterDeduction?(orderId)
+        if [.compensationUnrecorded, .compensationReopensOrder, .gatewaySkipped, .receiptMisread, .refundQueued].contains(strategy) {
+            return try settleAsControl(deduction, probe)
+        }
         // Outside the transaction and the lock: a slow gateway holds no lock.
         let receipt: String
         do {
@@ -127,6 +156,45 @@ public struct ProcessPayment {
         return PaymentResult(
             orderId: orderId, userId: userId, amount: deduction.amount, balanceAfter: deduction.balanceAfter,
             receipt: receipt)
+    }
+
+    /// The compensation checker's single-bound controls: the seed's settlement after the
+    /// deduction, each wrong in one way (see their cases).
+    private func settleAsControl(_ deduction: Deduction, _ probe: Probe) throws -> PaymentResult {
+        let orderId = deduction.orderId
+        var receipt = "trusted-\(orderId)"
+        do {
+            if strategy != .gatewaySkipped { receipt = try client.gateway.charge(orderId: orderId, amount: deduction.amount) }
+            if strategy == .receiptMisread && !receipt.hasPrefix("ok-") {
+                throw GatewayDeclined(reason: "receipt \(receipt) not understood")
+            }
+        } catch let error as GatewayDeclined {
+            if strategy == .refundQueued {
+                try client.withDatabase {
+                    try $0.query(
+                        "UPDATE payment_intents SET status = 'compensated', settled_at = now() WHERE order_id = $1 AND status = 'open'",
+                        [orderId])
+                }
+                throw error
+            }
+            let reason = String(describing: error)
+            if strategy == .compensationUnrecorded {
+                try Compensation.run(orderId: orderId, client: client, probe: probe)
+            } else {
+                try compensate(deduction, reason: reason, probe: probe)
+            }
+            if strategy == .compensationReopensOrder {
+                try client.withDatabase {
+                    try $0.query(
+                        "UPDATE orders SET status = 'PENDING', version = version + 1, updated_at = now() WHERE id = $1 AND status = 'PAYMENT_FAILED'",
+                        [orderId])
+                }
+            }
+            throw DomainError.paymentDeclined(orderId: orderId, reason: reason)
+        }
+        try client.withDatabase { try Self.markPaid(orderId: orderId, db: $0, probe: probe) }
+        return PaymentResult(
+            orderId: orderId, userId: deduction.userId, amount: deduction.amount, balanceAfter: deduction.balanceAfter, receipt: receipt)
     }
 
     /// The gateway approved: the order becomes PAID and its intent `paid`, in one transaction.

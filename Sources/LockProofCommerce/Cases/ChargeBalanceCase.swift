@@ -20,7 +20,8 @@ public enum ChargeBalanceCase: CaseDescriptor {
         case .redisLockFenced: return StrategyTraits(locks: [.redis, .row], retries: false, negativeControl: false)
         case .keyOutsideTransaction: return StrategyTraits(locks: [], retries: true, negativeControl: true)
         case .staleLockBroken: return StrategyTraits(locks: [.redis], retries: true, negativeControl: true, singleBoundControl: true)
-        case .reappliedCharge, .feeSkimmed, .ledgerRecordsBalance, .ledgerRowsMerged, .ledgerRowSplit:
+        case .reappliedCharge, .feeSkimmed, .ledgerRecordsBalance, .ledgerRowsMerged, .ledgerRowSplit,
+            .keyReferenceDropped, .keyNotClaimed:
             return StrategyTraits(locks: [.row], retries: false, negativeControl: true, singleBoundControl: true)
         }
     }

@@ -14,7 +14,7 @@ public enum CreateOrderCase: CaseDescriptor {
         case .seed: return StrategyTraits(locks: [.redis, .row], retries: false, negativeControl: false)
         case .unsorted: return StrategyTraits(locks: [.redis, .row], retries: false, negativeControl: true)
         case .noLock: return StrategyTraits(locks: [], retries: false, negativeControl: false)
-        case .stockUnchecked, .firstItemOnly, .createdTwice:
+        case .stockUnchecked, .firstItemOnly, .createdTwice, .rolledBack:
             return StrategyTraits(locks: [.redis, .row], retries: false, negativeControl: true, singleBoundControl: true)
         }
     }

@@ -18,7 +18,7 @@ public enum DailySpendCase: CaseDescriptor {
         // An advisory lock: no Redis or row lock the metrics measure.
         case .advisory: return StrategyTraits(locks: [], retries: false, negativeControl: false)
         case .repeatableReadNoLock: return StrategyTraits(locks: [], retries: false, negativeControl: true)
-        case .limitReachedRefused, .recordedTwice, .notSaved:
+        case .limitReachedRefused, .recordedTwice, .notSaved, .limitConsumed:
             return StrategyTraits(locks: [.row], retries: false, negativeControl: true, singleBoundControl: true)
         }
     }

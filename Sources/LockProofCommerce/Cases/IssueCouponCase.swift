@@ -14,8 +14,8 @@ public enum IssueCouponCase: CaseDescriptor {
         case .pessimistic: return StrategyTraits(locks: [.row], retries: false, negativeControl: false)
         case .atomic: return StrategyTraits(locks: [], retries: false, negativeControl: false)
         case .naive: return StrategyTraits(locks: [], retries: false, negativeControl: true)
-        case .offByOne, .countedTwice: return StrategyTraits(locks: [.row], retries: false, negativeControl: true)
-        case .nextInLine: return StrategyTraits(locks: [.row], retries: false, negativeControl: true, singleBoundControl: true)
+        case .offByOne, .countedTwice, .nextInLine, .plusOneFriend:
+            return StrategyTraits(locks: [.row], retries: false, negativeControl: true, singleBoundControl: true)
         }
     }
 

@@ -38,7 +38,7 @@ extension StateChangeStrategy {
         case .optimisticRetry: return StrategyTraits(locks: [], retries: true, negativeControl: false)
         case .naive: return StrategyTraits(locks: [], retries: false, negativeControl: true)
         // Each breaks one bound of one of the two cases (and acts as `seed` in the other).
-        case .addedTwice, .statusNotSet, .stateRechecked:
+        case .addedTwice, .statusNotSet, .stateRechecked, .repeatAcknowledged:
             return StrategyTraits(locks: [], retries: false, negativeControl: true, singleBoundControl: true)
         }
     }

@@ -14,7 +14,9 @@ public enum ProcessPaymentCase: CaseDescriptor {
         case .pessimistic: return StrategyTraits(locks: [.row], retries: false, negativeControl: false)
         case .naive: return StrategyTraits(locks: [], retries: false, negativeControl: true)
         case .noStatusGuard: return StrategyTraits(locks: [.row], retries: false, negativeControl: true)
-        case .stockPerLine, .stockTakenTwice, .stockLedgerPerLine, .paidWhenRefused:
+        case .stockPerLine, .stockTakenTwice, .stockLedgerPerLine, .paidWhenRefused,
+            .compensationUnrecorded, .compensationReopensOrder, .gatewaySkipped, .receiptMisread,
+            .refundQueued:
             return StrategyTraits(locks: [.row], retries: false, negativeControl: true, singleBoundControl: true)
         }
     }
