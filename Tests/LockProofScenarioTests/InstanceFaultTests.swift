@@ -58,6 +58,11 @@ final class InstanceFaultTests: XCTestCase {
         return Cluster(folder: folder, apiPorts: ports, metricsPorts: ports.map { $0 + 100 })
     }
 
+    /// Stops a cluster before the test ends (a test that starts another on the same ports).
+    func stopCluster(_ cluster: Cluster, databaseURL: String? = nil) {
+        _ = try? clusterScript(["stop"], folder: cluster.folder, databaseURL: databaseURL)
+    }
+
     // MARK: Clients
 
     enum Outcome: String, Sendable { case ok, fail, unknown }

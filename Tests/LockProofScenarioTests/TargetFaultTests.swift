@@ -134,9 +134,10 @@ extension InstanceFaultTests {
     // MARK: instance-pause through serve
 
     /// Charges on one hot user from 8 virtual users, 6 through instance 1 and 2 through instance 2
-    /// (0.2 s between read and write): instance 1 holds the lock about 3/4 of the time. It is
-    /// frozen four times for 6.5 s, past the 5 s lease, so that a pause finds it holding the lock
-    /// (missed by all four about once in 250 runs): it wakes believing it still holds it.
+    /// (0.2 s between read and write). Instance 1 is frozen four times for 6.5 s, past the 5 s
+    /// lease; a pause that finds it holding the lock (about half of them) lets instance 2 in, and
+    /// instance 1 wakes believing it still holds it. `runPausesMeetingAHolder` reruns a run whose
+    /// four pauses all missed.
     private static let pauseScenario = """
         name: target-instance-pause
         case: charge-balance
@@ -153,15 +154,36 @@ extension InstanceFaultTests {
 
     private static let pauseServeOptions = ["--processing-delay", "0.2", "--workers", "16", "--connections", "8"]
 
+    /// Runs the pause scenario through 2 instances until a pause meets instance 1 holding the hot
+    /// lock, at most `attempts` times; returns that run (or the last). Which instance holds the
+    /// lock when SIGSTOP lands is about even, not 3 to 1 as the shares suggest (measured: in 28
+    /// pauses instance 2 went on charging for the whole pause 12 times; only the other 16 met a
+    /// holder), so all four pauses of a run miss about once in 16 runs, and such a run proves
+    /// nothing either way. `metHolder` reads, from instance 1's own /metrics, whether one did.
+    private func runPausesMeetingAHolder(
+        strategy: [String], shares: [Int], attempts: Int = 3, metHolder: (Cluster) -> Bool
+    ) throws -> (ScenarioResult, Cluster, met: Bool) {
+        var attempt = 0
+        while true {
+            attempt += 1
+            let (result, cluster) = try runThroughServe(
+                try ScenarioParser.parse(Self.pauseScenario, file: "target-instance-pause.yaml"), instances: 2,
+                serveOptions: Self.pauseServeOptions + strategy, shares: shares)
+            let met = metHolder(cluster)
+            if met || attempt == attempts { return (result, cluster, met) }
+            print("target-instance-pause: no pause met instance 1 holding the lock (attempt \(attempt) of \(attempts)); again")
+            stopCluster(cluster, databaseURL: ProcessInfo.processInfo.environment["LOCKPROOF_SERVE_DATABASE_URL"])
+        }
+    }
+
     /// The seed's design (Redis lock + version check): the woken instance's stale write fails the
     /// version check and is retried; nothing is lost. The pauses are shown to have met a lock
     /// holder by the optimistic conflicts instance 1 counted.
     func testInstancePauseThroughServeTheSeedDesignLosesNothing() throws {
-        let (result, cluster) = try runThroughServe(
-            try ScenarioParser.parse(Self.pauseScenario, file: "target-instance-pause.yaml"), instances: 2,
-            serveOptions: Self.pauseServeOptions, shares: [3, 1])
-        let conflicts = Self.metricSum(port: cluster.metricsPorts[0], name: "lockproof_optimistic_conflicts_total")
-        XCTAssertGreaterThan(conflicts, 0, "no pause met a lock holder: the fault proved nothing")
+        let (result, _, met) = try runPausesMeetingAHolder(strategy: [], shares: [3, 1]) {
+            Self.metricSum(port: $0.metricsPorts[0], name: "lockproof_optimistic_conflicts_total") > 0
+        }
+        XCTAssertTrue(met, "no pause met a lock holder in 3 runs: the fault proved nothing")
         XCTAssertEqual(result.faults.filter { $0.kind == "instance-pause" && $0.error == nil }.count, 4, "\(result.faults)")
         let money = try Self.check(result, "money-conservation")
         XCTAssertTrue(money.passed, "\(money.violations.prefix(3))")
@@ -169,13 +191,15 @@ extension InstanceFaultTests {
     }
 
     /// The control: the Redis lock alone (`redis-lock`): the woken instance writes back a stale
-    /// balance, an update is lost, and money-conservation says so from serve's database.
+    /// balance, an update is lost, and money-conservation says so from serve's database. A pause
+    /// met a holder when instance 1 counted a lock lost (its lease ran out while it was frozen).
     func testInstancePauseThroughServeCatchesTheRedisLockOnlyDesign() throws {
-        let (result, _) = try runThroughServe(
-            try ScenarioParser.parse(Self.pauseScenario, file: "target-instance-pause.yaml"), instances: 2,
-            serveOptions: Self.pauseServeOptions + ["--strategy", "charge-balance=redis-lock"], shares: [3, 1])
+        let (result, _, met) = try runPausesMeetingAHolder(strategy: ["--strategy", "charge-balance=redis-lock"], shares: [3, 1]) {
+            Self.metricSum(port: $0.metricsPorts[0], name: "lockproof_distributed_lock_lost_total") > 0
+        }
+        XCTAssertTrue(met, "no pause met a lock holder in 3 runs: the control proved nothing")
         let money = try Self.check(result, "money-conservation")
-        XCTAssertFalse(money.passed, "the Redis-lock-only design lost no update across four pauses")
+        XCTAssertFalse(money.passed, "the Redis-lock-only design lost no update although a pause met a lock holder")
         XCTAssertFalse(result.passed)
     }
 }
