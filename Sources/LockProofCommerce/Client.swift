@@ -232,11 +232,17 @@ public final class CommerceClient {
             if handle != nil { try faults.whileHoldingLock?(key) }
             return try body(handle)
         }
+        // Only a borrow that failed before the body ran falls back: a body that ran (and opened a
+        // Redis connection of its own that failed) must not run a second time.
+        var bodyRan = false
         do {
             return try withLockClient { locks in
-                try locks.withLockOrFallback(key, options: settings.lock, probe: probe) { try held($0) }
+                try locks.withLockOrFallback(key, options: settings.lock, probe: probe) {
+                    bodyRan = true
+                    return try held($0)
+                }
             }
-        } catch let unreachable as RedisConnectionNotOpened {
+        } catch let unreachable as RedisConnectionNotOpened where !bodyRan {
             guard let breaker = shared?.breaker else { throw unreachable.error }
             if let changed = breaker.recordFailure() { probe.record(.circuitBreaker(changed)) }
             probe.record(.redisLockBypassed)
