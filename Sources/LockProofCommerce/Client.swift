@@ -82,7 +82,9 @@ public final class ClientPools: @unchecked Sendable {
             return connection
         }
         self.redis = ConnectionPool(kind: .redis, size: redis, waitSeconds: waitSeconds) {
-            try RedisConnection(endpoint: configuration.redis, commandTimeout: settings.redisCommandTimeoutSeconds)
+            try RedisConnection(
+                endpoint: configuration.redis, commandTimeout: settings.redisCommandTimeoutSeconds,
+                clientName: CommerceClient.applicationName)
         }
     }
 
@@ -123,7 +125,8 @@ public final class CommerceClient {
             let database = try PostgresConnection(
                 Self.clientURL(configuration.databaseURL), connectTimeoutSeconds: configuration.connectTimeoutSeconds)
             try database.setLockTimeout(milliseconds: settings.rowLockTimeoutMilliseconds)
-            let redis = try RedisConnection(endpoint: configuration.redis, commandTimeout: settings.redisCommandTimeoutSeconds)
+            let redis = try RedisConnection(
+                endpoint: configuration.redis, commandTimeout: settings.redisCommandTimeoutSeconds, clientName: Self.applicationName)
             ownDatabase = database
             ownLocks = DistributedLockClient(
                 redis: redis, notifier: shared?.notifier, renewer: shared?.renewer, breaker: shared?.breaker,

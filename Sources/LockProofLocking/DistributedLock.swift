@@ -106,7 +106,8 @@ public final class DistributedLockClient {
         guard let route else { return }
         let (endpoint, generation) = route.primary
         guard generation != routeGeneration else { return }
-        redis = try RedisConnection(endpoint: endpoint, connectTimeout: redis.connectTimeout, commandTimeout: redis.commandTimeout)
+        redis = try RedisConnection(
+            endpoint: endpoint, connectTimeout: redis.connectTimeout, commandTimeout: redis.commandTimeout, clientName: redis.clientName)
         routeGeneration = generation
     }
 

@@ -71,6 +71,9 @@ public final class RedisConnection {
     public let endpoint: RedisEndpoint
     public let connectTimeout: Double
     public let commandTimeout: Double
+    /// Sent as `CLIENT SETNAME` on every (re)connect, so that `CLIENT LIST` tells this connection's
+    /// owner (the `redis-client-kill` fault picks the virtual clients' connections by it).
+    public let clientName: String?
     /// Read freely by the owning thread; freed or replaced only under `interruption`'s lock, which
     /// `interrupt` (another thread) holds while it reads the socket, so that it never reads a
     /// freed context nor shuts down a descriptor number already reused by another connection.
@@ -82,8 +85,9 @@ public final class RedisConnection {
     /// `connectTimeout` (default: the endpoint's) bounds opening the connection and its
     /// handshake, so that a server that accepts and never answers fails instead of hanging;
     /// `commandTimeout` bounds each later command (0: none).
-    public init(endpoint: RedisEndpoint, connectTimeout: Double? = nil, commandTimeout: Double = 5) throws {
+    public init(endpoint: RedisEndpoint, connectTimeout: Double? = nil, commandTimeout: Double = 5, clientName: String? = nil) throws {
         self.endpoint = endpoint
+        self.clientName = clientName
         self.connectTimeout = connectTimeout ?? endpoint.connectTimeoutSeconds
         self.commandTimeout = commandTimeout
         try connect()
@@ -121,7 +125,7 @@ public final class RedisConnection {
                 try expectOK(try command(endpoint.user.map { ["AUTH", $0, password] } ?? ["AUTH", password]))
             }
             if endpoint.database != 0 { try expectOK(try command(["SELECT", String(endpoint.database)])) }
-            try expectOK(try command(["PING"]))
+            if let clientName { try expectOK(try command(["CLIENT", "SETNAME", clientName])) } else { try expectOK(try command(["PING"])) }
         } catch let error as RedisError {
             try? replaceContext(with: nil)
             let reason =

@@ -79,6 +79,8 @@ public struct ThresholdMetric: Sendable {
                             help: "payments the recovery workers marked PAID or compensated during the workload (needs workload.recovery)"),
             ThresholdMetric(name: RecoveryWorkers.errors, kind: .counter, labels: [:], cases: paymentCases,
                             help: "recovery passes during the workload that failed or met an error (needs workload.recovery)"),
+            ThresholdMetric(name: RunStatistics.circuitBreakerOpenings, kind: .counter, labels: [:], cases: redisLockCases,
+                            help: "times the Redis circuit breaker opened (from closed, or again after a failed probe)"),
             ThresholdMetric(name: RunStatistics.fencedWritesRefused, kind: .counter, labels: [:], cases: [.chargeBalance],
                             help: "writes the database refused for a stale fencing token (redis-lock-fenced)"),
         ]
@@ -204,8 +206,9 @@ public final class RunStatistics: EventSink, @unchecked Sendable {
             s.count(Self.fencedWritesRefused, [:])
         case .redisLockBypassed:
             s.count(Self.redisLockBypassed, [:])
-        case .circuitBreaker:
-            break  // the runner reads the breaker's own time line
+        case .circuitBreaker(let state):
+            // The runner reads the breaker's own time line; openings are also a threshold's counter.
+            if state == .open { s.count(Self.circuitBreakerOpenings, [:]) }
         case .lockAcquired, .lockReleased:
             break  // the run's history records the holds (`LockHoldEvents`)
         case .poolWaited(let pool, let seconds, let holdingLock):
@@ -229,6 +232,8 @@ public final class RunStatistics: EventSink, @unchecked Sendable {
     /// that skipped Redis while its circuit breaker was open.
     public static let fencedWritesRefused = "fenced_writes_refused"
     public static let redisLockBypassed = "redis_lock_bypassed"
+    /// Times the circuit breaker opened (from closed, or again after a failed probe).
+    public static let circuitBreakerOpenings = "circuit_breaker_openings"
     /// Pool waits of clients that held a Redis lock meanwhile: time added to that lock's hold.
     public static let poolWaitHoldingLock = "pool_wait_holding_lock_seconds"
 

@@ -256,7 +256,7 @@ extension Threshold {
             let lockFilter = labels.filter { $0.key == "lock" }
             return statistics.trend("lockproof_lock_wait_seconds", where: lockFilter) != nil
                 || statistics.count(metric, where: lockFilter) > 0
-        case "lockproof_distributed_lock_lost_total", RunStatistics.fencedWritesRefused:
+        case "lockproof_distributed_lock_lost_total", RunStatistics.fencedWritesRefused, RunStatistics.circuitBreakerOpenings:
             return statistics.trend("lockproof_lock_wait_seconds", where: ["lock": "redis"]) != nil
         case "lockproof_compensations_total":
             return statistics.count(RunStatistics.gatewayCalls) > 0

@@ -29,6 +29,18 @@ final class RedisDriverTests: XCTestCase {
         XCTAssertEqual(try subscriber.readReply().array?.last?.text, "hello")
     }
 
+    /// A named connection keeps its name across a reconnect: `redis-client-kill` finds the
+    /// virtual clients' connections by it, before and after it has struck them once.
+    func testAClientNameIsSetOnConnectAndAgainOnReconnect() throws {
+        let named = try RedisConnection(endpoint: TestServers.configuration.redis, clientName: "lockproof-test-named")
+        XCTAssertEqual(try named.checked(["CLIENT", "GETNAME"]).text, "lockproof-test-named")
+        let id = try XCTUnwrap(try named.checked(["CLIENT", "ID"]).integer)
+        XCTAssertEqual(try TestServers.redis().checked(["CLIENT", "KILL", "ID", String(id)]).integer, 1)
+        XCTAssertThrowsError(try named.checked(["PING"]), "the server closed it")
+        XCTAssertEqual(try named.checked(["CLIENT", "GETNAME"]).text, "lockproof-test-named", "reconnected with its name")
+        XCTAssertEqual(try TestServers.redis().checked(["CLIENT", "GETNAME"]), .null, "unnamed by default")
+    }
+
     func testErrorReplyIsTypedAndConnectionStaysUsable() throws {
         let redis = try TestServers.redis()
         guard case .error(let message) = try redis.command(["NOSUCHCOMMAND"]) else { return XCTFail("expected an error reply") }

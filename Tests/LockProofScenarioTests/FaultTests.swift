@@ -38,6 +38,17 @@ final class FaultTests: XCTestCase {
         }
     }
 
+    private func problemsWith(strategy: String, _ faults: String) -> [String] {
+        do {
+            _ = try parse(faults, strategy: strategy)
+            return []
+        } catch let error as ScenarioValidationError {
+            return error.problems.map { "\($0.line):\($0.column): \($0.message)" }
+        } catch {
+            return ["\(error)"]
+        }
+    }
+
     private func assertProblem(_ faults: String, _ fragment: String, case caseName: String = "charge-balance", file: StaticString = #filePath, line: UInt = #line) {
         let found = problems(faults, case: caseName)
         XCTAssertTrue(found.contains { $0.contains(fragment) }, "expected '\(fragment)', got \(found)", file: file, line: line)
@@ -74,6 +85,11 @@ final class FaultTests: XCTestCase {
         assertProblem("  - {kind: redis-down, start: 5s, duration: 1s}", "faults[0].start: found 5 s; the run lasts 3 s")
         assertProblem("  - {kind: redis-failover}\n  - {kind: redis-failover}", "at most one redis-failover")
         assertProblem("  - redis-down", "faults[0]: expected a mapping with 'kind'")
+        assertProblem("  - {kind: redis-client-kill, start: 1s, clients: 0}", "faults[0].clients: found 0")
+        XCTAssertTrue(
+            problemsWith(strategy: "pessimistic", "  - {kind: redis-client-kill, start: 1s}").contains {
+                $0.contains("faults[0].kind: redis-client-kill drops the clients' Redis lock connections, and no strategy of this scenario (pessimistic) takes the Redis lock")
+            })
     }
 
     func testServerFaultsAreRefusedAgainstServersLockProofDidNotStart() throws {
@@ -230,6 +246,41 @@ final class FaultTests: XCTestCase {
         XCTAssertNotNil(result.faults.first?.end)
         XCTAssertTrue(result.checks.allSatisfy(\.passed), "\(result.checks)")
         XCTAssertEqual(try TestServers.redis().checked(["PING"]).text, "PONG", "Redis is back for whatever runs next")
+    }
+
+    /// Redis drops one client's lock connection at a time: each drop is one failed command (the
+    /// charge falls back to the database), the next command reconnects, and the successes in
+    /// between keep a breaker that counts consecutive failures closed. The fault's own connection
+    /// and the run's other connections (unnamed) are never struck.
+    func testRedisClientKillDropsNamedClientsAndIsolatedDropsNeverOpenTheBreaker() throws {
+        guard ManagedServers.fromEnvironment() != nil else {
+            throw XCTSkip("needs the throwaway servers of make test (LOCKPROOF_MANAGED_*)")
+        }
+        let scenario = try parse(
+            "  - {kind: redis-client-kill, start: 200ms, interval: 150ms, duration: 1s}",
+            workload: "virtual_users: 8, duration: 1500ms, think_ms: 1, lock: {lease_ms: 300}, breaker: {failure_threshold: 3}",
+            seed: "users: 32")
+        let result = try run(scenario)
+        XCTAssertNil(result.runError)
+        let strikes = result.faults.filter { $0.kind == "redis-client-kill" }
+        XCTAssertGreaterThanOrEqual(strikes.count, 5, "\(result.faults)")
+        XCTAssertTrue(strikes.allSatisfy { $0.hits == 1 && $0.targets.first?.hasPrefix("redis client id ") == true }, "\(strikes)")
+        XCTAssertGreaterThan(
+            result.statistics.count(RunStatistics.redisLockBypassed), 0, "a dropped connection's command failed and fell back")
+        XCTAssertEqual(result.circuitBreaker?.openings, 0, "isolated drops between successes never open the breaker")
+        XCTAssertTrue(result.checks.allSatisfy(\.passed), "\(result.checks)")
+    }
+
+    func testClientListIsReadForTheNamedConnectionsOnly() {
+        let list = """
+            id=3 addr=127.0.0.1:5000 laddr=127.0.0.1:6379 fd=8 name= age=1 cmd=client|list
+            id=7 addr=127.0.0.1:5001 laddr=127.0.0.1:6379 fd=9 name=lockproof-client age=1 cmd=evalsha
+            id=9 addr=127.0.0.1:5002 laddr=127.0.0.1:6379 fd=10 name=lockproof-client-x age=1 cmd=get
+            id=12 addr=127.0.0.1:5003 laddr=127.0.0.1:6379 fd=11 name=lockproof-client age=0 cmd=NULL
+
+            """
+        XCTAssertEqual(RedisClientKillFault.clientIDs(in: list, named: "lockproof-client"), ["7", "12"])
+        XCTAssertEqual(RedisClientKillFault.clientIDs(in: "", named: "lockproof-client"), [])
     }
 
     /// Jepsen's :info: a payment whose client died may or may not have taken the money. One that

@@ -10,6 +10,7 @@ public enum FaultKind: String, Sendable, CaseIterable, Codable {
     case redisDown = "redis-down"
     case redisPause = "redis-pause"
     case redisFailover = "redis-failover"
+    case redisClientKill = "redis-client-kill"
     case clientPause = "client-pause"
     case pgTerminate = "pg-terminate"
     case gatewayFailure = "gateway-failure"
@@ -23,6 +24,7 @@ public enum FaultKind: String, Sendable, CaseIterable, Codable {
         case .redisDown: return RedisDownFault.self
         case .redisPause: return RedisPauseFault.self
         case .redisFailover: return RedisFailoverFault.self
+        case .redisClientKill: return RedisClientKillFault.self
         case .clientPause: return ClientPauseFault.self
         case .pgTerminate: return PgTerminateFault.self
         case .gatewayFailure: return GatewayFailureFault.self

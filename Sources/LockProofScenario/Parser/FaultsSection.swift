@@ -59,6 +59,9 @@ extension ScenarioReader {
             if kind == .clientPause, spec.parameter("pause_ms") / 1000 <= leaseSeconds {
                 problem(fields["pause_ms"]?.value ?? item, "\(field).pause_ms: found \(formatNumber(spec.parameter("pause_ms"))); expected longer than the lock lease (\(formatNumber(leaseSeconds * 1000)) ms, workload.lock.lease_ms): a shorter stall loses no lock")
             }
+            if kind == .redisClientKill, !scenario.locksTaken.contains(.redis) {
+                problem(kindNode, "\(field).kind: redis-client-kill drops the clients' Redis lock connections, and no strategy of this scenario (\(scenario.strategyLabel)) takes the Redis lock")
+            }
             if [.crashAfterDeduct, .compensationFailure, .gatewayFailure].contains(kind), !scenario.performs(.pay) {
                 problem(kindNode, "\(field).kind: \(kind.rawValue) strikes payments, and the scenario runs none (pay, or create with pay_after_create)")
             }
