@@ -294,12 +294,16 @@ public struct ProcessPayment {
         guard balance >= order.total else {
             throw DomainError.insufficientBalance(userId: order.userId, balance: balance, required: order.total)
         }
-        for item in order.items {
-            guard let available = stock(item.productId) else {
-                throw DomainError.notFound(entity: "product", id: item.productId)
+        // One product may come on several lines: its stock must cover their sum (checked line by
+        // line, the second line's update would break the stock's CHECK: an error, not a refusal).
+        var requested: [Int: Int] = [:]
+        for item in order.items { requested[item.productId, default: 0] += item.quantity }
+        for (productId, quantity) in requested.sorted(by: { $0.key < $1.key }) {
+            guard let available = stock(productId) else {
+                throw DomainError.notFound(entity: "product", id: productId)
             }
-            guard available >= item.quantity else {
-                throw DomainError.insufficientStock(productId: item.productId, available: available, requested: item.quantity)
+            guard available >= quantity else {
+                throw DomainError.insufficientStock(productId: productId, available: available, requested: quantity)
             }
         }
     }

@@ -158,6 +158,17 @@ final class BreakerParserTests: XCTestCase {
         "name: b\ncase: charge-balance\nstrategy: \(strategy)\nseed: {users: 1}\nworkload: {virtual_users: 1, iterations: 1, breaker: \(breaker)}"
     }
 
+    /// An order may name one product on several lines (issue 21, red team round 2): lines beyond
+    /// seed.products wrap around the products, for created and for pre-made orders.
+    func testOrderLinesMayWrapPastTheProducts() throws {
+        let created = "name: c\ncase: create-order\nseed: {products: 2, stock: 3}\nworkload: {virtual_users: 1, iterations: 1, items: 3}"
+        XCTAssertEqual(scenarioProblems(created), [])
+        XCTAssertEqual(try ScenarioParser.parse(created, file: "t.yaml").workload.items, 3)
+        let premade = "name: p\ncase: process-payment\nseed: {products: 1, orders: 4, order_items: 2}\nworkload: {virtual_users: 1, iterations: 1}"
+        XCTAssertEqual(scenarioProblems(premade), [])
+        XCTAssertEqual(try ScenarioParser.parse(premade, file: "t.yaml").seed.orderItems, 2)
+    }
+
     func testBreakerSettingsAreRead() throws {
         let parsed = try ScenarioParser.parse(scenario("{failure_threshold: 1000, cool_down_ms: 100}"), file: "t.yaml")
         XCTAssertEqual(parsed.workload.breakerFailureThreshold, 1000)
