@@ -11,6 +11,9 @@ public final class LockReleaseNotifier: @unchecked Sendable {
     private var routeGeneration = 0
     private let condition = WaitCondition()
     private var generations: [String: UInt64] = [:]
+    /// Subscriptions confirmed again after a lost one: each wakes every waiter, whose key may have
+    /// been released while no subscription heard it (else it would sleep out its holder's lease).
+    private var resubscriptions: UInt64 = 0
     private var stopping = false
     private var thread: Thread?
     private let stopped = DispatchSemaphore(value: 0)
@@ -33,6 +36,14 @@ public final class LockReleaseNotifier: @unchecked Sendable {
         while true {
             do {
                 let message = try connection.readReply()
+                if let items = message.array, items.first?.text == "subscribe" {
+                    // The first confirmation was read by `init`: this one follows a lost subscription.
+                    condition.lock()
+                    resubscriptions &+= 1
+                    condition.broadcast()
+                    condition.unlock()
+                    continue
+                }
                 guard let items = message.array, items.count == 3, items[0].text == "message",
                     let key = items[2].text
                 else { continue }
@@ -46,7 +57,7 @@ public final class LockReleaseNotifier: @unchecked Sendable {
                 condition.unlock()
                 if done { return }
                 // Lost the subscription: resubscribe (to the new primary after a failover); waiters
-                // meanwhile fall back to their lease bound.
+                // meanwhile fall back to their lease bound, and are all woken once it is back.
                 Foundation.Thread.sleep(forTimeInterval: 0.05)
                 if let route, route.primary.generation != routeGeneration {
                     let (endpoint, generation) = route.primary
@@ -71,13 +82,13 @@ public final class LockReleaseNotifier: @unchecked Sendable {
     func generation(of key: String) -> UInt64 {
         condition.lock()
         defer { condition.unlock() }
-        return generations[key] ?? 0
+        return (generations[key] ?? 0) &+ resubscriptions
     }
 
     func wait(for key: String, changingFrom generation: UInt64, until deadline: Double) {
         condition.lock()
         defer { condition.unlock() }
-        while (generations[key] ?? 0) == generation && !stopping {
+        while (generations[key] ?? 0) &+ resubscriptions == generation && !stopping {
             let left = deadline - monotonicSeconds()
             if left <= 0 { return }
             _ = condition.wait(until: Date(timeIntervalSinceNow: left))

@@ -50,4 +50,31 @@ final class LockReleaseNotifierTests: XCTestCase {
         XCTAssertEqual(stopped.wait(timeout: .now() + 15), .success)
         server.stop()
     }
+
+    /// A release published while the subscription is lost is never heard; the waiter would sleep
+    /// out its holder's lease (5 s: `fault-redis-down-charge-seed-pooled` saw a 5.0 s charge after
+    /// Redis came back). Once the notifier has subscribed again it wakes every waiter to try again.
+    func testWaitersAreWokenWhenTheSubscriptionComesBack() throws {
+        let server = try ThrowawayRedis(arguments: [])
+        let notifier = try LockReleaseNotifier(endpoint: server.endpoint)
+        let before = notifier.generation(of: "k")
+        _ = try RedisConnection(endpoint: server.endpoint).checked(["CLIENT", "KILL", "TYPE", "pubsub"])
+        let started = monotonicSeconds()
+        notifier.wait(for: "k", changingFrom: before, until: started + 30)
+        let waited = monotonicSeconds() - started
+        XCTAssertNotEqual(notifier.generation(of: "k"), before, "the waiter ran out its 30 s bound: never woken after resubscribing")
+        XCTAssertLessThan(waited, 30)
+        // And the new subscription hears releases again.
+        let now = notifier.generation(of: "k")
+        _ = try RedisConnection(endpoint: server.endpoint).checked(["PUBLISH", LockScripts.releaseChannel, "k"])
+        notifier.wait(for: "k", changingFrom: now, until: monotonicSeconds() + 10)
+        XCTAssertEqual(notifier.generation(of: "k"), now + 1, "no release heard on the new subscription within 10 s")
+        let stopped = DispatchSemaphore(value: 0)
+        Thread {
+            notifier.stop()
+            stopped.signal()
+        }.start()
+        XCTAssertEqual(stopped.wait(timeout: .now() + 15), .success)
+        server.stop()
+    }
 }
