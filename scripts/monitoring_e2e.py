@@ -671,7 +671,7 @@ class EndToEnd:
         self.dashboard_panels(self.clean_started, time.time())
         # From here on only Prometheus, Alertmanager and the receiver are asked (serve is dead, the
         # runs have exited): the caller may start work of its own on PostgreSQL and Redis.
-        self.mark_idle()
+        self.mark_idle("only the waits on the alerts remain")
         try:
             wait_until(
                 "LockProofTargetDown fired and was delivered after the kill",
@@ -877,10 +877,10 @@ class EndToEnd:
             json.dump(self.report, f, indent=2, default=str)
         print(text, flush=True)
 
-    def mark_idle(self):
+    def mark_idle(self, why):
         if self.idle_file is not None and not os.path.exists(self.idle_file):
             mark_idle(self.idle_file)
-            print(f"monitoring-e2e: only waits on the alerts remain: created {self.idle_file}", flush=True)
+            print(f"monitoring-e2e: {why}: created {self.idle_file}", flush=True)
 
     def run(self):
         began = time.monotonic()
@@ -897,7 +897,7 @@ class EndToEnd:
         finally:
             self.processes.stop_all()
             # A test that failed before its alert waits is idle now too: nothing it started is left.
-            self.mark_idle()
+            self.mark_idle("everything it started is stopped")
         self.report["seconds"] = round(time.monotonic() - began, 1)
         self.write_report()
         print(
