@@ -41,8 +41,11 @@ check-scripts: deps
 	python3 -m pytest -q scripts
 	python3 scripts/check_imports.py
 
-## verify: release build, every scenario in Scenarios/ with its checkers and thresholds, promtool checks,
-## then the monitoring loop end to end (scripts/check-monitoring.sh, about 1.5 minutes)
+## verify: release build; the monitoring loop end to end (scripts/check-monitoring.sh, about 1.5 minutes) in
+## the background, the scenarios starting once only its last alert waits (about a minute) remain, so
+## that they overlap; every scenario in Scenarios/ with its checkers and thresholds, promtool checks,
+## the reports against docs/schemas/, the black-box quick suites; then the monitoring check's output.
+## Its failure fails verify, and so does a hang (stopped LOCKPROOF_MONITORING_BOUND, 660, s after its start).
 verify: deps
 	scripts/with-services.sh scripts/verify.sh
 

@@ -5,20 +5,24 @@
 
 Every NAME.json must validate against docs/schemas/scenario-report.schema.json, every line of
 every NAME.history.jsonl against docs/schemas/history-entry.schema.json (a line shaped like one
-already validated is not validated again: see shape_of), and junit.xml must count one way at each
+already validated is not validated again: see shape_function), and junit.xml must count one way at each
 level: a suite's tests, failures and errors are its test cases, <failure>s and <error>s;
 <testsuites> holds the sums of its suites'; every suite carries its key figures as <properties>.
 Prints one line per problem; exits 1 when there is any (or no report at all), 2 when jsonschema is
 missing. `make verify` runs it on the reports the real run wrote.
 """
 
+import bisect
+import concurrent.futures
 import json
+import multiprocessing
+import os
 import sys
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "docs" / "schemas"
-# The keywords shape_of knows how to preserve. A schema using any other (a pattern, a maximum…)
+# The keywords shape_function knows how to preserve. A schema using any other (a pattern, a maximum…)
 # makes every history line validate on its own.
 SHAPE_SAFE_KEYWORDS = {
     "$schema",
@@ -43,6 +47,8 @@ SHAPE_SAFE_KEYWORDS = {
     "minimum",
 }
 NOT_SCENARIO_REPORTS = {"bench.json"}
+# Below this many bytes of history, starting worker processes costs more than it saves.
+PARALLEL_BYTES = 4_000_000
 
 
 def load_validator(name):
@@ -96,48 +102,61 @@ def schema_facts(schema, facts=None):
     return facts
 
 
-def shape_of(value, valued_names, minimums, name=None):
-    """What decides a line's validity under a schema of SHAPE_SAFE_KEYWORDS: its keys, its values'
-    types, which of the schema's minimums each number meets, and the values of the enum and const
-    fields. Two lines of one shape are both valid or both invalid, so only the first is validated
-    (a run's history is thousands of lines of a few shapes; validating each took verify 2 minutes)."""
-    if isinstance(value, dict):
-        return (
-            "object",
-            tuple(sorted((key, shape_of(item, valued_names, minimums, key)) for key, item in value.items())),
-        )
-    if isinstance(value, list):
-        return ("array", tuple(sorted({shape_of(item, valued_names, minimums) for item in value}, key=repr)))
-    if name in valued_names:
-        return (type(value).__name__, json.dumps(value))
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return (type(value).__name__, tuple(value >= minimum for minimum in sorted(minimums)))
-    return (type(value).__name__, None)
+def shape_function(valued_names, minimums):
+    """shape(value): what decides a line's validity under a schema of SHAPE_SAFE_KEYWORDS: its keys,
+    its values' types, which of the schema's minimums each number meets, and the values of the enum
+    and const fields. Two lines of one shape are both valid or both invalid, so only the first is
+    validated (a run's history is hundreds of thousands of lines of a few shapes; validating each
+    took verify 2 minutes). Computed for every line, so it is written for speed: exact type tests,
+    a scalar member handled in its object's loop rather than by a call of its own."""
+    minimums = sorted(minimums)
+
+    def member(key, item):
+        kind = type(item)
+        if kind is dict or kind is list:
+            return shape(item, key)
+        if key in valued_names:
+            # A scalar's type and value (True and 1 differ by type); anything else its JSON.
+            return (kind, item if kind in (str, int, float, bool) else json.dumps(item))
+        if kind is int or kind is float:
+            # How many of the (sorted) minimums it meets.
+            return (kind, bisect.bisect_right(minimums, item))
+        return kind
+
+    def shape(value, name=None):
+        kind = type(value)
+        if kind is dict:
+            # Keys are unique: sorting the items compares keys only.
+            return (dict, tuple([(key, member(key, item)) for key, item in sorted(value.items())]))
+        if kind is list:
+            return (list, frozenset([member(None, item) for item in value]))
+        return member(name, value)
+
+    return shape
 
 
 def history_problems(path, validator):
     keywords, valued_names, minimums = schema_facts(validator.schema)
-    dedupe = keywords <= SHAPE_SAFE_KEYWORDS
+    shape = shape_function(valued_names, minimums) if keywords <= SHAPE_SAFE_KEYWORDS else None
     problems = []
     seen = {}
+    loads = json.loads
     with path.open() as lines:
         for number, line in enumerate(lines, start=1):
             try:
-                entry = json.loads(line)
+                entry = loads(line)
             except ValueError as error:
                 problems.append(f"{path}:{number}: not JSON: {error}")
                 continue
-            shape = shape_of(entry, valued_names, minimums) if dedupe else None
-            if shape is not None and shape in seen:
-                if seen[shape]:
-                    problems.append(
-                        f"{path}:{number}: shaped like line {seen[shape]}, which does not validate"
-                    )
+            key = shape(entry) if shape is not None else None
+            if key is not None and key in seen:
+                if seen[key]:
+                    problems.append(f"{path}:{number}: shaped like line {seen[key]}, which does not validate")
                 continue
             found = schema_problems(validator, entry, f"{path}:{number}")
             problems += found
-            if shape is not None:
-                seen[shape] = number if found else 0
+            if key is not None:
+                seen[key] = number if found else 0
     return problems
 
 
@@ -171,6 +190,33 @@ def junit_problems(path):
     return problems
 
 
+# The history files' validator, for the worker processes (inherited: they are forked).
+_history_validator = None
+
+
+def _history_file_problems(path):
+    return history_problems(path, _history_validator)
+
+
+def histories_problems(paths, validator, workers=None):
+    """history_problems of each path, in order: over several processes when there are several
+    cores and enough lines to pay for them (a run's histories are hundreds of thousands of
+    lines; parsing them is most of this script's time)."""
+    global _history_validator
+    workers = workers or min(os.cpu_count() or 1, 4)
+    if workers < 2 or sum(path.stat().st_size for path in paths) < PARALLEL_BYTES:
+        return [history_problems(path, validator) for path in paths]
+    _history_validator = validator
+    context = multiprocessing.get_context("fork")
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        # The largest first, so that no worker is left with a big file at the end.
+        futures = {
+            path: pool.submit(_history_file_problems, path)
+            for path in sorted(paths, key=lambda path: path.stat().st_size, reverse=True)
+        }
+        return [futures[path].result() for path in paths]
+
+
 def problems_in(directory):
     directory = Path(directory)
     reports = sorted(path for path in directory.glob("*.json") if path.name not in NOT_SCENARIO_REPORTS)
@@ -181,8 +227,9 @@ def problems_in(directory):
     problems = []
     for path in reports:
         problems += report_problems(path, report_validator)
-    for path in sorted(directory.glob("*.history.jsonl")):
-        problems += history_problems(path, history_validator)
+    histories = sorted(directory.glob("*.history.jsonl"))
+    for found in histories_problems(histories, history_validator):
+        problems += found
     junit = directory / "junit.xml"
     if junit.exists():
         problems += junit_problems(junit)

@@ -23,7 +23,11 @@ lockproof). Then, through the HTTP APIs of Prometheus, Alertmanager and the rece
    empty ("Empty unless ...").
 
 It writes the alert timeline and the dashboard verdicts to WORKDIR/monitoring-report.md (and
-.json) and prints them. Every wait is bounded; every process it starts is stopped when it ends,
+.json) and prints them. With --idle-file PATH it creates PATH once only its last waits remain
+(LockProofTargetDown firing, the paging alerts resolving: about a minute on Prometheus and
+Alertmanager alone, no lockproof process left, PostgreSQL and Redis no longer used), or once it
+has stopped everything after a failure: `make verify` starts the scenarios then, so that the
+wait overlaps them. Every wait is bounded; every process it starts is stopped when it ends,
 however it ends, and listed in WORKDIR/pids for the calling script's trap. Ports: six from
 LOCKPROOF_MONITORING_PORT_BASE (default 29470), away from the suite's PostgreSQL and Redis.
 Exit status 0 when every assertion held, 1 otherwise, 2 on bad usage.
@@ -73,6 +77,23 @@ RUN_BOUND = 240  # one lockproof run process
 
 class Failure(Exception):
     """An assertion of the end-to-end test that did not hold."""
+
+
+def mark_idle(path):
+    """Creates `path` (its content: the time) unless it exists; nothing when `path` is None. Through
+    a rename, so a caller polling for it never sees it half written."""
+    if path is None or os.path.exists(path):
+        return
+    scratch = f"{path}.{os.getpid()}.tmp"
+    with open(scratch, "w", encoding="utf-8") as f:
+        f.write(f"{time.time():.3f}\n")
+    os.replace(scratch, path)
+
+
+def clear_idle(path):
+    """Removes a previous run's idle file, which would tell the caller it may go on at once."""
+    if path is not None and os.path.exists(path):
+        os.remove(path)
 
 
 # ------------------------------------------------------------------ configurations (pure)
@@ -411,6 +432,7 @@ class EndToEnd:
         self.alertmanager = f"http://127.0.0.1:{self.ports['alertmanager']}"
         self.receiver = f"http://127.0.0.1:{self.ports['receiver']}"
         self.processes = Processes(self.workdir)
+        self.idle_file = os.path.abspath(args.idle_file) if getattr(args, "idle_file", None) else None
         self.failures = []
         self.report = {"timeline": [], "dashboard": [], "clean": {}, "failures": self.failures}
 
@@ -647,6 +669,9 @@ class EndToEnd:
         self.check_pending_seen(started)
         first[TARGET_DOWN] = (killed, self.first_down_sample(killed))
         self.dashboard_panels(self.clean_started, time.time())
+        # From here on only Prometheus, Alertmanager and the receiver are asked (serve is dead, the
+        # runs have exited): the caller may start work of its own on PostgreSQL and Redis.
+        self.mark_idle("only the waits on the alerts remain")
         try:
             wait_until(
                 "LockProofTargetDown fired and was delivered after the kill",
@@ -852,8 +877,14 @@ class EndToEnd:
             json.dump(self.report, f, indent=2, default=str)
         print(text, flush=True)
 
+    def mark_idle(self, why):
+        if self.idle_file is not None and not os.path.exists(self.idle_file):
+            mark_idle(self.idle_file)
+            print(f"monitoring-e2e: {why}: created {self.idle_file}", flush=True)
+
     def run(self):
         began = time.monotonic()
+        clear_idle(self.idle_file)
         try:
             wait_for_free_ports(self.ports.values())
             self.write_configs()
@@ -865,6 +896,8 @@ class EndToEnd:
             self.check(False, str(failure))
         finally:
             self.processes.stop_all()
+            # A test that failed before its alert waits is idle now too: nothing it started is left.
+            self.mark_idle("everything it started is stopped")
         self.report["seconds"] = round(time.monotonic() - began, 1)
         self.write_report()
         print(
@@ -904,6 +937,11 @@ def main(argv=None):
         action="append",
         default=[],
         help="an extra argument for every `lockproof run` (repeatable)",
+    )
+    parser.add_argument(
+        "--idle-file",
+        help="create this file once only the alert waits remain (no lockproof process, PostgreSQL "
+        "and Redis no longer used), or once everything is stopped after a failure; removed at start",
     )
     args = parser.parse_args(argv)
     if not os.access(args.lockproof, os.X_OK):

@@ -163,3 +163,51 @@ def test_a_schema_with_keywords_shapes_do_not_preserve_validates_every_line(tmp_
     path.write_text('{"key": "lock:1"}\n{"key": "other"}\n')
     problems = check_report_schemas.history_problems(path, jsonschema.Draft202012Validator(schema))
     assert [problem for problem in problems if problem.startswith(f"{path}:2:")], problems
+
+
+def test_histories_checked_in_parallel_report_the_same_problems_in_the_same_order(reports, monkeypatch):
+    # make verify's histories are large enough for worker processes; these fixtures are not, so
+    # the threshold is lowered: the problems and their order must not depend on the path taken.
+    paths = sorted(reports.glob("*.history.jsonl"))
+    assert len(paths) >= 3
+    for path in (paths[0], paths[-1]):
+        append_history_line(path, first_history_line(path) | {"outcome": "okay"})
+    validator = check_report_schemas.load_validator("history-entry.schema.json")
+    serial = check_report_schemas.histories_problems(paths, validator, workers=1)
+    monkeypatch.setattr(check_report_schemas, "PARALLEL_BYTES", 0)
+    parallel = check_report_schemas.histories_problems(paths, validator, workers=2)
+    assert parallel == serial
+    assert [bool(found) for found in serial] == [True] + [False] * (len(paths) - 2) + [True]
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"client": True},  # a boolean is not a number
+        {"outcome": 1},  # an enum's value with the type of none of its members
+    ],
+)
+def test_a_line_shaped_like_a_valid_one_but_for_a_type_is_validated(reports, entry):
+    path = reports / "cart-quantity-naive.history.jsonl"
+    append_history_line(path, first_history_line(path) | entry)
+    problems = check_report_schemas.problems_in(reports)
+    assert [problem for problem in problems if problem.startswith(f"{path}:21:")], problems
+
+
+def test_a_shape_tells_apart_exactly_what_the_schema_judges():
+    shape = check_report_schemas.shape_function({"outcome"}, {0, 1})
+    line = {"client": 3, "outcome": "ok", "arguments": {"user": 1}, "tags": ["a", "b"]}
+    assert shape(line) == shape({"tags": ["b"], "arguments": {"user": 9}, "outcome": "ok", "client": 70})
+    for other in (
+        {"client": 0},  # meets one minimum of two
+        {"client": -1},  # meets none
+        {"client": 3.5},  # a float
+        {"client": True},  # a boolean
+        {"outcome": "fail"},  # another enum value
+        {"arguments": {"user": "1"}},  # a type deep inside
+        {"tags": ["a", 1]},  # an array's items of another type too
+        {"extra": None},  # a key more
+    ):
+        assert shape(line | other) != shape(line), other
+    assert shape({"client": -2}) == shape({"client": -1}) != shape({"client": 0}) != shape({"client": 1})
+    assert shape({"client": 1}) == shape({"client": 5})

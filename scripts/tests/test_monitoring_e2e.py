@@ -164,3 +164,115 @@ def test_a_port_something_listens_on_is_not_free_and_fails_the_wait():
         else:
             raise AssertionError("a held port passed the wait")
     assert e2e.port_is_free(port)
+
+
+# ------------------------------------------------------------------ the idle file (make verify)
+# make verify starts the scenarios once the idle file exists: before it, this test's lockproof
+# runs and serve use the same PostgreSQL and Redis, and two runs on one database refuse each other.
+
+
+def test_mark_idle_creates_the_file_once_and_clear_idle_removes_it(tmp_path):
+    path = str(tmp_path / "idle")
+    e2e.mark_idle(None)
+    e2e.clear_idle(None)
+    e2e.clear_idle(path)
+    e2e.mark_idle(path)
+    first = open(path, encoding="utf-8").read()
+    assert float(first) > 0
+    e2e.mark_idle(path)
+    assert open(path, encoding="utf-8").read() == first
+    assert os.listdir(tmp_path) == ["idle"], "no scratch file left"
+    e2e.clear_idle(path)
+    assert not os.path.exists(path)
+
+
+def end_to_end(tmp_path, idle_file):
+    args = e2e.argparse.Namespace(workdir=str(tmp_path / "work"), port_base=29470, idle_file=idle_file)
+    os.makedirs(args.workdir)
+    return e2e.EndToEnd(args)
+
+
+def test_the_idle_file_appears_after_the_runs_the_kill_and_the_dashboard_and_before_the_alert_waits(
+    tmp_path,
+):
+    idle_file = str(tmp_path / "idle")
+    test = end_to_end(tmp_path, idle_file)
+    events = []
+
+    def note(what):
+        events.append((what, os.path.exists(idle_file)))
+
+    class Serve:
+        def kill(self):
+            note("kill serve")
+
+        def wait(self, timeout):
+            pass
+
+    now = e2e.time.time()
+    every_alert = [
+        {"alertname": name, "status": status, "received_at": now, "annotations": {}}
+        for name in e2e.PAGING_ALERTS + (e2e.TARGET_DOWN,)
+        for status in ("firing", "resolved")
+    ]
+    test.serve = Serve()
+    test.clean_started = now
+    test.run_lockproof = lambda name, files, observe: (note("run"), observe(), (now, now, 0))[2]
+    test.received = lambda: (note("received"), every_alert)[1]
+    test.prometheus_alerts = lambda: []
+    test.counter_first_event = lambda name, since: (now, now)
+    test.check_pending_seen = lambda since: None
+    test.first_down_sample = lambda killed: now
+    test.dashboard_panels = lambda start, end: note("dashboard")
+    test.check_delivered_annotations = lambda: None
+    test.check_printed_counts = lambda: None
+
+    test.failing_run_and_kill()
+
+    kinds = [what for what, _ in events]
+    assert kinds.index("run") < kinds.index("kill serve") < kinds.index("dashboard")
+    assert [idle for what, idle in events if what in ("run", "kill serve", "dashboard")] == [False] * 3
+    after_dashboard = events[kinds.index("dashboard") + 1 :]
+    assert after_dashboard and all(idle for _, idle in after_dashboard), events
+
+
+def test_run_removes_a_stale_idle_file_first_and_marks_idle_after_stopping_everything_on_a_failure(
+    tmp_path, monkeypatch
+):
+    idle_file = tmp_path / "idle"
+    idle_file.write_text("a previous run's\n")
+    test = end_to_end(tmp_path, str(idle_file))
+    events = []
+    monkeypatch.setattr(
+        e2e, "wait_for_free_ports", lambda ports: events.append(("ports", idle_file.exists()))
+    )
+
+    def start_monitoring():
+        raise e2e.Failure("Prometheus is ready: not within 60 s")
+
+    test.write_configs = lambda: events.append(("configs", idle_file.exists()))
+    test.start_monitoring = start_monitoring
+    test.processes.stop_all = lambda: events.append(("stop all", idle_file.exists()))
+
+    assert test.run() == 1
+    assert events == [("ports", False), ("configs", False), ("stop all", False)]
+    assert idle_file.exists()
+    assert test.failures == ["Prometheus is ready: not within 60 s"]
+
+
+def test_main_hands_the_idle_file_to_the_test(tmp_path, monkeypatch):
+    seen = []
+
+    class Recorder:
+        def __init__(self, args):
+            seen.append(args.idle_file)
+
+        def run(self):
+            return 0
+
+    monkeypatch.setattr(e2e, "EndToEnd", Recorder)
+    monkeypatch.setattr(e2e.signal, "signal", lambda number, handler: None)
+    argv = ["--lockproof", sys.executable, "--workdir", str(tmp_path)]
+    assert e2e.main(argv + ["--idle-file", "/x/idle"]) == 0
+    assert e2e.main(argv) == 0
+    assert seen == ["/x/idle", None]
