@@ -59,6 +59,12 @@ public enum ProcessPaymentStrategy: String, Sendable, CaseIterable, Codable {
     /// `compensated` ("the refund is queued") and the gateway's error passed up untranslated, so the
     /// payment ends unknown; no compensation is recorded or run, and recovery finds no open intent.
     case refundQueued = "refund-queued"
+    /// The negative control of the compensation checker's "no payment intent left open" alone: the
+    /// pessimistic deduction and the gateway call, and on an approval the order is marked PAID while
+    /// its intent is left open for "tomorrow's reconciliation batch", timestamped with that batch's
+    /// date (a day ahead). Recovery settles only intents older than its age bound, so it skips
+    /// them: money, stock and gateway agree, every order PAID, every intent open.
+    case reconciliationDeferred = "reconciliation-deferred"
 }
 
 public struct PaymentResult: Sendable, Equatable {
@@ -121,7 +127,8 @@ public struct ProcessPayment {
             deduction = try deductLocked(orderId, probe, stockTaken: { 2 * $0 })
         case .stockLedgerPerLine:
             deduction = try deductLocked(orderId, probe, stockRecorded: { _ in 1 })
-        case .compensationUnrecorded, .compensationReopensOrder, .gatewaySkipped, .receiptMisread, .refundQueued:
+        case .compensationUnrecorded, .compensationReopensOrder, .gatewaySkipped, .receiptMisread, .refundQueued,
+            .reconciliationDeferred:
             deduction = try deductLocked(orderId, probe)
         case .paidWhenRefused:
             do {
@@ -139,7 +146,9 @@ public struct ProcessPayment {
         }
         deducted = true
         try client.faults.afterDeduction?(orderId)
-        if [.compensationUnrecorded, .compensationReopensOrder, .gatewaySkipped, .receiptMisread, .refundQueued].contains(strategy) {
+        if [.compensationUnrecorded, .compensationReopensOrder, .gatewaySkipped, .receiptMisread, .refundQueued, .reconciliationDeferred]
+            .contains(strategy)
+        {
             return try settleAsControl(deduction, probe)
         }
         // Outside the transaction and the lock: a slow gateway holds no lock.
@@ -192,7 +201,18 @@ public struct ProcessPayment {
             }
             throw DomainError.paymentDeclined(orderId: orderId, reason: reason)
         }
-        try client.withDatabase { try Self.markPaid(orderId: orderId, db: $0, probe: probe) }
+        if strategy == .reconciliationDeferred {
+            try client.transaction(probe: probe) { db in
+                try db.query(
+                    "UPDATE orders SET status = 'PAID', version = version + 1, updated_at = now() WHERE id = $1 AND status = 'PAYING'",
+                    [orderId])
+                try db.query(
+                    "UPDATE payment_intents SET created_at = now() + interval '1 day' WHERE order_id = $1 AND status = 'open'",
+                    [orderId])
+            }
+        } else {
+            try client.withDatabase { try Self.markPaid(orderId: orderId, db: $0, probe: probe) }
+        }
         return PaymentResult(
             orderId: orderId, userId: deduction.userId, amount: deduction.amount, balanceAfter: deduction.balanceAfter, receipt: receipt)
     }
