@@ -59,6 +59,19 @@ public enum ProcessPaymentStrategy: String, Sendable, CaseIterable, Codable {
     /// `compensated` ("the refund is queued") and the gateway's error passed up untranslated, so the
     /// payment ends unknown; no compensation is recorded or run, and recovery finds no open intent.
     case refundQueued = "refund-queued"
+    /// The negative control of the compensation checker's "no payment intent left open" alone: the
+    /// pessimistic deduction and the gateway call, and on an approval the order is marked PAID while
+    /// its intent is left open for "tomorrow's reconciliation batch", timestamped with that batch's
+    /// date (a day ahead). Recovery settles only intents older than its age bound, so it skips
+    /// them: money, stock and gateway agree, every order PAID, every intent open.
+    case reconciliationDeferred = "reconciliation-deferred"
+    /// The negative control of the compensation checker's "no compensation left pending" alone: the
+    /// pessimistic deduction, then the compensation is recorded `pending` before the gateway is
+    /// called ("so that no crash between a decline and its record can lose it"), and an approval
+    /// marks the order PAID without closing that record. Recovery will not carry out a
+    /// compensation of a PAID order, so every record stays pending; money, stock, intents and
+    /// gateway agree.
+    case compensationWrittenAhead = "compensation-written-ahead"
 }
 
 public struct PaymentResult: Sendable, Equatable {
@@ -121,7 +134,8 @@ public struct ProcessPayment {
             deduction = try deductLocked(orderId, probe, stockTaken: { 2 * $0 })
         case .stockLedgerPerLine:
             deduction = try deductLocked(orderId, probe, stockRecorded: { _ in 1 })
-        case .compensationUnrecorded, .compensationReopensOrder, .gatewaySkipped, .receiptMisread, .refundQueued:
+        case .compensationUnrecorded, .compensationReopensOrder, .gatewaySkipped, .receiptMisread, .refundQueued,
+            .reconciliationDeferred, .compensationWrittenAhead:
             deduction = try deductLocked(orderId, probe)
         case .paidWhenRefused:
             do {
@@ -139,7 +153,9 @@ public struct ProcessPayment {
         }
         deducted = true
         try client.faults.afterDeduction?(orderId)
-        if [.compensationUnrecorded, .compensationReopensOrder, .gatewaySkipped, .receiptMisread, .refundQueued].contains(strategy) {
+        if [.compensationUnrecorded, .compensationReopensOrder, .gatewaySkipped, .receiptMisread, .refundQueued, .reconciliationDeferred,
+            .compensationWrittenAhead].contains(strategy)
+        {
             return try settleAsControl(deduction, probe)
         }
         // Outside the transaction and the lock: a slow gateway holds no lock.
@@ -163,6 +179,13 @@ public struct ProcessPayment {
     private func settleAsControl(_ deduction: Deduction, _ probe: Probe) throws -> PaymentResult {
         let orderId = deduction.orderId
         var receipt = "trusted-\(orderId)"
+        if strategy == .compensationWrittenAhead {
+            try client.transaction(probe: probe) { db in
+                try db.query(
+                    "INSERT INTO compensations (order_id, status, reason) VALUES ($1, 'pending', 'written ahead of the gateway call')",
+                    [orderId])
+            }
+        }
         do {
             if strategy != .gatewaySkipped { receipt = try client.gateway.charge(orderId: orderId, amount: deduction.amount) }
             if strategy == .receiptMisread && !receipt.hasPrefix("ok-") {
@@ -192,7 +215,18 @@ public struct ProcessPayment {
             }
             throw DomainError.paymentDeclined(orderId: orderId, reason: reason)
         }
-        try client.withDatabase { try Self.markPaid(orderId: orderId, db: $0, probe: probe) }
+        if strategy == .reconciliationDeferred {
+            try client.transaction(probe: probe) { db in
+                try db.query(
+                    "UPDATE orders SET status = 'PAID', version = version + 1, updated_at = now() WHERE id = $1 AND status = 'PAYING'",
+                    [orderId])
+                try db.query(
+                    "UPDATE payment_intents SET created_at = now() + interval '1 day' WHERE order_id = $1 AND status = 'open'",
+                    [orderId])
+            }
+        } else {
+            try client.withDatabase { try Self.markPaid(orderId: orderId, db: $0, probe: probe) }
+        }
         return PaymentResult(
             orderId: orderId, userId: deduction.userId, amount: deduction.amount, balanceAfter: deduction.balanceAfter, receipt: receipt)
     }
@@ -362,11 +396,21 @@ public struct ProcessPayment {
     }
 }
 
+/// A compensation of an order neither PAYING nor PAYMENT_FAILED: nothing to give back, nothing done.
+public struct CompensationNotApplicable: Error, CustomStringConvertible {
+    public let orderId: Int
+    public let status: String
+    public var description: String { "order \(orderId) is \(status): nothing to compensate" }
+}
+
 /// Compensations: the durable record and the transaction that restores what a payment took.
 public enum Compensation {
     /// Restores balance and stock of a PAYING order from its order items, marks it PAYMENT_FAILED
-    /// and its compensation `succeeded`, all in one transaction. Idempotent: an order no longer
-    /// PAYING is left alone.
+    /// and its compensation `succeeded`, all in one transaction. Idempotent: an order already
+    /// PAYMENT_FAILED (compensated before) is left alone and its record closed. An order in any
+    /// other state (PAID, say) has nothing this compensation could give back: it throws
+    /// `CompensationNotApplicable` and the record stays `pending` for a person to look at, rather
+    /// than `succeeded` for a restoration that never happened.
     public static func run(orderId: Int, client: CommerceClient, probe: Probe) throws {
         do {
             try client.transaction(probe: probe) { db in
@@ -394,6 +438,8 @@ public enum Compensation {
                     try db.query(
                         "UPDATE orders SET status = 'PAYMENT_FAILED', version = version + 1, updated_at = now() WHERE id = $1",
                         [orderId])
+                } else if let status = order.string(0, 2), status != OrderStatus.paymentFailed.rawValue {
+                    throw CompensationNotApplicable(orderId: orderId, status: status)
                 }
                 try db.query(
                     """

@@ -133,6 +133,54 @@ final class ProcessPaymentTests: CommerceTestCase {
         return (userId, productId, results)
     }
 
+    /// The payment-unsettled control: each order PAID and charged once, its intent left open and
+    /// dated a day ahead, which the end-of-run recovery (settling intents at least 0 s old) skips.
+    func testReconciliationDeferredLeavesTheIntentOpenWhereRecoveryDoesNotLook() throws {
+        let userId = try seed.users(count: 1, balance: 10_000)[0]
+        let productId = try seed.products(count: 1, price: 1_000, stock: 10)[0]
+        let orderId = try order(userId: userId, productId: productId, quantity: 2, unitPrice: 1_000)
+        let client = try TestServers.client(gateway: SimulatedPaymentGateway(failureRate: 0, seed: 5))
+        let paid = try ProcessPayment(client: client, strategy: .reconciliationDeferred).pay(orderId: orderId)
+        XCTAssertEqual(paid.amount, 2_000)
+        XCTAssertEqual(try db.query("SELECT status FROM orders WHERE id = $1", [orderId]).string(0, 0), "PAID")
+        XCTAssertEqual(try balance(userId), 8_000, "money taken once")
+        XCTAssertEqual(try ledgerSum(userId: userId), 8_000)
+        XCTAssertEqual(try stock(productId), 8)
+        XCTAssertEqual(
+            try scalar("SELECT count(*) FROM payment_intents WHERE order_id = $1 AND status = 'open' AND created_at > now()", [orderId]), 1,
+            "the intent is open and dated ahead")
+
+        let report = try PaymentRecovery.run(client: client)
+        XCTAssertEqual(report.interrupted, 0, "recovery does not see an intent younger than its age bound")
+        XCTAssertEqual(report.stillOpen, 1)
+        XCTAssertEqual(try db.query("SELECT status FROM orders WHERE id = $1", [orderId]).string(0, 0), "PAID")
+        XCTAssertEqual(try balance(userId), 8_000)
+    }
+
+    /// The compensation-pending control: a compensation recorded ahead of an approved charge. A
+    /// compensation of a PAID order has nothing to give back, so recovery leaves it pending (with
+    /// the reason) instead of marking it succeeded, and gives nothing back.
+    func testACompensationOfAPaidOrderStaysPendingThroughRecovery() throws {
+        let userId = try seed.users(count: 1, balance: 10_000)[0]
+        let productId = try seed.products(count: 1, price: 1_000, stock: 10)[0]
+        let orderId = try order(userId: userId, productId: productId, quantity: 2, unitPrice: 1_000)
+        let client = try TestServers.client(gateway: SimulatedPaymentGateway(failureRate: 0, seed: 5))
+        XCTAssertEqual(try ProcessPayment(client: client, strategy: .compensationWrittenAhead).pay(orderId: orderId).amount, 2_000)
+        XCTAssertEqual(try db.query("SELECT status FROM orders WHERE id = $1", [orderId]).string(0, 0), "PAID")
+        XCTAssertEqual(try Compensation.pending(db: db), [orderId], "the record written ahead is left open")
+
+        let report = try PaymentRecovery.run(client: client)
+        XCTAssertEqual(report.compensationsPendingBefore, 1)
+        XCTAssertEqual(report.compensationsPendingAfter, 1, "not recorded as succeeded: nothing was given back")
+        XCTAssertEqual(report.firstError?.contains("is PAID: nothing to compensate"), true, "\(report)")
+        XCTAssertEqual(try Compensation.pending(db: db), [orderId])
+        XCTAssertEqual(try scalar("SELECT attempts FROM compensations WHERE order_id = $1", [orderId]), 1)
+        XCTAssertEqual(try db.query("SELECT status FROM orders WHERE id = $1", [orderId]).string(0, 0), "PAID")
+        XCTAssertEqual(try balance(userId), 8_000, "money taken once, not given back")
+        XCTAssertEqual(try ledgerSum(userId: userId), 8_000)
+        XCTAssertEqual(try stock(productId), 8)
+    }
+
     func testBadInputIsATypedErrorAndWritesNothing() throws {
         let userId = try seed.users(count: 1, balance: 500)[0]
         let productId = try seed.products(count: 1, price: 1_000, stock: 1)[0]

@@ -84,6 +84,39 @@ final class RunnerTests: XCTestCase {
         XCTAssertFalse(violations(naive, "money-conservation").contains("balance-above-acknowledged"), ReportWriter.summary(naive))
     }
 
+    /// The payment-unsettled control through the runner, end-of-run recovery included: the open
+    /// intents survive it, and the compensation checker names them and nothing else; every other
+    /// checker passes.
+    func testReconciliationDeferredIsNamedOnlyAsPaymentUnsettled() throws {
+        let result = try run(scenario(
+            "process-payment", "reconciliation-deferred", seed: "users: 2, balance: 1000, products: 2, price: 100, orders: 4",
+            workload: "virtual_users: 2, iterations: 2, pick: per-client, gateway: {failure_rate: 0}", expect: "violation"))
+        XCTAssertTrue(result.violationCaught, ReportWriter.summary(result))
+        let compensation = result.checks.first { $0.name == "compensation" }
+        XCTAssertEqual(compensation?.violations.map(\.name), ["payment-unsettled"], ReportWriter.summary(result))
+        XCTAssertEqual(compensation?.violations.first?.count, 4, "one per order")
+        XCTAssertEqual(result.recovery?.stillOpen, 4)
+        for check in result.checks where check.name != "compensation" {
+            XCTAssertTrue(check.violations.isEmpty, "\(check.name): \(ReportWriter.summary(result))")
+        }
+    }
+
+    /// The compensation-pending control through the runner: the end-of-run recovery leaves a
+    /// compensation of a PAID order pending, and only the compensation checker's pending check names it.
+    func testCompensationWrittenAheadIsNamedOnlyAsCompensationPending() throws {
+        let result = try run(scenario(
+            "process-payment", "compensation-written-ahead", seed: "users: 2, balance: 1000, products: 2, price: 100, orders: 4",
+            workload: "virtual_users: 2, iterations: 2, pick: per-client, gateway: {failure_rate: 0}", expect: "violation"))
+        XCTAssertTrue(result.violationCaught, ReportWriter.summary(result))
+        let compensation = result.checks.first { $0.name == "compensation" }
+        XCTAssertEqual(compensation?.violations.map(\.name), ["compensation-pending"], ReportWriter.summary(result))
+        XCTAssertEqual(compensation?.violations.first?.count, 4, "one per order")
+        XCTAssertEqual(result.recovery?.compensationsPendingAfter, 4)
+        for check in result.checks where check.name != "compensation" {
+            XCTAssertTrue(check.violations.isEmpty, "\(check.name): \(ReportWriter.summary(result))")
+        }
+    }
+
     func testIssueCoupon() throws {
         let seed = try run(scenario("issue-coupon", "atomic", seed: "users: 40, coupon_quantity: 15", workload: "virtual_users: 20, iterations: 2, pick: per-client"))
         XCTAssertTrue(seed.passed, ReportWriter.summary(seed))

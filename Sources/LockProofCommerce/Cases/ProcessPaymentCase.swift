@@ -16,7 +16,7 @@ public enum ProcessPaymentCase: CaseDescriptor {
         case .noStatusGuard: return StrategyTraits(locks: [.row], retries: false, negativeControl: true)
         case .stockPerLine, .stockTakenTwice, .stockLedgerPerLine, .paidWhenRefused,
             .compensationUnrecorded, .compensationReopensOrder, .gatewaySkipped, .receiptMisread,
-            .refundQueued:
+            .refundQueued, .reconciliationDeferred, .compensationWrittenAhead:
             return StrategyTraits(locks: [.row], retries: false, negativeControl: true, singleBoundControl: true)
         }
     }
