@@ -116,7 +116,10 @@ public struct ScenarioReport: Codable, Sendable {
     public let circuitBreaker: CircuitBreakerSummary?
     /// Writes the database refused for a stale fencing token.
     public let fencedWritesRefused: Int
+    /// The run broke: aborted, hung, interrupted, a fault that failed (unless expected, below).
     public let error: String?
+    /// The error a `fault-error` control expected and got (then `error` is absent and the status pass).
+    public let expectedError: String?
     public let interrupted: Bool
     /// No operation was performed: the scenario fails whatever its thresholds.
     public let nothingTested: Bool
@@ -146,7 +149,9 @@ public struct ScenarioReport: Codable, Sendable {
         case recovery
         case circuitBreaker = "circuit_breaker"
         case fencedWritesRefused = "fenced_writes_refused"
-        case error, interrupted
+        case error
+        case expectedError = "expected_error"
+        case interrupted
         case nothingTested = "nothing_tested"
         case target
     }
@@ -213,7 +218,8 @@ public struct ScenarioReport: Codable, Sendable {
         recovery = result.recovery
         circuitBreaker = result.circuitBreaker
         fencedWritesRefused = s.count(RunStatistics.fencedWritesRefused)
-        error = result.runError
+        error = result.errorExpected ? nil : result.runError
+        expectedError = result.errorExpected ? result.runError : nil
         interrupted = result.interrupted
         nothingTested = result.nothingTested
     }

@@ -28,8 +28,15 @@ extension ReportWriter {
             if expectViolation && report.error == nil {
                 cases.append(("negative control caught", result.violationCaught ? nil : "no check caught a violation", nil))
             }
+            // A control of the judging: its thresholds are meant to fail, and its fault to be an
+            // error; one test case says whether the judging refused them, the rest is output.
+            let judgingControl = [.unwitnessedThreshold, .faultError].contains(result.scenario.expect)
             for threshold in report.thresholds where !expectViolation {
-                cases.append(("threshold \(threshold.metric) \(threshold.expression)", threshold.passed ? nil : threshold.message, nil))
+                let name = "threshold \(threshold.metric) \(threshold.expression)"
+                cases.append(judgingControl ? (name, nil, threshold.message) : (name, threshold.passed ? nil : threshold.message, nil))
+            }
+            if judgingControl && report.error == nil {
+                cases.append(("judging control (expect \(report.expect))", result.passed ? nil : verdict(result), report.expectedError))
             }
             if report.error == nil {
                 cases.append(("operations performed", result.nothingTested ? nothingTestedMessage : nil, nil))

@@ -93,12 +93,16 @@ extension ReportWriter {
                 lines.append("  \(violation.name) ×\(violation.count), first: \(violation.firstExample)")
             }
         }
+        // A control of the judging expects its thresholds to fail for want of a sample.
+        let expectedToFail = result.scenario.expect == .unwitnessedThreshold
         for threshold in report.thresholds {
+            let mark = threshold.passed ? "ok" : expectedToFail && threshold.observed == nil ? "FAILED (as this control expects)" : "FAILED"
             lines.append(
-                "threshold \(threshold.metric) '\(threshold.expression)': \(style.mark(threshold.passed, threshold.passed ? "ok" : "FAILED")) — \(threshold.message)")
+                "threshold \(threshold.metric) '\(threshold.expression)': \(style.mark(threshold.passed, mark)) — \(threshold.message)")
             if let warning = threshold.warning { lines.append("  " + style.warning("warning: \(warning)")) }
         }
         if let error = report.error { lines.append("error: \(error)") }
+        if let expected = report.expectedError { lines.append("error (expected by this control): \(expected)") }
         let verdictText = verdict(result)
         lines.append("verdict: \(style.mark(result.status == .pass, verdictText))")
         return lines.joined(separator: "\n")
@@ -127,7 +131,7 @@ extension ReportWriter {
     }
 
     static func verdict(_ result: ScenarioResult) -> String {
-        if let error = result.runError { return "ERROR (\(error))" }
+        if let error = result.runError, !result.errorExpected { return "ERROR (\(error))" }
         if result.nothingTested { return "FAIL (\(nothingTestedMessage))" }
         switch (result.scenario.expect, result.passed) {
         case (.pass, true): return "PASS"
@@ -137,6 +141,19 @@ extension ReportWriter {
         case (.violation, true):
             return "PASS (violation caught as expected: \(result.checks.filter { !$0.passed }.map(\.name).joined(separator: ", ")))"
         case (.violation, false): return "FAIL (negative control: no check caught a violation)"
+        case (.unwitnessedThreshold, true):
+            return "PASS (judging control: every threshold watched a path that never ran, and each failed for want of a sample)"
+        case (.unwitnessedThreshold, false):
+            let vacuous = result.unwitnessedThresholdsPassing.map { "\($0.metric) \($0.expression): \($0.message)" }
+            let checks = result.checks.filter { !$0.passed }.map(\.name)
+            let why = vacuous.isEmpty ? "check caught a violation: \(checks.joined(separator: ", "))" : "judged on a value no path produced: " + vacuous.joined(separator: "; ")
+            return "FAIL (judging control: \(why))"
+        case (.faultError, true): return "PASS (judging control: the run was an error, as it must be: \(result.runError ?? ""))"
+        case (.faultError, false):
+            if result.faultError == nil { return "FAIL (judging control: the fault struck, so this control tested nothing)" }
+            let checks = result.checks.filter { !$0.passed }.map(\.name)
+            if !checks.isEmpty { return "FAIL (judging control: a check caught a violation: \(checks.joined(separator: ", ")))" }
+            return "FAIL (judging control: the fault failed (\(result.faultError!)) but the run was judged as if it had been tested)"
         }
     }
 

@@ -78,10 +78,12 @@ extension ScenarioRunner {
             statistics.setGauge("lockproof_compensations_pending", 0)
         }
         let thresholds = scenario.thresholds.map { $0.evaluate(statistics, seconds: seconds) }
-        return ScenarioResult(
+        var result = ScenarioResult(
             scenario: scenario, operations: operations, checks: checks, thresholds: thresholds, statistics: statistics,
             seconds: seconds, runError: run.doubleBorrow ?? historyFailure ?? faultError ?? run.recoveryError, historyFile: run.historyFile, recovery: recovery,
             circuitBreaker: run.breaker, faults: run.faults, lockOverlaps: overlaps)
+        result.faultError = faultError
+        return result
     }
 
     /// A new session for the checkers, retried for up to ten seconds (a server coming back).

@@ -75,13 +75,17 @@ public enum RunReportHTML {
     static func section(_ result: ScenarioResult) -> String {
         let report = ScenarioReport(result)
         // A broken run's reason is long: it is the first line below, not the heading.
-        let heading = result.runError == nil ? ReportWriter.verdict(result) : "ERROR"
+        let heading = result.runError == nil || result.errorExpected ? ReportWriter.verdict(result) : "ERROR"
         var out = "<section class=\"scenario\"><h2>\(html(report.scenario)) — <span class=\"verdict-\(result.status.rawValue)\">\(html(heading))</span></h2>\n"
         out += "<p>\(html(report.description))</p>\n"
         var reasons: [String] = []
         if let error = report.error { reasons.append("the run broke: \(html(error))") }
         if result.nothingTested && report.error == nil { reasons.append(html(ReportWriter.nothingTestedMessage)) }
-        for threshold in report.thresholds where !threshold.passed {
+        let judgingControl = [.unwitnessedThreshold, .faultError].contains(result.scenario.expect)
+        if judgingControl && !result.passed && report.error == nil {
+            reasons.append(html(ReportWriter.verdict(result)))
+        }
+        for threshold in report.thresholds where !threshold.passed && !judgingControl {
             // The message holds the observed value against the limit ("latency p(99) = 37ms breaks < 500us").
             reasons.append("threshold <b>\(html(threshold.metric)) \(html(threshold.expression))</b> failed: \(html(threshold.message))")
         }

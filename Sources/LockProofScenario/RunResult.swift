@@ -21,6 +21,8 @@ public struct ScenarioResult: Sendable {
     public var circuitBreaker: CircuitBreakerSummary? = nil
     /// The faults as they really happened (kind, start, end, targets).
     public var faults: [FaultRecord] = []
+    /// The first fault that failed (to inject, heal or strike), as the run's error names it.
+    public var faultError: String? = nil
     /// Redis locks that had two holders at once in this process (lease lost, failover).
     public var lockOverlaps: LockOverlapSummary? = nil
     /// Stopped by a signal before it finished.
@@ -73,22 +75,38 @@ public struct ScenarioResult: Sendable {
     /// No operation was performed: nothing was tested, so nothing can pass.
     public var nothingTested: Bool { operations.total == 0 }
 
+    /// The run's error is the one a `fault-error` control expects: its fault's, and nothing else.
+    public var errorExpected: Bool { scenario.expect == .faultError && runError != nil && runError == faultError }
+
     /// A scenario passes when its checks and thresholds pass; a negative control passes when a
-    /// check caught its violation. A run that broke, or performed no operation, never passes.
+    /// check caught its violation; a control of the judging when the judging refused what it
+    /// must (a threshold that watched nothing, a fault that never struck). A run that broke, or
+    /// performed no operation, never passes.
     public var passed: Bool {
-        guard runError == nil, !nothingTested else { return false }
+        guard !nothingTested else { return false }
+        if scenario.expect == .faultError { return errorExpected && checks.allSatisfy(\.passed) }
+        guard runError == nil else { return false }
         switch scenario.expect {
         case .pass: return checks.allSatisfy(\.passed) && thresholds.allSatisfy(\.passed)
         case .violation: return violationCaught
+        case .unwitnessedThreshold: return checks.allSatisfy(\.passed) && !thresholds.isEmpty && unwitnessedThresholdsPassing.isEmpty
+        case .faultError: return false
         }
+    }
+
+    /// For an `unwitnessed-threshold` control: the thresholds that did not fail for want of a
+    /// sample (they passed, or were judged on a value): each one is the judging passing vacuously.
+    public var unwitnessedThresholdsPassing: [ThresholdResult] {
+        thresholds.filter { $0.passed || $0.observed != nil }
     }
 
     public enum Status: String, Sendable {
         case pass, fail, error
     }
 
-    /// `error` when the run broke (it was not judged, or not completely), else pass or fail.
-    public var status: Status { runError != nil ? .error : passed ? .pass : .fail }
+    /// `error` when the run broke (it was not judged, or not completely), unless that error is
+    /// the one its control expects; else pass or fail.
+    public var status: Status { runError != nil && !errorExpected ? .error : passed ? .pass : .fail }
 
     public func count(_ outcome: HistoryOutcome) -> Int { operations.count(outcome) }
     public var throughput: Double { seconds > 0 ? Double(operations.total) / seconds : 0 }

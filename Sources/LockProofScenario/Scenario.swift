@@ -9,6 +9,12 @@ public struct Scenario: Sendable {
         case pass
         /// A negative control: at least one check must catch a violation.
         case violation
+        /// A control of the judging itself: every check passes, and every threshold (at least one)
+        /// watches a path the run never took, so each must fail for want of a sample, never pass as 0.
+        case unwitnessedThreshold = "unwitnessed-threshold"
+        /// A control of the judging itself: the scenario's fault cannot strike (it starts after the
+        /// workload), and the run must end in that fault's error, never pass as if it had been tested.
+        case faultError = "fault-error"
     }
 
     public var file: String

@@ -159,7 +159,7 @@ public final class SuiteRunner {
                 results.append(result)
                 metrics?.finished(result)
                 output.scenarioFinished(result)
-                if let error = result.runError {
+                if let error = result.runError, !result.errorExpected {
                     Self.note("lockproof: error: \(run.name): \(error)")
                 }
                 if let reason = stop.reason {

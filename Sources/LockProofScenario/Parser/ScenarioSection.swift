@@ -55,7 +55,7 @@ extension ScenarioReader {
         }
         let mainCase = top["case"] == nil ? operations.first?.caseName : caseName
         var expect = Scenario.Expectation.pass
-        if let entry = top["expect"], let value = choice(entry.value, "expect", [Scenario.Expectation.pass, .violation]) {
+        if let entry = top["expect"], let value = choice(entry.value, "expect", [Scenario.Expectation.pass, .violation, .unwitnessedThreshold, .faultError]) {
             expect = value
         }
         guard let name, let mainCase, !operations.isEmpty else { return nil }
@@ -87,6 +87,15 @@ extension ScenarioReader {
         }
         if seed.cartQuantity > 0, seed.users * seed.products > 1_000_000 {
             problem(top["seed"]?.value ?? root, "seed.cart_quantity: opens a line for each of users × products = \(seed.users * seed.products); expected at most 1000000")
+        }
+        if let entry = top["expect"] {
+            // A control of the judging needs the thing it controls, or it would pass on nothing.
+            if expect == .unwitnessedThreshold, scenario.thresholds.isEmpty {
+                problem(entry.value, "expect: unwitnessed-threshold needs thresholds (each on a path the run never takes); found none")
+            }
+            if expect == .faultError, scenario.faults.isEmpty {
+                problem(entry.value, "expect: fault-error needs faults (one that cannot strike); found none")
+            }
         }
         rejectKeysThatDoNotApply(scenario, seed: top["seed"]?.value, workload: top["workload"]?.value)
         return scenario

@@ -148,9 +148,11 @@ extension ScenarioRunner {
         }
         // A fault that could not be injected or healed, or never struck, makes the run an error.
         let faultError = faults.first { $0.error != nil }.map { "fault \($0.kind) at \(formatSeconds($0.start)) s: \($0.error!)" }
-        return ScenarioResult(
+        var result = ScenarioResult(
             scenario: scenario, operations: operations, checks: checks, thresholds: thresholds, statistics: statistics,
             seconds: seconds, runError: historyFailure ?? faultError, historyFile: historyFile, faults: faults)
+        result.faultError = faultError
+        return result
     }
 
     /// A new session on the target's database, retried for up to ten seconds (a server coming back).
