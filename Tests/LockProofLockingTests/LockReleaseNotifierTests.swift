@@ -22,12 +22,7 @@ final class LockReleaseNotifierTests: XCTestCase {
         // before it moves to the new primary. Stop in there.
         _ = try RedisConnection(endpoint: old.endpoint).checked(["CLIENT", "KILL", "TYPE", "pubsub"])
         Thread.sleep(forTimeInterval: 0.01)
-        let stopped = DispatchSemaphore(value: 0)
-        Thread {
-            notifier.stop()
-            stopped.signal()
-        }.start()
-        XCTAssertEqual(stopped.wait(timeout: .now() + 15), .success, "stop hung on the notifier's read from the new primary")
+        assertStopsWithinABound(notifier, "stop hung on the notifier's read from the new primary")
         new.stop()  // ends such a read, so that a failure here leaves no thread behind
         old.stop()
     }
@@ -42,12 +37,7 @@ final class LockReleaseNotifierTests: XCTestCase {
         _ = try publisher.checked(["PUBLISH", LockScripts.releaseChannel, "k"])
         notifier.wait(for: "k", changingFrom: before, until: monotonicSeconds() + 10)
         XCTAssertEqual(notifier.generation(of: "k"), before + 1, "the release message did not arrive within 10 s")
-        let stopped = DispatchSemaphore(value: 0)
-        Thread {
-            notifier.stop()
-            stopped.signal()
-        }.start()
-        XCTAssertEqual(stopped.wait(timeout: .now() + 15), .success)
+        assertStopsWithinABound(notifier)
         server.stop()
     }
 
@@ -69,12 +59,19 @@ final class LockReleaseNotifierTests: XCTestCase {
         _ = try RedisConnection(endpoint: server.endpoint).checked(["PUBLISH", LockScripts.releaseChannel, "k"])
         notifier.wait(for: "k", changingFrom: now, until: monotonicSeconds() + 10)
         XCTAssertEqual(notifier.generation(of: "k"), now + 1, "no release heard on the new subscription within 10 s")
+        assertStopsWithinABound(notifier)
+        server.stop()
+    }
+
+    /// `stop` from another thread, waited for with a bound, so that a hung stop fails the test.
+    private func assertStopsWithinABound(
+        _ notifier: LockReleaseNotifier, _ message: String = "stop did not return within 15 s", line: UInt = #line
+    ) {
         let stopped = DispatchSemaphore(value: 0)
         Thread {
             notifier.stop()
             stopped.signal()
         }.start()
-        XCTAssertEqual(stopped.wait(timeout: .now() + 15), .success)
-        server.stop()
+        XCTAssertEqual(stopped.wait(timeout: .now() + 15), .success, message, line: line)
     }
 }
