@@ -80,7 +80,8 @@ public final class ScenarioRunner {
         defer { ownClaim?.release() }
         let startedAt = Date()
         var result = try runClaimed(scenario)
-        if result.runError == nil, let lost = (claim ?? ownClaim)?.lost() {
+        // An error a control expects hides nothing: a lost claim still makes the run an error.
+        if result.runError == nil || result.errorExpected, let lost = (claim ?? ownClaim)?.lost() {
             result.runError = "the run's hold on the database was lost, so its verdict may be about another run too: \(lost)"
         }
         result.startedAt = startedAt

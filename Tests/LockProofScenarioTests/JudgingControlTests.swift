@@ -123,6 +123,20 @@ final class JudgingControlTests: XCTestCase {
         XCTAssertEqual(ScenarioReport(result).error, "PostgreSQL unreachable")
     }
 
+    /// The database claim lost during a control's run (here: released before it) is the run's
+    /// error, not hidden behind the fault's expected one.
+    func testALostClaimIsStillAnErrorOfAFaultControl() throws {
+        let claim = try ScenarioRunner.claimDatabase(TestServers.configuration, command: "test")
+        claim.release()
+        let runner = ScenarioRunner(
+            configuration: TestServers.configuration, shared: TestServers.shared, progress: ProgressReporter(enabled: false))
+        runner.claim = claim
+        let result = try runner.run(try ScenarioParser.parse(faultControl(start: "30s"), file: "control.yaml"))
+        XCTAssertTrue(result.runError?.contains("hold on the database was lost") == true, result.runError ?? "nil")
+        XCTAssertFalse(result.errorExpected)
+        XCTAssertEqual(result.status, .error)
+    }
+
     func testAControlWithoutWhatItControlsIsRefused() {
         let noThresholds = unwitnessed("").replacingOccurrences(of: "thresholds:\n", with: "")
         XCTAssertEqual(
