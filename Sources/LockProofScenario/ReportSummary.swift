@@ -69,8 +69,12 @@ extension ReportWriter {
             lines.append("fenced writes refused (stale fencing token): \(report.fencedWritesRefused)")
         }
         if let breaker = report.circuitBreaker, breaker.openings > 0 || breaker.bypassed > 0 {
+            // Two counts that read alike: openings from closed (an outage), and every opening, a
+            // failed probe's reopening included (the `circuit_breaker_openings` threshold's).
+            let everyOpening = result.statistics.count(RunStatistics.circuitBreakerOpenings)
+            let reopened = everyOpening > breaker.openings ? " (\(everyOpening)× with reopenings after a failed probe)" : ""
             lines.append(
-                "redis circuit breaker: opened \(breaker.openings)×, open \(String(format: "%.2f", breaker.openSeconds)) s, \(breaker.bypassed) lock calls on database locks alone")
+                "redis circuit breaker: opened \(breaker.openings)× from closed\(reopened), open \(String(format: "%.2f", breaker.openSeconds)) s, \(breaker.bypassed) lock calls on database locks alone")
         }
         if let overlaps = report.lockOverlaps, overlaps.overlaps > 0 {
             lines.append(

@@ -242,6 +242,9 @@ final class FaultTests: XCTestCase {
         XCTAssertNil(result.runError)
         XCTAssertGreaterThanOrEqual(result.circuitBreaker?.openings ?? 0, 1)
         XCTAssertGreaterThan(result.circuitBreaker?.bypassed ?? 0, 0)
+        // The summary says which openings it counts (from closed; a failed probe's reopening apart).
+        let summary = ReportWriter.summary(result)
+        XCTAssertTrue(summary.contains("redis circuit breaker: opened \(result.circuitBreaker?.openings ?? 0)× from closed"), summary)
         XCTAssertTrue(result.faults.first?.targets.first?.contains("stopped") == true, "\(result.faults)")
         XCTAssertNotNil(result.faults.first?.end)
         XCTAssertTrue(result.checks.allSatisfy(\.passed), "\(result.checks)")
