@@ -12,6 +12,7 @@ final class PreparationDeadline: @unchecked Sendable {
     private let condition = WaitCondition()
     private var finished = false
     private(set) var expired = false
+    static let cancelInterval = 0.2
 
     /// Starts the clock for the session `backendPID` of `configuration`'s database.
     init(seconds: Double, backendPID: Int32, configuration: ServerConfiguration) {
@@ -21,10 +22,21 @@ final class PreparationDeadline: @unchecked Sendable {
             let deadline = Date(timeIntervalSinceNow: seconds)
             while !finished, condition.wait(until: deadline) {}
             guard !finished else { return }
-            // Still holding the lock: `finish` cannot return before the cancel was sent, so no
-            // statement after the preparation is ever cancelled by it.
             expired = true
-            _ = try? configuration.openDatabase().query("SELECT pg_cancel_backend($1)", [Int(backendPID)])
+            // A cancel that reaches the session between two statements (while it reads a result)
+            // cancels nothing, and the next statement would run unbounded: cancel again every
+            // 200 ms until the preparation gives up. Each cancel is sent holding the lock, so
+            // `finish` cannot return before it was, and none is sent after the preparation.
+            var canceller: PostgresConnection?
+            while !finished {
+                do {
+                    if canceller == nil { canceller = try configuration.openDatabase() }
+                    _ = try canceller?.query("SELECT pg_cancel_backend($1)", [Int(backendPID)])
+                } catch {
+                    canceller = nil  // opened again on the next round
+                }
+                _ = condition.wait(until: Date(timeIntervalSinceNow: Self.cancelInterval))
+            }
         }
         thread.name = "lockproof-preparation-deadline"
         thread.start()
