@@ -30,7 +30,7 @@ extension ReportWriter {
             }
             // A control of the judging: its thresholds are meant to fail, and its fault to be an
             // error; one test case says whether the judging refused them, the rest is output.
-            let judgingControl = [.unwitnessedThreshold, .faultError].contains(result.scenario.expect)
+            let judgingControl = result.scenario.expect.controlsTheJudging
             for threshold in report.thresholds where !expectViolation {
                 let name = "threshold \(threshold.metric) \(threshold.expression)"
                 cases.append(judgingControl ? (name, nil, threshold.message) : (name, threshold.passed ? nil : threshold.message, nil))

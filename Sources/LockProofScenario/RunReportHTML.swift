@@ -81,7 +81,7 @@ public enum RunReportHTML {
         var reasons: [String] = []
         if let error = report.error { reasons.append("the run broke: \(html(error))") }
         if result.nothingTested && report.error == nil { reasons.append(html(ReportWriter.nothingTestedMessage)) }
-        let judgingControl = [.unwitnessedThreshold, .faultError].contains(result.scenario.expect)
+        let judgingControl = result.scenario.expect.controlsTheJudging
         if judgingControl && !result.passed && report.error == nil {
             reasons.append(html(ReportWriter.verdict(result)))
         }

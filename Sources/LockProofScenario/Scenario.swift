@@ -4,7 +4,7 @@ import LockProofLocking
 
 /// A workload described in a scenario file (format: `Scenarios/README.md`).
 public struct Scenario: Sendable {
-    public enum Expectation: String, Sendable, Codable {
+    public enum Expectation: String, Sendable, Codable, CaseIterable {
         /// Every check and threshold must pass.
         case pass
         /// A negative control: at least one check must catch a violation.
@@ -15,6 +15,9 @@ public struct Scenario: Sendable {
         /// A control of the judging itself: the scenario's fault cannot strike (it starts after the
         /// workload), and the run must end in that fault's error, never pass as if it had been tested.
         case faultError = "fault-error"
+
+        /// A control of verify's own judging: its thresholds or its fault are meant to fail.
+        public var controlsTheJudging: Bool { self == .unwitnessedThreshold || self == .faultError }
     }
 
     public var file: String

@@ -55,7 +55,7 @@ extension ScenarioReader {
         }
         let mainCase = top["case"] == nil ? operations.first?.caseName : caseName
         var expect = Scenario.Expectation.pass
-        if let entry = top["expect"], let value = choice(entry.value, "expect", [Scenario.Expectation.pass, .violation, .unwitnessedThreshold, .faultError]) {
+        if let entry = top["expect"], let value = choice(entry.value, "expect", Scenario.Expectation.allCases) {
             expect = value
         }
         guard let name, let mainCase, !operations.isEmpty else { return nil }
